@@ -1,0 +1,1 @@
+"""Shared data layer: label schemas, datasets, paired transforms, datamodules, synthetic faces."""

@@ -1,0 +1,50 @@
+"""Real sample photos that ship inside installed packages (scikit-image, matplotlib): the offline default
+content and style images for the style model and the demo."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+CONTENT_SAMPLES = ("astronaut", "grace_hopper", "coffee", "chelsea")
+STYLE_SAMPLES = ("brick", "gravel", "rocket", "coffee")
+
+
+def sample_photo(name: str) -> Image.Image:
+    """One sample photo as an RGB PIL image."""
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as f:
+            return Image.open(f).convert("RGB")
+    import skimage.data
+
+    if not hasattr(skimage.data, name):
+        raise KeyError(f"unknown sample photo {name!r}")
+    arr = np.asarray(getattr(skimage.data, name)())
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, -1)
+    if arr.dtype != np.uint8:
+        arr = (arr / max(arr.max(), 1) * 255).astype(np.uint8)
+    return Image.fromarray(arr[..., :3])
+
+
+class SamplePhotoDataset(Dataset):
+    def __init__(self, size: int = 128, names=CONTENT_SAMPLES + ("brick", "gravel", "rocket")):
+        from genkit.data.transforms import resize_image
+        from genkit.io import pil_to_tensor
+
+        self.names = list(names)
+        self.images = []
+        for n in self.names:
+            img = sample_photo(n)
+            s = min(img.size)
+            img = img.crop(((img.width - s) // 2, (img.height - s) // 2, (img.width + s) // 2, (img.height + s) // 2))
+            self.images.append(pil_to_tensor(resize_image(img, size)))
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "name": self.names[i]}

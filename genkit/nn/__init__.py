@@ -1,0 +1,1 @@
+"""Shared network building blocks (VGG-19 encoder, initialisation, blocks) used by every model."""
