@@ -1,0 +1,31 @@
+"""Test-wide settings: offline W&B, no downloads, few threads, a private weights cache."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("GENKIT_OFFLINE", "1")
+os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_weights_dir(tmp_path_factory, monkeypatch):
+    """Each test sees an empty weights cache unless it fills one itself (no stray real files)."""
+    d = tmp_path_factory.mktemp("weights")
+    monkeypatch.setenv("GENKIT_WEIGHTS_DIR", str(d))
+    yield d
+
+
+@pytest.fixture
+def synthetic_folder(tmp_path):
+    """A small generic-layout dataset of synthetic faces."""
+    from genkit.data.synthetic import write_synthetic_folder
+
+    return write_synthetic_folder(tmp_path / "synth", n=6, size=64, seed=0, progress=False)
