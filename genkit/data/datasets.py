@@ -4,11 +4,17 @@ Every image+mask dataset yields ``{"image": float (3, H, W), "mask": long (H, W)
 :class:`~genkit.data.transforms.PairedTransform`, with labels in the dataset's *target* schema (Helen-11 for
 the portrait model). Files are decoded and validated when a sample is read; problems raise
 :class:`~genkit.errors.DataError` naming the file.
+
+``on_bad_file="skip"`` instead validates every sample up front, drops the bad ones, logs their names and
+keeps them in ``dataset.skipped`` (a list of ``(name, message)``). Folder-level problems (a missing or empty
+folder, a wrong schema file) are errors either way.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -16,9 +22,19 @@ from torch.utils.data import Dataset
 
 from genkit.data.schemas import HELEN11, LabelSchema, SchemaMapping, get_schema
 from genkit.data.synthetic import synthetic_face
-from genkit.data.transforms import PairedTransform
-from genkit.errors import DataError
-from genkit.io import IMAGE_EXTENSIONS, list_images, pil_to_tensor, read_image, read_label_map
+from genkit.data.transforms import PairedTransform, resize_image
+from genkit.errors import ConfigError, DataError
+from genkit.io import list_images, pil_to_tensor, read_image, read_label_map
+
+log = logging.getLogger(__name__)
+
+ON_BAD_FILE = ("error", "skip")
+
+
+def check_on_bad_file(value: str) -> str:
+    if value not in ON_BAD_FILE:
+        raise ConfigError(f"on_bad_file must be one of {', '.join(ON_BAD_FILE)}, got {value!r}")
+    return value
 
 
 class SyntheticFaceDataset(Dataset):
@@ -45,33 +61,66 @@ class SyntheticFaceDataset(Dataset):
 
 
 class MaskedImageDataset(Dataset):
-    """Pairs of ``(image file, label file)`` read from disk, optionally mapped to another schema."""
+    """Pairs of ``(image file, label source)`` read from disk, optionally mapped to another schema.
+
+    The label source is a label PNG here; subclasses that assemble labels from several files (CelebAMask-HQ
+    part masks, Helen per-class masks) override :meth:`read_labels` and :meth:`label_path`.
+
+    ``scale_image_to_mask``: an image whose size differs from its mask's by a pure scale (same aspect ratio,
+    e.g. CelebAMask-HQ's 1024² photos with 512² masks) is resized (bicubic) to the mask size, so labels are
+    never interpolated; other size differences are errors.
+    """
 
     synthetic = False
 
-    def __init__(self, pairs: list[tuple[Path, Path]], schema: LabelSchema,
+    def __init__(self, pairs: Sequence[tuple[Path, Path]], schema: LabelSchema,
                  transform: PairedTransform | None = None, mapping: SchemaMapping | None = None,
-                 convert_modes: bool = False, size: int = 256):
-        if not pairs:
-            raise DataError(None, "dataset is empty")
-        self.pairs = pairs
+                 convert_modes: bool = False, size: int = 256, on_bad_file: str = "error",
+                 names: Sequence[str] | None = None, scale_image_to_mask: bool = False,
+                 allow_empty: bool = False, root: str | Path | None = None):
+        self.on_bad_file = check_on_bad_file(on_bad_file)
+        self.root = None if root is None else Path(root)
+        if not pairs and not allow_empty:
+            raise DataError(self.root, "dataset is empty")
+        self.pairs = [(Path(a), Path(b)) for a, b in pairs]
+        self.names = list(names) if names is not None else [p[0].stem for p in self.pairs]
+        if len(self.names) != len(self.pairs):
+            raise ValueError("names and pairs differ in length")
         self.source_schema = schema
+        if mapping is not None and mapping.source.classes != schema.classes:
+            raise ValueError(f"mapping from {mapping.source.name!r} does not fit schema {schema.name!r}")
         self.mapping = mapping
         self.schema = mapping.target if mapping is not None else schema
         self.transform = transform or PairedTransform(size, self.schema)
         self.convert_modes = convert_modes
+        self.scale_image_to_mask = scale_image_to_mask
+        self.skipped: list[tuple[str, str]] = []
+        if self.on_bad_file == "skip" and self.pairs:
+            self._drop_bad_samples()
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def label_path(self, i: int) -> Path:
+        """The file (or file pattern) named in errors about sample ``i``'s labels."""
+        return self.pairs[i][1]
+
+    def read_labels(self, i: int) -> np.ndarray:
+        """Labels of sample ``i`` in the *source* schema, validated against it."""
+        return read_label_map(self.pairs[i][1], self.source_schema.num_classes)
+
     def load(self, i: int) -> tuple[Image.Image, np.ndarray]:
         """Decode and validate sample ``i`` (no transform): RGB image and labels in the target schema."""
-        img_path, mask_path = self.pairs[i]
+        img_path = self.pairs[i][0]
         image = read_image(img_path, convert_modes=self.convert_modes)
-        labels = read_label_map(mask_path, self.source_schema.num_classes)
-        if labels.shape != (image.height, image.width):
-            raise DataError(mask_path, f"mask is {labels.shape[1]}x{labels.shape[0]} but its image {img_path.name} "
-                                       f"is {image.width}x{image.height}")
+        labels = self.read_labels(i)
+        mh, mw = labels.shape
+        if (mh, mw) != (image.height, image.width):
+            same_aspect = image.width * mh == image.height * mw
+            if not (self.scale_image_to_mask and same_aspect):
+                raise DataError(self.label_path(i), f"mask is {mw}x{mh} but its image {img_path.name} is "
+                                                    f"{image.width}x{image.height}")
+            image = resize_image(image, (mw, mh))
         if self.mapping is not None:
             labels = self.mapping.apply(labels)
         return image, labels
@@ -79,12 +128,44 @@ class MaskedImageDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         image, labels = self.load(i)
         x, m = self.transform(image, labels)
-        return {"image": x, "mask": m, "name": self.pairs[i][0].stem}
+        return {"image": x, "mask": m, "name": self.names[i]}
+
+    def _drop_bad_samples(self) -> None:
+        """Validate every sample; keep the good ones and record ``(name, problem)`` for the bad ones."""
+        keep = []
+        for i in range(len(self.pairs)):
+            try:
+                self.load(i)
+            except DataError as exc:
+                self.skipped.append((self.names[i], str(exc)))
+            else:
+                keep.append(i)
+        if not self.skipped:
+            return
+        where = f" in {self.root}" if self.root is not None else ""
+        if not keep:
+            raise DataError(self.root, f"all {len(self.pairs)} samples are bad; first: {self.skipped[0][1]}")
+        log.warning("skipped %d of %d bad samples%s: %s", len(self.skipped), len(self.pairs), where,
+                    "; ".join(msg for _, msg in self.skipped))
+        self.pairs = [self.pairs[i] for i in keep]
+        self.names = [self.names[i] for i in keep]
+
+    def skip_report(self) -> str:
+        """One line: how many samples were skipped and which."""
+        if not self.skipped:
+            return "no bad samples"
+        return f"skipped {len(self.skipped)} bad samples: " + ", ".join(n for n, _ in self.skipped)
 
 
-def generic_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
-    """``root/images/NAME.(jpg|png)`` paired with ``root/masks/NAME.png``; unpaired files are errors."""
+def generic_folder_pairs(root: str | Path, require_masks: bool = True) -> list[tuple[Path, Path]]:
+    """``root/images/NAME.(jpg|png)`` paired with ``root/masks/NAME.png``.
+
+    An image without a mask is an error, unless ``require_masks`` is false: then the pair is kept and fails
+    (or is skipped) when it is read.
+    """
     root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "dataset folder does not exist" if not root.exists() else "is not a folder")
     images = list_images(root / "images")
     mask_dir = root / "masks"
     if not mask_dir.is_dir():
@@ -92,7 +173,7 @@ def generic_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     pairs = []
     for img in images:
         mask = mask_dir / f"{img.stem}.png"
-        if not mask.exists():
+        if require_masks and not mask.exists():
             raise DataError(img, f"has no mask (expected {mask})")
         pairs.append((img, mask))
     return pairs
@@ -107,11 +188,21 @@ def find_schema_file(root: str | Path) -> Path:
 
 
 class GenericFolderDataset(MaskedImageDataset):
-    """``images/`` + ``masks/`` + a schema file (see :func:`genkit.data.schemas.load_schema`)."""
+    """``images/`` + ``masks/`` + a schema file (see :func:`genkit.data.schemas.load_schema`).
 
-    def __init__(self, root: str | Path, schema: str | LabelSchema | None = None, **kwargs):
-        schema = get_schema(schema) if schema is not None else get_schema(find_schema_file(root))
-        super().__init__(generic_folder_pairs(root), schema, **kwargs)
+    ``subset``: indices into the sorted image list (a split); only those samples are read and validated.
+    """
+
+    def __init__(self, root: str | Path, schema: str | LabelSchema | None = None,
+                 subset: Sequence[int] | None = None, on_bad_file: str = "error", **kwargs):
+        check_on_bad_file(on_bad_file)
+        pairs = generic_folder_pairs(root, require_masks=on_bad_file == "error")
+        self.schema_file = None if schema is not None else find_schema_file(root)
+        schema = get_schema(schema) if schema is not None else get_schema(self.schema_file)
+        if subset is not None:
+            pairs = [pairs[i] for i in subset]
+            kwargs.setdefault("allow_empty", True)
+        super().__init__(pairs, schema, on_bad_file=on_bad_file, root=root, **kwargs)
 
 
 class ImageFolderDataset(Dataset):
@@ -125,8 +216,6 @@ class ImageFolderDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
-        from genkit.data.transforms import resize_image
-
         img = read_image(self.files[i], convert_modes=self.convert_modes)
         if self.size is not None:
             if self.crop:  # square centre crop, then resize
@@ -135,5 +224,3 @@ class ImageFolderDataset(Dataset):
                 img = img.crop((left, top, left + s, top + s))
             img = resize_image(img, self.size)
         return {"image": pil_to_tensor(img), "name": self.files[i].stem}
-
-

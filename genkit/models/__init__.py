@@ -1,0 +1,1 @@
+"""Models: one folder per model (``parsing``, ``portrait``, ``reshuffle``), one LightningModule per trainable thing."""

@@ -1,0 +1,21 @@
+"""Face parsing: the network, its training module, the frozen-parser loss and checkpoint loading.
+
+Public API::
+
+    from genkit.models.parsing import ParserNet, ParsingLoss, load_parser, ParserModule
+"""
+
+from genkit.models.parsing.checkpoint import load_parser, load_parser_with_info
+from genkit.models.parsing.loss import ParsingLoss
+from genkit.models.parsing.network import ParserNet
+
+__all__ = ["ParserNet", "ParsingLoss", "load_parser", "load_parser_with_info", "ParserModule"]
+
+
+def __getattr__(name: str):
+    # The Lightning module imports lightning/torchmetrics; load it only when asked for.
+    if name == "ParserModule":
+        from genkit.models.parsing.module import ParserModule
+
+        return ParserModule
+    raise AttributeError(name)

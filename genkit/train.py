@@ -1,0 +1,160 @@
+"""Hydra entry point: ``genkit-train experiment=NAME key=value ...`` (also ``python -m genkit.train``).
+
+Composes ``conf/train.yaml``, instantiates the datamodule, model, callbacks, loggers and trainer from their
+``_target_``s, fits, tests and prints where everything was written. ``ckpt_path=last`` resumes the newest run of
+the same ``task_name`` (same step count, optimiser and scheduler states, and the same W&B run).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from genkit.errors import ConfigError, GenkitError
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+RUN_INFO = "run_info.json"
+log = logging.getLogger("genkit.train")
+
+
+def find_last_checkpoint(log_dir: str | Path, task_name: str) -> Path:
+    runs = Path(log_dir) / task_name
+    candidates = sorted(runs.glob("runs/*/checkpoints/last.ckpt")) + sorted(runs.glob("multiruns/*/*/checkpoints/last.ckpt"))
+    if not candidates:
+        raise ConfigError(f"ckpt_path=last: no last.ckpt under {runs}/runs/*/checkpoints (has task "
+                          f"{task_name!r} been trained with this paths.log_dir?)")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
+    value = cfg.get("ckpt_path")
+    if value in (None, "", "null"):
+        return None
+    if value == "last":
+        return find_last_checkpoint(cfg.paths.log_dir, cfg.task_name)
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={value}: file does not exist")
+    return path
+
+
+def _previous_run_info(ckpt: Path | None) -> dict:
+    import json
+
+    if ckpt is None:
+        return {}
+    info = ckpt.resolve().parent.parent / RUN_INFO
+    return json.loads(info.read_text()) if info.exists() else {}
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """Instantiate every entry of a dict-of-configs group (callbacks, loggers); ``null`` entries are skipped."""
+    out = []
+    for _, conf in (group or {}).items():
+        if conf is not None and "_target_" in conf:
+            out.append(hydra.utils.instantiate(conf, _convert_="partial"))
+    return out
+
+
+def run(cfg: DictConfig) -> dict:
+    """Fit (and test) one composed configuration; returns the final metrics."""
+    import lightning as L
+    import torch
+
+    from genkit import weights
+    from genkit.callbacks.atomic_checkpoint import AtomicCheckpointIO
+    from genkit.io import atomic_write_json
+
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resolve_ckpt_path(cfg)
+    previous = _previous_run_info(ckpt_path)
+    if previous.get("wandb_id") and cfg.get("logger") and cfg.logger.get("wandb"):
+        with open_dict(cfg):
+            cfg.logger.wandb.id = previous["wandb_id"]  # continue the same W&B run
+
+    log.info("instantiating datamodule <%s>", cfg.data._target_)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="partial")
+    log.info("instantiating model <%s>", cfg.model._target_)
+    model = hydra.utils.instantiate(cfg.model, _convert_="partial")
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      plugins=[AtomicCheckpointIO()], _convert_="partial")
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for lg in trainer.loggers:
+        lg.log_hyperparams(config)
+    wandb_id = next((lg.version for lg in trainer.loggers if type(lg).__name__ == "WandbLogger"), None)
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / RUN_INFO, {
+            "task_name": cfg.task_name, "wandb_id": wandb_id, "resumed_from": str(ckpt_path) if ckpt_path else None,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "weights": weights.provenance(),
+            "random_weights": weights.used_random_weights()})
+
+    metrics: dict = {}
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
+    if cfg.get("test", True) and hasattr(model, "test_step"):
+        trainer.test(model, datamodule=datamodule)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
+
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "metrics.json", {"step": trainer.global_step, "epoch": trainer.current_epoch,
+                                                        "metrics": metrics, "random_weights": weights.used_random_weights()})
+        _print_summary(cfg, trainer, output_dir, metrics)
+    return {"metrics": metrics, "output_dir": str(output_dir), "global_step": trainer.global_step}
+
+
+def _print_summary(cfg, trainer, output_dir: Path, metrics: dict) -> None:
+    from genkit import weights
+
+    ckpt_cb = getattr(trainer, "checkpoint_callback", None)
+    lines = [f"genkit-train: {cfg.task_name} finished at step {trainer.global_step} (epoch {trainer.current_epoch})",
+             f"  outputs:     {output_dir}"]
+    if ckpt_cb is not None and getattr(ckpt_cb, "dirpath", None) and Path(ckpt_cb.dirpath).exists():
+        lines.append(f"  checkpoints: {ckpt_cb.dirpath}  (resume: ckpt_path=last or ckpt_path=<file>)")
+    if (output_dir / "images").exists():
+        lines.append(f"  images:      {output_dir / 'images'}")
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger":
+            lines.append(f"  wandb:       {lg.save_dir}/wandb  (run id {lg.version})")
+        elif getattr(lg, "log_dir", None):
+            lines.append(f"  {type(lg).__name__}: {lg.log_dir}")
+    if metrics:
+        lines.append("  metrics:     " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+    if weights.used_random_weights():
+        lines.append("  NOTE: RANDOM pretrained-network weights were used (weights.allow_random=true); "
+                     "numbers and images are not meaningful for quality.")
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    import sys
+
+    try:
+        result = run(cfg)
+    except GenkitError as exc:
+        print(f"genkit-train: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    metric = cfg.get("optimized_metric")
+    if metric:
+        if metric not in result["metrics"]:
+            raise ConfigError(f"optimized_metric {metric!r} was not logged; logged: {sorted(result['metrics'])}")
+        return result["metrics"][metric]
+    return None
+
+
+def main() -> None:
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
