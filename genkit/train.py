@@ -7,12 +7,14 @@ the same ``task_name`` (same step count, optimiser and scheduler states, and the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from genkit.errors import ConfigError, GenkitError
 
@@ -127,20 +129,43 @@ def _print_summary(cfg, trainer, output_dir: Path, metrics: dict) -> None:
             lines.append(f"  wandb:       {lg.save_dir}/wandb  (run id {lg.version})")
         elif getattr(lg, "log_dir", None):
             lines.append(f"  {type(lg).__name__}: {lg.log_dir}")
-    if metrics:
-        lines.append("  metrics:     " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
+    headline = {k: v for k, v in sorted(metrics.items()) if k.count("/") <= 1}  # per-class values stay in metrics.json
+    if headline:
+        lines.append("  metrics:     " + ", ".join(f"{k}={v:.4g}" for k, v in headline.items()))
     if weights.used_random_weights():
         lines.append("  NOTE: RANDOM pretrained-network weights were used (weights.allow_random=true); "
                      "numbers and images are not meaningful for quality.")
     print("\n".join(lines), flush=True)
 
 
+@contextlib.contextmanager
+def single_job_argv(output_dir: str):
+    """Make DDP child processes re-run *this* job, not the whole sweep.
+
+    Lightning starts ranks > 0 by re-running ``sys.argv`` with ``hydra.run.dir`` set to the parent's run dir. In a
+    ``--multirun`` that would re-launch the sweep (and write a second multirun folder); here the argv becomes this
+    job's concrete overrides and the run dir the job's own output folder, so all ranks share one folder.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    saved = list(sys.argv)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        hc = HydraConfig.get()
+        sys.argv = [sys.argv[0], *hc.overrides.task]
+        with read_write(hc), open_dict(hc):
+            hc.run.dir = output_dir
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    import sys
-
     try:
-        result = run(cfg)
+        with single_job_argv(str(cfg.paths.output_dir)):
+            result = run(cfg)
     except GenkitError as exc:
         print(f"genkit-train: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

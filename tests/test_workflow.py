@@ -1,0 +1,79 @@
+"""The researcher's workflow: sweeps with a summary, DDP on CPU, kill-and-resume, offline W&B with images."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+
+from tests.helpers import BIN, run_cli
+
+SMALL = ["experiment=parser_synthetic", "data.n_synthetic=8", "data.image_size=32", "model.base_channels=4",
+         "model.depth=2"]
+
+
+def test_multirun_2x2_gives_four_job_folders_and_a_summary(tmp_path):
+    run_cli(["genkit-train", "-m", "model.lr=0.001,0.002", "seed=0,1", "trainer.max_steps=1", "logger=csv",
+             "test=false", f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
+    sweeps = list((tmp_path / "parser_synthetic" / "multiruns").iterdir())
+    assert len(sweeps) == 1
+    jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    rows = json.loads((sweeps[0] / "sweep_summary.json").read_text())
+    assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
+    assert {r["overrides"] for r in rows} == {f"model.lr={lr} seed={s}" for lr in ("0.001", "0.002") for s in (0, 1)}
+    assert all("val/miou" in r for r in rows)
+    assert (sweeps[0] / "sweep_summary.csv").read_text().count("\n") == 5
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_writes_one_folder_with_synced_metrics(tmp_path):
+    proc = run_cli(["genkit-train", "trainer=ddp_cpu", "trainer.max_steps=2", "logger=csv",
+                    f"paths.log_dir={tmp_path}", *SMALL], tmp_path, timeout=400)
+    runs = list((tmp_path / "parser_synthetic" / "runs").iterdir())
+    assert len(runs) == 1, f"one output folder for all ranks, got {runs}"
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert metrics["step"] == 2
+    assert 0.0 <= metrics["metrics"]["val/miou"] <= 1.0
+    assert "finished at step 2" in proc.stdout
+
+
+@pytest.mark.slow
+def test_run_killed_between_checkpoints_resumes_to_the_same_final_step(tmp_path):
+    args = [str(BIN / "genkit-train"), "trainer.max_steps=12", "trainer.max_epochs=-1", "logger=csv",
+            "callbacks.model_checkpoint.every_n_train_steps=2", "callbacks.model_checkpoint.every_n_epochs=null",
+            "test=false", f"paths.log_dir={tmp_path}", *SMALL]
+    env = {**os.environ, "WANDB_MODE": "offline", "GENKIT_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args + ["+trainer.val_check_interval=2"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    ckpt_dir = None
+    while time.time() < deadline:
+        found = list((tmp_path / "parser_synthetic").glob("runs/*/checkpoints/epoch*-step000004.ckpt"))
+        if found:
+            ckpt_dir = found[0].parent
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ckpt_dir is not None, "the first run never reached step 4"
+    last = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] >= 4
+    out = run_cli(["genkit-train", "trainer.max_steps=12", "trainer.max_epochs=-1", "logger=csv", "ckpt_path=last",
+                   "test=false", f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
+    assert "finished at step 12 " in out.stdout
+
+
+def test_offline_wandb_run_has_logged_images(tmp_path):
+    run_cli(["genkit-train", "trainer.max_epochs=1", "callbacks.image_grid.every_n_steps=1", "test=false",
+             f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
+    run_dir = next((tmp_path / "parser_synthetic" / "runs").iterdir())
+    offline = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 1
+    assert list(offline[0].glob("*.wandb"))
+    pngs = list(offline[0].glob("files/media/images/**/*.png"))
+    assert pngs, "image grids must be logged to W&B"
+    assert list((run_dir / "images").glob("*.png"))
