@@ -19,7 +19,16 @@ class GenkitError(Exception):
 class DataError(GenkitError):
     """A dataset file or folder is unusable. The message names the file and the problem."""
 
-    def __init__(self, path: str | Path | None, problem: str):
+    def __init__(self, path: str | Path | None, problem: str | None = None):
+        if problem is None:
+            # Rebuilt from a message alone, as torch's DataLoader does for an error raised in a worker process:
+            # keep the original one-line message rather than the worker's traceback.
+            message = str(path)
+            marker = f"{type(self).__module__}.{type(self).__qualname__}: "
+            lines = [ln[len(marker):] for ln in message.splitlines() if ln.startswith(marker)]
+            self.path, self.problem = None, lines[-1] if lines else message
+            super().__init__(self.problem)
+            return
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}" if path is not None else problem)

@@ -51,7 +51,7 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def _open_fully(path: Path) -> Image.Image:
+def open_image(path: Path) -> Image.Image:
     if not path.exists():
         raise DataError(path, "file does not exist")
     try:
@@ -84,7 +84,7 @@ def read_image(path: str | Path, convert_modes: bool = False) -> Image.Image:
     16-bit values are scaled to 8 bits.
     """
     path = Path(path)
-    img = _open_fully(path)
+    img = open_image(path)
     if img.mode == "RGB":
         return img
     if not convert_modes:
@@ -104,7 +104,7 @@ def read_label_map(path: str | Path, num_classes: int | None = None) -> np.ndarr
     offending values, since a silently wrong label is worse than a stop.
     """
     path = Path(path)
-    img = _open_fully(path)
+    img = open_image(path)
     if img.mode not in ("L", "P"):
         kind = _MODE_NAMES.get(img.mode, f"mode {img.mode}")
         raise DataError(path, f"label map must be a single-channel 8-bit image (mode L or P), got {kind}")

@@ -1,10 +1,13 @@
-"""``genkit data synth|prepare``"""
+"""``genkit data synth|prepare|check``"""
 
 from __future__ import annotations
 
+PREPARE_DATASETS = ("celebamask-hq",)
+CHECK_SOURCES = ("folder", "helen", "celebamask", "celebamask_raw")  # genkit.data.sources.FACE_SOURCES on disk
+
 
 def register(sub) -> None:
-    p = sub.add_parser("data", help="dataset tools: synthetic faces, dataset preparation")
+    p = sub.add_parser("data", help="dataset tools: synthetic faces, dataset preparation, checking a dataset")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     s = dsub.add_parser("synth", help="write synthetic faces in the generic folder layout (images/, masks/, schema)")
     s.add_argument("--out", required=True, help="output folder")
@@ -12,6 +15,37 @@ def register(sub) -> None:
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(handler=_synth)
+
+    pr = dsub.add_parser("prepare", help="turn a downloaded dataset into label maps + official splits",
+                         description="celebamask-hq: merge the per-part masks of CelebAMask-HQ as distributed "
+                         "(--src holds CelebA-HQ-img/, CelebAMask-HQ-mask-anno/, CelebA-HQ-to-CelebA-mapping.txt) "
+                         "into OUT/masks/{id}.png (19 classes), copy the photos to OUT/images/, and write "
+                         "OUT/schema.json, OUT/splits/{train,val,test}.txt and OUT/prepare.json. --src is only read.")
+    pr.add_argument("dataset", choices=PREPARE_DATASETS)
+    pr.add_argument("--src", required=True, help="the unpacked dataset folder (never modified)")
+    pr.add_argument("--out", required=True, help="output folder (outside --src)")
+    pr.add_argument("--size", type=int, default=None,
+                    help="also resize photos (bicubic) and masks (nearest) to SIZE x SIZE (default: keep)")
+    pr.add_argument("--on-bad-file", choices=("error", "skip"), default="error",
+                    help="stop at the first bad file (default) or skip and report bad images")
+    pr.add_argument("--workers", type=int, default=0, help="worker processes (0: none)")
+    pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    pr.set_defaults(handler=_prepare)
+
+    c = dsub.add_parser("check", help="decode and validate every sample of an image+mask dataset",
+                        description="Reads every image and label map of the chosen splits the way training "
+                        "would and reports bad files. Exit code 1 if any file is bad.")
+    c.add_argument("source", choices=CHECK_SOURCES)
+    c.add_argument("--root", required=True, help="dataset folder")
+    c.add_argument("--split", choices=("train", "val", "test", "all"), default="all")
+    c.add_argument("--target-schema", default="helen11")
+    c.add_argument("--on-bad-file", choices=("error", "skip"), default="skip",
+                   help="skip (default): report every bad file; error: stop at the first")
+    c.add_argument("--convert-modes", action="store_true", help="accept grayscale/RGBA/16-bit images (converted)")
+    c.add_argument("--val-fraction", type=float, default=0.1)
+    c.add_argument("--test-fraction", type=float, default=0.1)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(handler=_check)
 
 
 def _synth(args) -> int:
@@ -23,3 +57,46 @@ def _synth(args) -> int:
     out = write_synthetic_folder(args.out, args.n, args.size, args.seed)
     print(f"wrote {args.n} synthetic faces to {out} (images/, masks/, schema.json)")
     return 0
+
+
+def _prepare(args) -> int:
+    from genkit.data.celebamask import prepare_celebamask
+    from genkit.errors import ConfigError
+
+    if args.workers < 0:
+        raise ConfigError("--workers must be >= 0")
+    report = prepare_celebamask(args.src, args.out, size=args.size, on_bad_file=args.on_bad_file,
+                                workers=args.workers, progress=not args.no_progress)
+    print(report.summary())
+    return 0
+
+
+def _check(args) -> int:
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    from genkit.data.schemas import get_schema
+    from genkit.data.sources import build_face_dataset
+    from genkit.data.transforms import PairedTransform
+
+    target = get_schema(args.target_schema)
+    hp = SimpleNamespace(source=args.source, root=args.root, convert_modes=args.convert_modes,
+                         on_bad_file=args.on_bad_file, val_fraction=args.val_fraction,
+                         test_fraction=args.test_fraction, seed=args.seed, image_size=64, n_synthetic=0)
+    splits = ("train", "val", "test") if args.split == "all" else (args.split,)
+    bad: set[str] = set()
+    for split in splits:
+        ds = build_face_dataset(hp, split, PairedTransform(64, target), target)
+        # skip mode validated everything while building; error mode reads every sample now
+        if args.on_bad_file == "error":
+            with tqdm(total=len(ds), desc=f"check {split}", unit="img", leave=False, disable=None) as bar:
+                for i in range(len(ds)):  # the bar shows on a terminal only, and is cleared on error
+                    ds.load(i)
+                    bar.update()
+        skipped = getattr(ds, "skipped", [])
+        bad.update(problem for _, problem in skipped)  # a file outside every split is reported by each split
+        print(f"{split}: {len(ds)} good samples" + (f", {len(skipped)} bad" if skipped else ""))
+        for _, problem in skipped:
+            print(f"  bad: {problem}")
+    return 1 if bad else 0

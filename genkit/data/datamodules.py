@@ -26,15 +26,17 @@ class FaceDataModule(L.LightningDataModule):
     """Images with label maps, in the target schema (Helen-11 by default).
 
     ``source``: ``synthetic`` (embedded default, no download), ``folder`` (``images/`` + ``masks/`` + schema
-    file), ``helen`` or ``celebamask`` (prepared by ``genkit data prepare``). Training samples are augmented
-    (flip with left/right label swap, scale jitter); validation/test samples are not.
+    file), ``helen``, ``celebamask`` (prepared by ``genkit data prepare``) or ``celebamask_raw`` (see
+    :mod:`genkit.data.sources`). Training samples are augmented (flip with left/right label swap, scale
+    jitter); validation/test samples are not. ``on_bad_file``: ``error`` stops at the first bad file;
+    ``skip`` validates every file up front and drops (and reports) the bad ones.
     """
 
     def __init__(self, source: str = "synthetic", root: str | None = None, image_size: int = 128,
                  batch_size: int = 4, num_workers: int = 0, n_synthetic: int = 64, seed: int = 0,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, hflip: bool = True,
                  scale_jitter: float = 0.05, value_range: str = "unit", target_schema: str = "helen11",
-                 convert_modes: bool = False):
+                 convert_modes: bool = False, on_bad_file: str = "error"):
         super().__init__()
         self.save_hyperparameters()
         self.schema = get_schema(target_schema)

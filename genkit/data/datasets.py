@@ -145,7 +145,7 @@ class MaskedImageDataset(Dataset):
         where = f" in {self.root}" if self.root is not None else ""
         if not keep:
             raise DataError(self.root, f"all {len(self.pairs)} samples are bad; first: {self.skipped[0][1]}")
-        log.warning("skipped %d of %d bad samples%s: %s", len(self.skipped), len(self.pairs), where,
+        log.warning("skipped %d of %d samples as bad%s: %s", len(self.skipped), len(self.pairs), where,
                     "; ".join(msg for _, msg in self.skipped))
         self.pairs = [self.pairs[i] for i in keep]
         self.names = [self.names[i] for i in keep]
