@@ -26,13 +26,22 @@ def collect_sweep(sweep_dir: str | Path) -> list[dict]:
 
             overrides = yaml.safe_load(overrides_file.read_text()) or []
         metrics_file = job_dir / "metrics.json"
-        row: dict[str, Any] = {"job": int(job_dir.name), "dir": str(job_dir), "overrides": " ".join(overrides)}
+        row: dict[str, Any] = {"job": int(job_dir.name), "dir": str(job_dir), "overrides": overrides}
         if metrics_file.exists():
             data = json.loads(metrics_file.read_text())
             row.update(status="ok", step=data.get("step"), **data.get("metrics", {}))
         else:
             row["status"] = "failed"
         rows.append(row)
+    # the swept parameters: overrides whose value differs between jobs (the rest is shared by all)
+    values: dict[str, set] = {}
+    for r in rows:
+        for o in r["overrides"]:
+            key, _, value = o.partition("=")
+            values.setdefault(key, set()).add(value)
+    for r in rows:
+        r["swept"] = " ".join(o for o in r["overrides"] if len(values[o.partition("=")[0]]) > 1)
+        r["overrides"] = " ".join(r["overrides"])
     return rows
 
 

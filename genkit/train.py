@@ -172,7 +172,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     metric = cfg.get("optimized_metric")
     if metric:
         if metric not in result["metrics"]:
-            raise ConfigError(f"optimized_metric {metric!r} was not logged; logged: {sorted(result['metrics'])}")
+            log.warning("optimized_metric %r was not logged (did validation run?); logged: %s",
+                        metric, sorted(result["metrics"]))
+            return None
         return result["metrics"][metric]
     return None
 

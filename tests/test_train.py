@@ -2,7 +2,7 @@
 
 import json
 
-from tests.helpers import run_cli
+from helpers import run_cli
 
 SMALL = ["experiment=parser_synthetic", "data.n_synthetic=8", "data.image_size=32", "model.base_channels=4",
          "model.depth=2", "callbacks.image_grid.every_n_steps=1"]
