@@ -33,6 +33,7 @@ class ParserInfo:
     schema: LabelSchema
     image_size: int
     network: dict
+    class_weights: torch.Tensor | None = None  # the cross-entropy weights it was trained with, if any
 
 
 def schema_from_dict(d: dict) -> LabelSchema:
@@ -57,11 +58,16 @@ def make_info_block(schema: LabelSchema, image_size: int, network: ParserNet) ->
 def _load_raw(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic[:2] != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip archive (or a legacy pickle)
+        raise CheckpointError(f"{path}: is not a PyTorch checkpoint")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: checkpoint holds objects that cannot be loaded safely (weights_only): {exc}"
+            f"{path}: checkpoint holds objects that cannot be loaded safely with weights_only=True ({first})"
         ) from None
     except (RuntimeError, OSError, EOFError) as exc:
         raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
@@ -118,11 +124,14 @@ def load_parser_with_info(checkpoint_path: str | Path, expected_schema: LabelSch
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: parser network settings are invalid ({exc})") from None
     state = ckpt.get("state_dict", {})
-    weights = {k[len(STATE_PREFIX):]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
+    net_state = {k[len(STATE_PREFIX):]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
     try:
-        net.load_state_dict(weights, strict=True)
+        net.load_state_dict(net_state, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: parser weights do not fit the declared network: {exc}") from None
+    cw = state.get("class_weights")
+    if isinstance(cw, torch.Tensor) and cw.numel() == net.num_classes and torch.isfinite(cw).all():
+        info = ParserInfo(info.schema, info.image_size, info.network, cw.float().clone())
     return net.eval(), info
 
 
@@ -131,9 +140,11 @@ def load_parser(checkpoint_path: str | Path, expected_schema: LabelSchema | str 
 
     ``expected_schema`` (a :class:`LabelSchema`, a built-in name like ``"helen11"`` or a schema file) is compared
     with the checkpoint's schema by class names; a mismatch raises :class:`~genkit.errors.CheckpointError`.
-    The schema and image size are attached as ``net.schema`` and ``net.image_size``.
+    The schema, image size and training class weights (or ``None``) are attached as ``net.schema``,
+    ``net.image_size`` and ``net.class_weights`` (e.g. ``ParsingLoss(net, net.class_weights)``).
     """
     net, info = load_parser_with_info(checkpoint_path, expected_schema)
     net.schema = info.schema
     net.image_size = info.image_size
+    net.class_weights = info.class_weights
     return net

@@ -1,0 +1,26 @@
+"""Parsing photos with a trained parser: preparing the input crop and predicting a label map."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genkit.data.transforms import resize_image
+from genkit.io import pil_to_tensor
+from genkit.models.parsing.network import ParserNet
+
+
+def center_crop_resize(img: Image.Image, size: int) -> tuple[Image.Image, dict]:
+    """Largest centred square, resized to ``size`` (bicubic); returns the crop and its box (for metadata)."""
+    s = min(img.size)
+    left, top = (img.width - s) // 2, (img.height - s) // 2
+    box = (left, top, left + s, top + s)
+    return resize_image(img.crop(box), size), {"crop_box": list(box)}
+
+
+@torch.no_grad()
+def predict_labels(net: ParserNet, img: Image.Image, device: str | torch.device = "cpu") -> np.ndarray:
+    """(H, W) int64 labels of an RGB image whose sides fit the network (divisible by ``net.multiple``)."""
+    x = pil_to_tensor(img).unsqueeze(0).to(device)
+    return net(x).argmax(1)[0].cpu().numpy().astype(np.int64)
