@@ -47,9 +47,10 @@ def build_vgg19_features(weights: str = "imagenet", allow_random: bool = False,
 
     Returns ``(features, is_random)``.
     """
-    from torchvision.models import vgg19
+    from torchvision.models.vgg import cfgs, make_layers
 
-    net = vgg19(weights=None).features
+    # only the convolutional trunk: building all of vgg19() would also allocate its 120M-parameter classifier
+    net = make_layers(cfgs["E"], batch_norm=False)
     if weights == "random":
         weights_registry.warn_random("vgg19", "the VGG-19 encoder")
         return variance_preserving_init(net), True

@@ -1,0 +1,160 @@
+"""The portrait model's checkpoint block, exports, and loading a generator for inference.
+
+A training checkpoint (Lightning) carries a ``"genkit_portrait"`` block with plain values only::
+
+    {"format": 1, "generator": {...PortraitGenerator.config()...}, "ema": true}
+
+and the weights under ``state_dict`` (``generator.*``, ``generator_ema.module.*`` when EMA is on). An *export*
+(:func:`export_generator`) is a small file with the same block and only the generator weights to use (the EMA
+ones when available). Both load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from genkit.data.schemas import LabelSchema, get_schema
+from genkit.errors import CheckpointError, GenkitError
+from genkit.io import atomic_torch_save
+
+CHECKPOINT_KEY = "genkit_portrait"
+FORMAT_VERSION = 1
+GENERATOR_PREFIX = "generator."
+EMA_PREFIX = "generator_ema.module."
+
+
+def make_block(generator_config: dict, ema: bool) -> dict:
+    return {"format": FORMAT_VERSION, "generator": dict(generator_config), "ema": bool(ema)}
+
+
+def load_raw(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file does not exist")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint (not a torch.save file)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: checkpoint holds objects that cannot be loaded safely (weights_only): "
+                              f"{exc}") from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a genkit checkpoint (got {type(ckpt).__name__})")
+    return ckpt
+
+
+def read_block(ckpt: dict, path: str | Path = "checkpoint") -> dict:
+    block = ckpt.get(CHECKPOINT_KEY)
+    if not isinstance(block, dict):
+        other = " (it is a face-parser checkpoint)" if "genkit_parser" in ckpt else ""
+        raise CheckpointError(f"{path}: not a portrait-editing checkpoint{other}; train one with "
+                              "`genkit-train experiment=portrait_synthetic`")
+    if block.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: portrait checkpoint format {block.get('format')!r} is not supported "
+                              f"(expected {FORMAT_VERSION})")
+    if not isinstance(block.get("generator"), dict):
+        raise CheckpointError(f"{path}: portrait checkpoint metadata is damaged (no generator settings)")
+    return block
+
+
+def block_schema(block: dict) -> LabelSchema:
+    from genkit.models.parsing.checkpoint import schema_from_dict
+
+    try:
+        return schema_from_dict(block["generator"]["schema"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"portrait checkpoint metadata is damaged ({exc})") from None
+
+
+def check_compatible(block: dict, path: str | Path, expected_schema: LabelSchema | str | Path | None = None,
+                     expected_image_size: int | None = None) -> None:
+    """Clear errors for a checkpoint of another schema or resolution."""
+    schema = block_schema(block)
+    size = int(block["generator"].get("image_size", -1))
+    if expected_schema is not None:
+        try:
+            expected = get_schema(expected_schema)
+        except GenkitError as exc:
+            raise CheckpointError(f"expected schema cannot be resolved: {exc}") from None
+        if tuple(expected.classes) != tuple(schema.classes):
+            raise CheckpointError(
+                f"{path}: the portrait model was trained for schema {schema.name!r} ({schema.num_classes} classes: "
+                f"{', '.join(schema.classes)}), but schema {expected.name!r} ({expected.num_classes} classes) is "
+                "required; map the masks to the model's schema or use a model trained on this one")
+    if expected_image_size is not None and int(expected_image_size) != size:
+        raise CheckpointError(f"{path}: the portrait model works at {size}x{size} px, but {expected_image_size} px "
+                              "is required (set the data/model image_size to match, or train at this size)")
+
+
+def compare_configs(saved: dict, current: dict, path: str | Path = "checkpoint") -> None:
+    """Raise a CheckpointError naming every generator setting that differs (schema and resolution first)."""
+    diffs = []
+    for key in ("schema", "image_size"):
+        if saved.get(key) != current.get(key):
+            if key == "schema":
+                a, b = saved.get("schema", {}), current.get("schema", {})
+                if a.get("classes") == b.get("classes"):
+                    continue  # same classes: colours/names of the schema do not matter
+                diffs.append(f"schema {a.get('name')!r} ({len(a.get('classes', []))} classes) vs "
+                             f"{b.get('name')!r} ({len(b.get('classes', []))} classes)")
+            else:
+                diffs.append(f"image_size {saved.get(key)} vs {current.get(key)}")
+    for key in sorted(set(saved) | set(current)):
+        if key in ("schema", "image_size"):
+            continue
+        if saved.get(key) != current.get(key):
+            diffs.append(f"{key} {saved.get(key)!r} vs {current.get(key)!r}")
+    if diffs:
+        raise CheckpointError(f"{path}: checkpoint does not fit this model (checkpoint vs configured): "
+                              + "; ".join(diffs))
+
+
+def generator_state(ckpt: dict, use_ema: bool = True) -> tuple[dict, bool]:
+    """The generator weights of a training checkpoint or an export; ``(state, used_ema)``."""
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError("checkpoint has no state_dict")
+    if any(k.startswith(GENERATOR_PREFIX) or k.startswith(EMA_PREFIX) for k in state):
+        if use_ema and any(k.startswith(EMA_PREFIX) for k in state):
+            return {k[len(EMA_PREFIX):]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}, True
+        return {k[len(GENERATOR_PREFIX):]: v for k, v in state.items() if k.startswith(GENERATOR_PREFIX)}, False
+    return dict(state), bool(ckpt.get(CHECKPOINT_KEY, {}).get("ema", False))
+
+
+def build_generator(block: dict, state: dict, path: str | Path = "checkpoint"):
+    from genkit.models.portrait.generator import PortraitGenerator
+
+    try:
+        gen = PortraitGenerator(**block["generator"])
+    except (TypeError, ValueError, GenkitError) as exc:
+        raise CheckpointError(f"{path}: generator settings are invalid ({exc})") from None
+    try:
+        gen.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: generator weights do not fit the declared network: {exc}") from None
+    return gen.eval()
+
+
+def load_generator(path: str | Path, use_ema: bool = True, expected_schema: LabelSchema | str | Path | None = None,
+                   expected_image_size: int | None = None):
+    """``(PortraitGenerator in eval mode, block, used_ema)`` from a training checkpoint or an export."""
+    ckpt = load_raw(path)
+    block = read_block(ckpt, path)
+    check_compatible(block, path, expected_schema, expected_image_size)
+    state, used_ema = generator_state(ckpt, use_ema)
+    return build_generator(block, state, path), block, used_ema
+
+
+def export_generator(generator, path: str | Path, ema: bool, training: dict | None = None) -> Path:
+    """Write a small inference file: the checkpoint block and one generator's weights (atomic)."""
+    block = make_block(generator.config(), ema)
+    if training:
+        block["training"] = dict(training)
+    state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
+    return atomic_torch_save({CHECKPOINT_KEY: block, "state_dict": state}, path)
