@@ -53,6 +53,26 @@ def _previous_run_info(ckpt: Path | None) -> dict:
     return json.loads(info.read_text()) if info.exists() else {}
 
 
+def compose(overrides: list[str] | tuple[str, ...] = (), output_dir: str | Path | None = None) -> DictConfig:
+    """Compose ``conf/train.yaml`` outside the command line (notebooks, the demo); pair with :func:`run`.
+
+    ``output_dir`` replaces the Hydra run folder (there is none outside ``genkit-train``).
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides)
+    if output_dir is not None:
+        overrides.append(f"paths.output_dir={Path(output_dir).resolve()}")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3", job_name="genkit"):
+        cfg = hydra_compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
 def instantiate_group(group: DictConfig | None) -> list:
     """Instantiate every entry of a dict-of-configs group (callbacks, loggers); ``null`` entries are skipped."""
     out = []
