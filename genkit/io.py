@@ -64,7 +64,7 @@ def open_image(path: Path) -> Image.Image:
     return img
 
 
-def _to_uint8_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if img.mode != "I" or arr.max() > 255 else 255.0
@@ -94,7 +94,7 @@ def read_image(path: str | Path, convert_modes: bool = False) -> Image.Image:
             f"image is {kind}; genkit expects 8-bit RGB. Convert it, or allow conversion "
             "(data.convert_modes=true / --convert-modes).",
         )
-    return _to_uint8_rgb(img)
+    return to_rgb(img)
 
 
 def read_label_map(path: str | Path, num_classes: int | None = None) -> np.ndarray:

@@ -35,9 +35,9 @@ def loader():
     return DataLoader(TensorDataset(x, x.sum(1, keepdim=True)), batch_size=8)
 
 
-def fit(model, callbacks, max_steps, ckpt_path=None):
+def fit(model, callbacks, max_steps, root, ckpt_path=None):
     tr = L.Trainer(max_steps=max_steps, accelerator="cpu", logger=False, enable_progress_bar=False,
-                   enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks)
+                   enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks, default_root_dir=root)
     tr.fit(model, loader(), loader(), ckpt_path=ckpt_path)
     return tr
 
@@ -61,7 +61,7 @@ def test_ema_callback_validates_with_averaged_weights_and_resumes(tmp_path):
     model = Regressor()
     cb = EMA(decay=0.7, attribute="net")
     ckpt = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    fit(model, [cb, ckpt], max_steps=8)  # 2 epochs of 4 steps, validation after each
+    fit(model, [cb, ckpt], max_steps=8, root=tmp_path)  # 2 epochs of 4 steps, validation after each
     averaged = cb.ema.module.weight.detach().clone()
     live = model.net.weight.detach().clone()
     assert not torch.allclose(averaged, live)
@@ -75,6 +75,6 @@ def test_ema_callback_validates_with_averaged_weights_and_resumes(tmp_path):
     assert torch.allclose(cb_state["ema"]["module.weight"], averaged)
 
     resumed_cb = EMA(decay=0.7, attribute="net")
-    fit(Regressor(), [resumed_cb], max_steps=12, ckpt_path=tmp_path / "last.ckpt")
+    fit(Regressor(), [resumed_cb], max_steps=12, root=tmp_path / "resumed", ckpt_path=tmp_path / "last.ckpt")
     assert int(resumed_cb.ema.n_averaged) == 12  # the same average continued
     assert set(resumed_cb.averaged_state_dict()) == {"weight", "bias"}

@@ -1,0 +1,217 @@
+"""``genkit stylize CONTENT STYLE -o OUT (--decoder CKPT | --optimize)``: deep feature reshuffle style transfer.
+
+CONTENT and/or STYLE may be folders: then every content is stylised with every style and OUT is a folder of
+``CONTENT__STYLE.png`` files. Every output carries PNG metadata: the settings, the weights used (hashes, or
+that they were random) and the per-level usage statistics of the assignment.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _dims(text: str) -> list[int | None]:
+    out = []
+    for v in text.split(","):
+        if v.lower() in ("none", "off", "0"):
+            out.append(None)
+        else:
+            try:
+                out.append(int(v))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected integers or 'none', got {text!r}") from None
+    return out
+
+
+def _max_usage(text: str):
+    if text.lower() == "auto":
+        return "auto"
+    if text.lower() in ("none", "off", "unlimited"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-usage takes 'auto', 'none' or an integer, got {text!r}") from None
+
+
+def register(sub) -> None:
+    p = sub.add_parser("stylize", help="style transfer by deep feature reshuffle (paper B)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("content", help="content image or folder of images")
+    p.add_argument("style", help="style image or folder of images")
+    p.add_argument("-o", "--out", required=True, help="output image (single pair) or folder (batch mode)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--decoder", metavar="CKPT", help="decoder checkpoint (fast path; train with "
+                     "`genkit-train experiment=reshuffle_decoders`)")
+    how.add_argument("--optimize", action="store_true", help="reconstruct by image optimisation (slow, no decoder)")
+    g = p.add_argument_group("transfer")
+    g.add_argument("--levels", type=lambda s: s.split(","), default=None,
+                   help="coarse-to-fine VGG taps (default relu4_1,relu3_1,relu2_1, or the decoder's levels)")
+    g.add_argument("--alpha", type=_floats, default=None,
+                   help="content weight per level (one value or one per level; default 0.6)")
+    g.add_argument("--size", type=int, default=512, help="long side of the content/output in px (0: keep; default 512)")
+    g.add_argument("--style-size", type=int, default=None, help="long side of the style image (default: --size)")
+    g.add_argument("--max-usage", type=_max_usage, default="auto",
+                   help="uses allowed per style patch: auto (ceil(slack*Nc/Ns)), an integer, or none (style-swap)")
+    g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
+    g.add_argument("--iterations", type=_ints, default=None, help="match-vote-blend iterations per level")
+    g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
+    g.add_argument("--pca-dims", type=_dims, default=None,
+                   help="channel PCA dims per level ('none' = off; default 80/40/20 at relu4_1/3_1/2_1)")
+    g.add_argument("--patch-dims", type=_dims, default=None,
+                   help="PCA of whole patch vectors per level ('none' = exact; default none/64/64); smaller is faster")
+    g.add_argument("--top-k", type=int, default=32, help="candidates per position in the global search")
+    g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
+                   help="keep the content's colours: luminance-only transfer, or style colours matched to content")
+    g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
+    g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
+    g.add_argument("--seed", type=int, default=0)
+    o = p.add_argument_group("optimisation (--optimize)")
+    o.add_argument("--steps", type=int, default=50, help="optimiser iterations per level")
+    o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    o.add_argument("--lr", type=float, default=None)
+    o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
+    r = p.add_argument_group("runtime")
+    r.add_argument("--device", default="cpu", help="cpu or cuda")
+    r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    r.add_argument("--allow-random", action="store_true",
+                   help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
+    r.add_argument("--vgg-weights", default=None, help="a VGG-19 weights file, or 'random'")
+    r.add_argument("--convert-modes", action="store_true",
+                   help="accept grayscale/RGBA/palette/16-bit images (converted)")
+    r.add_argument("--skip-errors", action="store_true",
+                   help="batch mode: skip unreadable images (counted) instead of stopping")
+    r.add_argument("--skip-existing", action="store_true", help="batch mode: keep outputs that already exist")
+    p.set_defaults(handler=run)
+
+
+def _inputs(path: str, what: str) -> tuple[list[Path], bool]:
+    from genkit.errors import DataError
+    from genkit.io import list_images
+
+    p = Path(path)
+    if p.is_dir():
+        return list_images(p), True
+    if not p.exists():
+        raise DataError(p, f"{what} image does not exist")
+    return [p], False
+
+
+def _output_for(out: Path, content: Path, style: Path, batch: bool) -> Path:
+    from genkit.io import IMAGE_EXTENSIONS
+
+    name = f"{content.stem}__{style.stem}.png"
+    if batch or out.is_dir() or out.suffix.lower() not in IMAGE_EXTENSIONS:
+        return out / name
+    return out
+
+
+def _decoder_levels(path: str | None) -> list[str] | None:
+    if path is None:
+        return None
+    from genkit.models.reshuffle.decoders import read_checkpoint
+
+    return read_checkpoint(path)["genkit"].get("levels")
+
+
+def run(args) -> int:
+    import logging
+
+    import torch
+
+    from genkit.errors import ConfigError, DataError
+    from genkit.models.reshuffle.api import Stylizer, check_min_size, fit_size, to_tensor
+    from genkit.models.reshuffle.config import build_config
+    from genkit.models.reshuffle.optimize import OptimizeSettings
+
+    log = logging.getLogger("genkit.stylize")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    contents, c_dir = _inputs(args.content, "content")
+    styles, s_dir = _inputs(args.style, "style")
+    batch = c_dir or s_dir
+    if batch and (args.content_mask or args.style_mask):
+        raise ConfigError("--content-mask/--style-mask work for a single content/style pair, not folders")
+    out = Path(args.out)
+    if batch and out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: batch mode writes a folder, but this is a file")
+    config = build_config(levels=args.levels or _decoder_levels(args.decoder), alpha=args.alpha,
+                          iterations=args.iterations, patch_size=args.patch_size,
+                          pca_dims="default" if args.pca_dims is None else args.pca_dims,
+                          patch_dims="default" if args.patch_dims is None else args.patch_dims, max_usage=args.max_usage,
+                          slack=args.slack, top_k=args.top_k, seed=args.seed,
+                          preserve_color=None if args.preserve_color == "none" else args.preserve_color)
+    if not batch:  # fail fast on a bad image, before the networks are built
+        for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
+            img = to_tensor(path, str(path), args.convert_modes)
+            check_min_size(tuple(img.shape[-2:]), config, str(path))
+            check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
+    opt = None
+    if args.optimize:
+        opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight)
+    st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
+                  device=args.device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
+                  convert_modes=args.convert_modes, config=config)
+
+    pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once
+    written, skipped = [], []
+    bar = None
+    if batch:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pairs), desc="stylize", unit="image")
+    try:
+        for c, s, j in pairs:
+            dest = _output_for(out, c, s, batch)
+            if args.skip_existing and dest.exists():
+                skipped.append((c, s, "exists"))
+            else:
+                try:
+                    res = st(c, s, args.content_mask, args.style_mask, style_key=("cli", j))
+                except DataError as exc:
+                    if not (batch and args.skip_errors):
+                        raise
+                    log.warning("skipping %s x %s: %s", c.name, s.name, exc)
+                    skipped.append((c, s, str(exc)))
+                    res = None
+                if res is not None:
+                    meta = res.metadata()
+                    meta["command"] = "genkit stylize"
+                    meta["content"], meta["style"] = str(c), str(s)
+                    from genkit.io import save_image
+
+                    save_image(res.image, dest, metadata=meta)
+                    written.append((dest, res))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    for dest, res in written[:1] if not batch else []:
+        for lv in res.levels:
+            d = lv.as_dict()
+            print(f"{lv.tap}: {d['distinct_used']}/{lv.n_style} style patches used "
+                  f"(max usage {d['max_usage']}, limit {d['usage_limit']}), mean similarity {d['mean_similarity']:.3f}")
+    random_note = " (RANDOM VGG weights: not meaningful for quality)" if any(r.random_weights for _, r in written) else ""
+    where = out if batch else (written[0][0] if written else out)
+    print(f"wrote {len(written)} image(s) to {where}{random_note}")
+    if skipped:
+        print(f"skipped {len(skipped)} pair(s): " + "; ".join(f"{c.name} x {s.name}: {why}" for c, s, why in skipped[:5])
+              + (" ..." if len(skipped) > 5 else ""))
+    return 0

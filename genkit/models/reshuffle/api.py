@@ -1,0 +1,317 @@
+"""Python API: ``stylize(content, style, ...)`` and the reusable :class:`Stylizer`.
+
+Inputs are PIL images, image paths or RGB tensors in [0, 1] ((3, H, W) or (1, 3, H, W)). A result carries the
+image and per-level assignment statistics (distinct style patches used, max usage, ...), the settings and the
+weights provenance, ready to be written as PNG metadata.
+
+    from genkit.models.reshuffle import stylize
+    result = stylize(content_img, style_img, optimize=True, allow_random=True, size=256)
+    result.to_pil(); result.levels[0].distinct_used
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import torch
+from PIL import Image
+from torch.nn import functional as F
+
+from genkit.errors import CheckpointError, ConfigError, DataError
+from genkit.models.reshuffle import color
+from genkit.models.reshuffle.config import ReshuffleConfig, build_config
+from genkit.models.reshuffle.decoders import DecoderReconstructor, ReshuffleDecoders, load_decoders, read_checkpoint
+from genkit.models.reshuffle.masks import check_masks, load_mask, resize_mask
+from genkit.models.reshuffle.optimize import OptimizationReconstructor, OptimizeSettings, gram
+from genkit.models.reshuffle.pyramid import transfer
+from genkit.models.reshuffle.stats import LevelStats
+
+
+@dataclass
+class StyleResult:
+    """One stylised image with its statistics. ``image``: (3, H, W) float in [0, 1] on the CPU."""
+
+    image: torch.Tensor
+    levels: list[LevelStats]
+    settings: dict
+    timings: dict[str, float]
+    random_weights: bool
+    weights: dict
+    content_name: str = "content"
+    style_name: str = "style"
+    optimization: list[dict] = field(default_factory=list)
+
+    def to_pil(self) -> Image.Image:
+        from genkit.io import tensor_to_pil
+
+        return tensor_to_pil(self.image)
+
+    def level(self, tap: str) -> LevelStats:
+        for lv in self.levels:
+            if lv.tap == tap:
+                return lv
+        raise KeyError(f"no level {tap!r}; levels: {[lv.tap for lv in self.levels]}")
+
+    def summary(self) -> dict:
+        """Per-level usage statistics keyed by tap (JSON-friendly)."""
+        return {lv.tap: lv.as_dict() for lv in self.levels}
+
+    def metadata(self) -> dict:
+        import genkit
+
+        return {
+            "generator": f"genkit {genkit.__version__} reshuffle",
+            "content": self.content_name, "style": self.style_name,
+            "size": list(self.image.shape[-2:])[::-1],
+            "settings": self.settings, "levels": self.summary(),
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "weights": self.weights, "random_weights": self.random_weights,
+            **({"optimization": self.optimization} if self.optimization else {}),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        from genkit.io import save_image
+
+        return save_image(self.image, path, metadata=self.metadata())
+
+
+def _name_of(x, default: str) -> str:
+    if isinstance(x, (str, Path)):
+        return str(x)
+    return getattr(x, "filename", None) or default
+
+
+def to_tensor(x, name: str = "image", convert_modes: bool = False) -> torch.Tensor:
+    """An image input as a (1, 3, H, W) float tensor in [0, 1]."""
+    from genkit.io import pil_to_tensor, read_image
+
+    if isinstance(x, (str, Path)):
+        x = read_image(x, convert_modes=convert_modes)
+    if isinstance(x, Image.Image):
+        if x.mode != "RGB":
+            if not convert_modes:
+                raise DataError(name, f"image has mode {x.mode}; expected RGB (convert it, or pass convert_modes=True)")
+            from genkit.io import to_rgb
+
+            x = to_rgb(x)
+        return pil_to_tensor(x)[None]
+    if isinstance(x, torch.Tensor):
+        t = x.detach().float()
+        if t.dim() == 3:
+            t = t[None]
+        if t.dim() != 4 or t.shape[0] != 1 or t.shape[1] != 3:
+            raise DataError(name, f"expected an RGB tensor (3, H, W) or (1, 3, H, W), got shape {tuple(x.shape)}")
+        if not torch.isfinite(t).all():
+            raise DataError(name, "image tensor holds NaN or infinite values")
+        if t.min() < -1e-3 or t.max() > 1 + 1e-3:
+            raise DataError(name, f"image tensor values must be in [0, 1], got [{float(t.min()):.3g}, {float(t.max()):.3g}]")
+        return t.clamp(0, 1).cpu()
+    raise DataError(name, f"unsupported image input of type {type(x).__name__}")
+
+
+def fit_size(image: torch.Tensor, long_side: int | None, multiple: int) -> torch.Tensor:
+    """Resize so the long side is ``long_side`` (None: keep) and both sides are multiples of ``multiple``."""
+    h, w = image.shape[-2:]
+    scale = 1.0 if long_side is None else long_side / max(h, w)
+    nh = max(multiple, int(round(h * scale / multiple)) * multiple)
+    nw = max(multiple, int(round(w * scale / multiple)) * multiple)
+    if (nh, nw) == (h, w):
+        return image
+    return F.interpolate(image, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def check_min_size(hw: tuple[int, int], cfg: ReshuffleConfig, name: str, what: str = "") -> None:
+    need = cfg.min_side()
+    h, w = hw
+    if min(h, w) < need:
+        deepest = cfg.levels[0]
+        raise DataError(name, f"{what}image is {w}x{h} px, too small: at {deepest.tap} (stride {deepest.stride}) its "
+                              f"feature map would be smaller than one {deepest.patch_size}x{deepest.patch_size} patch. "
+                              f"Use images of at least {need}x{need} px, a larger --size, or shallower/fewer levels.")
+
+
+class Stylizer:
+    """Holds the encoder, the reconstruction (decoders or optimisation) and the settings; call it per pair.
+
+    ``decoder``: a checkpoint path or a :class:`ReshuffleDecoders` (fast path); ``optimize``: True or
+    :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``/``style_size``: long side
+    of the content/style after resizing (None: keep, rounded to the deepest level's stride).
+    ``config`` or keyword options (see :func:`~genkit.models.reshuffle.config.build_config`) set the transfer.
+    """
+
+    def __init__(self, decoder: str | Path | ReshuffleDecoders | None = None,
+                 optimize: bool | OptimizeSettings | dict = False, config: ReshuffleConfig | None = None,
+                 size: int | None = 512, style_size: int | None = None, device: str | torch.device = "cpu",
+                 allow_random: bool = False, vgg_weights: str | None = None, encoder: torch.nn.Module | None = None,
+                 convert_modes: bool = False, **options):
+        if (decoder is None) == (not optimize):
+            raise ConfigError("choose one reconstruction: a decoder checkpoint (decoder=...) or optimize=True")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("device 'cuda' was asked for but CUDA is not available")
+        self.size, self.style_size, self.convert_modes = size, style_size, convert_modes
+        self.decoder_path = None
+        decoder_levels = None
+        if isinstance(decoder, (str, Path)):
+            self.decoder_path = Path(decoder)
+            decoder_levels = read_checkpoint(decoder)["genkit"].get("levels")
+        elif isinstance(decoder, ReshuffleDecoders):
+            decoder_levels = decoder.levels
+        if config is None:
+            if "levels" not in options or not options["levels"]:
+                options["levels"] = decoder_levels
+            config = build_config(**options)
+        elif options:
+            raise ConfigError(f"pass either config= or keyword options, not both ({sorted(options)})")
+        self.config = config
+        if decoder_levels is not None:  # checked before the (slow) encoder is built
+            missing = [t for t in config.taps if t not in decoder_levels]
+            if missing:
+                where = f"{self.decoder_path}: decoder checkpoint" if self.decoder_path else "the decoders"
+                raise CheckpointError(f"{where} covers levels {','.join(decoder_levels)}, but levels "
+                                      f"{','.join(config.taps)} were asked for ({','.join(missing)} missing); use "
+                                      f"--levels {','.join(decoder_levels)} or train decoders for this level set")
+        self.optimize_settings = None
+        if optimize:
+            if isinstance(optimize, OptimizeSettings):
+                self.optimize_settings = optimize
+            else:
+                self.optimize_settings = OptimizeSettings(**optimize) if isinstance(optimize, dict) else OptimizeSettings()
+        if encoder is None:
+            from genkit.nn.vgg import VGG19Encoder
+
+            weights = "random" if vgg_weights == "random" else "imagenet"
+            path = None if vgg_weights in (None, "random") else vgg_weights
+            encoder = VGG19Encoder(taps=config.taps, weights=weights, allow_random=allow_random, weights_path=path)
+        missing = set(config.taps) - set(encoder.taps)
+        if missing:
+            raise ConfigError(f"the encoder has no taps {sorted(missing)}")
+        self.encoder = encoder.to(self.device).eval()
+        self.decoders = None
+        self.decoder_record: dict | None = None
+        if self.decoder_path is not None:
+            self.decoders, self.decoder_record = load_decoders(self.decoder_path, config.taps, encoder=self.encoder,
+                                                               map_location=self.device)
+        elif isinstance(decoder, ReshuffleDecoders):
+            self.decoders = decoder.to(self.device).eval()
+        self._style_cache: dict = {}
+
+    # ------------------------------------------------------------------------------------------ inputs
+    def prepare(self, x, name: str, long_side: int | None) -> torch.Tensor:
+        t = to_tensor(x, name, self.convert_modes)
+        check_min_size(tuple(t.shape[-2:]), self.config, name)
+        t = fit_size(t, long_side, self.config.stride)
+        check_min_size(tuple(t.shape[-2:]), self.config, name, what="resized ")
+        return t
+
+    def _style_features(self, style: torch.Tensor, key) -> tuple[dict, dict]:
+        if key is not None and key in self._style_cache:
+            return self._style_cache[key]
+        taps = set(self.config.taps)
+        with torch.no_grad():
+            feats = self.encoder(style.to(self.device), taps=taps)
+        grams = None
+        if self.optimize_settings is not None and self.optimize_settings.gram_weight > 0:
+            grams = {t: gram(f) for t, f in feats.items()}
+        out = (feats, grams)
+        if key is not None:
+            self._style_cache = {key: out}  # keep one style: bounded memory over long batches
+        return out
+
+    def settings(self) -> dict:
+        out = {"reconstruction": "decoder" if self.decoders is not None else "optimize",
+               "size": self.size, "style_size": self.style_size, "device": str(self.device),
+               **self.config.to_dict()}
+        if self.decoders is not None:
+            out["decoder"] = {"path": str(self.decoder_path) if self.decoder_path else None,
+                              "levels": list(self.decoders.levels), "width": self.decoders.width}
+            if self.decoder_path is not None:
+                from genkit.weights import sha256_file
+
+                out["decoder"]["sha256"] = sha256_file(self.decoder_path)
+                out["decoder"]["encoder"] = (self.decoder_record or {}).get("encoder")
+        if self.optimize_settings is not None:
+            out["optimize"] = self.optimize_settings.to_dict()
+        return out
+
+    # ------------------------------------------------------------------------------------------ transfer
+    def __call__(self, content, style, content_mask=None, style_mask=None, *, content_name: str | None = None,
+                 style_name: str | None = None, style_key=None) -> StyleResult:
+        """Stylise one pair. ``style_key``: a hashable naming the style; consecutive calls with the same key
+        reuse its encoded features (the batch loops use it)."""
+        from genkit import weights
+
+        t_start = time.perf_counter()
+        cname = content_name or _name_of(content, "content")
+        sname = style_name or _name_of(style, "style")
+        c_img = self.prepare(content, cname, self.size)
+        s_img = self.prepare(style, sname, self.style_size or self.size)
+        cmask = smask = None
+        if content_mask is not None or style_mask is not None:
+            if content_mask is None or style_mask is None:
+                raise ConfigError("semantic masks need both a content mask and a style mask")
+            c_raw, s_raw = to_tensor(content, cname, self.convert_modes), to_tensor(style, sname, self.convert_modes)
+            cmask, smask = load_mask(content_mask, "content mask"), load_mask(style_mask, "style mask")
+            check_masks(cmask, smask, tuple(c_raw.shape[-2:]), tuple(s_raw.shape[-2:]))
+            cmask, smask = resize_mask(cmask, tuple(c_img.shape[-2:])), resize_mask(smask, tuple(s_img.shape[-2:]))
+        mode = self.config.preserve_color
+        c_in, s_in = color.prepare(c_img, s_img, mode)
+        # colour modes adapt the style to each content: its features can only be reused without them
+        key = None if (mode is not None or style_key is None) else (style_key, tuple(s_img.shape))
+        t0 = time.perf_counter()
+        s_feats, s_grams = self._style_features(s_in, key)
+        t_style = time.perf_counter() - t0
+        if self.decoders is not None:
+            reconstruct = DecoderReconstructor(self.decoders)
+        else:
+            reconstruct = OptimizationReconstructor(self.encoder, self.optimize_settings, s_grams)
+        out, stats = transfer(self.encoder, c_in.to(self.device), s_feats, self.config, reconstruct, cmask, smask)
+        out = color.finish(out.cpu(), c_img, mode)
+        timings = {"style_encode": t_style, "total": time.perf_counter() - t_start}
+        for lv in stats:
+            for k, v in lv.seconds.items():
+                timings[f"{lv.tap}/{k}"] = v
+        return StyleResult(image=out[0].cpu(), levels=stats, settings=self.settings(), timings=timings,
+                           random_weights=bool(self.encoder.random_weights) or weights.used_random_weights(),
+                           weights=weights.provenance(), content_name=cname, style_name=sname,
+                           optimization=list(getattr(reconstruct, "history", [])))
+
+    def batch(self, contents: Sequence, styles: Sequence, progress: bool = False) -> list[StyleResult]:
+        """Every content with every style, returned content-major; pairs run style by style, so each style is
+        encoded once."""
+        pairs = [(i, j) for j in range(len(styles)) for i in range(len(contents))]
+        results: dict[tuple[int, int], StyleResult] = {}
+        it: Iterable = pairs
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(pairs, desc="stylize", unit="image")
+        self._style_cache = {}
+        try:
+            for i, j in it:
+                results[(i, j)] = self(contents[i], styles[j], style_key=("batch", j))
+        finally:
+            self._style_cache = {}
+        return [results[(i, j)] for i in range(len(contents)) for j in range(len(styles))]
+
+
+def stylize(content, style, *, decoder=None, optimize=False, content_mask=None, style_mask=None,
+            stylizer: Stylizer | None = None, **options) -> StyleResult | list[StyleResult]:
+    """Stylise ``content`` with ``style``; lists of either give all pairs (content-major) as a list.
+
+    Options are those of :class:`Stylizer` (``size``, ``allow_random``, ``device``...) and of
+    :func:`~genkit.models.reshuffle.config.build_config` (``levels``, ``alpha``, ``max_usage``, ``slack``,
+    ``preserve_color``, ``iterations``...). Pass ``stylizer=`` to reuse a loaded encoder and decoders.
+    """
+    st = stylizer or Stylizer(decoder=decoder, optimize=optimize, **options)
+    many = isinstance(content, (list, tuple)) or isinstance(style, (list, tuple))
+    if many:
+        if content_mask is not None or style_mask is not None:
+            raise ConfigError("semantic masks are supported for single content/style pairs only")
+        cs = list(content) if isinstance(content, (list, tuple)) else [content]
+        ss = list(style) if isinstance(style, (list, tuple)) else [style]
+        return st.batch(cs, ss)
+    return st(content, style, content_mask, style_mask)

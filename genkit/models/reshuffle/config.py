@@ -1,0 +1,190 @@
+"""Settings of a reshuffle transfer: per-level parameters and the global ones, with validation.
+
+A level is one VGG-19 tap (coarse to fine). Defaults follow the paper and the design notes: 3x3 patches at
+relu4_1/relu5_1 and 5x5 below, channel PCA to 80/40/20 dims at relu4_1/3_1/2_1, alpha (content weight) 0.6.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Sequence
+
+from genkit.errors import ConfigError
+from genkit.nn.vgg import VGG19_RELU_INDEX, VGG19_STRIDE
+
+DEFAULT_LEVELS = ("relu4_1", "relu3_1", "relu2_1")
+SUPPORTED_TAPS = ("relu5_1", "relu4_1", "relu3_1", "relu2_1", "relu1_1")
+
+# per-tap defaults: patch size, channel PCA dims, patch-descriptor dims, iterations
+_TAP_DEFAULTS = {
+    "relu5_1": dict(patch_size=3, pca_dims=80, patch_dims=None, iterations=3),
+    "relu4_1": dict(patch_size=3, pca_dims=80, patch_dims=None, iterations=5),
+    "relu3_1": dict(patch_size=5, pca_dims=40, patch_dims=64, iterations=3),
+    "relu2_1": dict(patch_size=5, pca_dims=20, patch_dims=64, iterations=2),
+    "relu1_1": dict(patch_size=5, pca_dims=16, patch_dims=48, iterations=1),
+}
+
+SEARCH_MODES = ("auto", "global", "local")
+COLOR_MODES = (None, "luminance", "histogram")
+
+
+@dataclass
+class LevelConfig:
+    """One level of the coarse-to-fine transfer.
+
+    ``alpha``: weight of the content features in ``alpha*content + (1-alpha)*voted``.
+    ``pca_dims``: channel PCA before patch extraction (None: all channels).
+    ``patch_dims``: PCA of the whole patch vector (a compact descriptor; None: exact patch vectors).
+    ``search``: ``global`` (chunked top-k over all style positions), ``local`` (around the previous or
+    upsampled assignment), ``auto`` (global only when there is no previous assignment).
+    """
+
+    tap: str
+    alpha: float = 0.6
+    patch_size: int = 3
+    iterations: int = 3
+    pca_dims: int | None = None
+    patch_dims: int | None = None
+    search: str = "auto"
+
+    def __post_init__(self):
+        if self.tap not in SUPPORTED_TAPS:
+            raise ConfigError(f"level {self.tap!r} is not supported; choose from {', '.join(SUPPORTED_TAPS)}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha at {self.tap} must be in [0, 1], got {self.alpha}")
+        if self.patch_size < 1 or self.patch_size % 2 == 0:
+            raise ConfigError(f"patch size at {self.tap} must be odd and >= 1, got {self.patch_size}")
+        if self.iterations < 1:
+            raise ConfigError(f"iterations at {self.tap} must be >= 1, got {self.iterations}")
+        for name in ("pca_dims", "patch_dims"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} at {self.tap} must be >= 1 or None, got {v}")
+        if self.search not in SEARCH_MODES:
+            raise ConfigError(f"search at {self.tap} must be one of {SEARCH_MODES}, got {self.search!r}")
+
+    @property
+    def stride(self) -> int:
+        return VGG19_STRIDE[self.tap]
+
+    @classmethod
+    def default(cls, tap: str, **overrides) -> "LevelConfig":
+        if tap not in _TAP_DEFAULTS:
+            raise ConfigError(f"level {tap!r} is not supported; choose from {', '.join(SUPPORTED_TAPS)}")
+        return cls(tap=tap, **{**_TAP_DEFAULTS[tap], **overrides})
+
+
+@dataclass
+class ReshuffleConfig:
+    """Global settings of a transfer.
+
+    ``max_usage``: ``"auto"`` (``ceil(slack * N_content / N_style)`` per level), an int, or None (no limit:
+    plain style-swap, nearest neighbours). ``top_k``: candidates per content position in the global search.
+    ``window``/``n_random``: local search (radius of the window around the previous match, random probes).
+    ``chunk_elements``: the largest dense block (similarities or gathered descriptors) held at once.
+    """
+
+    levels: list[LevelConfig] = field(default_factory=lambda: [LevelConfig.default(t) for t in DEFAULT_LEVELS])
+    max_usage: int | str | None = "auto"
+    slack: float = 1.0
+    top_k: int = 32
+    window: int = 1
+    n_random: int = 4
+    max_rounds: int = 200
+    chunk_elements: int = 1 << 22
+    seed: int = 0
+    preserve_color: str | None = None
+
+    def __post_init__(self):
+        if not self.levels:
+            raise ConfigError("at least one level is needed")
+        taps = [lv.tap for lv in self.levels]
+        if len(set(taps)) != len(taps):
+            raise ConfigError(f"levels repeat a tap: {taps}")
+        order = [VGG19_RELU_INDEX[t] for t in taps]
+        if order != sorted(order, reverse=True):
+            raise ConfigError(f"levels must go coarse to fine (e.g. relu4_1,relu3_1,relu2_1), got {','.join(taps)}")
+        if isinstance(self.max_usage, str) and self.max_usage != "auto":
+            raise ConfigError(f"max_usage must be 'auto', an integer or None, got {self.max_usage!r}")
+        if isinstance(self.max_usage, int) and not isinstance(self.max_usage, bool) and self.max_usage < 1:
+            raise ConfigError(f"max_usage must be >= 1, got {self.max_usage}")
+        if self.slack < 1.0:
+            raise ConfigError(f"slack must be >= 1 (below 1 the capacity cannot cover every content position), "
+                              f"got {self.slack}")
+        if self.top_k < 1 or self.window < 0 or self.n_random < 0 or self.max_rounds < 1:
+            raise ConfigError("top_k and max_rounds must be >= 1, window and n_random >= 0")
+        if self.preserve_color not in COLOR_MODES:
+            raise ConfigError(f"preserve_color must be one of none, luminance, histogram; got {self.preserve_color!r}")
+
+    @property
+    def taps(self) -> list[str]:
+        return [lv.tap for lv in self.levels]
+
+    @property
+    def stride(self) -> int:
+        """Image sides must be multiples of this (the deepest level's stride)."""
+        return max(lv.stride for lv in self.levels)
+
+    def min_side(self) -> int:
+        """Smallest image side for which the deepest level's feature map still holds one whole patch."""
+        deepest = self.levels[0]
+        return deepest.patch_size * deepest.stride
+
+    def usage_limit(self, n_content: int, n_style: int) -> int | None:
+        if self.max_usage is None:
+            return None
+        if self.max_usage == "auto":
+            return max(1, math.ceil(self.slack * n_content / n_style - 1e-9))
+        return int(self.max_usage)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _per_level(values, n: int, name: str) -> list:
+    if values is None:
+        return [None] * n
+    if not isinstance(values, (list, tuple)):
+        return [values] * n
+    if len(values) == 1:
+        return list(values) * n
+    if len(values) != n:
+        raise ConfigError(f"{name} has {len(values)} values but there are {n} levels")
+    return list(values)
+
+
+def build_config(levels: Sequence[str] | None = None, alpha=None, patch_size=None, iterations=None, pca_dims="default",
+                 patch_dims="default", search=None, **kwargs) -> ReshuffleConfig:
+    """A :class:`ReshuffleConfig` from flat options; per-level options take one value or one per level.
+
+    ``pca_dims`` / ``patch_dims``: ``"default"`` keeps the per-tap defaults, None disables the projection.
+    """
+    taps = list(levels) if levels else list(DEFAULT_LEVELS)
+    n = len(taps)
+    per = {
+        "alpha": _per_level(alpha, n, "alpha"),
+        "patch_size": _per_level(patch_size, n, "patch_size"),
+        "iterations": _per_level(iterations, n, "iterations"),
+        "search": _per_level(search, n, "search"),
+    }
+    def dims(value, name):
+        if value is None:
+            return [None] * n
+        return ["default"] * n if value == "default" else _per_level(value, n, name)
+
+    pca, pdims = dims(pca_dims, "pca_dims"), dims(patch_dims, "patch_dims")
+    out = []
+    for i, tap in enumerate(taps):
+        over = {k: v[i] for k, v in per.items() if v[i] is not None}
+        if pca[i] != "default":
+            over["pca_dims"] = pca[i]
+        if pdims[i] != "default":
+            over["patch_dims"] = pdims[i]
+        out.append(LevelConfig.default(tap, **over))
+    return ReshuffleConfig(levels=out, **kwargs)
+
+
+def with_levels(cfg: ReshuffleConfig, **changes) -> ReshuffleConfig:
+    """A copy of ``cfg`` with every level updated by ``changes`` (e.g. ``iterations=1`` for quick runs)."""
+    return replace(cfg, levels=[replace(lv, **changes) for lv in cfg.levels])

@@ -1,0 +1,145 @@
+"""The matching representation of a feature map: one vector per position describing its patch.
+
+Steps (fixed per level, fitted once on the content and style maps):
+
+1. L2-normalise the feature vector at every position (zero vectors stay zero);
+2. optionally project channels onto the top principal directions (``pca_dims``; uncentred, so dot products,
+   i.e. cosines, are what is preserved);
+3. take the dense ``p x p`` patch around every position (stride 1, zeros outside the map) and scale it by
+   ``1/sqrt(number of in-map positions)``, so the dot product of two interior patch vectors is the mean
+   per-position cosine, i.e. the patch cosine;
+4. optionally project the patch vector onto its top principal directions (``patch_dims``): a compact
+   descriptor that makes local search a cheap gather.
+
+The similarity of a content and a style position is the dot product of their vectors. Everything is computed
+in row bands of at most ``chunk_elements`` values, so memory stays bounded at large sizes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def normalize_positions(f: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(C, H, W) -> same, each position's C-vector scaled to unit L2 norm (zero vectors stay zero)."""
+    return f * (f * f).sum(0, keepdim=True).clamp_min(eps * eps).rsqrt()
+
+
+def _top_directions(x: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
+    """Top ``dims`` right singular vectors of the sample matrix ``x`` (S, D): the uncentred principal axes.
+
+    A randomised SVD (a few power iterations) costs O(S*D*dims); a full eigendecomposition of the D x D
+    second-moment matrix took seconds at D = 1000.
+    """
+    q = min(dims + 16, *x.shape)
+    threads = torch.get_num_threads()
+    try:
+        # small LAPACK calls (QR) are much faster single-threaded, and pathological when cores are shared
+        torch.set_num_threads(1)
+        with torch.random.fork_rng(devices=[x.device] if x.is_cuda else []):
+            torch.manual_seed(seed)
+            _, _, v = torch.svd_lowrank(x, q=q, niter=3)
+    finally:
+        torch.set_num_threads(threads)
+    return v[:, :dims].contiguous()
+
+
+def _sample_positions(n: int, count: int, generator: torch.Generator) -> torch.Tensor:
+    if n <= count:
+        return torch.arange(n)
+    return torch.randperm(n, generator=generator)[:count]
+
+
+def in_map_counts(h: int, w: int, p: int) -> torch.Tensor:
+    """(H, W) number of positions of each p x p patch that lie inside an H x W map."""
+    r = p // 2
+
+    def counts(n: int) -> torch.Tensor:
+        i = torch.arange(n)
+        return (torch.minimum(i + r, torch.tensor(n - 1)) - torch.maximum(i - r, torch.tensor(0)) + 1).float()
+
+    return counts(h)[:, None] * counts(w)[None, :]
+
+
+def gather_patches(g: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, p: int) -> torch.Tensor:
+    """Patch vectors of selected positions of a (D, H, W) map, in ``F.unfold`` order, unscaled: (S, D*p*p)."""
+    r = p // 2
+    d = g.shape[0]
+    gp = F.pad(g, (r, r, r, r))
+    wp = gp.shape[2]
+    flat = gp.reshape(d, -1)
+    offs = torch.arange(p, device=g.device)
+    idx = (ys[:, None, None] + offs[None, :, None]) * wp + (xs[:, None, None] + offs[None, None, :])  # (S, p, p)
+    vals = flat[:, idx.reshape(-1)].reshape(d, ys.numel(), p * p)
+    return vals.permute(1, 0, 2).reshape(ys.numel(), d * p * p)
+
+
+class MatchSpace:
+    """Fixed projections of one level; :meth:`embed` maps a (C, H, W) map to (H*W, E) position vectors."""
+
+    def __init__(self, patch_size: int, channel_basis: torch.Tensor | None = None,
+                 patch_basis: torch.Tensor | None = None, chunk_elements: int = 1 << 24):
+        self.patch_size = patch_size
+        self.channel_basis = channel_basis
+        self.patch_basis = patch_basis
+        self.chunk_elements = int(chunk_elements)
+
+    @classmethod
+    def fit(cls, content: torch.Tensor, style: torch.Tensor, patch_size: int, pca_dims: int | None = None,
+            patch_dims: int | None = None, seed: int = 0, chunk_elements: int = 1 << 24,
+            max_samples: int = 4096) -> "MatchSpace":
+        """Fit the (uncentred) PCA bases on sampled positions of both maps."""
+        g = torch.Generator().manual_seed(seed)
+        c = content.shape[0]
+        space = cls(patch_size, chunk_elements=chunk_elements)
+        maps = [normalize_positions(content), normalize_positions(style)]
+        if pca_dims is not None and pca_dims < c:
+            cols = []
+            for m in maps:
+                flat = m.reshape(c, -1)
+                cols.append(flat[:, _sample_positions(flat.shape[1], max_samples, g).to(flat.device)])
+            space.channel_basis = _top_directions(torch.cat(cols, 1).T, pca_dims, seed)
+        d = c if space.channel_basis is None else space.channel_basis.shape[1]
+        if patch_dims is not None and patch_dims < d * patch_size ** 2:
+            rows = []
+            for m in maps:
+                proj = space._project_channels(m)
+                h, w = proj.shape[1:]
+                pos = _sample_positions(h * w, max_samples // 2, g).to(m.device)
+                ys, xs = pos // w, pos % w
+                scale = in_map_counts(h, w, patch_size).to(m.device).reshape(-1)[pos].rsqrt()
+                rows.append(gather_patches(proj, ys, xs, patch_size) * scale[:, None])
+            space.patch_basis = _top_directions(torch.cat(rows, 0), patch_dims, seed)
+        return space
+
+    @property
+    def dims(self) -> int | None:
+        return None if self.patch_basis is None else self.patch_basis.shape[1]
+
+    def _project_channels(self, normalized: torch.Tensor) -> torch.Tensor:
+        if self.channel_basis is None:
+            return normalized
+        return torch.einsum("cd,chw->dhw", self.channel_basis, normalized)
+
+    def embed(self, f: torch.Tensor) -> torch.Tensor:
+        """(C, H, W) -> (H*W, E) position vectors (see the module docstring)."""
+        p, r = self.patch_size, self.patch_size // 2
+        g = self._project_channels(normalize_positions(f))
+        d, h, w = g.shape
+        scale = in_map_counts(h, w, p).to(device=f.device, dtype=f.dtype).rsqrt()
+        if self.patch_basis is not None:
+            # the patch projection is linear: one p x p convolution with the basis as filters (no unfolded copy)
+            e = self.patch_basis.shape[1]
+            weight = self.patch_basis.T.reshape(e, d, p, p).to(g.dtype)
+            out = F.conv2d(g[None], weight, padding=r)[0] * scale
+            return out.permute(1, 2, 0).reshape(h * w, e).contiguous()
+        e = d * p * p
+        out = torch.empty(h * w, e, device=f.device, dtype=f.dtype)
+        gp = F.pad(g, (r, r, r, r))
+        band = max(1, self.chunk_elements // max(1, w * d * p * p))
+        for y0 in range(0, h, band):
+            y1 = min(h, y0 + band)
+            u = F.unfold(gp[None, :, y0:y1 + 2 * r], p)[0].T  # (band*W, D*p*p)
+            out[y0 * w:y1 * w] = u * scale[y0:y1].reshape(-1, 1)
+        return out

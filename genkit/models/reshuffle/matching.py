@@ -1,0 +1,145 @@
+"""Candidate generation and scoring between content and style position vectors.
+
+* :func:`dense_topk`: exact top-k over all (or a subset of) style positions, in row chunks so that at most
+  ``chunk_elements`` similarities exist at once (the global search, and the solver's fill step).
+* :func:`local_candidates` + :func:`pair_scores`: PatchMatch-style local search around a previous assignment
+  (a window around the current match, propagation from the 8 neighbours, random probes at shrinking radii):
+  linear in the number of positions, for the fine levels.
+* :func:`upsample_assignment`: carry an assignment from a coarser level to a finer grid.
+
+Assignments are flat style indices ``y * W_style + x``, one per content position (row-major).
+"""
+
+from __future__ import annotations
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+def _chunk_rows(n_cols: int, chunk_elements: int) -> int:
+    return max(1, int(chunk_elements) // max(1, n_cols))
+
+
+def dense_topk(ec: torch.Tensor, es: torch.Tensor, k: int, rows: torch.Tensor | None = None,
+               cols: torch.Tensor | None = None, labels_c: torch.Tensor | None = None,
+               labels_s: torch.Tensor | None = None, chunk_elements: int = 1 << 24
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each content row, the ``k`` most similar style positions (among ``cols``; same label if labels).
+
+    Returns ``(cand, sim)``, both ``(len(rows), k')`` with ``k' = min(k, len(cols))``; ``cand`` holds global style
+    indices, ``sim`` the dot products (``-inf`` where no same-label candidate was left).
+    """
+    rows = torch.arange(ec.shape[0], device=ec.device) if rows is None else rows
+    es_sub = es if cols is None else es.index_select(0, cols)
+    n_cols = es_sub.shape[0]
+    k = min(k, n_cols)
+    lab_s = None
+    if labels_c is not None:
+        lab_s = labels_s if cols is None else labels_s.index_select(0, cols)
+    cand = torch.empty(rows.numel(), k, dtype=torch.long, device=ec.device)
+    sims = torch.empty(rows.numel(), k, dtype=ec.dtype, device=ec.device)
+    step = _chunk_rows(n_cols, chunk_elements)
+    for i in range(0, rows.numel(), step):
+        r = rows[i:i + step]
+        s = ec.index_select(0, r) @ es_sub.T
+        if lab_s is not None:
+            s.masked_fill_(labels_c.index_select(0, r)[:, None] != lab_s[None, :], NEG_INF)
+        v, j = s.topk(k, dim=1)
+        sims[i:i + step] = v
+        cand[i:i + step] = j if cols is None else cols[j]
+    return cand, sims
+
+
+def pair_scores(ec: torch.Tensor, es: torch.Tensor, cand: torch.Tensor, rows: torch.Tensor | None = None,
+                chunk_elements: int = 1 << 24) -> torch.Tensor:
+    """Similarity of each content row with each of its candidates: ``(M, K)``."""
+    rows = torch.arange(ec.shape[0], device=ec.device) if rows is None else rows
+    m, k = cand.shape
+    e = ec.shape[1]
+    out = torch.empty(m, k, dtype=ec.dtype, device=ec.device)
+    step = _chunk_rows(k * e, chunk_elements)
+    for i in range(0, m, step):
+        c = cand[i:i + step]
+        b = es.index_select(0, c.reshape(-1)).view(c.shape[0], k, e)
+        a = ec.index_select(0, rows[i:i + step]).unsqueeze(2)
+        out[i:i + step] = torch.matmul(b, a).squeeze(2)
+    return out
+
+
+def local_candidates(assign: torch.Tensor, content_hw: tuple[int, int], style_hw: tuple[int, int],
+                     window: int = 1, n_random: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Candidate style positions around a current assignment: ``(N_content, K)`` flat style indices.
+
+    * window: the current match shifted by every offset in ``[-window, window]^2``;
+    * propagation: for each of the 8 neighbours ``c+n`` of ``c``, the neighbour's match shifted back by ``n``
+      (a coherent continuation of the neighbour's patch, the PatchMatch step);
+    * random search: ``n_random`` probes around the current match at radii ``max(H,W)/2, /4, ...``.
+    Candidates are clamped into the style map; duplicates are possible (the caller masks them).
+    """
+    hc, wc = content_hw
+    hs, ws = style_hw
+    dev = assign.device
+    a = assign.view(hc, wc)
+    ay, ax = a // ws, a % ws
+    ys, xs = [], []
+    for dy in range(-window, window + 1):
+        for dx in range(-window, window + 1):
+            ys.append(ay + dy)
+            xs.append(ax + dx)
+    for ny in (-1, 0, 1):
+        for nx in (-1, 0, 1):
+            if ny == 0 and nx == 0:
+                continue
+            # match of the neighbour at (y+ny, x+nx), replicated at the border, shifted back by (ny, nx)
+            yi = (torch.arange(hc, device=dev) + ny).clamp(0, hc - 1)
+            xi = (torch.arange(wc, device=dev) + nx).clamp(0, wc - 1)
+            ys.append(ay[yi][:, xi] - ny)
+            xs.append(ax[yi][:, xi] - nx)
+    radius = max(hs, ws) / 2.0
+    for _ in range(n_random):
+        rad = max(1, int(radius))
+        ys.append(ay + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
+        xs.append(ax + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
+        radius /= 2.0
+    y = torch.stack(ys, -1).clamp_(0, hs - 1)
+    x = torch.stack(xs, -1).clamp_(0, ws - 1)
+    return (y * ws + x).view(hc * wc, -1)
+
+
+def mask_duplicates(cand: torch.Tensor, sim: torch.Tensor) -> torch.Tensor:
+    """``sim`` with every repeated candidate of a row (after its first occurrence) set to ``-inf``."""
+    sorted_c, order = cand.sort(dim=1)
+    dup_sorted = torch.zeros_like(sorted_c, dtype=torch.bool)
+    dup_sorted[:, 1:] = sorted_c[:, 1:] == sorted_c[:, :-1]
+    dup = torch.zeros_like(dup_sorted).scatter_(1, order, dup_sorted)
+    return sim.masked_fill(dup, NEG_INF)
+
+
+def upsample_assignment(assign: torch.Tensor, coarse_content_hw: tuple[int, int], coarse_style_hw: tuple[int, int],
+                        content_hw: tuple[int, int], style_hw: tuple[int, int]) -> torch.Tensor:
+    """Map an assignment on a coarse grid to a finer one.
+
+    A fine content position inherits the match of the coarse cell it lies in, offset by its relative position
+    inside that cell (so the 2x2 fine positions of a coarse cell map onto the 2x2 fine positions of its match).
+    """
+    hc0, wc0 = coarse_content_hw
+    hs0, ws0 = coarse_style_hw
+    hc, wc = content_hw
+    hs, ws = style_hw
+    dev = assign.device
+    a = assign.view(hc0, wc0)
+
+    def axis(n_fine: int, n_coarse: int):
+        pos = (torch.arange(n_fine, device=dev, dtype=torch.float64) + 0.5) * n_coarse / n_fine
+        cell = pos.floor().clamp(0, n_coarse - 1)
+        return cell.long(), (pos - cell).clamp(0, 1 - 1e-9)
+
+    cy, fy = axis(hc, hc0)
+    cx, fx = axis(wc, wc0)
+    m = a[cy][:, cx]
+    sy = ((m // ws0).double() + fy[:, None]) * hs / hs0
+    sx = ((m % ws0).double() + fx[None, :]) * ws / ws0
+    sy = sy.floor().long().clamp(0, hs - 1)
+    sx = sx.floor().long().clamp(0, ws - 1)
+    return (sy * ws + sx).reshape(-1)

@@ -1,0 +1,200 @@
+"""VGG-mirror decoders, the decoder-training LightningModule, its checkpoints and the Hydra experiment."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from genkit.errors import CheckpointError
+from genkit.nn.decoder import VGGMirrorDecoder, mirror_ops
+from genkit.nn.vgg import VGG19_CHANNELS, VGG19Encoder
+
+LEVELS = ["relu4_1", "relu3_1", "relu2_1"]
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from a second thread, and lose a lot when the cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("tap", ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"])
+def test_mirror_decoder_inverts_shapes(tap):
+    enc_stride = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8, "relu5_1": 16}[tap]
+    dec = VGGMirrorDecoder(tap, width=0.25)
+    h = torch.rand(2, VGG19_CHANNELS[tap], 3, 5)
+    assert dec(h).shape == (2, 3, 3 * enc_stride, 5 * enc_stride)
+    assert dec.scale == enc_stride
+
+
+def test_mirror_decoder_to_a_shallower_tap():
+    dec = VGGMirrorDecoder("relu4_1", "relu3_1")
+    out = dec(torch.rand(1, 512, 4, 4))
+    assert out.shape == (1, 256, 8, 8) and (out >= 0).all()  # ReLU output, like the tap it imitates
+    kinds = [op.kind for op in mirror_ops("relu4_1", "relu3_1")]
+    assert kinds == ["conv", "pool", "conv", "conv", "conv"]
+    # full-width relu4_1 -> image decoder is the AdaIN/WCT decoder: 9 convolutions, 3 upsamplings
+    full = VGGMirrorDecoder("relu4_1")
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in full.modules()) == 9
+    with pytest.raises(ValueError):
+        VGGMirrorDecoder("relu2_1", "relu3_1")
+
+
+class LossRecorder:
+    def __init__(self):
+        import lightning as L
+
+        class _CB(L.Callback):
+            def __init__(cb):
+                cb.losses = []
+
+            def on_train_batch_end(cb, trainer, pl_module, outputs, batch, batch_idx):
+                cb.losses.append(float(outputs["loss"]))
+
+        self.callback = _CB()
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return VGG19Encoder(taps=LEVELS, weights="random")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny decoder training run on the sample photos (random VGG), with checkpoints and image grids."""
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from genkit.callbacks.image_grid import ImageGridLogger
+    from genkit.data.datamodules import ImageFolderDataModule
+    from genkit.models.reshuffle.module import ReshuffleDecoderModule
+
+    root = tmp_path_factory.mktemp("decoders")
+    L.seed_everything(0, workers=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ReshuffleDecoderModule(levels=LEVELS, width=0.25, lr=1e-3, vgg_weights="random",
+                                       perceptual_taps=["relu1_1", "relu2_1"])
+        dm = ImageFolderDataModule(root=None, image_size=32, batch_size=4, val_fraction=0.2)
+        dm.setup()
+        fixed = next(iter(dm.train_dataloader()))
+        with torch.no_grad():
+            before = float(model._losses(fixed["image"])["loss"])
+        rec = LossRecorder()
+        ckpt = ModelCheckpoint(dirpath=root / "checkpoints", save_last=True)
+        grids = ImageGridLogger(every_n_steps=10, dirpath=str(root / "images"))
+        trainer = L.Trainer(max_steps=24, accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=[ckpt, grids, rec.callback], default_root_dir=root,
+                            gradient_clip_val=1.0, limit_val_batches=1, num_sanity_val_steps=0, check_val_every_n_epoch=4)
+        trainer.fit(model, dm)
+        with torch.no_grad():
+            after = float(model._losses(fixed["image"])["loss"])
+    return {"before": before, "after": after, "root": root, "losses": rec.callback.losses, "last": root / "checkpoints" / "last.ckpt",
+            "model": model, "grids": grids, "dm": dm}
+
+
+def test_decoders_train_and_log_reconstructions(trained):
+    losses = trained["losses"]
+    assert len(losses) == 24 and all(v == v for v in losses)
+    assert trained["after"] < 0.7 * trained["before"], (trained["before"], trained["after"])  # same batch, before/after
+    assert trained["grids"].saved, "visuals were not logged"
+    rows = trained["model"].visuals(next(iter(trained["dm"].val_dataloader())))
+    assert [name for name, _ in rows] == ["input"] + [f"decoded {t}" for t in LEVELS]
+    assert all(0 <= float(img.min()) and float(img.max()) <= 1 for _, img in rows)
+
+
+def test_checkpoint_records_levels_and_encoder_and_omits_the_encoder(trained):
+    ckpt = torch.load(trained["last"], map_location="cpu", weights_only=True)
+    assert ckpt["genkit"]["levels"] == LEVELS
+    assert ckpt["genkit"]["encoder"]["random"] is True
+    assert not any(k.startswith("encoder.") for k in ckpt["state_dict"])
+
+
+def test_checkpoint_loads_for_stylize_and_for_resuming(trained, encoder):
+    from genkit.models.reshuffle import Stylizer
+    from genkit.models.reshuffle.decoders import load_decoders
+    from genkit.models.reshuffle.module import ReshuffleDecoderModule
+
+    decoders, record = load_decoders(trained["last"], encoder=encoder)
+    assert decoders.levels == LEVELS and record["width"] == 0.25
+    torch.testing.assert_close(decoders.state_dict(), trained["model"].decoders.state_dict())
+    sub, _ = load_decoders(trained["last"], ["relu4_1", "relu3_1"], encoder=encoder)  # a subset is fine
+    assert sub.levels == ["relu4_1", "relu3_1"]
+    res = Stylizer(decoder=trained["last"], encoder=encoder, size=32, iterations=1)(torch.rand(3, 32, 32),
+                                                                                   torch.rand(3, 32, 32))
+    assert res.settings["decoder"]["levels"] == LEVELS and len(res.settings["decoder"]["sha256"]) == 64
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        restored = ReshuffleDecoderModule.load_from_checkpoint(trained["last"], map_location="cpu",
+                                                                weights_only=True)
+    torch.testing.assert_close(restored.decoders.state_dict(), trained["model"].decoders.state_dict())
+
+
+def test_resume_continues_the_step_count(trained, tmp_path):
+    import lightning as L
+
+    from genkit.models.reshuffle.module import ReshuffleDecoderModule
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ReshuffleDecoderModule(levels=LEVELS, width=0.25, lr=1e-3, vgg_weights="random",
+                                       perceptual_taps=["relu1_1", "relu2_1"])
+        trainer = L.Trainer(max_steps=26, accelerator="cpu", logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
+                            default_root_dir=tmp_path)
+        trainer.fit(model, trained["dm"], ckpt_path=str(trained["last"]))
+    assert trainer.global_step == 26
+
+
+def test_wrong_checkpoints_give_clear_errors(trained, encoder, tmp_path):
+    import copy
+
+    from genkit.models.reshuffle.decoders import load_decoders, save_decoders
+
+    with pytest.raises(CheckpointError, match="trained for levels relu4_1,relu3_1,relu2_1.*relu1_1 missing"):
+        load_decoders(trained["last"], ["relu4_1", "relu3_1", "relu2_1", "relu1_1"], encoder=encoder)
+    other = copy.deepcopy(encoder)
+    with torch.no_grad():
+        other.features[0].weight.mul_(1.5)  # stands in for another weights file
+    other.random_weights = False
+    with pytest.raises(CheckpointError, match="trained to invert RANDOM VGG-19 weights"):
+        load_decoders(trained["last"], encoder=other)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_decoders(junk)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "genkit": {"kind": "portrait_generator"}}, foreign)
+    with pytest.raises(CheckpointError, match="not a reshuffle decoder checkpoint.*portrait_generator"):
+        load_decoders(foreign)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_decoders(tmp_path / "missing.ckpt")
+    # a compact export round-trips
+    compact = save_decoders(tmp_path / "dec.pt", trained["model"].decoders, encoder)
+    dec, record = load_decoders(compact, encoder=encoder)
+    assert record["levels"] == LEVELS
+
+
+def test_hydra_experiment_composes_and_instantiates():
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=reshuffle_decoders", "weights.allow_random=true",
+                                          "model.width=0.125", "data.image_size=32"])
+    assert cfg.task_name == "reshuffle_decoders" and cfg.optimized_metric == "val/loss"
+    assert cfg.data._target_.endswith("ImageFolderDataModule") and cfg.data.root is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = instantiate(cfg.model)
+    assert model.hparams.levels == LEVELS and model.hparams.allow_random is True
+    assert isinstance(model.hparams.levels, list)  # plain types: checkpoints load with weights_only=True

@@ -1,0 +1,160 @@
+"""Matching representation, global/local candidate search, voting: against brute-force references."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
+from genkit.models.reshuffle.features import MatchSpace, gather_patches, in_map_counts
+from genkit.models.reshuffle.level import reshuffle_level
+from genkit.models.reshuffle.matching import (dense_topk, local_candidates, mask_duplicates, pair_scores,
+                                              upsample_assignment)
+from genkit.models.reshuffle.voting import vote
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from a second thread, and lose a lot when the cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+
+def features(c, h, w, seed):
+    return torch.relu(torch.randn(c, h, w, generator=torch.Generator().manual_seed(seed)))
+
+
+def brute_patch_cosine(fc: torch.Tensor, fs: torch.Tensor, p: int) -> torch.Tensor:
+    """Explicit loops: mean per-position cosine over the in-map part of each patch pair, scaled like the code
+    (zero outside the map, each patch vector normalised by sqrt(#in-map positions))."""
+    r = p // 2
+
+    def patches(f):
+        f = f / f.norm(dim=0, keepdim=True).clamp_min(1e-8)
+        c, h, w = f.shape
+        out = []
+        for y in range(h):
+            for x in range(w):
+                v, n = torch.zeros(c, p, p), 0
+                for dy in range(-r, r + 1):
+                    for dx in range(-r, r + 1):
+                        if 0 <= y + dy < h and 0 <= x + dx < w:
+                            v[:, dy + r, dx + r] = f[:, y + dy, x + dx]
+                            n += 1
+                out.append(v.flatten() / n ** 0.5)
+        return torch.stack(out)
+
+    return patches(fc) @ patches(fs).T
+
+
+@pytest.mark.parametrize("p", [1, 3, 5])
+def test_embedding_equals_explicit_patches_and_chunking_is_invisible(p):
+    fc, fs = features(6, 7, 9, 0), features(6, 8, 6, 1)
+    space = MatchSpace.fit(fc, fs, p)
+    sim = space.embed(fc) @ space.embed(fs).T
+    torch.testing.assert_close(sim, brute_patch_cosine(fc, fs, p), atol=1e-5, rtol=1e-5)
+    tiny_chunks = MatchSpace(p, chunk_elements=50)  # one row band at a time
+    torch.testing.assert_close(tiny_chunks.embed(fc), space.embed(fc))
+
+
+def test_gather_patches_agrees_with_embed():
+    f = features(4, 6, 5, 2)
+    space = MatchSpace(3)
+    emb = space.embed(f)
+    ys, xs = torch.tensor([0, 2, 5, 5]), torch.tensor([0, 3, 4, 1])
+    scale = in_map_counts(6, 5, 3)[ys, xs].rsqrt()[:, None]
+    from genkit.models.reshuffle.features import normalize_positions
+
+    torch.testing.assert_close(gather_patches(normalize_positions(f), ys, xs, 3) * scale, emb[ys * 5 + xs])
+
+
+def test_pca_projections_approximate_the_exact_similarity():
+    fc, fs = features(32, 10, 10, 3), features(32, 10, 10, 4)
+    exact = MatchSpace.fit(fc, fs, 3)
+    approx = MatchSpace.fit(fc, fs, 3, pca_dims=24, patch_dims=120)
+    s_exact = exact.embed(fc) @ exact.embed(fs).T
+    s_approx = approx.embed(fc) @ approx.embed(fs).T
+    assert approx.embed(fc).shape[1] == 120
+    assert (s_exact - s_approx).abs().mean() < 0.05 * s_exact.abs().mean()
+
+
+def test_chunked_and_unchunked_global_search_agree():
+    g = torch.Generator().manual_seed(5)
+    ec, es = torch.randn(300, 16, generator=g), torch.randn(200, 16, generator=g)
+    labels_c, labels_s = torch.randint(0, 3, (300,), generator=g), torch.randint(0, 3, (200,), generator=g)
+    cols = torch.randperm(200, generator=g)[:120].sort().values
+    rows = torch.randperm(300, generator=g)[:77]
+    for kw in ({}, {"labels_c": labels_c, "labels_s": labels_s}, {"rows": rows, "cols": cols}):
+        c_full, s_full = dense_topk(ec, es, 7, chunk_elements=1 << 30, **kw)
+        c_chunk, s_chunk = dense_topk(ec, es, 7, chunk_elements=250, **kw)  # one row per block
+        assert torch.equal(c_full, c_chunk)
+        torch.testing.assert_close(s_full, s_chunk)
+    ref = (ec @ es.T).topk(7, dim=1)
+    c, s = dense_topk(ec, es, 7)
+    assert torch.equal(c, ref.indices)
+    cand = torch.randint(0, 200, (300, 11), generator=g)
+    torch.testing.assert_close(pair_scores(ec, es, cand, chunk_elements=40), (ec @ es.T).gather(1, cand))
+
+
+def test_unconstrained_mode_is_brute_force_nearest_neighbour():
+    fc, fs = features(8, 9, 8, 6), features(8, 7, 10, 7)
+    level = LevelConfig("relu4_1", alpha=0.5, patch_size=3, iterations=1, search="global")
+    res = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level], max_usage=None, chunk_elements=64))
+    expected = brute_patch_cosine(fc, fs, 3).argmax(dim=1)
+    assert torch.equal(res.assign, expected)
+    assert res.stats.usage_limit is None
+
+
+def test_local_candidates_window_propagation_and_random():
+    hc, wc, hs, ws = 4, 5, 6, 7
+    assign = torch.arange(hc * wc) % (hs * ws)
+    cand = local_candidates(assign, (hc, wc), (hs, ws), window=1, n_random=2, generator=torch.Generator().manual_seed(0))
+    assert cand.shape == (hc * wc, 9 + 8 + 2)
+    assert (cand >= 0).all() and (cand < hs * ws).all()
+    assert (cand == assign[:, None]).any(dim=1).all()  # the current match stays a candidate
+    # propagation: position (1, 1) gets its left neighbour's match shifted right by one
+    a = assign.view(hc, wc)
+    left = a[1, 0]
+    shifted = (left // ws) * ws + (left % ws + 1)
+    assert (cand[1 * wc + 1] == shifted).any()
+
+
+def test_mask_duplicates_keeps_first_occurrence():
+    cand = torch.tensor([[3, 1, 3, 1, 2]])
+    sim = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5]])
+    out = mask_duplicates(cand, sim)
+    assert (out > float("-inf")).sum() == 3
+    assert set(cand[out > float("-inf")].tolist()) == {1, 2, 3}
+
+
+def test_upsample_assignment_keeps_identity_and_cell_offsets():
+    ident = torch.arange(4 * 5)
+    up = upsample_assignment(ident, (4, 5), (4, 5), (8, 10), (8, 10))
+    assert torch.equal(up, torch.arange(8 * 10))
+    swap = torch.tensor([1, 0])  # 1x2 grid, the two cells swapped
+    up = upsample_assignment(swap, (1, 2), (1, 2), (2, 4), (2, 4)).view(2, 4)
+    assert up[0].tolist() == [2, 3, 0, 1] and up[1].tolist() == [6, 7, 4, 5]
+
+
+@pytest.mark.parametrize("p", [1, 3, 5])
+def test_vote_identity_and_permutation(p):
+    fs = features(5, 6, 7, 8)
+    ident = torch.arange(6 * 7)
+    torch.testing.assert_close(vote(fs, ident, (6, 7), p), fs)
+    torch.testing.assert_close(vote(fs, ident, (6, 7), p, chunk_elements=10), fs)
+    perm = torch.randperm(42, generator=torch.Generator().manual_seed(0))
+    if p == 1:
+        torch.testing.assert_close(vote(fs, perm, (6, 7), 1), fs.reshape(5, -1)[:, perm].view(5, 6, 7))
+    else:  # overlap average: each target value is a mean of style values received from neighbouring matches
+        out = vote(fs, perm, (6, 7), p)
+        assert out.shape == fs.shape and (out >= 0).all() and out.max() <= fs.max() + 1e-6
+        torch.testing.assert_close(vote(fs, perm, (6, 7), p, chunk_elements=10), out)
+
+
+def test_patch_descriptor_convolution_equals_projected_patches():
+    fc, fs = features(12, 9, 7, 9), features(12, 8, 8, 10)
+    space = MatchSpace.fit(fc, fs, 5, pca_dims=6, patch_dims=20)
+    exact = MatchSpace(5, channel_basis=space.channel_basis)  # same channel PCA, full patch vectors
+    torch.testing.assert_close(space.embed(fc), exact.embed(fc) @ space.patch_basis, atol=1e-5, rtol=1e-4)
