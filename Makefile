@@ -26,7 +26,10 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+docs: setup
+	$(BIN)/mkdocs build --strict -d site
 
 clean:
 	rm -rf outputs multirun .pytest_cache
