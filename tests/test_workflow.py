@@ -50,17 +50,17 @@ def test_run_killed_between_checkpoints_resumes_to_the_same_final_step(tmp_path)
     proc = subprocess.Popen(args, cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    ckpt_dir = None
-    while time.time() < deadline:
-        found = list((tmp_path / "parser_synthetic").glob("runs/*/checkpoints/epoch*-step000004.ckpt"))
-        if found:
-            ckpt_dir = found[0].parent
-            break
+    last_ckpt, step = None, 0
+    while time.time() < deadline and step < 4:
+        found = list((tmp_path / "parser_synthetic").glob("runs/*/checkpoints/last.ckpt"))
+        if found:  # written atomically: whatever is there is a complete checkpoint
+            last_ckpt = found[0]
+            step = torch.load(last_ckpt, map_location="cpu", weights_only=False)["global_step"]
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert ckpt_dir is not None, "the first run never reached step 4"
-    last = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last_ckpt is not None and step >= 4, "the first run never reached step 4"
+    last = torch.load(last_ckpt, map_location="cpu", weights_only=False)
     assert 4 <= last["global_step"] < 40, "the first run must have been killed mid-way"
     out = run_cli(["genkit-train", "trainer.max_steps=40", "trainer.max_epochs=-1", "logger=csv", "ckpt_path=last",
                    "test=false", f"paths.log_dir={tmp_path}", *SMALL], tmp_path)

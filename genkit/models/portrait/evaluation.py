@@ -49,15 +49,18 @@ class PortraitMetrics(nn.Module):
             self._mask_count += real.shape[0]
 
     def compute(self) -> dict[str, torch.Tensor]:
+        # every process must take the same branches: the metrics' compute() syncs states across processes
+        lpips_n, fid_n, mask_n = _global_counts(
+            int(self.lpips.total) if self.lpips is not None else 0, self._fid_count, self._mask_count)
         out: dict[str, torch.Tensor] = {}
-        if self.lpips is not None and int(self.lpips.total) > 0:
+        if self.lpips is not None and lpips_n > 0:
             out["lpips"] = self.lpips.compute().float()
-        if self.fid is not None and self._fid_count >= 2:
+        if self.fid is not None and fid_n >= 2:
             try:
                 out["fid"] = self.fid.compute().float()
             except (GenkitError, ValueError, RuntimeError) as exc:
                 log.warning("portrait: FID not computed (%s)", exc)
-        if self.mask is not None and self._mask_count > 0:
+        if self.mask is not None and mask_n > 0:
             scores = self.mask.compute()
             out.update(mask_miou=scores["miou"].float(), mask_pixel_acc=scores["pixel_acc"].float())
         return out
@@ -68,6 +71,19 @@ class PortraitMetrics(nn.Module):
                 m.reset()
         self._fid_count = 0
         self._mask_count = 0
+
+
+def _global_counts(*counts: int) -> list[int]:
+    """Sample counts summed over all processes (as they are when not distributed)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return list(counts)
+    t = torch.tensor(counts, dtype=torch.long)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return [int(v) for v in t.cpu()]
 
 
 def _lpips(allow_random: bool):
