@@ -74,7 +74,8 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
 
     dec = _train(settings, "reshuffle_decoders", [
         "experiment=reshuffle_decoders", f"data.image_size={settings.pick(128, 64)}", "data.batch_size=4",
-        f"trainer.max_steps={settings.pick(300, 4)}", "trainer.max_epochs=-1", "logger=wandb", "test=false",
+        f"model.width={settings.pick(0.5, 0.25)}", f"trainer.max_steps={settings.pick(150, 4)}", "trainer.max_epochs=-1",
+        f"trainer.check_val_every_n_epoch={settings.pick(25, 1)}", "logger=wandb", "test=false",
         f"callbacks.image_grid.every_n_steps={settings.pick(100, 2)}"])
     size = settings.pick(256, 96)
     contents = {n: sample_photo(n) for n in ("astronaut", "chelsea")}
@@ -217,9 +218,11 @@ def _log_wandb(settings: DemoSettings, report_images: list[tuple[str, Path]], me
         run.log({**{k: v for k, v in metrics.items() if np.isfinite(v)},
                  **{f"images/{Path(p).stem}": wandb.Image(str(p), caption=c) for c, p in report_images}})
         run.summary["random_weights"] = _random_used()
-        return run.dir
     finally:
         run.finish()
+    # run.dir can point at an earlier run of this process (wandb keeps global settings); look on disk instead
+    runs = sorted((settings.out / "wandb").glob("*run-*"), key=lambda p: p.stat().st_mtime)
+    return str(runs[-1]) if runs else None
 
 
 def run_demo(settings: DemoSettings) -> Path:

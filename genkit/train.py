@@ -127,11 +127,20 @@ def run(cfg: DictConfig) -> dict:
         trainer.test(model, datamodule=datamodule)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
 
+    _finish_wandb(trainer)
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "metrics.json", {"step": trainer.global_step, "epoch": trainer.current_epoch,
                                                         "metrics": metrics, "random_weights": weights.used_random_weights()})
         _print_summary(cfg, trainer, output_dir, metrics)
     return {"metrics": metrics, "output_dir": str(output_dir), "global_step": trainer.global_step}
+
+
+def _finish_wandb(trainer) -> None:
+    """Close this run's W&B run: Lightning leaves it open, and the next run in the same process (the demo, a
+    notebook, a sweep) would otherwise log into it."""
+    for lg in trainer.loggers:
+        if type(lg).__name__ == "WandbLogger" and getattr(lg, "_experiment", None) is not None:
+            lg.experiment.finish()
 
 
 def _print_summary(cfg, trainer, output_dir: Path, metrics: dict) -> None:
