@@ -21,6 +21,7 @@ def _isolated_weights_dir(tmp_path_factory, monkeypatch):
     """Each test sees an empty weights cache unless it fills one itself (no stray real files)."""
     d = tmp_path_factory.mktemp("weights")
     monkeypatch.setenv("GENKIT_WEIGHTS_DIR", str(d))
+    monkeypatch.setenv("GENKIT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))  # no stray cached FID stats
     yield d
 
 

@@ -1,0 +1,179 @@
+"""``genkit eval fid|kid|lpips|stats``: metrics between image folders (and FID statistics files).
+
+    genkit eval fid  DIR_OR_NPZ DIR_OR_NPZ   Fréchet Inception Distance (statistics of folders are cached)
+    genkit eval kid  DIR DIR                 Kernel Inception Distance (mean and std over subsets)
+    genkit eval lpips DIR DIR                mean LPIPS of images paired by file name
+    genkit eval stats DIR -o ref.npz         reference statistics in pytorch-fid's .npz format
+
+Results print as a table; ``--json`` prints JSON instead (``--json FILE`` writes it to FILE as well as the
+table). The JSON records the protocol: weights sha256 or RANDOM, resize mode, sample count, image sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _common(p, weights_help: str) -> None:
+    p.add_argument("--weights", metavar="PATH", help=weights_help)
+    p.add_argument("--allow-random", action="store_true",
+                   help="run with RANDOM weights when the pretrained file is missing (numbers are then meaningless; "
+                        "the output says RANDOM)")
+    p.add_argument("--batch-size", type=int, default=50, metavar="N", help="images per forward pass (default 50)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--num-workers", type=int, default=None, metavar="N",
+                   help="image-decoding worker processes (default: 0 on CPU, up to 8 on GPU)")
+    p.add_argument("--convert-modes", action="store_true",
+                   help="convert grayscale / RGBA / palette / 16-bit images to RGB instead of refusing them")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="print the result as JSON (or, with FILE, also write it there)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="metrics between image folders: FID, KID, LPIPS; FID reference statistics")
+    esub = p.add_subparsers(dest="eval_command", metavar="METRIC", required=True)
+    inc_help = ("Inception weights file: torch-fidelity's weights-inception-2015-12-05-6726825d.pth or a state dict "
+                "of the same network (default: genkit's registry entry 'inception-fid')")
+
+    f = esub.add_parser("fid", help="Fréchet Inception Distance between two folders or .npz statistics files")
+    f.add_argument("input1", metavar="DIR_OR_NPZ")
+    f.add_argument("input2", metavar="DIR_OR_NPZ")
+    _common(f, inc_help)
+    f.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    f.set_defaults(handler=_fid)
+
+    k = esub.add_parser("kid", help="Kernel Inception Distance between two folders")
+    k.add_argument("input1", metavar="DIR")
+    k.add_argument("input2", metavar="DIR")
+    _common(k, inc_help)
+    k.add_argument("--kid-subsets", type=int, default=100, metavar="N", help="number of subsets (default 100)")
+    k.add_argument("--kid-subset-size", type=int, default=1000, metavar="N", help="images per subset (default 1000)")
+    k.add_argument("--seed", type=int, default=2020, help="subset sampling seed (default 2020, as torch-fidelity)")
+    k.set_defaults(handler=_kid)
+
+    lp = esub.add_parser("lpips", help="mean LPIPS between images of two folders paired by file name")
+    lp.add_argument("input1", metavar="DIR")
+    lp.add_argument("input2", metavar="DIR")
+    _common(lp, "LPIPS trunk weights file (torchvision AlexNet / VGG-16 state dict); default: genkit's registry")
+    lp.add_argument("--net", choices=("alex", "vgg"), default="alex", help="LPIPS trunk (default alex)")
+    lp.set_defaults(handler=_lpips)
+
+    s = esub.add_parser("stats", help="FID reference statistics of a folder, as a pytorch-fid .npz")
+    s.add_argument("input", metavar="DIR")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.npz")
+    _common(s, inc_help)
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    s.set_defaults(handler=_stats)
+
+
+def _check(args) -> None:
+    from genkit.errors import ConfigError
+
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    if args.num_workers is not None and args.num_workers < 0:
+        raise ConfigError("--num-workers must be >= 0")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _report(args, title: str, values: dict, result: dict) -> int:
+    """Table on stdout (unless ``--json`` alone), JSON on stdout or to a file."""
+    from genkit.io import atomic_write_json
+    from genkit.metrics import keys
+
+    protocol = result.get(keys.KEY_PROTOCOL, {})
+    weights = protocol.get(keys.KEY_WEIGHTS, "unknown")
+    random = weights == keys.RANDOM_WEIGHTS
+    payload = dict(result)
+    payload["random_weights"] = random
+    if args.json == "-":
+        json.dump(payload, sys.stdout, indent=2, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+    else:
+        rows = [(name, _fmt(v)) for name, v in values.items()]
+        rows.append(("weights", "RANDOM (numbers are NOT meaningful)" if random else str(weights)))
+        if protocol.get(keys.KEY_RESIZE):
+            rows.append(("resize", protocol[keys.KEY_RESIZE]))
+        for side in ("input1", "input2"):
+            rec = protocol.get(side)
+            if not rec:
+                continue
+            desc = f"{rec.get('path')} [{rec.get('kind', 'folder')}]"
+            n = rec.get(keys.KEY_NUM_SAMPLES)
+            desc += f", {n if n is not None else '?'} samples"
+            sizes = rec.get(keys.KEY_IMAGE_SIZES)
+            if sizes:
+                desc += ", sizes " + ", ".join(f"{k} ({c})" for k, c in sizes.items())
+                if rec.get(keys.KEY_MIXED_SIZES):
+                    desc += " MIXED"
+            if rec.get("stats_cache"):
+                desc += f", stats cache: {rec['stats_cache']}"
+            rows.append((side, desc))
+        if protocol.get(keys.KEY_NUM_SAMPLES) is not None:
+            rows.append(("pairs", str(protocol[keys.KEY_NUM_SAMPLES])))
+            sizes = protocol.get(keys.KEY_IMAGE_SIZES) or {}
+            rows.append(("image sizes", ", ".join(f"{k} ({c})" for k, c in sizes.items())))
+        width = max(len(r[0]) for r in rows)
+        print(title)
+        for name, v in rows:
+            print(f"  {name:<{width}}  {v}")
+        if args.json:
+            atomic_write_json(args.json, payload)
+            print(f"  (JSON written to {args.json})")
+    if random:
+        print("genkit: warning: RANDOM weights were used; these numbers are not meaningful", file=sys.stderr)
+    return 0
+
+
+def _fid(args) -> int:
+    from genkit.metrics import keys
+    from genkit.metrics.fid import fid_between
+
+    _check(args)
+    result = fid_between(args.input1, args.input2, weights_path=args.weights, allow_random=args.allow_random,
+                         batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
+                         use_cache=not args.no_cache, convert_modes=args.convert_modes,
+                         progress=not args.no_progress)
+    return _report(args, "FID", {"fid": result[keys.KEY_FID]}, result)
+
+
+def _kid(args) -> int:
+    from genkit.metrics import keys
+    from genkit.metrics.kid import kid_between
+
+    _check(args)
+    result = kid_between(args.input1, args.input2, weights_path=args.weights, allow_random=args.allow_random,
+                         subsets=args.kid_subsets, subset_size=args.kid_subset_size, seed=args.seed,
+                         batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
+                         convert_modes=args.convert_modes, progress=not args.no_progress)
+    return _report(args, "KID", {"kid_mean": result[keys.KEY_KID_MEAN], "kid_std": result[keys.KEY_KID_STD]}, result)
+
+
+def _lpips(args) -> int:
+    from genkit.metrics import keys
+    from genkit.metrics.lpips import lpips_between
+
+    _check(args)
+    result = lpips_between(args.input1, args.input2, net=args.net, weights_path=args.weights,
+                           allow_random=args.allow_random, batch_size=args.batch_size, device=args.device,
+                           convert_modes=args.convert_modes, progress=not args.no_progress)
+    return _report(args, f"LPIPS ({args.net})",
+                   {"lpips": result[keys.KEY_LPIPS], "lpips_std": result[keys.KEY_LPIPS_STD]}, result)
+
+
+def _stats(args) -> int:
+    from genkit.metrics.fid import save_folder_stats
+
+    _check(args)
+    result = save_folder_stats(args.input, args.output, weights_path=args.weights, allow_random=args.allow_random,
+                               batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
+                               use_cache=not args.no_cache, convert_modes=args.convert_modes,
+                               progress=not args.no_progress)
+    return _report(args, "FID statistics", {"output": result["output"]}, result)

@@ -1,0 +1,52 @@
+"""Metrics: FID, KID, LPIPS, LPIPS diversity, style-transfer distances (torchmetrics ``Metric``s and functions).
+
+Numbers follow the reference implementations (torch-fidelity's Inception and KID estimator, the ``lpips``
+package) and every reported result carries a protocol record (weights sha256 or RANDOM, resize mode, sample
+count, image sizes). Names are imported lazily so ``import genkit.metrics.<module>`` stays light.
+
+=====================  ===========================================================================
+module                 contents
+=====================  ===========================================================================
+``keys``               result and protocol key constants
+``inception``          ``build_inception`` (the one FID/KID feature extractor), ``to_uint8``
+``fid``                ``frechet_distance``, ``FrechetInceptionDistance`` (Metric), ``fid_between``
+``kid``                ``kid_from_features``, ``KernelInceptionDistance`` (Metric), ``kid_between``
+``stats_cache``        ``FIDStats``, ``load_npz`` / ``save_npz`` (pytorch-fid format), the statistics cache
+``lpips``              ``build_lpips``, ``lpips_distance``, ``lpips_diversity``, ``LPIPSMetric``,
+                       ``LPIPSDiversity``, ``lpips_between``
+``style``              ``content_distance``, ``gram_style_distance``, ``lpips_to_content``,
+                       ``patch_usage_stats``, ``style_transfer_metrics``, ``StyleTransferMetrics``
+``folders``            folder reading (genkit.io decoding, size bookkeeping, pairing by name)
+=====================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "build_inception": "inception", "random_inception": "inception", "InceptionFeatures": "inception",
+    "to_uint8": "inception",
+    "frechet_distance": "fid", "fid_from_stats": "fid", "FrechetInceptionDistance": "fid", "fid_between": "fid",
+    "folder_stats": "fid", "folder_features": "fid", "save_folder_stats": "fid",
+    "kid_from_features": "kid", "KernelInceptionDistance": "kid", "kid_between": "kid",
+    "FIDStats": "stats_cache", "load_npz": "stats_cache", "save_npz": "stats_cache",
+    "build_lpips": "lpips", "lpips_distance": "lpips", "lpips_diversity": "lpips", "LPIPSMetric": "lpips",
+    "LPIPSDiversity": "lpips", "lpips_between": "lpips",
+    "content_distance": "style", "gram_style_distance": "style", "gram_matrix": "style",
+    "lpips_to_content": "style", "patch_usage_stats": "style", "style_transfer_metrics": "style",
+    "StyleTransferMetrics": "style",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

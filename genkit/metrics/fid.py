@@ -1,0 +1,281 @@
+"""Fréchet Inception Distance: the distance, folder statistics, a torchmetrics ``Metric``, and folder-to-folder FID.
+
+FID between N(mu1, S1) and N(mu2, S2) is ``|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2)``. The trace term is
+computed as ``sum sqrt(eig(B^T S2 B))`` with ``S1 = B B^T`` (pivoted Cholesky): a symmetric positive
+semi-definite matrix with the same non-zero eigenvalues as ``S1 S2``, so there is no complex square root
+(torch-fidelity and torchmetrics take ``eigvals(S1 S2)`` of a non-symmetric product and drop imaginary parts).
+Eigenvalues below the rounding level are zero, and the result is clipped at 0: FID is a squared distance and is
+never reported negative.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.linalg.lapack import dpstrf
+from torch import Tensor
+from torchmetrics.image.fid import FrechetInceptionDistance as _TMFrechetInceptionDistance
+
+from genkit.errors import ConfigError, DataError
+from genkit.metrics import keys
+from genkit.metrics.folders import default_num_workers, extract_features, folder_files
+from genkit.metrics.inception import InceptionFeatures, build_inception, resolve_device, to_uint8
+from genkit.metrics.stats_cache import (FIDStats, RunningStats, cached_stats, load_npz, stats_from_sums)
+
+log = logging.getLogger(__name__)
+
+
+def _as_numpy64(a) -> np.ndarray:
+    if isinstance(a, Tensor):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def trace_sqrt_product(sigma1, sigma2) -> float:
+    """``tr sqrt(sigma1 @ sigma2)`` for covariance matrices, computed symmetrically and without complex numbers.
+
+    ``sigma1 = B B^T`` by a rank-revealing (pivoted) Cholesky factorisation; the eigenvalues of ``sigma1 sigma2``
+    are those of the symmetric positive semi-definite ``B^T sigma2 B`` (r x r, r = rank of ``sigma1``), whose
+    square roots are real. With fewer samples than feature dimensions (r < 2048) this is also much faster than
+    an eigendecomposition of the full product.
+    """
+    s1 = _as_numpy64(sigma1)
+    s2 = _as_numpy64(sigma2)
+    s1 = 0.5 * (s1 + s1.T)
+    s2 = 0.5 * (s2 + s2.T)
+    factor, piv, rank, info = dpstrf(s1, lower=0)  # P^T s1 P = U^T U, rank detected at d*eps*max(diag)
+    if info < 0:
+        raise ValueError(f"pivoted Cholesky failed (LAPACK dpstrf info={info})")
+    u = np.triu(factor)[:rank]
+    b = np.zeros_like(u)
+    b[:, piv - 1] = u  # b = U P^T, so s1 = b^T b
+    m = b @ s2 @ b.T
+    ev = np.linalg.eigvalsh(0.5 * (m + m.T))
+    cutoff = max(float(ev.max(initial=0.0)), 0.0) * s1.shape[0] * np.finfo(np.float64).eps
+    ev = np.where(ev > cutoff, ev, 0.0)
+    return float(np.sqrt(ev).sum())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance between two Gaussians (float64, never negative)."""
+    mu1, mu2 = _as_numpy64(mu1), _as_numpy64(mu2)
+    sigma1, sigma2 = _as_numpy64(sigma1), _as_numpy64(sigma2)
+    if mu1.ndim != 1 or mu1.shape != mu2.shape:
+        raise ValueError(f"means must be vectors of the same length, got {mu1.shape} and {mu2.shape}")
+    d = mu1.shape[0]
+    if sigma1.shape != (d, d) or sigma2.shape != (d, d):
+        raise ValueError(f"covariances must be ({d}, {d}), got {sigma1.shape} and {sigma2.shape}")
+    diff = mu1 - mu2
+    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
+    return max(value, 0.0)
+
+
+def fid_from_stats(stats1: FIDStats, stats2: FIDStats) -> float:
+    if stats1.dim != stats2.dim:
+        raise DataError(None, f"FID statistics of different dimensions: {stats1.dim} and {stats2.dim}")
+    return frechet_distance(stats1.mu, stats1.sigma, stats2.mu, stats2.sigma)
+
+
+# ----------------------------------------------------------------------------------------------- Metric
+
+
+class FrechetInceptionDistance(_TMFrechetInceptionDistance):
+    """FID as a torchmetrics ``Metric`` (validation loops, DDP).
+
+    States are torchmetrics' own: float64 ``*_features_sum``, ``*_features_cov_sum`` (sum of outer products) and
+    ``*_features_num_samples``, all reduced with ``"sum"`` across processes, so memory is constant in the number
+    of images and per-process states merge exactly. Differences from torchmetrics' class: the feature extractor
+    is genkit's (torch-fidelity's Inception with the TF1-exact resize, registry weights, offline policy), the
+    distance is :func:`frechet_distance` (safe square root, never negative), and reference statistics can be
+    fixed (``reference=`` an ``.npz`` path or :class:`FIDStats`): then only fake images are updated and synced.
+
+    ``update(images, real)`` takes uint8 images (N, 3, H, W); with ``value_range=(lo, hi)`` float images in that
+    range are accepted and rounded to uint8 exactly as saving them as PNG would.
+    """
+
+    full_state_update = False
+    higher_is_better = False
+    is_differentiable = False
+
+    def __init__(self, weights_path: str | Path | None = None, allow_random: bool = False,
+                 reference: str | Path | FIDStats | None = None, value_range: tuple[float, float] | None = None,
+                 feature: InceptionFeatures | torch.nn.Module | None = None, reset_real_features: bool = True,
+                 seed: int = 0, **kwargs: Any) -> None:
+        if feature is None:
+            feature = build_inception(weights_path, allow_random, seed=seed)
+        if not isinstance(getattr(feature, "num_features", None), int):
+            raise ConfigError("a custom FID feature module needs an int `num_features` attribute")
+        super().__init__(feature=feature, reset_real_features=reset_real_features, normalize=False, **kwargs)
+        self.value_range = value_range
+        self.protocol = dict(getattr(feature, "protocol", {}))
+        if isinstance(reference, (str, Path)):
+            reference = load_npz(reference, expected_dim=feature.num_features)
+        if reference is not None and reference.dim != feature.num_features:
+            raise DataError(None, f"reference statistics have dimension {reference.dim}, the features "
+                            f"{feature.num_features}")
+        self.reference = reference
+
+    def update(self, imgs: Tensor | None, real: bool, features: Tensor | None = None) -> None:
+        """Add images (or, with ``features=``, already extracted features (N, D)) to the real or fake side."""
+        if real and self.reference is not None:
+            raise ConfigError("this FID metric has fixed reference statistics; update it with fake images only")
+        if (imgs is None) == (features is None):
+            raise ValueError("give either images or features")
+        if features is None:
+            if isinstance(self.inception, InceptionFeatures):  # custom modules get the images as they are
+                imgs = to_uint8(imgs, self.value_range)
+            features = self.inception(imgs)
+        prefix = "real" if real else "fake"
+        total = getattr(self, f"{prefix}_features_sum")
+        f = features.detach().to(total.device, torch.float64)
+        if f.dim() == 1:
+            f = f.unsqueeze(0)
+        if f.dim() != 2 or f.shape[1] != total.shape[0]:
+            raise ValueError(f"expected features (N, {total.shape[0]}), got {tuple(f.shape)}")
+        total.add_(f.sum(dim=0))
+        getattr(self, f"{prefix}_features_cov_sum").add_(f.T @ f)
+        getattr(self, f"{prefix}_features_num_samples").add_(f.shape[0])
+
+    def update_features(self, features: Tensor, real: bool) -> None:
+        """Add already extracted features (N, D)."""
+        self.update(None, real, features=features)
+
+    def stats(self, real: bool) -> FIDStats:
+        """The accumulated statistics of one side (after sync, in DDP)."""
+        if real and self.reference is not None:
+            return self.reference
+        prefix = "real" if real else "fake"
+        n = int(getattr(self, f"{prefix}_features_num_samples"))
+        mu, sigma = stats_from_sums(getattr(self, f"{prefix}_features_sum"),
+                                    getattr(self, f"{prefix}_features_cov_sum"), n, source=f"{prefix} images")
+        return FIDStats(mu.cpu().numpy(), sigma.cpu().numpy(), n, dict(self.protocol))
+
+    def compute(self) -> Tensor:  # noqa: D102
+        value = fid_from_stats(self.stats(real=True), self.stats(real=False))
+        return torch.tensor(value, dtype=torch.float64)
+
+
+# -------------------------------------------------------------------------------------- folders and files
+
+
+def _check_protocols(p1: dict, p2: dict, what1: str, what2: str) -> None:
+    w1, w2 = p1.get(keys.KEY_WEIGHTS), p2.get(keys.KEY_WEIGHTS)
+    r1, r2 = p1.get("random_init"), p2.get("random_init")
+    if w1 and w2 and (w1 != w2 or r1 != r2):
+        raise ConfigError(f"{what1} and {what2} were computed with different Inception weights "
+                          f"({w1[:16]}{' ' + r1 if r1 else ''} vs {w2[:16]}{' ' + r2 if r2 else ''}); "
+                          "FID between them is meaningless")
+
+
+def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: int = 50,
+                 num_workers: int | None = None, use_cache: bool = True, convert_modes: bool = False,
+                 progress: bool = False, features_out: list[Tensor] | None = None) -> tuple[FIDStats, dict]:
+    """FID statistics of an image folder, read from / written to the statistics cache.
+
+    Returns ``(stats, record)``; the record holds the sample count, image sizes and whether the cache was hit.
+    With ``features_out`` (a list), the images are always read and their features appended to it (KID needs
+    them); the statistics of that same pass are written to the cache.
+    """
+    files = folder_files(folder)
+    protocol = dict(extractor.protocol, convert_modes=convert_modes)
+    workers = default_num_workers(extractor.device) if num_workers is None else num_workers
+
+    def compute() -> FIDStats:
+        acc = RunningStats(extractor.num_features, device=extractor.device)
+
+        def take(f: Tensor) -> None:
+            acc.update(f)
+            if features_out is not None:
+                features_out.append(f.detach().cpu())
+
+        scan = extract_features(files, extractor, take, batch_size, workers, convert_modes, progress,
+                                desc=str(folder))
+        if scan.num_images < 2:
+            raise DataError(folder, f"FID/KID need at least 2 images, the folder has {scan.num_images}")
+        stats = acc.stats(protocol, source=folder)
+        stats.protocol.update(scan.record())
+        return stats
+
+    stats, cache_state = cached_stats(folder, files, protocol, compute, use_cache, read=features_out is None)
+    record = {"path": str(folder), "kind": "folder", "stats_cache": cache_state,
+              keys.KEY_NUM_SAMPLES: stats.num_samples,
+              keys.KEY_IMAGE_SIZES: stats.protocol.get(keys.KEY_IMAGE_SIZES),
+              keys.KEY_MIXED_SIZES: stats.protocol.get(keys.KEY_MIXED_SIZES)}
+    return stats, record
+
+
+def save_folder_stats(folder: str | Path, out: str | Path, weights_path: str | Path | None = None,
+                      allow_random: bool = False, batch_size: int = 50, device: str | None = None,
+                      num_workers: int | None = None, use_cache: bool = True, convert_modes: bool = False,
+                      progress: bool = False, extractor: InceptionFeatures | None = None) -> dict:
+    """Compute (or fetch from the cache) a folder's statistics and write them as a pytorch-fid ``.npz``."""
+    from genkit.metrics.stats_cache import save_npz
+
+    if extractor is None:
+        extractor = build_inception(weights_path, allow_random, device=resolve_device(device))
+    stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, convert_modes, progress)
+    save_npz(stats, out)
+    return {"output": str(out), keys.KEY_PROTOCOL: dict(extractor.protocol, convert_modes=convert_modes,
+                                                         input1=record)}
+
+
+def is_stats_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() == ".npz"
+
+
+def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path | None = None,
+                allow_random: bool = False, batch_size: int = 50, device: str | None = None,
+                num_workers: int | None = None, use_cache: bool = True, convert_modes: bool = False,
+                progress: bool = False, extractor: InceptionFeatures | None = None) -> dict:
+    """FID between two inputs, each an image folder or an ``.npz`` of statistics.
+
+    Returns ``{"fid": value, "protocol": {...}}``; the protocol records the weights (sha256 or RANDOM), the resize
+    mode, and per input the sample count, image sizes and statistics-cache use.
+    """
+    inputs = [Path(input1), Path(input2)]
+    need_net = any(not is_stats_file(p) for p in inputs)
+    if need_net and extractor is None:
+        extractor = build_inception(weights_path, allow_random, device=resolve_device(device))
+    stats: list[FIDStats] = []
+    records: list[dict] = []
+    for p in inputs:
+        if is_stats_file(p):
+            s = load_npz(p)
+            if s.num_samples is not None and s.num_samples < 2:
+                raise DataError(p, f"statistics of {s.num_samples} sample(s); FID needs at least 2")
+            stats.append(s)
+            records.append({"path": str(p), "kind": "npz", keys.KEY_NUM_SAMPLES: s.num_samples,
+                            keys.KEY_IMAGE_SIZES: s.protocol.get(keys.KEY_IMAGE_SIZES),
+                            keys.KEY_WEIGHTS: s.protocol.get(keys.KEY_WEIGHTS, "unknown (not written by genkit)")})
+        else:
+            s, rec = folder_stats(p, extractor, batch_size, num_workers, use_cache, convert_modes, progress)
+            stats.append(s)
+            records.append(rec)
+    net_protocol = dict(extractor.protocol, convert_modes=convert_modes) if extractor is not None else {}
+    for s, p in zip(stats, inputs):
+        if net_protocol:
+            _check_protocols(s.protocol, net_protocol, str(p), "the Inception in use")
+    _check_protocols(stats[0].protocol, stats[1].protocol, str(inputs[0]), str(inputs[1]))
+    protocol = net_protocol or {keys.KEY_WEIGHTS: stats[0].protocol.get(keys.KEY_WEIGHTS, "unknown"),
+                                keys.KEY_RESIZE: stats[0].protocol.get(keys.KEY_RESIZE, "unknown")}
+    protocol.update(metric="FID", input1=records[0], input2=records[1])
+    return {keys.KEY_FID: fid_from_stats(stats[0], stats[1]), keys.KEY_PROTOCOL: protocol}
+
+
+def folder_features(folder: str | Path, extractor: InceptionFeatures, batch_size: int = 50,
+                    num_workers: int | None = None, convert_modes: bool = False, progress: bool = False,
+                    use_cache: bool = True) -> tuple[Tensor, FIDStats, dict]:
+    """All features of a folder (N, 2048) float32 on the CPU (KID needs them), with the folder's FID statistics
+    from the same pass (also written to the statistics cache) and its record."""
+    chunks: list[Tensor] = []
+    stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, convert_modes, progress,
+                                 features_out=chunks)
+    return torch.cat(chunks), stats, record
+
+
+__all__ = ("FrechetInceptionDistance", "fid_between", "fid_from_stats", "folder_features", "folder_stats",
+           "frechet_distance", "save_folder_stats", "trace_sqrt_product")
