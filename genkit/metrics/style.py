@@ -130,7 +130,10 @@ def style_transfer_metrics(output: Tensor, content: Tensor, style: Tensor, encod
         out[keys.KEY_LPIPS_CONTENT] = float(lpips_to_content(output, content, lpips_model).mean())
     if usage is not None:
         out.update(patch_usage_stats(usage))
-    protocol = {"vgg19": keys.RANDOM_WEIGHTS if encoder.random_weights else "imagenet (registry 'vgg19')",
+    from genkit import weights
+
+    vgg_sha = weights.provenance().get("vgg19", {}).get("sha256")
+    protocol = {"vgg19": keys.RANDOM_WEIGHTS if encoder.random_weights else f"sha256:{vgg_sha}",
                 "content_tap": CONTENT_TAP, "style_taps": list(STYLE_TAPS),
                 "gram": "F F^T / (H W), MSE, mean over taps", "input_range": "[0, 1]",
                 keys.KEY_NUM_SAMPLES: int(output.shape[0])}
