@@ -31,3 +31,13 @@ def synthetic_folder(tmp_path):
     from genkit.data.synthetic import write_synthetic_folder
 
     return write_synthetic_folder(tmp_path / "synth", n=6, size=64, seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: tiny tensors gain nothing from a second thread, and lose a lot when the
+    cores are shared. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

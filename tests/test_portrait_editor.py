@@ -22,12 +22,7 @@ from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
 SIZE = 32
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,7 @@ from genkit.models.portrait.losses import (AdversarialLoss, MaskedPerceptualLoss
                                            kl_divergence, masked_l1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions gain nothing from intra-op threads, and lose a lot when the 2 cores are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("mode", ["bce", "hinge", "lsgan"])

@@ -16,13 +16,7 @@ TINY = dict(latent_dim=16, feature_channels=8, encoder_channels=4, encoder_max_c
 MOUTH_LABELS = (7, 8, 9)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions gain nothing from intra-op threads, and lose a lot when the 2 cores are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def faces(n=2, size=64, offset=0):

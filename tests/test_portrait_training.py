@@ -17,13 +17,7 @@ STEPS = 150
 SHALLOW_VGG = {"relu1_1": 1 / 8, "relu2_1": 1 / 4, "relu3_1": 1.0}  # cheap at tiny sizes; same loss code
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny convolutions gain nothing from intra-op threads, and lose a lot when the 2 cores are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def datamodule(n: int = 32, size: int = SIZE) -> FaceDataModule:

@@ -12,13 +12,7 @@ from genkit.models.reshuffle.matching import (dense_topk, local_candidates, mask
                                               upsample_assignment)
 from genkit.models.reshuffle.voting import vote
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread, and lose a lot when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -10,13 +10,7 @@ from genkit.models.reshuffle.matching import dense_topk
 from genkit.models.reshuffle.solver import (argmax_assign, capacities, fill_unassigned, greedy_assign,
                                             usage_counts)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from a second thread, and lose a lot when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -23,7 +23,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance as _TMFrechetIncepti
 from genkit.errors import ConfigError, DataError
 from genkit.metrics import keys
 from genkit.metrics.folders import default_num_workers, extract_features, folder_files
-from genkit.metrics.inception import InceptionFeatures, build_inception, resolve_device, to_uint8
+from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
 from genkit.metrics.stats_cache import (FIDStats, RunningStats, cached_stats, load_npz, stats_from_sums)
 
 log = logging.getLogger(__name__)
@@ -123,12 +123,7 @@ class FrechetInceptionDistance(_TMFrechetInceptionDistance):
         """Add images (or, with ``features=``, already extracted features (N, D)) to the real or fake side."""
         if real and self.reference is not None:
             raise ConfigError("this FID metric has fixed reference statistics; update it with fake images only")
-        if (imgs is None) == (features is None):
-            raise ValueError("give either images or features")
-        if features is None:
-            if isinstance(self.inception, InceptionFeatures):  # custom modules get the images as they are
-                imgs = to_uint8(imgs, self.value_range)
-            features = self.inception(imgs)
+        features = images_or_features(self.inception, imgs, features, self.value_range)
         prefix = "real" if real else "fake"
         total = getattr(self, f"{prefix}_features_sum")
         f = features.detach().to(total.device, torch.float64)

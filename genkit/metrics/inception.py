@@ -180,3 +180,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {device!r} requested but CUDA is not available")
     return dev
+
+
+def images_or_features(inception, imgs: torch.Tensor | None, features: torch.Tensor | None,
+                       value_range: tuple[float, float] | None) -> torch.Tensor:
+    """The Inception features of ``imgs``, or ``features`` as given (exactly one of the two)."""
+    if (imgs is None) == (features is None):
+        raise ValueError("give either images or features")
+    if features is not None:
+        return features
+    if isinstance(inception, InceptionFeatures):  # custom modules get the images as they are
+        imgs = to_uint8(imgs, value_range)
+    return inception(imgs)

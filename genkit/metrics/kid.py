@@ -20,7 +20,7 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from genkit.errors import ConfigError, DataError
 from genkit.metrics import keys
-from genkit.metrics.inception import InceptionFeatures, build_inception, resolve_device, to_uint8
+from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
 
 DEFAULT_SUBSETS = 100
 DEFAULT_SUBSET_SIZE = 1000
@@ -88,12 +88,7 @@ class KernelInceptionDistance(Metric):
 
     def update(self, imgs: Tensor | None, real: bool, features: Tensor | None = None) -> None:
         """Add images (or, with ``features=``, already extracted features (N, D)) to the real or fake side."""
-        if (imgs is None) == (features is None):
-            raise ValueError("give either images or features")
-        if features is None:
-            if isinstance(self.inception, InceptionFeatures):  # custom modules get the images as they are
-                imgs = to_uint8(imgs, self.value_range)
-            features = self.inception(imgs)
+        features = images_or_features(self.inception, imgs, features, self.value_range)
         (self.real_features if real else self.fake_features).append(features.detach().float())
 
     def compute(self) -> tuple[Tensor, Tensor]:  # noqa: D102

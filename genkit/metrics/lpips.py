@@ -149,11 +149,10 @@ def lpips_diversity(samples: Tensor, model: LPIPSModel, batch_size: int = 32) ->
     return float(lpips_distance(samples[i], samples[j], model, batch_size).double().mean())
 
 
-class LPIPSMetric(Metric):
-    """Mean LPIPS between paired images, as a torchmetrics ``Metric`` (sum and count states, summed in DDP)."""
+class _LPIPSBase(Metric):
+    """A torchmetrics ``Metric`` holding an LPIPS model (given, or built from the registry) and its protocol."""
 
     full_state_update = False
-    higher_is_better = False
     is_differentiable = False
 
     def __init__(self, net: str = "alex", weights_path: str | Path | None = None, allow_random: bool = False,
@@ -161,6 +160,16 @@ class LPIPSMetric(Metric):
         super().__init__(**kwargs)
         self.model = model if model is not None else build_lpips(net, weights_path, allow_random)
         self.protocol = dict(self.model.protocol)
+
+
+class LPIPSMetric(_LPIPSBase):
+    """Mean LPIPS between paired images, as a torchmetrics ``Metric`` (sum and count states, summed in DDP)."""
+
+    higher_is_better = False
+
+    def __init__(self, net: str = "alex", weights_path: str | Path | None = None, allow_random: bool = False,
+                 model: LPIPSModel | None = None, **kwargs: Any) -> None:
+        super().__init__(net, weights_path, allow_random, model, **kwargs)
         self.add_state("sum_scores", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("sum_squares", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("total", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
@@ -177,21 +186,17 @@ class LPIPSMetric(Metric):
         return self.sum_scores / self.total
 
 
-class LPIPSDiversity(Metric):
+class LPIPSDiversity(_LPIPSBase):
     """Mean over conditions of the mean pairwise LPIPS among the samples of each condition.
 
     ``update(samples)`` takes (B, K, 3, H, W): B conditions (masks), K >= 2 samples each, in [-1, 1].
     """
 
-    full_state_update = False
     higher_is_better = True
-    is_differentiable = False
 
     def __init__(self, net: str = "alex", weights_path: str | Path | None = None, allow_random: bool = False,
                  model: LPIPSModel | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.model = model if model is not None else build_lpips(net, weights_path, allow_random)
-        self.protocol = dict(self.model.protocol)
+        super().__init__(net, weights_path, allow_random, model, **kwargs)
         self.add_state("sum_diversity", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("conditions", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
