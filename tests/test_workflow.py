@@ -77,3 +77,30 @@ def test_offline_wandb_run_has_logged_images(tmp_path):
     pngs = list(offline[0].glob("files/media/images/**/*.png"))
     assert pngs, "image grids must be logged to W&B"
     assert list((run_dir / "images").glob("*.png"))
+
+
+def test_optuna_search_runs_trials_and_reports_best_parameters(tmp_path):
+    proc = run_cli(["genkit-train", "-m", "hparams_search=parser_optuna", "hydra.sweeper.n_trials=2",
+                    "hydra.sweeper.sampler.n_startup_trials=2", "trainer.max_epochs=1", "logger=csv", "test=false",
+                    f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
+    sweep = next((tmp_path / "parser_synthetic" / "multiruns").iterdir())
+    assert (sweep / "optimization_results.yaml").exists()
+    assert "Best parameters" in proc.stdout + proc.stderr
+    rows = json.loads((sweep / "sweep_summary.json").read_text())
+    assert len(rows) == 2 and all("model.lr=" in r["swept"] for r in rows)
+
+
+def test_slurm_launcher_config_follows_the_trainer():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from genkit.train import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=multinode", "trainer.devices=4",
+                                          "experiment=parser_synthetic"], return_hydra_config=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    # the SLURM geometry is read from the trainer: one task per GPU on every node
+    assert OmegaConf.select(cfg, "trainer.num_nodes") == 2
+    assert cfg.hydra.launcher.nodes == 2 and cfg.hydra.launcher.tasks_per_node == 4
