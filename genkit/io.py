@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from genkit.errors import DataError
+from genkit.errors import CheckpointError, DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 METADATA_KEY = "genkit"
@@ -174,6 +174,30 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
+    """A ``torch.save`` dict loaded safely (``weights_only=True``: tensors and plain types, no arbitrary
+    unpickling); every failure is a :class:`~genkit.errors.CheckpointError` naming the file."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {what} file does not exist")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint, so it cannot be loaded safely as a {what}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: holds objects that cannot be loaded safely with weights_only=True "
+                              f"({first})") from None
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a genkit {what} (got {type(ckpt).__name__})")
+    return ckpt
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:

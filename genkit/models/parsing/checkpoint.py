@@ -11,7 +11,6 @@ The network weights are the ``net.*`` entries of the checkpoint's ``state_dict``
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.errors import CheckpointError, GenkitError
+from genkit.io import load_checkpoint
 from genkit.models.parsing.network import ParserNet
 
 CHECKPOINT_KEY = "genkit_parser"
@@ -56,24 +56,7 @@ def make_info_block(schema: LabelSchema, image_size: int, network: ParserNet) ->
 
 
 def _load_raw(path: Path) -> dict:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file does not exist")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic[:2] != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip archive (or a legacy pickle)
-        raise CheckpointError(f"{path}: is not a PyTorch checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: checkpoint holds objects that cannot be loaded safely with weights_only=True ({first})"
-        ) from None
-    except (RuntimeError, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: not a Lightning checkpoint (got {type(ckpt).__name__})")
-    return ckpt
+    return load_checkpoint(path, "face-parser checkpoint")
 
 
 def read_info(ckpt: dict, path: str | Path = "checkpoint") -> ParserInfo:

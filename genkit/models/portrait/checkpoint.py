@@ -11,15 +11,11 @@ ones when available). Both load with ``torch.load(weights_only=True)``.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
-
-import torch
 
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.errors import CheckpointError, GenkitError
-from genkit.io import atomic_torch_save
+from genkit.io import atomic_torch_save, load_checkpoint
 
 CHECKPOINT_KEY = "genkit_portrait"
 FORMAT_VERSION = 1
@@ -32,21 +28,7 @@ def make_block(generator_config: dict, ema: bool) -> dict:
 
 
 def load_raw(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file does not exist")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint (not a torch.save file)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: checkpoint holds objects that cannot be loaded safely (weights_only): "
-                              f"{exc}") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{path}: not a genkit checkpoint (got {type(ckpt).__name__})")
-    return ckpt
+    return load_checkpoint(path, "portrait checkpoint")
 
 
 def read_block(ckpt: dict, path: str | Path = "checkpoint") -> dict:

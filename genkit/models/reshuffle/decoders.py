@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from genkit.errors import CheckpointError
+from genkit.io import load_checkpoint
 from genkit.nn.decoder import VGGMirrorDecoder
 
 CHECKPOINT_KIND = "reshuffle_decoders"
@@ -91,12 +92,7 @@ def save_decoders(path: str | Path, decoders: ReshuffleDecoders, encoder, extra:
 
 def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: decoder checkpoint does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means: not a loadable checkpoint
-        raise CheckpointError(f"{path}: cannot be loaded safely as a checkpoint ({type(exc).__name__}: {exc})") from None
+    ckpt = load_checkpoint(path, "decoder checkpoint")
     record = ckpt.get("genkit") if isinstance(ckpt, dict) else None
     if not isinstance(record, dict) or record.get("kind") != CHECKPOINT_KIND:
         kind = record.get("kind") if isinstance(record, dict) else None
