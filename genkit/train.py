@@ -85,7 +85,6 @@ def instantiate_group(group: DictConfig | None) -> list:
 def run(cfg: DictConfig) -> dict:
     """Fit (and test) one composed configuration; returns the final metrics."""
     import lightning as L
-    import torch
 
     from genkit import weights
     from genkit.callbacks.atomic_checkpoint import AtomicCheckpointIO
@@ -122,10 +121,10 @@ def run(cfg: DictConfig) -> dict:
     metrics: dict = {}
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
+        metrics.update(_scalar_metrics(trainer))
     if cfg.get("test", True) and hasattr(model, "test_step"):
         trainer.test(model, datamodule=datamodule)
-        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
+        metrics.update(_scalar_metrics(trainer))
 
     _finish_wandb(trainer)
     if trainer.is_global_zero:
@@ -133,6 +132,12 @@ def run(cfg: DictConfig) -> dict:
                                                         "metrics": metrics, "random_weights": weights.used_random_weights()})
         _print_summary(cfg, trainer, output_dir, metrics)
     return {"metrics": metrics, "output_dir": str(output_dir), "global_step": trainer.global_step}
+
+
+def _scalar_metrics(trainer) -> dict[str, float]:
+    import torch
+
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
 
 
 def _finish_wandb(trainer) -> None:
