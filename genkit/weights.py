@@ -136,9 +136,9 @@ def resolve(name: str, download: bool = True) -> Path:
 
 def load_state_dict(name: str, path: str | Path | None = None, download: bool = True) -> dict:
     """Safely load a state dict: a registry entry's file, or an explicit ``path`` (e.g. ``--weights``)."""
-    path = Path(path) if path is not None else resolve(name, download=download)
+    path = Path(path).expanduser() if path is not None else resolve(name, download=download)
     if not path.is_file():
-        raise WeightsUnavailableError(f"weights file {path} does not exist")
+        raise WeightsUnavailableError(f"weights file {path} does not exist (given for '{name}')")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001

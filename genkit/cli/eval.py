@@ -132,15 +132,19 @@ def _report(args, title: str, values: dict, result: dict) -> int:
     return 0
 
 
+def _shared(args) -> dict:
+    """The options every metric function takes the same way."""
+    return dict(weights_path=args.weights, allow_random=args.allow_random, batch_size=args.batch_size,
+                device=args.device, convert_modes=args.convert_modes, progress=not args.no_progress)
+
+
 def _fid(args) -> int:
     from genkit.metrics import keys
     from genkit.metrics.fid import fid_between
 
     _check(args)
-    result = fid_between(args.input1, args.input2, weights_path=args.weights, allow_random=args.allow_random,
-                         batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
-                         use_cache=not args.no_cache, convert_modes=args.convert_modes,
-                         progress=not args.no_progress)
+    result = fid_between(args.input1, args.input2, num_workers=args.num_workers, use_cache=not args.no_cache,
+                         **_shared(args))
     return _report(args, "FID", {"fid": result[keys.KEY_FID]}, result)
 
 
@@ -149,10 +153,8 @@ def _kid(args) -> int:
     from genkit.metrics.kid import kid_between
 
     _check(args)
-    result = kid_between(args.input1, args.input2, weights_path=args.weights, allow_random=args.allow_random,
-                         subsets=args.kid_subsets, subset_size=args.kid_subset_size, seed=args.seed,
-                         batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
-                         convert_modes=args.convert_modes, progress=not args.no_progress)
+    result = kid_between(args.input1, args.input2, subsets=args.kid_subsets, subset_size=args.kid_subset_size,
+                         seed=args.seed, num_workers=args.num_workers, **_shared(args))
     return _report(args, "KID", {"kid_mean": result[keys.KEY_KID_MEAN], "kid_std": result[keys.KEY_KID_STD]}, result)
 
 
@@ -161,9 +163,7 @@ def _lpips(args) -> int:
     from genkit.metrics.lpips import lpips_between
 
     _check(args)
-    result = lpips_between(args.input1, args.input2, net=args.net, weights_path=args.weights,
-                           allow_random=args.allow_random, batch_size=args.batch_size, device=args.device,
-                           convert_modes=args.convert_modes, progress=not args.no_progress)
+    result = lpips_between(args.input1, args.input2, net=args.net, **_shared(args))
     return _report(args, f"LPIPS ({args.net})",
                    {"lpips": result[keys.KEY_LPIPS], "lpips_std": result[keys.KEY_LPIPS_STD]}, result)
 
@@ -172,8 +172,6 @@ def _stats(args) -> int:
     from genkit.metrics.fid import save_folder_stats
 
     _check(args)
-    result = save_folder_stats(args.input, args.output, weights_path=args.weights, allow_random=args.allow_random,
-                               batch_size=args.batch_size, device=args.device, num_workers=args.num_workers,
-                               use_cache=not args.no_cache, convert_modes=args.convert_modes,
-                               progress=not args.no_progress)
+    result = save_folder_stats(args.input, args.output, num_workers=args.num_workers, use_cache=not args.no_cache,
+                               **_shared(args))
     return _report(args, "FID statistics", {"output": result["output"]}, result)

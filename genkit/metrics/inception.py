@@ -149,8 +149,6 @@ def build_inception(weights_path: str | Path | None = None, allow_random: bool =
     """
     if weights_path is not None:
         weights_path = Path(weights_path).expanduser()
-        if not weights_path.is_file():
-            raise WeightsUnavailableError(f"Inception weights file {weights_path} does not exist (--weights)")
         state = weights_registry.load_state_dict(WEIGHTS_NAME, path=weights_path)
         used_path: Path | None = weights_path
     else:

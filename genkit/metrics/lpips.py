@@ -102,8 +102,6 @@ def build_lpips(net: str = "alex", weights_path: str | Path | None = None, allow
     name = NETS[net]
     if weights_path is not None:
         weights_path = Path(weights_path).expanduser()
-        if not weights_path.is_file():
-            raise WeightsUnavailableError(f"LPIPS trunk weights file {weights_path} does not exist (--weights)")
         state = weights_registry.load_state_dict(name, path=weights_path)
         source: Path | None = weights_path
     else:
