@@ -4,7 +4,7 @@
     python benchmarks/portrait.py --device cuda --amp     # GPU: iterations/s with and without mixed precision
     python benchmarks/portrait.py --tiny --size 64        # the test-sized model
 
-The full-size architecture is the default (``conf/model/portrait.yaml``: 512-d codes, 256-channel component maps,
+The full-size architecture is the default (``genkit/conf/model/portrait.yaml``: 512-d codes, 256-channel component maps,
 9 residual blocks, two 2-scale discriminators, VGG-19 perceptual loss, a 32-channel depth-4 face parser for the
 parsing loss). Pretrained weights are not needed: random weights cost the same time. A training iteration is what
 ``PortraitGAN.training_step`` does (generator losses + backward + Adam step, discriminator losses + backward + Adam

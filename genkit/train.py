@@ -1,6 +1,6 @@
 """Hydra entry point: ``genkit-train experiment=NAME key=value ...`` (also ``python -m genkit.train``).
 
-Composes ``conf/train.yaml``, instantiates the datamodule, model, callbacks, loggers and trainer from their
+Composes ``genkit/conf/train.yaml``, instantiates the datamodule, model, callbacks, loggers and trainer from their
 ``_target_``s, fits, tests and prints where everything was written. ``ckpt_path=last`` resumes the newest run of
 the same ``task_name`` (same step count, optimiser and scheduler states, and the same W&B run).
 """
@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from genkit.errors import ConfigError, GenkitError
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parent / "conf")
 RUN_INFO = "run_info.json"
 log = logging.getLogger("genkit.train")
 
@@ -54,7 +54,7 @@ def _previous_run_info(ckpt: Path | None) -> dict:
 
 
 def compose(overrides: list[str] | tuple[str, ...] = (), output_dir: str | Path | None = None) -> DictConfig:
-    """Compose ``conf/train.yaml`` outside the command line (notebooks, the demo); pair with :func:`run`.
+    """Compose ``genkit/conf/train.yaml`` outside the command line (notebooks, the demo); pair with :func:`run`.
 
     ``output_dir`` replaces the Hydra run folder (there is none outside ``genkit-train``).
     """

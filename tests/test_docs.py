@@ -23,7 +23,7 @@ from genkit.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CONF = ROOT / "conf"
+CONF = ROOT / "genkit" / "conf"
 SOURCES = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
 
 FENCE = re.compile(r"^(```|~~~)")

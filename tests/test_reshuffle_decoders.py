@@ -13,7 +13,7 @@ from genkit.nn.decoder import VGGMirrorDecoder, mirror_ops
 from genkit.nn.vgg import VGG19_CHANNELS, VGG19Encoder
 
 LEVELS = ["relu4_1", "relu3_1", "relu2_1"]
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "genkit" / "conf"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
