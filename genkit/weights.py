@@ -48,6 +48,21 @@ REGISTRY: dict[str, WeightsEntry] = {
                      "7be5be79", "torchvision AlexNet (ImageNet) - LPIPS trunk (net='alex')"),
         WeightsEntry("lpips-vgg", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
                      "397923af", "torchvision VGG-16 (ImageNet) - LPIPS trunk (net='vgg')"),
+        # The Caffe VGG-19 (Simonyan & Zisserman) converted by jcjohnson/pytorch-vgg, whose file name carries the
+        # sha256 prefix (t7_to_state_dict.py). Mirror: https://s3-us-west-2.amazonaws.com/jcjohns-models/
+        WeightsEntry("vgg19-caffe", "vgg19-d01eb7cb.pth",
+                     "https://web.eecs.umich.edu/~justincj/models/vgg19-d01eb7cb.pth", "d01eb7cb",
+                     "Caffe VGG-19 (BGR, 0-255, mean subtraction) - the official reshuffle release's encoder "
+                     "(variant=caffe)"),
+        # BiSeNet face parser of zllrunning/face-parsing.PyTorch (MIT), trained on CelebAMask-HQ. The original is on
+        # Google Drive (id 154JgKpzCPW82qINcVieuPH3fZ2e0P812), which cannot be fetched by URL; this Hugging Face
+        # mirror serves the same file (also hf repo vivym/face-parsing-bisenet). The full sha256 is checked: the one
+        # the mirrors' LFS pointers and clibdev/face-parsing.PyTorch's release list publish (not downloaded here).
+        # For an HF-hub source: repo_id="ManyOtherFunctions/face-parse-bisent", filename="79999_iter.pth".
+        WeightsEntry("bisenet-celebamask", "79999_iter.pth",
+                     "https://huggingface.co/ManyOtherFunctions/face-parse-bisent/resolve/main/79999_iter.pth",
+                     "468e13ca13a9b43cc0881a9f99083a430e9c0a38abd935431d1c28ee94b26567",
+                     "BiSeNet face parser (CelebAMask-HQ, 19 classes) - genkit parse --parser bisenet-celebamask"),
     )
 }
 

@@ -193,3 +193,87 @@ def test_parse_command_as_installed(tmp_path, photos, checkpoints):
     proc = run_genkit(["parse", str(photos / "astronaut.png"), "--checkpoint", str(checkpoints["helen11"]),
                        "-o", str(tmp_path / "x"), "--schema", "celebamask19"], tmp_path)
     assert proc.returncode == 2 and "trained for schema 'helen11'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------ --parser bisenet-celebamask
+@pytest.fixture
+def bisenet_installed(tmp_path, monkeypatch):
+    """A random-valued file in the published 79999_iter.pth layout, imported under the registry name (the test
+    file's hash stands in for the published one)."""
+    import dataclasses
+
+    from fixtures.published_weights import write_bisenet_file
+
+    from genkit import weights
+
+    f = tmp_path / "download" / "79999_iter.pth"
+    write_bisenet_file(f, seed=0)
+    entry = weights.get_entry("bisenet-celebamask")
+    monkeypatch.setitem(weights.REGISTRY, entry.name, dataclasses.replace(entry, sha256_prefix=weights.sha256_file(f)))
+    weights.import_weights(entry.name, f)
+    return f
+
+
+def test_parse_with_the_pretrained_bisenet(tmp_path, photos, bisenet_installed, capsys):
+    from genkit.data.schemas import BISENET19
+
+    out = tmp_path / "o"
+    assert main(["parse", str(photos / "astronaut.png"), "--parser", "bisenet-celebamask", "-o", str(out),
+                 "--size", "64"]) == 0
+    assert "schema bisenet19" in capsys.readouterr().out
+    assert load_schema(out / "schema.json").classes == BISENET19.classes
+    labels = read_label_map(out / "masks" / "astronaut.png", num_classes=19)
+    assert labels.shape == (64, 64)
+    meta = read_metadata(out / "images" / "astronaut.png")
+    assert meta["parser"] == "bisenet-celebamask" and meta["parser_schema"] == "bisenet19"
+    # mapped to Helen-11 (the portrait model's schema) through the declared table
+    out11 = tmp_path / "o11"
+    assert main(["parse", str(photos / "astronaut.png"), "--parser", "bisenet-celebamask", "-o", str(out11),
+                 "--size", "64", "--schema", "helen11"]) == 0
+    assert load_schema(out11 / "schema.json").name == "helen11"
+    assert read_label_map(out11 / "masks" / "astronaut.png", num_classes=11).shape == (64, 64)
+    assert read_metadata(out11 / "images" / "astronaut.png")["parser_schema"] == "bisenet19"
+    # a bisenet19 folder is read as Helen-11 by the data layer (the same declared mapping)
+    ds = GenericFolderDataset(out)
+    assert ds[0]["mask"].max() < 19
+    from genkit.data.sources import KNOWN_MAPPINGS
+
+    assert any(m.source.classes == BISENET19.classes and m.target.classes == HELEN11.classes for m in KNOWN_MAPPINGS)
+
+
+def test_parse_default_size_is_bisenet_512_and_a_file_path_works(tmp_path, photos, bisenet_installed):
+    out = tmp_path / "o"
+    assert main(["parse", str(photos / "coffee.jpg"), "--parser", str(bisenet_installed), "-o", str(out)]) == 0
+    assert Image.open(out / "masks" / "coffee.png").size == (512, 512)
+    assert read_metadata(out / "images" / "coffee.png")["parser"] == str(bisenet_installed)
+
+
+def test_parse_with_bisenet_and_detect(tmp_path, photos, bisenet_installed, monkeypatch):
+    from genkit.models.parsing import detect
+
+    eyes_mouth = np.array([[220.0, 130.0], [280.0, 120.0], [250.0, 160.0], [228.0, 190.0], [278.0, 182.0]])
+
+    class FakeDetector:
+        def __init__(self, device="cpu"):
+            pass
+
+        def __call__(self, img):
+            return [Face((190, 80, 310, 230), eyes_mouth, 0.98)]
+
+    monkeypatch.setattr(detect, "MTCNNDetector", FakeDetector)
+    out = tmp_path / "o"
+    assert main(["parse", str(photos / "astronaut.png"), "--parser", "bisenet-celebamask", "-o", str(out),
+                 "--detect", "--size", "64", "--schema", "helen11"]) == 0
+    meta = read_metadata(out / "images" / "astronaut.png")
+    assert meta["aligned"] is True and np.allclose(meta["quad"], alignment_quad(eyes_mouth).round(2))
+    read_label_map(out / "masks" / "astronaut.png", num_classes=11)
+
+
+def test_parse_with_bisenet_offline_names_the_file_and_how_to_import(tmp_path, photos, _isolated_weights_dir):
+    proc = run_genkit(["parse", str(photos / "astronaut.png"), "--parser", "bisenet-celebamask",
+                       "-o", str(tmp_path / "o")], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "79999_iter.pth" in proc.stderr and "genkit weights import bisenet-celebamask" in proc.stderr
+    assert not (tmp_path / "o").exists()
+    # an unknown name is neither a file nor a registered parser
+    assert main(["parse", str(photos / "astronaut.png"), "--parser", "bisenet-helen", "-o", str(tmp_path / "o")]) == 2

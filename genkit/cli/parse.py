@@ -1,9 +1,11 @@
-"""``genkit parse PHOTO(S)|DIR --checkpoint CKPT -o OUT``: face-parsing masks for your own photos.
+"""``genkit parse PHOTO(S)|DIR --parser NAME|CKPT -o OUT``: face-parsing masks for your own photos.
 
-Writes the generic folder layout the portrait model reads (``OUT/images/NAME.png``, ``OUT/masks/NAME.png``,
-``OUT/schema.json``) plus colour previews (``OUT/previews/NAME.png``). Each photo is centre-cropped to a square
-and resized (default: the parser's training size), or, with ``--detect``, the largest face is detected and
-aligned first (needs ``pip install facenet-pytorch --no-deps``).
+The parser is genkit's own (a checkpoint of ``genkit-train experiment=parser_*``) or a pretrained one by name:
+``bisenet-celebamask`` (the community BiSeNet trained on CelebAMask-HQ, ``79999_iter.pth``; 19 classes, see
+``genkit weights list``). Writes the generic folder layout the portrait model reads (``OUT/images/NAME.png``,
+``OUT/masks/NAME.png``, ``OUT/schema.json``) plus colour previews (``OUT/previews/NAME.png``). Each photo is
+centre-cropped to a square and resized (default: the parser's training size), or, with ``--detect``, the largest
+face is detected and aligned first (needs ``pip install facenet-pytorch --no-deps``).
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ def register(sub) -> None:
     p = sub.add_parser("parse", help="face-parsing masks for photos (images/ + masks/ + schema.json + previews/)",
                        description=__doc__.split("\n\n", 1)[1])
     p.add_argument("inputs", nargs="+", metavar="PHOTO|DIR", help="photos and/or folders of photos")
-    p.add_argument("--checkpoint", required=True, help="a parser checkpoint (experiment=parser_*)")
+    p.add_argument("--parser", "--checkpoint", dest="parser", required=True, metavar="NAME|CKPT",
+                   help="a pretrained parser (bisenet-celebamask) or a parser file: a checkpoint of "
+                        "experiment=parser_*, or a BiSeNet 79999_iter.pth")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--size", type=int, default=None,
-                   help="output side in pixels (default: the parser's training size; must be divisible by 2**depth)")
+                   help="output side in pixels (default: the parser's training size, 512 for bisenet-celebamask; "
+                        "genkit parsers need a multiple of 2**depth)")
     p.add_argument("--detect", action="store_true",
                    help="detect and align the largest face first (facenet-pytorch MTCNN)")
     p.add_argument("--face-scale", type=float, default=1.0, help="with --detect: >1 includes more around the face")
     p.add_argument("--schema", default=None,
                    help="required output schema (e.g. helen11); a parser of another schema is mapped through a "
-                        "declared table (celebamask19 -> helen11) or refused")
+                        "declared table (celebamask19 or bisenet19 -> helen11) or refused")
     p.add_argument("--convert-modes", action="store_true",
                    help="convert grayscale / RGBA / palette / 16-bit photos to RGB instead of refusing them")
     p.add_argument("--skip-errors", action="store_true",
@@ -56,24 +61,6 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
                               "rename one or parse them into different folders")
         seen[f.stem] = f
     return list(dict.fromkeys(seen.values()))
-
-
-def output_mapping(found, required):
-    """``(schema to write, mapping or None)`` for a parser of schema ``found`` when ``required`` is asked for."""
-    from genkit.data.schemas import get_schema
-    from genkit.data.sources import KNOWN_MAPPINGS
-    from genkit.models.parsing.checkpoint import check_schema
-
-    if required is None:
-        return found, None
-    target = get_schema(required)
-    if target.classes == found.classes:
-        return found, None
-    for m in KNOWN_MAPPINGS:
-        if m.source.classes == found.classes and m.target.classes == target.classes:
-            return target, m
-    check_schema(found, target, "--checkpoint")  # raises the standard CheckpointError
-    raise AssertionError("unreachable")
 
 
 def check_existing_schema(out: Path, schema) -> None:
@@ -121,12 +108,13 @@ def _parse(args) -> int:
         if args.threads < 1:
             raise ConfigError("--threads must be >= 1")
         torch.set_num_threads(args.threads)
-    net, info = load_parser_with_info(args.checkpoint)
-    schema, mapping = output_mapping(info.schema, args.schema)
+    # a parser of another schema than --schema comes back mapped onto it (summed class probabilities)
+    net, info = load_parser_with_info(args.parser, expected_schema=args.schema)
+    schema = net.schema
     size = args.size if args.size is not None else info.image_size
     if size < net.multiple or size % net.multiple:
-        raise ConfigError(f"--size {size}: must be a positive multiple of {net.multiple} for this parser "
-                          f"(depth {net.depth}); it was trained at {info.image_size}")
+        raise ConfigError(f"--size {size}: must be a positive multiple of {net.multiple} for this parser; "
+                          f"it was trained at {info.image_size}")
     if args.face_scale <= 0:
         raise ConfigError("--face-scale must be positive")
     files = collect_inputs(args.inputs)
@@ -138,6 +126,12 @@ def _parse(args) -> int:
 
         detector = MTCNNDetector(device=device)
     net = net.to(device)
+    parser_sha256 = None
+    if info.network.get("architecture") == "bisenet":
+        from genkit import weights
+        from genkit.models.parsing.bisenet import PRETRAINED_NAME
+
+        parser_sha256 = weights.provenance().get(PRETRAINED_NAME, {}).get("sha256")
     save_schema(schema, out / "schema.json")
 
     written, skipped = 0, []
@@ -157,11 +151,11 @@ def _parse(args) -> int:
                 raise
             skipped.append(f"{path}: {exc.problem if isinstance(exc, DataError) else exc}")
             continue
-        if mapping is not None:
-            labels = mapping.apply(labels)
-        meta = {"source": str(path), "source_size": list(photo.size), "checkpoint": str(args.checkpoint),
+        meta = {"source": str(path), "source_size": list(photo.size), "parser": str(args.parser),
                 "parser_schema": info.schema.name, "schema": schema.name, "size": size,
                 "aligned": detector is not None, **how}
+        if parser_sha256:
+            meta["parser_sha256"] = parser_sha256
         save_image(crop, out / "images" / f"{path.stem}.png", metadata=meta)
         save_label_map(labels, out / "masks" / f"{path.stem}.png")
         save_image(Image.fromarray(schema.colorize(labels)), out / "previews" / f"{path.stem}.png")

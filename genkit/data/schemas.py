@@ -1,7 +1,9 @@
 """Label schemas as data: class names, left/right pairs, preview colours and mappings between schemas.
 
 The portrait model works on the 11-class Helen schema (paper A). CelebAMask-HQ's 19 classes map onto
-it through a declared table (``CELEBAMASK_TO_HELEN``), never through ad-hoc code in the models.
+it through a declared table (``CELEBAMASK_TO_HELEN``), never through ad-hoc code in the models; so do the labels
+of the pretrained BiSeNet parser (``BISENET19``, the same classes in another order). :func:`find_mapping` looks
+a declared mapping up.
 A generic folder declares its schema in a small YAML/JSON file (see :func:`load_schema`).
 """
 
@@ -137,11 +139,37 @@ CELEBAMASK_TO_HELEN = SchemaMapping(
     },
 )
 
-BUILTIN_SCHEMAS = {s.name: s for s in (HELEN11, CELEBAMASK19)}
+# The class order of the community BiSeNet face parser (zllrunning/face-parsing.PyTorch, ``79999_iter.pth``):
+# CelebAMask-HQ's classes, numbered as that repository's training labels (not the dataset's listing order).
+BISENET19 = LabelSchema(
+    name="bisenet19",
+    classes=("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
+             "nose", "mouth", "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat"),
+    flip_pairs=((2, 3), (4, 5), (7, 8)),
+)
+
+# same class names as CelebAMask-HQ, so the same table onto Helen-11
+BISENET_TO_HELEN = SchemaMapping(BISENET19, HELEN11, dict(CELEBAMASK_TO_HELEN.table))
+# a pure renumbering onto CelebAMask-HQ's own order
+BISENET_TO_CELEBAMASK = SchemaMapping(BISENET19, CELEBAMASK19, {c: c for c in BISENET19.classes})
+
+# every declared mapping: data folders in one schema and parsers of one schema reach another only through these
+DECLARED_MAPPINGS: tuple[SchemaMapping, ...] = (CELEBAMASK_TO_HELEN, BISENET_TO_HELEN, BISENET_TO_CELEBAMASK)
+
+
+def find_mapping(source: LabelSchema, target: LabelSchema) -> SchemaMapping | None:
+    """The declared mapping from ``source`` to ``target`` (matched by class names and order), or ``None``."""
+    for m in DECLARED_MAPPINGS:
+        if m.source.classes == source.classes and m.target.classes == target.classes:
+            return m
+    return None
+
+
+BUILTIN_SCHEMAS = {s.name: s for s in (HELEN11, CELEBAMASK19, BISENET19)}
 
 
 def get_schema(name_or_path: str | Path | LabelSchema) -> LabelSchema:
-    """A built-in schema by name (``helen11``, ``celebamask19``) or one read from a schema file."""
+    """A built-in schema by name (``helen11``, ``celebamask19``, ``bisenet19``) or one read from a schema file."""
     if isinstance(name_or_path, LabelSchema):
         return name_or_path
     if str(name_or_path) in BUILTIN_SCHEMAS:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from genkit.data.schemas import CELEBAMASK_TO_HELEN, LabelSchema, SchemaMapping
+from genkit.data.schemas import DECLARED_MAPPINGS, LabelSchema, SchemaMapping
 from genkit.data.transforms import PairedTransform
 from genkit.errors import ConfigError
 
 FACE_SOURCES = ("synthetic", "folder", "helen", "celebamask", "celebamask_raw")
 
 # declared mappings a folder in one schema may be read through to reach another
-KNOWN_MAPPINGS: tuple[SchemaMapping, ...] = (CELEBAMASK_TO_HELEN,)
+KNOWN_MAPPINGS: tuple[SchemaMapping, ...] = DECLARED_MAPPINGS
 
 
 def build_face_dataset(hp, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:

@@ -1,20 +1,29 @@
-"""Reading parser checkpoints: the schema and image size they carry, and a validated :class:`ParserNet`.
+"""Loading face parsers: genkit's own checkpoints, the pretrained BiSeNet, and parsers of another schema.
 
-A parser Lightning checkpoint holds a ``"genkit_parser"`` block (written by
-:meth:`ParserModule.on_save_checkpoint`) with plain values only::
+:func:`load_parser` takes
 
-    {"format": 1, "schema": {...LabelSchema.to_dict()...}, "image_size": 256,
-     "network": {"num_classes": 11, "base_channels": 32, "depth": 4}}
+* a genkit parser Lightning checkpoint, which holds a ``"genkit_parser"`` block (written by
+  :meth:`ParserModule.on_save_checkpoint`) with plain values only::
 
-The network weights are the ``net.*`` entries of the checkpoint's ``state_dict``.
+      {"format": 1, "schema": {...LabelSchema.to_dict()...}, "image_size": 256,
+       "network": {"num_classes": 11, "base_channels": 32, "depth": 4}}
+
+  and the network weights as the ``net.*`` entries of its ``state_dict``;
+* a pretrained parser's registry name (``bisenet-celebamask``: ``79999_iter.pth`` from the weights cache);
+* a BiSeNet state-dict file in the published layout (``79999_iter.pth`` itself, any path).
+
+With ``expected_schema``, a parser of another schema comes back wrapped so it speaks the expected schema when a
+mapping is declared (:mod:`genkit.models.parsing.mapped`), and is refused otherwise.
 """
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.errors import CheckpointError, GenkitError
@@ -24,6 +33,10 @@ from genkit.models.parsing.network import ParserNet
 CHECKPOINT_KEY = "genkit_parser"
 FORMAT_VERSION = 1
 STATE_PREFIX = "net."
+# pretrained parsers by registry name (genkit.weights); genkit's own parser (a checkpoint) stays the trainable default
+PRETRAINED_PARSERS = ("bisenet-celebamask",)
+# torch.save's format before PyTorch 1.6 (pickle protocol 2 + its magic number), e.g. the 2019 file 79999_iter.pth
+_LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,21 @@ def make_info_block(schema: LabelSchema, image_size: int, network: ParserNet) ->
 
 
 def _load_raw(path: Path) -> dict:
+    """A parser file as a dict: zip checkpoints through the shared safe loader, legacy-format files (the published
+    79999_iter.pth) with ``torch.load(weights_only=True)``, which is as safe for them."""
+    path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            legacy = f.read(len(_LEGACY_TORCH_MAGIC)) == _LEGACY_TORCH_MAGIC
+        if legacy:
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # noqa: BLE001 - any failure: the file cannot be used as a parser
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise CheckpointError(f"{path}: cannot be loaded safely as a face-parser file ({first})") from None
+            if not isinstance(obj, dict):
+                raise CheckpointError(f"{path}: not a face-parser file (got {type(obj).__name__})")
+            return obj
     return load_checkpoint(path, "face-parser checkpoint")
 
 
@@ -63,8 +91,9 @@ def read_info(ckpt: dict, path: str | Path = "checkpoint") -> ParserInfo:
     block = ckpt.get(CHECKPOINT_KEY)
     if not isinstance(block, dict):
         raise CheckpointError(
-            f"{path}: not a face-parser checkpoint (no '{CHECKPOINT_KEY}' entry; train one with "
-            "`genkit-train experiment=parser_synthetic`)"
+            f"{path}: not a face-parser checkpoint (no '{CHECKPOINT_KEY}' entry, and not a BiSeNet state dict like "
+            "79999_iter.pth); train one with `genkit-train experiment=parser_synthetic`, or use a pretrained parser: "
+            f"{', '.join(PRETRAINED_PARSERS)}"
         )
     if block.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: parser checkpoint format {block.get('format')!r} is not supported "
@@ -87,18 +116,13 @@ def check_schema(found: LabelSchema, expected: LabelSchema | str | Path | None, 
         raise CheckpointError(
             f"{path}: the parser was trained for schema {found.name!r} ({found.num_classes} classes: "
             f"{', '.join(found.classes)}), but schema {expected.name!r} ({expected.num_classes} classes: "
-            f"{', '.join(expected.classes)}) is required. Use a parser trained on that schema "
-            f"(e.g. experiment=parser_helen for helen11, parser_celebamask for celebamask19)."
+            f"{', '.join(expected.classes)}) is required, and no mapping between them is declared. Use a parser "
+            f"trained on that schema (e.g. experiment=parser_helen for helen11, parser_celebamask for celebamask19)."
         )
 
 
-def load_parser_with_info(checkpoint_path: str | Path, expected_schema: LabelSchema | str | Path | None = None,
-                          ) -> tuple[ParserNet, ParserInfo]:
-    """Build a :class:`ParserNet` (eval mode) from a parser checkpoint, with its declared schema and size."""
-    path = Path(checkpoint_path)
-    ckpt = _load_raw(path)
+def _genkit_parser(ckpt: dict, path: Path) -> tuple[ParserNet, ParserInfo]:
     info = read_info(ckpt, path)
-    check_schema(info.schema, expected_schema, path)
     if info.network.get("num_classes") != info.schema.num_classes:
         raise CheckpointError(f"{path}: network has {info.network.get('num_classes')} classes but its schema "
                               f"{info.schema.name!r} has {info.schema.num_classes}")
@@ -115,19 +139,70 @@ def load_parser_with_info(checkpoint_path: str | Path, expected_schema: LabelSch
     cw = state.get("class_weights")
     if isinstance(cw, torch.Tensor) and cw.numel() == net.num_classes and torch.isfinite(cw).all():
         info = ParserInfo(info.schema, info.image_size, info.network, cw.float().clone())
-    return net.eval(), info
-
-
-def load_parser(checkpoint_path: str | Path, expected_schema: LabelSchema | str | Path | None = None) -> ParserNet:
-    """The :class:`ParserNet` of a parser Lightning checkpoint, in eval mode.
-
-    ``expected_schema`` (a :class:`LabelSchema`, a built-in name like ``"helen11"`` or a schema file) is compared
-    with the checkpoint's schema by class names; a mismatch raises :class:`~genkit.errors.CheckpointError`.
-    The schema, image size and training class weights (or ``None``) are attached as ``net.schema``,
-    ``net.image_size`` and ``net.class_weights`` (e.g. ``ParsingLoss(net, net.class_weights)``).
-    """
-    net, info = load_parser_with_info(checkpoint_path, expected_schema)
     net.schema = info.schema
     net.image_size = info.image_size
     net.class_weights = info.class_weights
-    return net
+    return net.eval(), info
+
+
+def _bisenet_parser(state: dict, path: Path) -> tuple[nn.Module, ParserInfo]:
+    from genkit import weights
+    from genkit.models.parsing.bisenet import INPUT_SIZE, PRETRAINED_NAME, bisenet_from_state
+
+    if isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    net = bisenet_from_state(state, path)
+    weights.record(PRETRAINED_NAME, path=path)  # its sha256 goes into output metadata / metric protocols
+    info = ParserInfo(schema=net.schema, image_size=INPUT_SIZE,
+                      network={"architecture": "bisenet", "num_classes": net.num_classes})
+    return net, info
+
+
+def _load_native(source: str | Path) -> tuple[nn.Module, ParserInfo]:
+    """The parser in its own schema, from a checkpoint, a BiSeNet file or a pretrained parser's registry name."""
+    if isinstance(source, str) and source in PRETRAINED_PARSERS and not Path(source).exists():
+        from genkit import weights
+
+        path = weights.resolve(source)  # offline and missing: the registry's error naming the file and the import
+        return _bisenet_parser(_load_raw(path), path)
+    path = Path(source)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: face-parser checkpoint file does not exist (or use a pretrained parser: "
+                              f"{', '.join(PRETRAINED_PARSERS)})")
+    ckpt = _load_raw(path)
+    if CHECKPOINT_KEY not in ckpt:
+        from genkit.models.parsing.bisenet import is_bisenet_state
+
+        inner = ckpt.get("state_dict") if isinstance(ckpt.get("state_dict"), dict) else ckpt
+        if is_bisenet_state(inner):
+            return _bisenet_parser(inner, path)
+    return _genkit_parser(ckpt, path)
+
+
+def load_parser_with_info(source: str | Path, expected_schema: LabelSchema | str | Path | None = None,
+                          ) -> tuple[nn.Module, ParserInfo]:
+    """A parser network in eval mode and what its file declares (:class:`ParserInfo`, in its own schema).
+
+    ``source``: a genkit parser checkpoint, a BiSeNet file (``79999_iter.pth``) or a pretrained parser's name
+    (``bisenet-celebamask``). With ``expected_schema``, the network is wrapped to output that schema when a mapping
+    from its own is declared (e.g. celebamask19 or bisenet19 -> helen11), and refused otherwise.
+    """
+    from genkit.models.parsing.mapped import adapt_parser
+
+    net, info = _load_native(source)
+    return adapt_parser(net, expected_schema, source), info
+
+
+def load_parser(source: str | Path, expected_schema: LabelSchema | str | Path | None = None) -> nn.Module:
+    """A face parser in eval mode: RGB in [0, 1] (B, 3, H, W) -> logits (B, C, H, W).
+
+    ``source`` is a parser Lightning checkpoint, a BiSeNet state-dict file (``79999_iter.pth``) or a pretrained
+    parser's registry name (``bisenet-celebamask``). ``expected_schema`` (a :class:`LabelSchema`, a built-in name
+    like ``"helen11"`` or a schema file) is compared with the parser's schema by class names: equal, the parser is
+    returned as it is; different with a declared mapping (celebamask19 / bisenet19 -> helen11), it is wrapped to
+    output log-probabilities in the expected schema; otherwise :class:`~genkit.errors.CheckpointError`.
+    The result carries ``schema``, ``num_classes``, ``image_size`` (its training size), ``multiple`` (input sides
+    must divide by it) and ``class_weights`` (its training weights, or ``None``; e.g.
+    ``ParsingLoss(net, net.class_weights)``).
+    """
+    return load_parser_with_info(source, expected_schema)[0]

@@ -1,14 +1,15 @@
-"""Parsing photos with a trained parser: preparing the input crop and predicting a label map."""
+"""Parsing photos with a loaded parser (genkit's, BiSeNet, or one mapped to another schema): preparing the input
+crop and predicting a label map."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
 from genkit.data.transforms import resize_image
 from genkit.io import pil_to_tensor
-from genkit.models.parsing.network import ParserNet
 
 
 def center_crop_resize(img: Image.Image, size: int) -> tuple[Image.Image, dict]:
@@ -20,7 +21,7 @@ def center_crop_resize(img: Image.Image, size: int) -> tuple[Image.Image, dict]:
 
 
 @torch.no_grad()
-def predict_labels(net: ParserNet, img: Image.Image, device: str | torch.device = "cpu") -> np.ndarray:
-    """(H, W) int64 labels of an RGB image whose sides fit the network (divisible by ``net.multiple``)."""
+def predict_labels(net: nn.Module, img: Image.Image, device: str | torch.device = "cpu") -> np.ndarray:
+    """(H, W) int64 labels (in ``net.schema``) of an RGB image whose sides divide by ``net.multiple``."""
     x = pil_to_tensor(img).unsqueeze(0).to(device)
     return net(x).argmax(1)[0].cpu().numpy().astype(np.int64)
