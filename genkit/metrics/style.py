@@ -27,9 +27,10 @@ from genkit.nn.vgg import STYLE_TAPS, VGG19Encoder
 CONTENT_TAP = "relu4_1"
 
 
-def build_style_encoder(allow_random: bool = False, weights_path: str | None = None) -> VGG19Encoder:
-    """The shared frozen VGG-19 with the taps these metrics use (relu1_1 .. relu5_1)."""
-    return VGG19Encoder(taps=STYLE_TAPS, allow_random=allow_random, weights_path=weights_path)
+def build_style_encoder(allow_random: bool = False, weights_path: str | None = None,
+                        variant: str = "torchvision") -> VGG19Encoder:
+    """The shared frozen VGG-19 (``variant``: torchvision or caffe) with the taps these metrics use."""
+    return VGG19Encoder(taps=STYLE_TAPS, allow_random=allow_random, weights_path=weights_path, variant=variant)
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -132,8 +133,9 @@ def style_transfer_metrics(output: Tensor, content: Tensor, style: Tensor, encod
         out.update(patch_usage_stats(usage))
     from genkit import weights
 
-    vgg_sha = weights.provenance().get("vgg19", {}).get("sha256")
+    vgg_sha = getattr(encoder, "weights_sha256", None) or weights.provenance().get("vgg19", {}).get("sha256")
     protocol = {"vgg19": keys.RANDOM_WEIGHTS if encoder.random_weights else f"sha256:{vgg_sha}",
+                "encoder": getattr(encoder, "identity", "vgg19-torchvision"),
                 "content_tap": CONTENT_TAP, "style_taps": list(STYLE_TAPS),
                 "gram": "F F^T / (H W), MSE, mean over taps", "input_range": "[0, 1]",
                 keys.KEY_NUM_SAMPLES: int(output.shape[0])}

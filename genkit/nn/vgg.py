@@ -1,21 +1,36 @@
 """VGG-19 encoder with named taps (relu1_1 .. relu5_1), shared by the style model and the perceptual losses.
 
-Input: RGB in [0, 1]; the ImageNet normalisation happens inside. Frozen (eval mode, no gradients to its
-parameters) by default; gradients still flow to the input, which the optimisation path and losses need.
+Input: RGB in [0, 1]; each variant's own preprocessing happens inside. Two variants (same architecture and key
+layout, different weights and preprocessing):
+
+* ``torchvision`` (default): torchvision's ImageNet VGG-19; RGB normalised with the ImageNet mean/std.
+* ``caffe``: the original Caffe VGG-19 (Simonyan & Zisserman) as converted by jcjohnson/pytorch-vgg
+  (``vgg19-d01eb7cb.pth``), the encoder of the official deep-feature-reshuffle release and of most style-transfer
+  work; BGR in 0..255 minus the per-channel mean (103.939, 116.779, 123.68), no division by a std. Its features
+  are on a much larger scale than torchvision's, so decoders and loss weights are specific to one encoder.
+
+:attr:`VGG19Encoder.identity` names the variant and the weights file's sha256 (or ``random``): what decoders and
+metric protocols record, so a decoder trained for one encoder can refuse another.
+
+Frozen (eval mode, no gradients to its parameters) by default; gradients still flow to the input, which the
+optimisation path and losses need.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
 from genkit import weights as weights_registry
+from genkit.errors import ConfigError, WeightsUnavailableError
 from genkit.nn.init import variance_preserving_init
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # on 0..255 pixel values
 
 # index of each ReLU in torchvision's vgg19().features
 VGG19_RELU_INDEX = {
@@ -32,6 +47,8 @@ STYLE_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 class ImageNetNormalize(nn.Module):
+    """RGB in [0, 1] -> ``(x - mean) / std`` with the ImageNet statistics (torchvision's models)."""
+
     def __init__(self):
         super().__init__()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -41,23 +58,71 @@ class ImageNetNormalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def build_vgg19_features(weights: str = "imagenet", allow_random: bool = False,
-                         weights_path: str | None = None) -> tuple[nn.Sequential, bool]:
-    """torchvision's ``vgg19().features`` with ImageNet weights from the registry (or random, if allowed).
+class CaffeNormalize(nn.Module):
+    """RGB in [0, 1] -> BGR in 0..255 minus the Caffe VGG mean (103.939, 116.779, 123.68); no std."""
 
-    Returns ``(features, is_random)``.
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean_bgr", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(1) * 255.0 - self.mean_bgr
+
+
+@dataclass(frozen=True)
+class VGGVariant:
+    """One VGG-19: its registry weights and the preprocessing those weights were trained with."""
+
+    name: str
+    weights_name: str  # entry in genkit.weights.REGISTRY
+    normalize: Callable[[], nn.Module]
+    preprocessing: str
+
+
+VGG19_VARIANTS: dict[str, VGGVariant] = {
+    v.name: v
+    for v in (
+        VGGVariant("torchvision", "vgg19", ImageNetNormalize, "RGB in [0, 1], ImageNet mean/std"),
+        VGGVariant("caffe", "vgg19-caffe", CaffeNormalize, "BGR in 0..255 minus (103.939, 116.779, 123.68)"),
+    )
+}
+
+
+def get_variant(name: str) -> VGGVariant:
+    if name not in VGG19_VARIANTS:
+        raise ConfigError(f"unknown VGG-19 variant {name!r}; choose one of {', '.join(VGG19_VARIANTS)}")
+    return VGG19_VARIANTS[name]
+
+
+def build_vgg19_features(weights: str = "imagenet", allow_random: bool = False,
+                         weights_path: str | None = None, variant: str = "torchvision") -> tuple[nn.Sequential, bool]:
+    """``vgg19().features`` with the variant's pretrained weights from the registry (or random, if allowed).
+
+    Both variants' files use torchvision's key layout; only ``features.*`` is read. Returns
+    ``(features, is_random)``.
     """
     from torchvision.models.vgg import cfgs, make_layers
 
+    name = get_variant(variant).weights_name
+    consumer = f"the VGG-19 encoder ({variant})"
     # only the convolutional trunk: building all of vgg19() would also allocate its 120M-parameter classifier
     net = make_layers(cfgs["E"], batch_norm=False)
     if weights == "random":
-        weights_registry.warn_random("vgg19", "the VGG-19 encoder")
+        weights_registry.warn_random(name, consumer)
         return variance_preserving_init(net), True
-    state = weights_registry.load_or_random("vgg19", "the VGG-19 encoder", allow_random, path=weights_path)
+    state = weights_registry.load_or_random(name, consumer, allow_random, path=weights_path)
     if state is None:
         return variance_preserving_init(net), True
     feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    expected = net.state_dict()
+    missing = [f"features.{k}" for k in expected if k not in feats]
+    wrong = [f"features.{k}" for k, v in expected.items() if k in feats and feats[k].shape != v.shape]
+    if missing or wrong:
+        where = weights_path or weights_registry.weights_path(name)
+        raise WeightsUnavailableError(
+            f"{where}: not a VGG-19 state dict in torchvision's key layout"
+            f"{' (missing ' + ', '.join(missing[:4]) + (' ...' if len(missing) > 4 else '') + ')' if missing else ''}"
+            f"{' (wrong shape: ' + ', '.join(wrong[:4]) + ')' if wrong else ''}")
     net.load_state_dict(feats)
     return net, False
 
@@ -70,20 +135,30 @@ class VGG19Encoder(nn.Module):
     """
 
     def __init__(self, taps: Sequence[str] = STYLE_TAPS, weights: str = "imagenet", allow_random: bool = False,
-                 weights_path: str | None = None, frozen: bool = True):
+                 weights_path: str | None = None, frozen: bool = True, variant: str = "torchvision"):
         super().__init__()
         unknown = [t for t in taps if t not in VGG19_RELU_INDEX]
         if unknown:
             raise ValueError(f"unknown VGG-19 taps {unknown}; known: {list(VGG19_RELU_INDEX)}")
+        spec = get_variant(variant)
+        self.variant = spec.name
         self.taps = tuple(sorted(taps, key=VGG19_RELU_INDEX.__getitem__))
-        features, self.random_weights = build_vgg19_features(weights, allow_random, weights_path)
+        features, self.random_weights = build_vgg19_features(weights, allow_random, weights_path, spec.name)
+        # the file this encoder holds (the registry's provenance is per process and may change later)
+        used = weights_registry.provenance().get(spec.weights_name, {})
+        self.weights_sha256 = None if self.random_weights else used.get("sha256")
         last = VGG19_RELU_INDEX[self.taps[-1]]
         self.features = nn.Sequential(*list(features.children())[: last + 1])
-        self.normalize = ImageNetNormalize()
+        self.normalize = spec.normalize()
         self.frozen = frozen
         if frozen:
             self.requires_grad_(False)
             self.eval()
+
+    @property
+    def identity(self) -> str:
+        """``vgg19-<variant>:sha256:<hex>`` or ``vgg19-<variant>:random``: which encoder this is, for records."""
+        return f"vgg19-{self.variant}:" + ("random" if self.random_weights else f"sha256:{self.weights_sha256}")
 
     def train(self, mode: bool = True):
         return super().train(False if self.frozen else mode)

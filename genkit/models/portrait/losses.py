@@ -125,5 +125,6 @@ class MaskedPerceptualLoss(nn.Module):
         return total
 
 
-def build_vgg(allow_random: bool, taps: Sequence[str] = tuple(PIX2PIXHD_VGG)) -> VGG19Encoder:
-    return VGG19Encoder(taps=tuple(taps), allow_random=allow_random)
+def build_vgg(allow_random: bool, taps: Sequence[str] = tuple(PIX2PIXHD_VGG), variant: str = "torchvision",
+              ) -> VGG19Encoder:
+    return VGG19Encoder(taps=tuple(taps), allow_random=allow_random, variant=variant)
