@@ -225,3 +225,6 @@ def test_weights_list_shows_the_new_entries(capsys):
     for name, file in (("bisenet-celebamask", "79999_iter.pth"), ("vgg19-caffe", "vgg19-d01eb7cb.pth")):
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert file in line and "missing" in line
+    # the columns stay aligned with the longer names
+    rows = {name: next(ln for ln in out.splitlines() if ln.startswith(name + " ")) for name in weights.REGISTRY}
+    assert len({rows[name].index(e.file_name) for name, e in weights.REGISTRY.items()}) == 1

@@ -18,9 +18,10 @@ def _list(args) -> int:
     from genkit import weights
 
     print(f"cache: {weights.cache_dir()}")
-    print(f"{'name':<15} {'status':<14} {'file':<45} description")
+    width = max(15, *(len(name) for name in weights.REGISTRY))
+    print(f"{'name':<{width}} {'status':<14} {'file':<45} description")
     for name, e in weights.REGISTRY.items():
-        print(f"{name:<15} {weights.status(name):<14} {e.file_name:<45} {e.description}")
+        print(f"{name:<{width}} {weights.status(name):<14} {e.file_name:<45} {e.description}")
     return 0
 
 
