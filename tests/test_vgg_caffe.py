@@ -44,7 +44,7 @@ def test_variants_declare_their_preprocessing_and_weights():
 
 def test_caffe_file_in_the_published_layout_loads(tmp_path):
     path = tmp_path / "vgg19-d01eb7cb.pth"
-    state = write_caffe_vgg19_file(path, seed=3)
+    state = write_caffe_vgg19_file(path, seed=3, legacy_format=True)
     assert set(caffe_vgg19_shapes(with_classifier=False)) <= set(state)
     enc = VGG19Encoder(taps=("relu1_1", "relu5_1"), variant="caffe", weights_path=str(path))
     assert enc.variant == "caffe" and not enc.random_weights
