@@ -1,8 +1,12 @@
-"""Face parsing: the network, its training module, the frozen-parser loss and checkpoint loading.
+"""Face parsing: the network, its training module, the frozen-parser loss and parser loading.
 
 Public API::
 
     from genkit.models.parsing import ParserNet, ParsingLoss, load_parser, ParserModule
+
+``load_parser`` also loads the pretrained BiSeNet (``"bisenet-celebamask"`` or a ``79999_iter.pth`` path,
+:mod:`genkit.models.parsing.bisenet`) and maps parsers of another schema onto the expected one
+(:mod:`genkit.models.parsing.mapped`).
 """
 
 from genkit.models.parsing.checkpoint import load_parser, load_parser_with_info
