@@ -245,7 +245,11 @@ def test_parse_default_size_is_bisenet_512_and_a_file_path_works(tmp_path, photo
     out = tmp_path / "o"
     assert main(["parse", str(photos / "coffee.jpg"), "--parser", str(bisenet_installed), "-o", str(out)]) == 0
     assert Image.open(out / "masks" / "coffee.png").size == (512, 512)
-    assert read_metadata(out / "images" / "coffee.png")["parser"] == str(bisenet_installed)
+    meta = read_metadata(out / "images" / "coffee.png")
+    assert meta["parser"] == str(bisenet_installed) and meta["size"] == 512
+    from genkit import weights
+
+    assert meta["parser_sha256"] == weights.sha256_file(bisenet_installed)
 
 
 def test_parse_with_bisenet_and_detect(tmp_path, photos, bisenet_installed, monkeypatch):

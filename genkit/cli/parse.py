@@ -126,12 +126,7 @@ def _parse(args) -> int:
 
         detector = MTCNNDetector(device=device)
     net = net.to(device)
-    parser_sha256 = None
-    if info.network.get("architecture") == "bisenet":
-        from genkit import weights
-        from genkit.models.parsing.bisenet import PRETRAINED_NAME
-
-        parser_sha256 = weights.provenance().get(PRETRAINED_NAME, {}).get("sha256")
+    parser_sha256 = info.network.get("sha256")  # pretrained files: which one parsed
     save_schema(schema, out / "schema.json")
 
     written, skipped = 0, []

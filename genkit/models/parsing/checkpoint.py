@@ -154,7 +154,8 @@ def _bisenet_parser(state: dict, path: Path) -> tuple[nn.Module, ParserInfo]:
     net = bisenet_from_state(state, path)
     weights.record(PRETRAINED_NAME, path=path)  # its sha256 goes into output metadata / metric protocols
     info = ParserInfo(schema=net.schema, image_size=INPUT_SIZE,
-                      network={"architecture": "bisenet", "num_classes": net.num_classes})
+                      network={"architecture": "bisenet", "num_classes": net.num_classes,
+                               "sha256": weights.sha256_file(path)})
     return net, info
 
 
