@@ -90,7 +90,7 @@ def _check(args) -> int:
     from genkit.data.transforms import PairedTransform
 
     target = get_schema(args.target_schema)
-    hp = SimpleNamespace(source=args.source, root=args.root, strict_modes=args.strict_modes, alpha=args.alpha,
+    hp = SimpleNamespace(source=args.source, root=args.root, strict_modes=args.strict_modes, transparency=args.transparency,
                          on_bad_file=args.on_bad_file, val_fraction=args.val_fraction,
                          test_fraction=args.test_fraction, seed=args.seed, image_size=64, n_synthetic=0)
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)

@@ -132,8 +132,17 @@ def _output_is_folder(out: Path, batch: bool) -> bool:
     return False
 
 
-def _output_for(out: Path, content: Path, style: Path, to_folder: bool) -> Path:
-    return out / f"{content.stem}__{style.stem}.png" if to_folder else out
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """The name each input contributes to output file names: its stem, or its full file name when another input
+    shares the stem (``a.jpg`` and ``a.png`` would otherwise overwrite each other's results)."""
+    from collections import Counter
+
+    stems = Counter(f.stem for f in files)
+    return {f: f.name if stems[f.stem] > 1 else f.stem for f in files}
+
+
+def _output_for(out: Path, content: str, style: str, to_folder: bool) -> Path:
+    return out / f"{content}__{style}.png" if to_folder else out
 
 
 def _decoder_levels(path: str | None) -> list[str] | None:
@@ -184,6 +193,7 @@ def run(args) -> int:
                   reading=reading, config=config)
 
     pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once
+    c_names, s_names = output_names(contents), output_names(styles)
     written, skipped = [], []
     bar = None
     if batch:
@@ -192,7 +202,7 @@ def run(args) -> int:
         bar = tqdm(total=len(pairs), desc="stylize", unit="image")
     try:
         for c, s, j in pairs:
-            dest = _output_for(out, c, s, to_folder)
+            dest = _output_for(out, c_names[c], s_names[s], to_folder)
             if args.skip_existing and dest.exists():
                 skipped.append((c, s, "exists"))
             else:

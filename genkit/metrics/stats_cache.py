@@ -151,7 +151,11 @@ def protocol_fingerprint(protocol: dict) -> dict:
 def cache_key(folder: str | Path, files: list[Path], protocol: dict) -> str:
     listing = []
     for f in files:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except OSError:  # a dangling link named like an image: reading reports it (or skips it)
+            listing.append([f.name, None, None])
+            continue
         listing.append([f.name, st.st_size, st.st_mtime_ns])
     payload = {"version": keys.STATS_FORMAT_VERSION, "folder": str(Path(folder).resolve()), "files": listing,
                "input_size": keys.INCEPTION_INPUT_SIZE, "protocol": protocol_fingerprint(protocol)}
