@@ -58,7 +58,8 @@ def build_vgg19_features(weights: str = "imagenet", allow_random: bool = False,
     if state is None:
         return variance_preserving_init(net), True
     feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    net.load_state_dict(feats)
+    source = weights_registry.provenance().get("vgg19", {}).get("file")
+    weights_registry.load_into(net, feats, source, "torchvision's VGG-19 (vgg19-dcbb9e9d.pth)", prefix="features.")
     return net, False
 
 
