@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import stat
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -117,22 +116,12 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def _max_pixels() -> int | None:
-    env = os.environ.get("GENKIT_MAX_IMAGE_PIXELS")
-    if env:
-        try:
-            return int(float(env))
-        except ValueError:
-            raise ConfigError(f"GENKIT_MAX_IMAGE_PIXELS must be a number, got {env!r}") from None
-    return Image.MAX_IMAGE_PIXELS
-
-
 def open_image(path: Path, min_side: int = 1) -> Image.Image:
     """Open and fully decode an image file; every failure is one :class:`DataError` line naming the file.
 
-    The header is checked before any pixel is decoded: a decompression bomb (more than twice Pillow's
-    ``MAX_IMAGE_PIXELS``, or ``GENKIT_MAX_IMAGE_PIXELS``) or an image under ``min_side`` px is refused
-    without allocating it.
+    The header is checked before any pixel is decoded: a decompression bomb (a header claiming more than Pillow's
+    limit, twice ``PIL.Image.MAX_IMAGE_PIXELS``: about 179 million pixels) or an image under ``min_side`` px is
+    refused without allocating it.
     """
     path = Path(path)
     if path.is_dir():
@@ -144,14 +133,11 @@ def open_image(path: Path, min_side: int = 1) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise DataError(path, "file is empty (0 bytes)")
-        limit = _max_pixels()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+        img = Image.open(path)
     except DataError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(path, _bomb_problem(path, limit, exc)) from None
+    except Image.DecompressionBombError:
+        raise DataError(path, _bomb_problem(path)) from None
     except UnidentifiedImageError:
         raise DataError(path, "cannot be decoded as an image (unknown or corrupt format)") from None
     except PermissionError:
@@ -159,9 +145,6 @@ def open_image(path: Path, min_side: int = 1) -> Image.Image:
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on malformed headers
         raise DataError(path, f"cannot be decoded as an image (truncated or corrupt: {_short(exc)})") from None
     w, h = img.size
-    if limit is not None and w * h > limit and limit != Image.MAX_IMAGE_PIXELS:
-        img.close()
-        raise DataError(path, _bomb_problem(path, limit, None, (w, h)))
     if min(w, h) < min_side:
         img.close()
         raise DataError(path, f"image is {w}x{h} px, too small: genkit needs at least {min_side} px on each side")
@@ -178,22 +161,21 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _bomb_problem(path: Path, limit: int | None, exc: BaseException | None, size: tuple[int, int] | None = None) -> str:
-    if size is None:
-        try:  # the header's size, read without decoding anything
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                try:
-                    with Image.open(path) as probe:
-                        size = probe.size
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
-        except Exception:  # noqa: BLE001
-            size = None
-    claim = f"its header claims {size[0]}x{size[1]} pixels" if size else "it claims too many pixels"
-    return (f"refused as a possible decompression bomb: {claim}, over the limit of {limit or 0:,} pixels; "
-            "not decoded (if the file is genuine, raise GENKIT_MAX_IMAGE_PIXELS)")
+def _bomb_problem(path: Path) -> str:
+    """The decompression-bomb line, with the size the header claims (read again without Pillow's limit; the
+    header alone, no pixel is decoded)."""
+    size = None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            size = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
+    except OSError:
+        pass
+    limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 0
+    claim = f"its header claims {size[0]}x{size[1]} pixels" if size else "its header claims too many pixels"
+    return (f"refused as a possible decompression bomb: {claim}, over Pillow's limit of {limit:,} pixels; "
+            "nothing was decoded (for a genuine image this large, raise PIL.Image.MAX_IMAGE_PIXELS)")
 
 
 def _scale_wide(img: Image.Image) -> Image.Image:
