@@ -258,10 +258,15 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
         except ValueError as exc:
             raise DataError(path, str(exc)) from None
         notes.insert(0, note)
-        if policy.profile != "photo" and "clip to white" in note:
-            log.warning("%s: %s", path, note)
+        if policy.profile != "photo" and "clip to white" in note and not _CLIP_WARNED:
+            _CLIP_WARNED.append(path)
+            log.warning("%s: %s; convert 16-bit files to 8 bits for meaningful metrics (warned once; the "
+                        "protocol counts every conversion)", path, note)
     img.info[CONVERSION_INFO] = "; ".join(notes) if notes else None
     return img
+
+
+_CLIP_WARNED: list[Path] = []  # the 16-bit clipping of metric reading is logged once per process
 
 
 def conversion_note(img: Image.Image) -> str | None:
