@@ -38,6 +38,13 @@ class WeightsUnavailableError(GenkitError):
     """Pretrained weights are missing and cannot be downloaded."""
 
 
+class WeightsFileError(GenkitError):
+    """A weights file is present but unusable (wrong hash, not a state dict, NaN values, wrong keys or shapes).
+
+    Deliberately not a :class:`WeightsUnavailableError`: ``allow_random`` never hides a damaged or wrong file.
+    """
+
+
 class ConfigError(GenkitError):
     """An option or configuration value is invalid."""
 

@@ -10,104 +10,281 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
-import tempfile
+import secrets
+import stat
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 import torch
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from genkit.errors import CheckpointError, DataError
+from genkit.errors import CheckpointError, ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# output extension -> Pillow format: the format always follows the name
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".bmp": "BMP"}
+_SAVE_OPTIONS = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}, "TIFF": {"compression": "tiff_deflate"}}
 METADATA_KEY = "genkit"
+CONVERSION_INFO = "genkit.conversion"  # key in ``Image.info`` holding what reading did to the file
+MIN_IMAGE_SIDE = 8  # smaller than this on a side is not a picture any genkit model can use
+TRANSPARENCY = ("drop", "white")  # what reading does with an alpha channel
 
 _MODE_NAMES = {
     "L": "grayscale (mode L)",
     "LA": "grayscale with alpha (mode LA)",
     "RGBA": "RGBA (has an alpha channel)",
     "P": "palette (mode P)",
+    "PA": "palette with alpha (mode PA)",
     "I;16": "16-bit grayscale (mode I;16)",
     "I;16B": "16-bit grayscale (mode I;16B)",
+    "I;16L": "16-bit grayscale (mode I;16L)",
     "I": "32-bit integer (mode I)",
     "F": "32-bit float (mode F)",
     "CMYK": "CMYK",
     "1": "1-bit (mode 1)",
 }
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def mode_name(mode: str) -> str:
+    return _MODE_NAMES.get(mode, f"mode {mode}")
+
+
+@dataclass(frozen=True)
+class ReadPolicy:
+    """How an image file becomes 8-bit RGB. One policy for the toolkit, in two profiles:
+
+    * ``photo`` (:data:`PHOTOS`: stylize, edit, parse, datasets): the EXIF orientation is applied
+      (``PIL.ImageOps.exif_transpose``, as a viewer shows the photo), 16/32-bit values are scaled to 8 bits by
+      their high byte (as Pillow reads 48-bit PNGs and torchvision converts uint16), every other mode goes through
+      Pillow's ``convert("RGB")`` (grey replicated, palette looked up, CMYK converted).
+    * ``torch-fidelity`` (:data:`METRICS`: FID, KID, LPIPS folders): exactly ``Image.open(f).convert("RGB")``, as
+      torch-fidelity, pytorch-fid and clean-fid read files, so numbers stay comparable (no EXIF rotation; 16-bit
+      values above 255 clip to white there, which is logged).
+
+    ``transparency``: ``"drop"`` (default, as those libraries do: the colour channels are kept as stored) or
+    ``"white"`` (composited over white, as most viewers show a transparent PNG). ``strict``: refuse every file
+    that is not already 8-bit RGB instead of converting it.
+    """
+
+    strict: bool = False
+    transparency: str = "drop"
+    profile: str = "photo"
+
+    def __post_init__(self):
+        if self.transparency not in TRANSPARENCY:
+            raise ValueError(f"transparency must be one of {', '.join(TRANSPARENCY)}, got {self.transparency!r}")
+        if self.profile not in ("photo", "torch-fidelity"):
+            raise ValueError(f"profile must be 'photo' or 'torch-fidelity', got {self.profile!r}")
+
+    @property
+    def exif(self) -> bool:
+        return self.profile == "photo"
+
+    def record(self) -> dict:
+        """JSON-friendly description, for output metadata and metric protocols (and statistics-cache keys)."""
+        return {"profile": self.profile, "strict_modes": self.strict, "transparency": self.transparency,
+                "exif_orientation": self.exif}
+
+
+PHOTOS = ReadPolicy()
+METRICS = ReadPolicy(profile="torch-fidelity")
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Sorted image files directly inside ``folder``; a clear error if it is missing or empty."""
+    """Sorted image files directly inside ``folder``; a clear error if it is missing or empty.
+
+    Entries named like images that are not regular files (a folder called ``x.png``, a dangling link) are listed
+    too, so reading them reports the problem instead of silently leaving them out.
+    """
     folder = Path(folder)
     if not folder.exists():
         raise DataError(folder, "folder does not exist")
     if not folder.is_dir():
         raise DataError(folder, "is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not files:
         raise DataError(folder, f"folder contains no images ({', '.join(IMAGE_EXTENSIONS)})")
     return files
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: Path, min_side: int = 1) -> Image.Image:
+    """Open and fully decode an image file; every failure is one :class:`DataError` line naming the file.
+
+    The header is checked before any pixel is decoded: a decompression bomb (a header claiming more than Pillow's
+    limit, twice ``PIL.Image.MAX_IMAGE_PIXELS``: about 179 million pixels) or an image under ``min_side`` px is
+    refused without allocating it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a directory, not an image file")
     if not path.exists():
-        raise DataError(path, "file does not exist")
+        raise DataError(path, "file does not exist" + (" (dangling link)" if path.is_symlink() else ""))
+    if not path.is_file():
+        raise DataError(path, "is not a regular file")
     try:
+        if path.stat().st_size == 0:
+            raise DataError(path, "file is empty (0 bytes)")
         img = Image.open(path)
-        img.load()  # decode now: truncated files fail here, not later inside a worker
+    except DataError:
+        raise
+    except Image.DecompressionBombError:
+        raise DataError(path, _bomb_problem(path)) from None
     except UnidentifiedImageError:
         raise DataError(path, "cannot be decoded as an image (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(path, f"cannot be decoded as an image (truncated or corrupt: {exc})") from None
+    except PermissionError:
+        raise DataError(path, "cannot be read (permission denied)") from None
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types on malformed headers
+        raise DataError(path, f"cannot be decoded as an image (truncated or corrupt: {_short(exc)})") from None
+    w, h = img.size
+    if min(w, h) < min_side:
+        img.close()
+        raise DataError(path, f"image is {w}x{h} px, too small: genkit needs at least {min_side} px on each side")
+    try:
+        img.load()  # decode now: truncated files fail here, not later inside a worker
+    except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, ValueError, zlib/struct errors...
+        img.close()
+        raise DataError(path, f"cannot be decoded as an image (truncated or corrupt: {_short(exc)})") from None
     return img
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _bomb_problem(path: Path) -> str:
+    """The decompression-bomb line, with the size the header claims (read again without Pillow's limit; the
+    header alone, no pixel is decoded)."""
+    size = None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            size = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
+    except OSError:
+        pass
+    limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else 0
+    claim = f"its header claims {size[0]}x{size[1]} pixels" if size else "its header claims too many pixels"
+    return (f"refused as a possible decompression bomb: {claim}, over Pillow's limit of {limit:,} pixels; "
+            "nothing was decoded (for a genuine image this large, raise PIL.Image.MAX_IMAGE_PIXELS)")
+
+
+def _scale_wide(img: Image.Image) -> Image.Image:
+    """16/32-bit integer grey -> 8-bit by the high byte (32-bit ``I`` holding 8-bit values is kept as is)."""
+    arr = np.asarray(img).astype(np.int64)
+    if img.mode == "I" and arr.max(initial=0) <= 255 and arr.min(initial=0) >= 0:
+        return Image.fromarray(arr.astype(np.uint8))
+    return Image.fromarray((np.clip(arr, 0, 65535) >> 8).astype(np.uint8))
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in _ALPHA_MODES or (img.mode in ("P", "L") and "transparency" in img.info)
+
+
+def to_rgb(img: Image.Image, policy: ReadPolicy = PHOTOS) -> tuple[Image.Image, str | None]:
+    """``(8-bit RGB image, note)``: the conversion of a decoded image under ``policy`` (no strictness check);
+    ``note`` says what was done (``None`` when the image already was RGB)."""
+    mode = img.mode
+    if mode == "RGB":
+        return img, None
+    steps = []
+    alpha = _has_alpha(img)
+    if policy.profile == "photo" and mode in _WIDE_MODES:
+        img = _scale_wide(img)
+        steps.append("16/32-bit scaled to 8 bits")
+    elif policy.profile == "photo" and mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode != "I" or arr.max() > 255 else 255.0
-        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    if img.mode in ("RGBA", "LA", "P"):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, img)
-    return img.convert("RGB")
+        unit = arr.size and np.nanmax(arr) <= 1.0
+        img = Image.fromarray(np.clip(np.nan_to_num(arr) * (255.0 if unit else 1.0) + 0.5, 0, 255).astype(np.uint8))
+        steps.append("float values in [0, 1] scaled to 8 bits" if unit else "float values clipped to 0..255")
+    elif mode in _WIDE_MODES or mode == "F":
+        steps.append("16/32-bit values above 255 clip to white (as torch-fidelity reads them)")
+    if alpha and policy.transparency == "white":
+        rgba = img.convert("RGBA")
+        out = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), rgba).convert("RGB")
+        steps.append("alpha composited over white")
+    else:
+        try:
+            out = img.convert("RGB")
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"cannot convert {mode_name(mode)} to RGB ({exc})") from None
+        if alpha:
+            steps.append("alpha dropped")
+    if mode == "L":
+        steps.insert(0, "grey replicated")
+    elif mode == "P":
+        steps.insert(0, "palette looked up")
+    note = f"{mode} -> RGB" + (f" ({', '.join(steps)})" if steps else "")
+    return out, note
 
 
-def read_image(path: str | Path, convert_modes: bool = False) -> Image.Image:
-    """Read an 8-bit RGB image.
+def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int = MIN_IMAGE_SIDE,
+               **overrides) -> Image.Image:
+    """Read an image file as 8-bit RGB under ``policy`` (see :class:`ReadPolicy`).
 
-    Images in other modes (grayscale, RGBA, palette, 16-bit) are refused with an error that names the
-    mode, unless ``convert_modes`` is set: then grayscale is replicated, alpha is composited over white and
-    16-bit values are scaled to 8 bits.
+    ``overrides`` replace policy fields (``read_image(p, strict=True)``, ``transparency="white"``). What was done to
+    the file (mode conversion, EXIF rotation) is in ``img.info[CONVERSION_INFO]`` (see :func:`conversion_note`).
+    Broken files, images under ``min_side`` px and (strict) non-RGB files raise a :class:`DataError` naming the
+    file and the problem.
     """
+    if overrides:
+        policy = replace(policy, **overrides)
     path = Path(path)
-    img = open_image(path)
-    if img.mode == "RGB":
-        return img
-    if not convert_modes:
-        kind = _MODE_NAMES.get(img.mode, f"mode {img.mode}")
-        raise DataError(
-            path,
-            f"image is {kind}; genkit expects 8-bit RGB. Convert it, or allow conversion "
-            "(data.convert_modes=true / --convert-modes).",
-        )
-    return to_rgb(img)
+    img = open_image(path, min_side)
+    notes = []
+    if policy.exif:
+        try:
+            orientation = img.getexif().get(0x0112)
+            if orientation not in (None, 1):
+                img = ImageOps.exif_transpose(img)
+                notes.append(f"EXIF orientation {orientation} applied")
+        except Exception as exc:  # noqa: BLE001 - a damaged EXIF block must not hide the picture
+            log.warning("%s: EXIF orientation ignored (%s)", path, _short(exc))
+    if img.mode != "RGB":
+        if policy.strict:
+            raise DataError(path, f"image is {mode_name(img.mode)}, not 8-bit RGB, and strict mode refuses "
+                                  "conversions (drop --strict-modes / data.strict_modes=true to convert it)")
+        try:
+            img, note = to_rgb(img, policy)
+        except ValueError as exc:
+            raise DataError(path, str(exc)) from None
+        notes.insert(0, note)
+        if policy.profile != "photo" and "clip to white" in note and not _CLIP_WARNED:
+            _CLIP_WARNED.append(path)
+            log.warning("%s: %s; convert 16-bit files to 8 bits for meaningful metrics (warned once; the "
+                        "protocol counts every conversion)", path, note)
+    img.info[CONVERSION_INFO] = "; ".join(notes) if notes else None
+    return img
+
+
+_CLIP_WARNED: list[Path] = []  # the 16-bit clipping of metric reading is logged once per process
+
+
+def conversion_note(img: Image.Image) -> str | None:
+    """What :func:`read_image` did to turn the file into 8-bit RGB (``None``: nothing, it was RGB and upright)."""
+    return img.info.get(CONVERSION_INFO)
 
 
 def read_label_map(path: str | Path, num_classes: int | None = None) -> np.ndarray:
     """Read a single-channel 8-bit label PNG as an ``int64`` array of shape (H, W).
 
-    ``num_classes`` (when given) bounds the values: anything ``>= num_classes`` is an error naming the
-    offending values, since a silently wrong label is worse than a stop.
+    Label maps keep strict rules (no conversion, no EXIF rotation): mode L or P only. ``num_classes`` (when
+    given) bounds the values: anything ``>= num_classes`` is an error naming the offending values, since a
+    silently wrong label is worse than a stop.
     """
     path = Path(path)
     img = open_image(path)
     if img.mode not in ("L", "P"):
-        kind = _MODE_NAMES.get(img.mode, f"mode {img.mode}")
-        raise DataError(path, f"label map must be a single-channel 8-bit image (mode L or P), got {kind}")
+        raise DataError(path, f"label map must be a single-channel 8-bit image (mode L or P), got {mode_name(img.mode)}")
     labels = np.asarray(img, dtype=np.int64)
     if num_classes is not None:
         bad = np.unique(labels[labels >= num_classes])
@@ -143,14 +320,36 @@ def tensor_to_pil(t: torch.Tensor, value_range: tuple[float, float] = (0.0, 1.0)
 # ------------------------------------------------------------------------------------- atomic writes
 
 
+def _temp_beside(path: Path) -> Path:
+    """Create an empty, unique temporary file next to ``path`` with the permissions a plain ``open(path, "w")``
+    would give: the umask's (``os.open`` mode 0o666), or the existing file's when ``path`` is replaced.
+    (``tempfile.mkstemp`` would make every output 0600, unreadable to colleagues on a shared machine.)"""
+    try:
+        keep = stat.S_IMODE(path.stat().st_mode) if path.is_file() else None
+    except OSError:
+        keep = None
+    for _ in range(100):
+        tmp = path.parent / f".{path.name[:120]}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        if keep is not None:
+            os.chmod(tmp, keep)
+        return tmp
+    raise FileExistsError(f"could not create a temporary file next to {path}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` atomically.
+
+    The file gets the permissions the umask allows (or those of the file it replaces).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _temp_beside(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -206,13 +405,30 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def image_format(path: str | Path) -> str:
+    """Pillow's format name for an output file's extension; an unknown extension is a :class:`ConfigError`."""
+    path = Path(path)
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        got = f"'{path.suffix}'" if path.suffix else "none"
+        raise ConfigError(f"{path}: unknown image extension ({got}); the format follows the extension, use one of "
+                          f"{', '.join(IMAGE_FORMATS)}")
+    return fmt
+
+
 def save_image(img: Image.Image | torch.Tensor, path: str | Path, metadata: dict | None = None,
                value_range: tuple[float, float] = (0.0, 1.0)) -> Path:
-    """Save an image atomically; for PNG the ``metadata`` dict is stored as JSON in a text chunk."""
+    """Save an image atomically in the format its extension names (:data:`IMAGE_FORMATS`).
+
+    ``metadata`` (a JSON-able dict) goes into a PNG text chunk, or for the other formats into a JSON sidecar
+    ``NAME.EXT.json`` next to the image; :func:`read_metadata` reads either.
+    """
+    path = Path(path)
+    fmt = image_format(path)
     if isinstance(img, torch.Tensor):
         img = tensor_to_pil(img, value_range)
-    path = Path(path)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
     buf = io.BytesIO()
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
@@ -220,17 +436,23 @@ def save_image(img: Image.Image | torch.Tensor, path: str | Path, metadata: dict
             info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True, default=str))
         img.save(buf, format="PNG", pnginfo=info)
     else:
-        img.save(buf, format=fmt, quality=95)
+        img.save(buf, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     atomic_write_bytes(path, buf.getvalue())
     if metadata is not None and fmt != "PNG":
-        atomic_write_json(path.with_suffix(path.suffix + ".json"), metadata)
+        atomic_write_json(sidecar_path(path), metadata)
     return path
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """Where the metadata of a non-PNG image lives: ``NAME.EXT.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
 
 
 def read_metadata(path: str | Path) -> dict | None:
     """The genkit metadata of an image written by :func:`save_image` (PNG chunk or JSON sidecar)."""
     path = Path(path)
-    sidecar = path.with_suffix(path.suffix + ".json")
+    sidecar = sidecar_path(path)
     if sidecar.exists():
         return json.loads(sidecar.read_text())
     with Image.open(path) as img:
@@ -239,7 +461,9 @@ def read_metadata(path: str | Path) -> dict | None:
 
 
 def save_label_map(labels: np.ndarray | torch.Tensor, path: str | Path) -> Path:
-    """Save an (H, W) label array as an 8-bit single-channel PNG, atomically."""
+    """Save an (H, W) label array as an 8-bit single-channel PNG, atomically (PNG only: labels must be lossless)."""
+    if Path(path).suffix.lower() != ".png":
+        raise ConfigError(f"{path}: label maps are written as PNG (lossless); use a .png name")
     if isinstance(labels, torch.Tensor):
         labels = labels.detach().cpu().numpy()
     labels = np.asarray(labels)
@@ -248,3 +472,47 @@ def save_label_map(labels: np.ndarray | torch.Tensor, path: str | Path) -> Path:
     buf = io.BytesIO()
     Image.fromarray(labels.astype(np.uint8), mode="L").save(buf, format="PNG")
     return atomic_write_bytes(path, buf.getvalue())
+
+
+# ------------------------------------------------------------------------------------ output checks
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _check_creatable(path: Path, what: str) -> None:
+    """``path`` (not yet existing, or an existing folder) can be created/written by this user."""
+    base = _nearest_existing(path.absolute())
+    if not base.is_dir():
+        raise ConfigError(f"{path}: cannot write {what} there: {base} is a file")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: cannot write {what} there: {base} is not writable")
+
+
+def check_output_file(path: str | Path, what: str = "output", suffixes=None, hint: str | None = None) -> Path:
+    """Check an output file path before any work starts: not an existing folder, an allowed extension (when
+    ``suffixes`` is given, e.g. :data:`IMAGE_FORMATS`), and a folder it can be written into. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: {what} is an existing folder; give a file name")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        got = f"'{path.suffix}'" if path.suffix else "none"
+        raise ConfigError(f"{path}: {what} has an unknown extension ({got}); "
+                          + (hint or f"use one of {', '.join(suffixes)}"))
+    _check_creatable(path.parent if str(path.parent) else Path("."), what)
+    if path.exists() and not os.access(path, os.W_OK) and not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"{path}: {what} exists and cannot be replaced (not writable)")
+    return path
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """Check an output folder before any work starts: not an existing file, and creatable/writable."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path}: {what} is a file, not a folder")
+    _check_creatable(path, what)
+    return path

@@ -17,6 +17,7 @@ from genkit.data.celebamask import (CelebAMaskHQDataset, CelebAMaskHQRawDataset,
 from genkit.data.schemas import CELEBAMASK19, CELEBAMASK_TO_HELEN, HELEN11, save_schema
 from genkit.data.transforms import PairedTransform
 from genkit.errors import ConfigError, DataError
+from genkit.io import ReadPolicy
 
 C = CELEBAMASK19.index
 
@@ -175,8 +176,9 @@ def test_truncated_photo_is_named(raw, tmp_path):
 
 def test_grayscale_photo_and_16bit_part_mask_are_named(raw, tmp_path):
     write_mode(raw.image(2), "L", CELEBA_IMAGE)
+    assert CelebAMaskHQRawDataset(raw.src, "val").load(0)[0].mode == "RGB"  # converted by default
     with pytest.raises(DataError, match="grayscale") as e:
-        CelebAMaskHQRawDataset(raw.src, "val").load(0)
+        CelebAMaskHQRawDataset(raw.src, "val", reading=ReadPolicy(strict=True)).load(0)
     assert "2.jpg" in str(e.value)
     write_mode(raw.part(4003, "nose"), "I;16", CELEBA_MASK)
     with pytest.raises(DataError, match="mode I;16") as e:

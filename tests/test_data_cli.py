@@ -49,15 +49,18 @@ def test_prepare_bad_photo_gives_one_line_and_nonzero(tmp_path, capsys):
 
 def test_prepare_skip_reports_count_and_names(tmp_path, capsys):
     raw = make_celebamask_raw(tmp_path)
-    write_mode(raw.image(1), "L", 64)  # a grayscale JPEG
+    write_mode(raw.image(1), "L", 64)  # a grayscale JPEG: converted by default, refused with --strict-modes
     rc = main(["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(tmp_path / "out"),
-               "--on-bad-file", "skip", "--no-progress"])
+               "--on-bad-file", "skip", "--no-progress", "--strict-modes"])
     assert rc == 0
     out = capsys.readouterr().out
     assert "(train 1, val 2, test 2)" in out and "skipped 1 bad: 1" in out
     skipped = json.loads((tmp_path / "out" / "prepare.json").read_text())["skipped"]
     assert skipped[0]["name"] == "1" and "1.jpg: image is grayscale" in skipped[0]["problem"]
     assert (tmp_path / "out" / "splits" / "train.txt").read_text().split() == ["0"]
+    assert main(["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(tmp_path / "out2"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "out2" / "splits" / "train.txt").read_text().split() == ["0", "1"]
 
 
 def test_prepare_missing_source_and_debug_traceback(tmp_path, capsys):
@@ -81,10 +84,19 @@ def test_check_folder_stops_at_the_first_bad_file(tmp_path, capsys, breaker, nee
     names = make_generic_folder(tmp_path / "f", n=3)
     breaker(tmp_path / "f", names[1])
     rc = main(["data", "check", "folder", "--root", str(tmp_path / "f"), "--on-bad-file", "error",
-               "--val-fraction", "0", "--test-fraction", "0", "--split", "train"])
+               "--val-fraction", "0", "--test-fraction", "0", "--split", "train", "--strict-modes"])
     assert rc != 0
     line = _error_line(capsys)
     assert needle in line and names[1] in line
+
+
+def test_check_folder_converts_other_modes_by_default(tmp_path, capsys):
+    names = make_generic_folder(tmp_path / "f", n=3)
+    for name, mode in zip(names, ("L", "RGBA", "I;16")):
+        write_mode(tmp_path / "f" / "images" / f"{name}.png", mode)
+    rc = main(["data", "check", "folder", "--root", str(tmp_path / "f"), "--val-fraction", "0",
+               "--test-fraction", "0", "--split", "train"])
+    assert rc == 0 and "train: 3 good samples" in capsys.readouterr().out
 
 
 def test_check_wrong_schema_and_empty_folder(tmp_path, capsys):

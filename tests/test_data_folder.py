@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from fixtures.data_layouts import make_generic_folder, write_garbage, write_labels, write_mode, write_truncated
 
 from genkit.data.datasets import GenericFolderDataset
 from genkit.data.schemas import CELEBAMASK19, HELEN11, save_schema
 from genkit.errors import ConfigError, DataError
+from genkit.io import ReadPolicy
 
 
 @pytest.fixture
@@ -33,25 +35,47 @@ def test_reads_samples_in_the_schema(folder):
 @pytest.mark.parametrize("writer, message", [
     (write_truncated, "cannot be decoded as an image (truncated or corrupt"),
     (write_garbage, "cannot be decoded as an image (unknown or corrupt format)"),
-    (lambda p: write_mode(p, "L"), "image is grayscale (mode L); genkit expects 8-bit RGB"),
-    (lambda p: write_mode(p, "RGBA"), "image is RGBA (has an alpha channel)"),
+    (lambda p: write_mode(p, "L"), "image is grayscale (mode L), not 8-bit RGB, and strict mode refuses"),
+    (lambda p: write_mode(p, "RGBA"), "image is RGBA (has an alpha channel), not 8-bit RGB"),
     (lambda p: write_mode(p, "I;16"), "image is 16-bit grayscale"),
 ])
 def test_bad_images_are_named_with_their_problem(folder, writer, message):
     root, names = folder
     bad = writer(root / "images" / f"{names[2]}.png")
     with pytest.raises(DataError) as e:
-        _read_all(root)
+        _read_all(root, reading=ReadPolicy(strict=True))  # truncated files fail either way; modes only when strict
     assert e.value.path == bad and message in str(e.value)
     assert str(e.value).startswith(str(bad))
 
 
-def test_convert_modes_accepts_grayscale_rgba_and_16bit(folder):
+def test_grayscale_rgba_and_16bit_are_converted_by_default(folder):
     root, names = folder
     write_mode(root / "images" / f"{names[0]}.png", "L")
     write_mode(root / "images" / f"{names[1]}.png", "RGBA")
     write_mode(root / "images" / f"{names[2]}.png", "I;16")
-    assert len(_read_all(root, convert_modes=True)) == 4
+    samples = _read_all(root)
+    assert len(samples) == 4 and all(s["image"].shape == (3, 32, 32) for s in samples)
+    grey = samples[0]["image"]
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # grey replicated
+
+
+def test_strict_modes_from_the_data_config(folder):
+    from types import SimpleNamespace
+
+    from genkit.data.sources import build_face_dataset
+    from genkit.data.transforms import PairedTransform
+
+    root, names = folder
+    write_mode(root / "images" / f"{names[1]}.png", "RGBA")
+    hp = SimpleNamespace(source="folder", root=str(root), strict_modes=True, transparency="drop", on_bad_file="skip",
+                         val_fraction=0.0, test_fraction=0.0, seed=0, image_size=32, n_synthetic=0)
+    ds = build_face_dataset(hp, "train", PairedTransform(32, HELEN11), HELEN11)
+    assert len(ds) == 3 and "RGBA" in ds.skipped[0][1] and "strict" in ds.skipped[0][1]
+    hp.strict_modes = False
+    assert len(build_face_dataset(hp, "train", PairedTransform(32, HELEN11), HELEN11)) == 4
+    hp.transparency = "black"
+    with pytest.raises(ConfigError, match="data.transparency"):
+        build_face_dataset(hp, "train", PairedTransform(32, HELEN11), HELEN11)
 
 
 def test_mask_problems(folder):

@@ -9,6 +9,7 @@ from PIL import Image
 
 from genkit.data.helen import HelenDataset, detect_helen_layout, merge_class_masks, read_split_list
 from genkit.errors import DataError
+from genkit.io import ReadPolicy
 
 LAYOUTS = ("helenstar", "split_dirs", "flat", "smith")
 
@@ -102,8 +103,9 @@ def test_rgba_image_and_missing_label_are_named(tmp_path):
     image = tmp_path / "h" / "images" / f"{names['train'][2]}.jpg"
     write_mode(image.with_suffix(".png"), "RGBA")
     image.unlink()
+    assert HelenDataset(tmp_path / "h", "train")[2]["image"].shape[0] == 3  # converted by default
     with pytest.raises(DataError, match="RGBA") as e:
-        HelenDataset(tmp_path / "h", "train")[2]
+        HelenDataset(tmp_path / "h", "train", reading=ReadPolicy(strict=True))[2]
     assert e.value.path.name == f"{names['train'][2]}.png"
     (tmp_path / "h" / "labels" / f"{names['test'][0]}.png").unlink()
     with pytest.raises(DataError, match="has no label map") as e:

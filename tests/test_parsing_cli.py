@@ -87,11 +87,12 @@ def test_default_size_is_the_checkpoint_size_and_modes_need_conversion(tmp_path,
     gray = tmp_path / "gray.png"
     Image.fromarray((np.arange(40 * 30) % 256).astype(np.uint8).reshape(30, 40), mode="L").save(gray)
     out = tmp_path / "o"
-    assert main(["parse", str(gray), "--checkpoint", str(checkpoints["helen11"]), "-o", str(out)]) == 2
-    assert "grayscale" in capsys.readouterr().err and not (out / "masks" / "gray.png").exists()
     assert main(["parse", str(gray), "--checkpoint", str(checkpoints["helen11"]), "-o", str(out),
-                 "--convert-modes"]) == 0
+                 "--strict-modes"]) == 2
+    assert "grayscale" in capsys.readouterr().err and not (out / "masks" / "gray.png").exists()
+    assert main(["parse", str(gray), "--checkpoint", str(checkpoints["helen11"]), "-o", str(out)]) == 0
     assert Image.open(out / "masks" / "gray.png").size == (32, 32)
+    assert read_metadata(out / "images" / "gray.png")["conversion"] == "L -> RGB (grey replicated)"
 
 
 def test_checkpoint_of_another_schema_fails_clearly(tmp_path, photos, checkpoints, capsys):

@@ -107,7 +107,7 @@ def test_folder_batch_with_decoder(files, decoder_files, tmp_path, capsys):
 ])
 def test_bad_images_give_clear_errors(files, tmp_path, capsys, name, message):
     rc, _, err = run(capsys, files / name, files / "brick.png", "-o", tmp_path / "o.png", "--optimize",
-                     "--allow-random")
+                     "--allow-random", "--strict-modes")  # RGBA is converted by default, refused when strict
     assert rc == 2
     assert name in err and message in err
     assert "Traceback" not in err

@@ -11,7 +11,7 @@ import torch
 from fixtures.published_weights import caffe_vgg19_shapes, write_caffe_vgg19_file
 
 from genkit import weights
-from genkit.errors import ConfigError, WeightsUnavailableError
+from genkit.errors import ConfigError, WeightsFileError, WeightsUnavailableError
 from genkit.nn.vgg import VGG19_VARIANTS, CaffeNormalize, ImageNetNormalize, VGG19Encoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -97,7 +97,7 @@ def test_bad_variant_and_bad_files_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown VGG-19 variant 'cafe'.*torchvision, caffe"):
         VGG19Encoder(taps=("relu1_1",), variant="cafe", allow_random=True)
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "partial.pth")
-    with pytest.raises(WeightsUnavailableError, match=r"partial.pth: not a VGG-19 state dict .*features.0.bias"):
+    with pytest.raises(WeightsFileError, match=r"partial.pth: does not fit the caffe VGG-19 .*missing features.0.bias"):
         VGG19Encoder(taps=("relu1_1",), variant="caffe", weights_path=str(tmp_path / "partial.pth"))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from genkit.cli.reading import add_reading_options, reading_policy
+
 PREPARE_DATASETS = ("celebamask-hq",)
 CHECK_SOURCES = ("folder", "helen", "celebamask", "celebamask_raw")  # genkit.data.sources.FACE_SOURCES on disk
 
@@ -30,6 +32,7 @@ def register(sub) -> None:
                     help="stop at the first bad file (default) or skip and report bad images")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (0: none)")
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_reading_options(pr, "photos")
     pr.set_defaults(handler=_prepare)
 
     c = dsub.add_parser("check", help="decode and validate every sample of an image+mask dataset",
@@ -41,10 +44,10 @@ def register(sub) -> None:
     c.add_argument("--target-schema", default="helen11")
     c.add_argument("--on-bad-file", choices=("error", "skip"), default="skip",
                    help="skip (default): report every bad file; error: stop at the first")
-    c.add_argument("--convert-modes", action="store_true", help="accept grayscale/RGBA/16-bit images (converted)")
     c.add_argument("--val-fraction", type=float, default=0.1)
     c.add_argument("--test-fraction", type=float, default=0.1)
     c.add_argument("--seed", type=int, default=0)
+    add_reading_options(c, "photos")
     c.set_defaults(handler=_check)
 
 
@@ -52,8 +55,11 @@ def _synth(args) -> int:
     from genkit.data.synthetic import write_synthetic_folder
     from genkit.errors import ConfigError
 
+    from genkit.io import check_output_dir
+
     if args.n < 1 or args.size < 16:
         raise ConfigError("need -n >= 1 and --size >= 16")
+    check_output_dir(args.out, "--out")
     out = write_synthetic_folder(args.out, args.n, args.size, args.seed)
     print(f"wrote {args.n} synthetic faces to {out} (images/, masks/, schema.json)")
     return 0
@@ -63,10 +69,13 @@ def _prepare(args) -> int:
     from genkit.data.celebamask import prepare_celebamask
     from genkit.errors import ConfigError
 
+    from genkit.io import check_output_dir
+
     if args.workers < 0:
         raise ConfigError("--workers must be >= 0")
+    check_output_dir(args.out, "--out")
     report = prepare_celebamask(args.src, args.out, size=args.size, on_bad_file=args.on_bad_file,
-                                workers=args.workers, progress=not args.no_progress)
+                                workers=args.workers, progress=not args.no_progress, reading=reading_policy(args))
     print(report.summary())
     return 0
 
@@ -81,7 +90,7 @@ def _check(args) -> int:
     from genkit.data.transforms import PairedTransform
 
     target = get_schema(args.target_schema)
-    hp = SimpleNamespace(source=args.source, root=args.root, convert_modes=args.convert_modes,
+    hp = SimpleNamespace(source=args.source, root=args.root, strict_modes=args.strict_modes, transparency=args.transparency,
                          on_bad_file=args.on_bad_file, val_fraction=args.val_fraction,
                          test_fraction=args.test_fraction, seed=args.seed, image_size=64, n_synthetic=0)
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)

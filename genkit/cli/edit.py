@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genkit.cli.reading import add_reading_options, reading_policy
 from genkit.io import IMAGE_EXTENSIONS
 
 COMPONENT_FLAGS = {"left_eye": "--left-eye", "right_eye": "--right-eye", "eyes": "--eyes", "mouth": "--mouth",
@@ -41,7 +42,10 @@ def register(sub) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--save-codes", metavar="PATH", help="also write the component codes used (torch file)")
     p.add_argument("--save-mask", action="store_true", help="also write the label map used, as OUT_mask.png")
-    p.add_argument("-o", "--out", required=True, help="output PNG (with --sample: OUT_0.png, OUT_1.png, ...)")
+    p.add_argument("-o", "--out", required=True,
+                   help="output image; the format follows the extension (png, jpg, webp, tif, bmp; metadata in the "
+                        "PNG or a NAME.EXT.json sidecar). With --sample: OUT_0.png, OUT_1.png, ...")
+    add_reading_options(p, "photos")
     p.set_defaults(handler=_edit)
 
 
@@ -58,16 +62,18 @@ def split_source(text: str) -> tuple[str, str | None]:
 
 def _edit(args) -> int:
     from genkit.errors import ConfigError
-    from genkit.io import atomic_torch_save, save_label_map
+    from genkit.io import IMAGE_FORMATS, atomic_torch_save, check_output_file, save_label_map
     from genkit.models.portrait.editor import PortraitEditor
 
     if args.sample and args.edited_mask:
         raise ConfigError("--sample and --edited-mask cannot be combined")
     out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise ConfigError(f"--out must be a .png file (metadata is stored in the PNG), got {out.name}")
+    check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
+    if args.save_codes:
+        check_output_file(args.save_codes, "--save-codes")
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=args.device,
                                             use_ema=not args.no_ema)
+    editor.reading = reading_policy(args)
     components = {}
     for name in COMPONENT_FLAGS:
         value = getattr(args, f"src_{name}")
@@ -90,6 +96,9 @@ def _edit(args) -> int:
         else:
             result = editor.reconstruct(args.target, args.mask)
         results, paths = [result], [out]
+    meta.update(image_reading=editor.reading.record())
+    if editor.input_conversions:
+        meta["input_conversions"] = dict(editor.input_conversions)
 
     for i, (res, path) in enumerate(zip(results, paths)):
         res.save(path, metadata=meta)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
+from genkit.cli.reading import add_reading_options, reading_policy
+
 
 def _common(p, weights_help: str) -> None:
     p.add_argument("--weights", metavar="PATH", help=weights_help)
@@ -24,11 +26,12 @@ def _common(p, weights_help: str) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--num-workers", type=int, default=None, metavar="N",
                    help="image-decoding worker processes (default: 0 on CPU, up to 8 on GPU)")
-    p.add_argument("--convert-modes", action="store_true",
-                   help="convert grayscale / RGBA / palette / 16-bit images to RGB instead of refusing them")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="skip unreadable images (listed in the result and its protocol) instead of stopping")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="print the result as JSON (or, with FILE, also write it there)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_reading_options(p)
 
 
 def register(sub) -> None:
@@ -69,12 +72,19 @@ def register(sub) -> None:
 
 
 def _check(args) -> None:
+    """Options and output paths, checked before any network is built or image read."""
     from genkit.errors import ConfigError
+    from genkit.io import check_output_file
 
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
     if args.num_workers is not None and args.num_workers < 0:
         raise ConfigError("--num-workers must be >= 0")
+    if args.json not in (None, "-"):
+        check_output_file(args.json, "--json")
+    if getattr(args, "output", None) is not None:
+        check_output_file(args.output, "--output", (".npz",),
+                          "statistics are written in pytorch-fid's .npz format; name the file *.npz")
 
 
 def _fmt(v) -> str:
@@ -115,7 +125,17 @@ def _report(args, title: str, values: dict, result: dict) -> int:
                     desc += " MIXED"
             if rec.get("stats_cache"):
                 desc += f", stats cache: {rec['stats_cache']}"
+            if rec.get("conversions"):
+                desc += f", {sum(rec['conversions'].values())} converted to RGB"
+            if rec.get("skipped"):
+                desc += f", {len(rec['skipped'])} SKIPPED (unreadable)"
             rows.append((side, desc))
+        reading = protocol.get("image_reading")
+        if reading:
+            rows.append(("reading", f"{reading['profile']}, transparency {reading['transparency']}"
+                                    + (", strict modes" if reading.get("strict_modes") else "")))
+        if protocol.get("conversions"):
+            rows.append(("converted", ", ".join(f"{k} ({c})" for k, c in protocol["conversions"].items())))
         if protocol.get(keys.KEY_NUM_SAMPLES) is not None:
             rows.append(("pairs", str(protocol[keys.KEY_NUM_SAMPLES])))
             sizes = protocol.get(keys.KEY_IMAGE_SIZES) or {}
@@ -129,13 +149,19 @@ def _report(args, title: str, values: dict, result: dict) -> int:
             print(f"  (JSON written to {args.json})")
     if random:
         print("genkit: warning: RANDOM weights were used; these numbers are not meaningful", file=sys.stderr)
+    skipped = [s for side in ("input1", "input2") for s in (protocol.get(side) or {}).get("skipped", [])]
+    skipped += protocol.get("skipped", [])
+    if skipped:
+        print(f"genkit: warning: skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5])
+              + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
     return 0
 
 
 def _shared(args) -> dict:
     """The options every metric function takes the same way."""
     return dict(weights_path=args.weights, allow_random=args.allow_random, batch_size=args.batch_size,
-                device=args.device, convert_modes=args.convert_modes, progress=not args.no_progress)
+                device=args.device, reading=reading_policy(args, "torch-fidelity"), skip_errors=args.skip_errors,
+                progress=not args.no_progress)
 
 
 def _fid(args) -> int:

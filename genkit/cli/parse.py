@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genkit.cli.reading import add_reading_options, reading_policy
+
 
 def register(sub) -> None:
     p = sub.add_parser("parse", help="face-parsing masks for photos (images/ + masks/ + schema.json + previews/)",
@@ -30,13 +32,12 @@ def register(sub) -> None:
     p.add_argument("--schema", default=None,
                    help="required output schema (e.g. helen11); a parser of another schema is mapped through a "
                         "declared table (celebamask19 or bisenet19 -> helen11) or refused")
-    p.add_argument("--convert-modes", action="store_true",
-                   help="convert grayscale / RGBA / palette / 16-bit photos to RGB instead of refusing them")
     p.add_argument("--skip-errors", action="store_true",
                    help="skip photos that cannot be read or have no detected face (reported at the end)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for inference (default: torch's choice; 1 is often faster on a busy machine)")
+    add_reading_options(p, "photos")
     p.set_defaults(handler=_parse)
 
 
@@ -97,10 +98,12 @@ def _parse(args) -> int:
 
     from genkit.data.schemas import save_schema
     from genkit.errors import ConfigError, DataError, GenkitError
-    from genkit.io import read_image, save_image, save_label_map
+    from genkit.io import check_output_dir, conversion_note, read_image, save_image, save_label_map
     from genkit.models.parsing.checkpoint import load_parser_with_info
     from genkit.models.parsing.inference import center_crop_resize, predict_labels
 
+    out = check_output_dir(args.out, "--out")  # before any work
+    reading = reading_policy(args)
     device = resolve_device(args.device)
     if args.threads is not None:
         import torch
@@ -118,7 +121,6 @@ def _parse(args) -> int:
     if args.face_scale <= 0:
         raise ConfigError("--face-scale must be positive")
     files = collect_inputs(args.inputs)
-    out = Path(args.out)
     check_existing_schema(out, schema)
     detector = None
     if args.detect:
@@ -133,7 +135,7 @@ def _parse(args) -> int:
     bar = tqdm(files, desc="parsing", unit="photo", disable=len(files) < 2)
     for path in bar:
         try:
-            photo = read_image(path, convert_modes=args.convert_modes)
+            photo = read_image(path, reading)
             if detector is not None:
                 from genkit.models.parsing.detect import detect_and_align
 
@@ -148,9 +150,11 @@ def _parse(args) -> int:
             continue
         meta = {"source": str(path), "source_size": list(photo.size), "parser": str(args.parser),
                 "parser_schema": info.schema.name, "schema": schema.name, "size": size,
-                "aligned": detector is not None, **how}
+                "aligned": detector is not None, **how, "image_reading": reading.record()}
         if parser_sha256:
             meta["parser_sha256"] = parser_sha256
+        if conversion_note(photo):
+            meta["conversion"] = conversion_note(photo)
         save_image(crop, out / "images" / f"{path.stem}.png", metadata=meta)
         save_label_map(labels, out / "masks" / f"{path.stem}.png")
         save_image(Image.fromarray(schema.colorize(labels)), out / "previews" / f"{path.stem}.png")

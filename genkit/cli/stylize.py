@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genkit.cli.reading import add_reading_options, reading_policy
+
 
 def _floats(text: str) -> list[float]:
     try:
@@ -92,11 +94,10 @@ def register(sub) -> None:
     r.add_argument("--allow-random", action="store_true",
                    help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
     r.add_argument("--vgg-weights", default=None, help="a VGG-19 weights file, or 'random'")
-    r.add_argument("--convert-modes", action="store_true",
-                   help="accept grayscale/RGBA/palette/16-bit images (converted)")
     r.add_argument("--skip-errors", action="store_true",
                    help="batch mode: skip unreadable images (counted) instead of stopping")
     r.add_argument("--skip-existing", action="store_true", help="batch mode: keep outputs that already exist")
+    add_reading_options(p)
     p.set_defaults(handler=run)
 
 
@@ -112,13 +113,36 @@ def _inputs(path: str, what: str) -> tuple[list[Path], bool]:
     return [p], False
 
 
-def _output_for(out: Path, content: Path, style: Path, batch: bool) -> Path:
-    from genkit.io import IMAGE_EXTENSIONS
+def _output_is_folder(out: Path, batch: bool) -> bool:
+    """Check ``-o`` before any work: a folder (batch mode, an existing folder, or a name without extension) or an
+    image file whose extension names its format."""
+    from genkit.errors import ConfigError
+    from genkit.io import IMAGE_FORMATS, check_output_dir, check_output_file
 
-    name = f"{content.stem}__{style.stem}.png"
-    if batch or out.is_dir() or out.suffix.lower() not in IMAGE_EXTENSIONS:
-        return out / name
-    return out
+    if batch:
+        if out.suffix.lower() in IMAGE_FORMATS and not out.is_dir():
+            raise ConfigError(f"{out}: batch mode writes a folder of images, but --out names an image file")
+        check_output_dir(out, "--out")
+        return True
+    if out.is_dir() or not out.suffix:
+        check_output_dir(out, "--out")
+        return True
+    check_output_file(out, "--out", IMAGE_FORMATS, f"the format follows the extension: use one of "
+                      f"{', '.join(IMAGE_FORMATS)} (or a folder)")
+    return False
+
+
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """The name each input contributes to output file names: its stem, or its full file name when another input
+    shares the stem (``a.jpg`` and ``a.png`` would otherwise overwrite each other's results)."""
+    from collections import Counter
+
+    stems = Counter(f.stem for f in files)
+    return {f: f.name if stems[f.stem] > 1 else f.stem for f in files}
+
+
+def _output_for(out: Path, content: str, style: str, to_folder: bool) -> Path:
+    return out / f"{content}__{style}.png" if to_folder else out
 
 
 def _decoder_levels(path: str | None) -> list[str] | None:
@@ -148,8 +172,8 @@ def run(args) -> int:
     if batch and (args.content_mask or args.style_mask):
         raise ConfigError("--content-mask/--style-mask work for a single content/style pair, not folders")
     out = Path(args.out)
-    if batch and out.exists() and not out.is_dir():
-        raise ConfigError(f"{out}: batch mode writes a folder, but this is a file")
+    to_folder = _output_is_folder(out, batch)
+    reading = reading_policy(args)
     config = build_config(levels=args.levels or _decoder_levels(args.decoder), alpha=args.alpha,
                           iterations=args.iterations, patch_size=args.patch_size,
                           pca_dims="default" if args.pca_dims is None else args.pca_dims,
@@ -158,7 +182,7 @@ def run(args) -> int:
                           preserve_color=None if args.preserve_color == "none" else args.preserve_color)
     if not batch:  # fail fast on a bad image, before the networks are built
         for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
-            img = to_tensor(path, str(path), args.convert_modes)
+            img = to_tensor(path, str(path), reading)
             check_min_size(tuple(img.shape[-2:]), config, str(path))
             check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
     opt = None
@@ -166,9 +190,10 @@ def run(args) -> int:
         opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight)
     st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
                   device=args.device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
-                  convert_modes=args.convert_modes, config=config)
+                  reading=reading, config=config)
 
     pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once
+    c_names, s_names = output_names(contents), output_names(styles)
     written, skipped = [], []
     bar = None
     if batch:
@@ -177,7 +202,7 @@ def run(args) -> int:
         bar = tqdm(total=len(pairs), desc="stylize", unit="image")
     try:
         for c, s, j in pairs:
-            dest = _output_for(out, c, s, batch)
+            dest = _output_for(out, c_names[c], s_names[s], to_folder)
             if args.skip_existing and dest.exists():
                 skipped.append((c, s, "exists"))
             else:
@@ -193,6 +218,7 @@ def run(args) -> int:
                     meta = res.metadata()
                     meta["command"] = "genkit stylize"
                     meta["content"], meta["style"] = str(c), str(s)
+                    meta["image_reading"] = reading.record()
                     from genkit.io import save_image
 
                     save_image(res.image, dest, metadata=meta)

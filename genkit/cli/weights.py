@@ -1,4 +1,4 @@
-"""``genkit weights list|import|path``"""
+"""``genkit weights list|import``"""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def _list(args) -> int:
     print(f"{'name':<{width}} {'status':<14} {'file':<45} description")
     for name, e in weights.REGISTRY.items():
         print(f"{name:<{width}} {weights.status(name):<14} {e.file_name:<45} {e.description}")
+        print(f"{'':<{width}} {'':<14} from {e.source()}")
     return 0
 
 

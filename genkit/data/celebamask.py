@@ -35,7 +35,7 @@ from genkit.data.datasets import MaskedImageDataset, check_on_bad_file
 from genkit.data.schemas import (CELEBAMASK19, CELEBAMASK_PART_ORDER, CELEBAMASK_TO_HELEN, LabelSchema,
                                  SchemaMapping, get_schema, load_schema)
 from genkit.errors import ConfigError, DataError
-from genkit.io import IMAGE_EXTENSIONS, open_image, read_image
+from genkit.io import IMAGE_EXTENSIONS, PHOTOS, ReadPolicy, open_image, read_image
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ class PrepareReport:
         return line
 
 
-def _prepare_one(job: tuple[str, str, int, str, int | None]) -> tuple[int, tuple[str | None, str] | None]:
+def _prepare_one(job: tuple[str, str, int, str, int | None, ReadPolicy]) -> tuple[int, tuple[str | None, str] | None]:
     """Validate, merge and write one image; returns ``(id, None)`` or ``(id, (file, problem))``.
 
     Runs in worker processes, so the error travels as plain data (a DataError does not survive pickling).
@@ -278,10 +278,10 @@ def _prepare_one(job: tuple[str, str, int, str, int | None]) -> tuple[int, tuple
     from genkit.data.transforms import resize_image, resize_labels
     from genkit.io import atomic_write_bytes, save_image, save_label_map
 
-    src, out, image_id, image_path, size = job
+    src, out, image_id, image_path, size, reading = job
     out_dir, image_path = Path(out), Path(image_path)
     try:
-        image = read_image(image_path)  # full decode: truncated or non-RGB photos stop here
+        image = read_image(image_path, reading)  # full decode: truncated (or, strict, non-RGB) photos stop here
         labels = merge_part_masks(src, image_id)
         mh, mw = labels.shape
         if image.width * mh != image.height * mw:
@@ -306,13 +306,15 @@ def _check_out_not_in_src(src: Path, out: Path) -> None:
 
 
 def prepare_celebamask(src: str | Path, out: str | Path, size: int | None = None, on_bad_file: str = "error",
-                       workers: int = 0, progress: bool = True) -> PrepareReport:
+                       workers: int = 0, progress: bool = True, reading: ReadPolicy | None = None) -> PrepareReport:
     """Merge CelebAMask-HQ part masks into label maps and write the official split (layout: module docstring).
 
     Nothing under ``src`` is modified; every output file is written atomically and ``prepare.json`` last.
     ``size``: also resize photos (bicubic) and masks (nearest) to ``size``² (default: keep them as they are).
     ``on_bad_file="skip"``: a bad photo or part mask drops that image (reported) instead of stopping.
-    ``workers``: processes for decoding/merging (0 = in this process).
+    ``workers``: processes for decoding/merging (0 = in this process). ``reading``: how photos are decoded
+    (default :data:`~genkit.io.PHOTOS`; a strict policy refuses non-RGB photos). Photos are copied unchanged
+    when ``size`` is None (the datasets convert them when they read them).
     """
     from tqdm import tqdm
 
@@ -327,7 +329,7 @@ def prepare_celebamask(src: str | Path, out: str | Path, size: int | None = None
     images, splits, skipped = raw_index(src, on_bad_file)
     todo = sorted(i for s in SPLITS for i in splits[s])
     (out / "prepare.json").unlink(missing_ok=True)  # it marks a finished run: none until this one finishes
-    jobs = [(str(src), str(out), i, str(images[i]), size) for i in todo]
+    jobs = [(str(src), str(out), i, str(images[i]), size, reading or PHOTOS) for i in todo]
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
 
@@ -361,6 +363,7 @@ def prepare_celebamask(src: str | Path, out: str | Path, size: int | None = None
     report = PrepareReport(out, counts, skipped)
     atomic_write_json(out / "prepare.json", {
         "dataset": "CelebAMask-HQ", "source": str(src.resolve()), "size": size, "on_bad_file": on_bad_file,
+        "image_reading": (reading or PHOTOS).record(),
         "part_order": list(CELEBAMASK_PART_ORDER), "split_rule": {"train": f"orig_idx < {TRAIN_END}",
                                                                   "val": f"orig_idx < {VAL_END}", "test": "rest"},
         "counts": counts, "skipped": [{"name": n, "problem": p} for n, p in skipped],

@@ -36,7 +36,7 @@ class FaceDataModule(L.LightningDataModule):
                  batch_size: int = 4, num_workers: int = 0, n_synthetic: int = 64, seed: int = 0,
                  val_fraction: float = 0.1, test_fraction: float = 0.1, hflip: bool = True,
                  scale_jitter: float = 0.05, value_range: str = "unit", target_schema: str = "helen11",
-                 convert_modes: bool = False, on_bad_file: str = "error"):
+                 strict_modes: bool = False, transparency: str = "drop", on_bad_file: str = "error"):
         super().__init__()
         self.save_hyperparameters()
         self.schema = get_schema(target_schema)
@@ -82,7 +82,8 @@ class ImageFolderDataModule(L.LightningDataModule):
     """Plain images from a folder (or the sample photos shipped with installed packages) for the style model."""
 
     def __init__(self, root: str | None = None, image_size: int = 128, batch_size: int = 4,
-                 num_workers: int = 0, val_fraction: float = 0.1, seed: int = 0):
+                 num_workers: int = 0, val_fraction: float = 0.1, seed: int = 0, strict_modes: bool = False,
+                 transparency: str = "drop"):
         super().__init__()
         self.save_hyperparameters()
         self.datasets: dict[str, Dataset] = {}
@@ -94,7 +95,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         from genkit.data.samples import SamplePhotoDataset
 
         hp = self.hparams
-        full = ImageFolderDataset(Path(hp.root), size=hp.image_size) if hp.root else SamplePhotoDataset(hp.image_size)
+        from genkit.data.sources import reading_policy
+
+        full = (ImageFolderDataset(Path(hp.root), size=hp.image_size, reading=reading_policy(hp)) if hp.root
+                else SamplePhotoDataset(hp.image_size))
         idx = split_indices(len(full), hp.val_fraction, 0.0, hp.seed)
         if not idx["val"]:
             idx["val"] = idx["train"][:1]

@@ -3,7 +3,9 @@
 Every image+mask dataset yields ``{"image": float (3, H, W), "mask": long (H, W), "name": str}`` after its
 :class:`~genkit.data.transforms.PairedTransform`, with labels in the dataset's *target* schema (Helen-11 for
 the portrait model). Files are decoded and validated when a sample is read; problems raise
-:class:`~genkit.errors.DataError` naming the file.
+:class:`~genkit.errors.DataError` naming the file. Photos are read under a :class:`~genkit.io.ReadPolicy`
+(default :data:`~genkit.io.PHOTOS`: any mode converted to 8-bit RGB, EXIF orientation applied; ``strict`` refuses
+non-RGB files); label maps stay strict (8-bit single channel, values in the schema).
 
 ``on_bad_file="skip"`` instead validates every sample up front, drops the bad ones, logs their names and
 keeps them in ``dataset.skipped`` (a list of ``(name, message)``). Folder-level problems (a missing or empty
@@ -24,7 +26,7 @@ from genkit.data.schemas import HELEN11, LabelSchema, SchemaMapping, get_schema
 from genkit.data.synthetic import synthetic_face
 from genkit.data.transforms import PairedTransform, resize_image
 from genkit.errors import ConfigError, DataError
-from genkit.io import list_images, pil_to_tensor, read_image, read_label_map
+from genkit.io import PHOTOS, ReadPolicy, list_images, pil_to_tensor, read_image, read_label_map
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class MaskedImageDataset(Dataset):
 
     def __init__(self, pairs: Sequence[tuple[Path, Path]], schema: LabelSchema,
                  transform: PairedTransform | None = None, mapping: SchemaMapping | None = None,
-                 convert_modes: bool = False, size: int = 256, on_bad_file: str = "error",
+                 reading: ReadPolicy | None = None, size: int = 256, on_bad_file: str = "error",
                  names: Sequence[str] | None = None, scale_image_to_mask: bool = False,
                  allow_empty: bool = False, root: str | Path | None = None):
         self.on_bad_file = check_on_bad_file(on_bad_file)
@@ -92,7 +94,7 @@ class MaskedImageDataset(Dataset):
         self.mapping = mapping
         self.schema = mapping.target if mapping is not None else schema
         self.transform = transform or PairedTransform(size, self.schema)
-        self.convert_modes = convert_modes
+        self.reading = reading or PHOTOS
         self.scale_image_to_mask = scale_image_to_mask
         self.skipped: list[tuple[str, str]] = []
         if self.on_bad_file == "skip" and self.pairs:
@@ -112,7 +114,7 @@ class MaskedImageDataset(Dataset):
     def load(self, i: int) -> tuple[Image.Image, np.ndarray]:
         """Decode and validate sample ``i`` (no transform): RGB image and labels in the target schema."""
         img_path = self.pairs[i][0]
-        image = read_image(img_path, convert_modes=self.convert_modes)
+        image = read_image(img_path, self.reading)
         labels = self.read_labels(i)
         mh, mw = labels.shape
         if (mh, mw) != (image.height, image.width):
@@ -208,15 +210,15 @@ class GenericFolderDataset(MaskedImageDataset):
 class ImageFolderDataset(Dataset):
     """Plain images (content or style), any sizes; yields ``{"image": (3, H, W) in [0, 1], "name"}``."""
 
-    def __init__(self, root: str | Path, size: int | None = 256, crop: bool = True, convert_modes: bool = True):
+    def __init__(self, root: str | Path, size: int | None = 256, crop: bool = True, reading: ReadPolicy | None = None):
         self.files = list_images(root)
-        self.size, self.crop, self.convert_modes = size, crop, convert_modes
+        self.size, self.crop, self.reading = size, crop, reading or PHOTOS
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict:
-        img = read_image(self.files[i], convert_modes=self.convert_modes)
+        img = read_image(self.files[i], self.reading)
         if self.size is not None:
             if self.crop:  # square centre crop, then resize
                 s = min(img.size)

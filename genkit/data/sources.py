@@ -37,7 +37,7 @@ def build_face_dataset(hp, split: str, transform: PairedTransform, target_schema
     if hp.root is None:
         raise ConfigError(f"data source {hp.source!r} needs data.root (the dataset folder)")
     root = Path(hp.root)
-    common = dict(transform=transform, convert_modes=hp.convert_modes,
+    common = dict(transform=transform, reading=reading_policy(hp),
                   on_bad_file=check_on_bad_file(getattr(hp, "on_bad_file", "error")))
     if hp.source == "folder":
         from genkit.data.datasets import find_schema_file, generic_folder_pairs
@@ -59,6 +59,16 @@ def build_face_dataset(hp, split: str, transform: PairedTransform, target_schema
 
     cls = CelebAMaskHQDataset if hp.source == "celebamask" else CelebAMaskHQRawDataset
     return cls(root, split, target_schema=target_schema, **common)
+
+
+def reading_policy(hp):
+    """The photo :class:`~genkit.io.ReadPolicy` of a data config (``strict_modes``, ``transparency``)."""
+    from genkit.io import ReadPolicy
+
+    try:
+        return ReadPolicy(strict=bool(getattr(hp, "strict_modes", False)), transparency=getattr(hp, "transparency", "drop"))
+    except ValueError as exc:
+        raise ConfigError(f"data.transparency: {exc}") from None
 
 
 def _mapping_to(schema: LabelSchema, target: LabelSchema, where: Path) -> SchemaMapping | None:

@@ -21,6 +21,7 @@ from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance as _TMFrechetInceptionDistance
 
 from genkit.errors import ConfigError, DataError
+from genkit.io import METRICS, ReadPolicy
 from genkit.metrics import keys
 from genkit.metrics.folders import default_num_workers, extract_features, folder_files
 from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
@@ -167,16 +168,19 @@ def _check_protocols(p1: dict, p2: dict, what1: str, what2: str) -> None:
 
 
 def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: int = 50,
-                 num_workers: int | None = None, use_cache: bool = True, convert_modes: bool = False,
-                 progress: bool = False, features_out: list[Tensor] | None = None) -> tuple[FIDStats, dict]:
+                 num_workers: int | None = None, use_cache: bool = True, reading: ReadPolicy | None = None,
+                 progress: bool = False, features_out: list[Tensor] | None = None,
+                 skip_errors: bool = False) -> tuple[FIDStats, dict]:
     """FID statistics of an image folder, read from / written to the statistics cache.
 
-    Returns ``(stats, record)``; the record holds the sample count, image sizes and whether the cache was hit.
-    With ``features_out`` (a list), the images are always read and their features appended to it (KID needs
-    them); the statistics of that same pass are written to the cache.
+    Returns ``(stats, record)``; the record holds the sample count, image sizes, conversions, skipped files and
+    whether the cache was hit. With ``features_out`` (a list), the images are always read and their features
+    appended to it (KID needs them); the statistics of that same pass are written to the cache. ``reading``:
+    how files are decoded (default :data:`genkit.io.METRICS`, as torch-fidelity); it is part of the protocol and
+    of the cache key, as is ``skip_errors``.
     """
     files = folder_files(folder)
-    protocol = dict(extractor.protocol, convert_modes=convert_modes)
+    protocol = reading_protocol(extractor.protocol, reading, skip_errors)
     workers = default_num_workers(extractor.device) if num_workers is None else num_workers
 
     def compute() -> FIDStats:
@@ -187,8 +191,8 @@ def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: i
             if features_out is not None:
                 features_out.append(f.detach().cpu())
 
-        scan = extract_features(files, extractor, take, batch_size, workers, convert_modes, progress,
-                                desc=str(folder))
+        scan = extract_features(files, extractor, take, batch_size, workers, reading, progress,
+                                desc=str(folder), skip_errors=skip_errors)
         if scan.num_images < 2:
             raise DataError(folder, f"FID/KID need at least 2 images, the folder has {scan.num_images}")
         stats = acc.stats(protocol, source=folder)
@@ -200,21 +204,34 @@ def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: i
               keys.KEY_NUM_SAMPLES: stats.num_samples,
               keys.KEY_IMAGE_SIZES: stats.protocol.get(keys.KEY_IMAGE_SIZES),
               keys.KEY_MIXED_SIZES: stats.protocol.get(keys.KEY_MIXED_SIZES)}
+    for extra in ("conversions", "skipped"):
+        if stats.protocol.get(extra):
+            record[extra] = stats.protocol[extra]
     return stats, record
+
+
+def reading_protocol(protocol: dict, reading: ReadPolicy | None, skip_errors: bool = False) -> dict:
+    """``protocol`` plus how the images were read (``image_reading``) and, when set, ``skip_errors``."""
+    out = dict(protocol, image_reading=(reading or METRICS).record())
+    if skip_errors:
+        out["skip_errors"] = True
+    return out
 
 
 def save_folder_stats(folder: str | Path, out: str | Path, weights_path: str | Path | None = None,
                       allow_random: bool = False, batch_size: int = 50, device: str | None = None,
-                      num_workers: int | None = None, use_cache: bool = True, convert_modes: bool = False,
-                      progress: bool = False, extractor: InceptionFeatures | None = None) -> dict:
+                      num_workers: int | None = None, use_cache: bool = True, reading: ReadPolicy | None = None,
+                      progress: bool = False, extractor: InceptionFeatures | None = None,
+                      skip_errors: bool = False) -> dict:
     """Compute (or fetch from the cache) a folder's statistics and write them as a pytorch-fid ``.npz``."""
     from genkit.metrics.stats_cache import save_npz
 
     if extractor is None:
         extractor = build_inception(weights_path, allow_random, device=resolve_device(device))
-    stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, convert_modes, progress)
+    stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, reading, progress,
+                                 skip_errors=skip_errors)
     save_npz(stats, out)
-    return {"output": str(out), keys.KEY_PROTOCOL: dict(extractor.protocol, convert_modes=convert_modes,
+    return {"output": str(out), keys.KEY_PROTOCOL: dict(reading_protocol(extractor.protocol, reading, skip_errors),
                                                          input1=record)}
 
 
@@ -224,8 +241,8 @@ def is_stats_file(path: str | Path) -> bool:
 
 def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path | None = None,
                 allow_random: bool = False, batch_size: int = 50, device: str | None = None,
-                num_workers: int | None = None, use_cache: bool = True, convert_modes: bool = False,
-                progress: bool = False, extractor: InceptionFeatures | None = None) -> dict:
+                num_workers: int | None = None, use_cache: bool = True, reading: ReadPolicy | None = None,
+                progress: bool = False, extractor: InceptionFeatures | None = None, skip_errors: bool = False) -> dict:
     """FID between two inputs, each an image folder or an ``.npz`` of statistics.
 
     Returns ``{"fid": value, "protocol": {...}}``; the protocol records the weights (sha256 or RANDOM), the resize
@@ -247,10 +264,11 @@ def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path
                             keys.KEY_IMAGE_SIZES: s.protocol.get(keys.KEY_IMAGE_SIZES),
                             keys.KEY_WEIGHTS: s.protocol.get(keys.KEY_WEIGHTS, "unknown (not written by genkit)")})
         else:
-            s, rec = folder_stats(p, extractor, batch_size, num_workers, use_cache, convert_modes, progress)
+            s, rec = folder_stats(p, extractor, batch_size, num_workers, use_cache, reading, progress,
+                                  skip_errors=skip_errors)
             stats.append(s)
             records.append(rec)
-    net_protocol = dict(extractor.protocol, convert_modes=convert_modes) if extractor is not None else {}
+    net_protocol = reading_protocol(extractor.protocol, reading, skip_errors) if extractor is not None else {}
     for s, p in zip(stats, inputs):
         if net_protocol:
             _check_protocols(s.protocol, net_protocol, str(p), "the Inception in use")
@@ -262,13 +280,13 @@ def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path
 
 
 def folder_features(folder: str | Path, extractor: InceptionFeatures, batch_size: int = 50,
-                    num_workers: int | None = None, convert_modes: bool = False, progress: bool = False,
-                    use_cache: bool = True) -> tuple[Tensor, FIDStats, dict]:
+                    num_workers: int | None = None, reading: ReadPolicy | None = None, progress: bool = False,
+                    use_cache: bool = True, skip_errors: bool = False) -> tuple[Tensor, FIDStats, dict]:
     """All features of a folder (N, 2048) float32 on the CPU (KID needs them), with the folder's FID statistics
     from the same pass (also written to the statistics cache) and its record."""
     chunks: list[Tensor] = []
-    stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, convert_modes, progress,
-                                 features_out=chunks)
+    stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, reading, progress,
+                                 features_out=chunks, skip_errors=skip_errors)
     return torch.cat(chunks), stats, record
 
 

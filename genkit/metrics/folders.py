@@ -1,9 +1,12 @@
 """Reading image folders for metrics: decoding with :mod:`genkit.io`, batching, size bookkeeping.
 
-Images are decoded to uint8 (the FID protocol's input). Decoding errors become a
+Images are decoded to uint8 (the FID protocol's input) exactly as torch-fidelity decodes them
+(:data:`genkit.io.METRICS`: ``Image.open(f).convert("RGB")``; alpha dropped unless another policy is given), and
+what was converted is counted in the :class:`FolderScan`. Decoding errors become a
 :class:`~genkit.errors.DataError` naming the file, also when decoding runs in DataLoader workers (the worker
-returns the problem instead of raising, so it is not turned into a bare ``RuntimeError``). Batches may hold
-images of different sizes: they are split into same-size groups before the network sees them.
+returns the problem instead of raising, so it is not turned into a bare ``RuntimeError``); with ``skip_errors``
+bad files are skipped and listed instead. Batches may hold images of different sizes: they are split into
+same-size groups before the network sees them.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from genkit.errors import DataError
-from genkit.io import list_images, read_image
+from genkit.io import METRICS, MIN_IMAGE_SIDE, ReadPolicy, conversion_note, list_images, read_image
 
 log = logging.getLogger(__name__)
 
@@ -31,37 +34,51 @@ def size_label(width: int, height: int) -> str:
 
 @dataclass
 class FolderScan:
-    """What a pass over a set of images saw: count and sizes (``"WxH" -> count``)."""
+    """What a pass over a set of images saw: count, sizes (``"WxH" -> count``), conversions (``note -> count``)
+    and the files skipped as unreadable (``(path, problem)``)."""
 
     num_images: int = 0
     sizes: Counter = field(default_factory=Counter)
+    conversions: Counter = field(default_factory=Counter)
+    skipped: list = field(default_factory=list)
 
     @property
     def mixed_sizes(self) -> bool:
         return len(self.sizes) > 1
 
     def record(self) -> dict:
-        return {"num_samples": self.num_images, "image_sizes": dict(sorted(self.sizes.items())),
-                "mixed_sizes": self.mixed_sizes}
+        out = {"num_samples": self.num_images, "image_sizes": dict(sorted(self.sizes.items())),
+               "mixed_sizes": self.mixed_sizes}
+        if self.conversions:
+            out["conversions"] = dict(sorted(self.conversions.items()))
+        if self.skipped:
+            out["skipped"] = [f"{p}: {problem}" for p, problem in self.skipped]
+        return out
+
+    def skip(self, path: Path, problem: str) -> None:
+        log.warning("skipping %s: %s", path, problem)
+        self.skipped.append((str(path), problem))
 
 
 class ImageFileDataset(Dataset):
-    """``(index, uint8 tensor (3, H, W))`` per file, or ``(index, problem string)`` when it cannot be read."""
+    """``(index, uint8 tensor (3, H, W), conversion note or None)`` per file, or ``(index, problem string, None)``
+    when it cannot be read."""
 
-    def __init__(self, files: Sequence[Path], convert_modes: bool = False):
+    def __init__(self, files: Sequence[Path], reading: ReadPolicy | None = None, min_side: int = MIN_IMAGE_SIDE):
         self.files = [Path(f) for f in files]
-        self.convert_modes = convert_modes
+        self.reading = reading or METRICS
+        self.min_side = min_side
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int):
         try:
-            img = read_image(self.files[i], convert_modes=self.convert_modes)
+            img = read_image(self.files[i], self.reading, min_side=self.min_side)
         except DataError as exc:
-            return i, exc.problem
+            return i, exc.problem, None
         # (3, H, W) view of a fresh writable array; torch.stack makes the batch contiguous
-        return i, torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)
+        return i, torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1), conversion_note(img)
 
 
 def _collate(items):
@@ -89,12 +106,18 @@ def _prefetched_batches(dataset: ImageFileDataset, batch_size: int) -> Iterator[
             yield items
 
 
-def read_uint8(path: str | Path, convert_modes: bool = False) -> torch.Tensor:
+def read_uint8(path: str | Path, reading: ReadPolicy | None = None, min_side: int = MIN_IMAGE_SIDE) -> torch.Tensor:
     """One image file -> uint8 tensor (3, H, W); a DataError naming the file if it cannot be decoded."""
-    i, item = ImageFileDataset([path], convert_modes)[0]
+    return read_uint8_noted(path, reading, min_side)[0]
+
+
+def read_uint8_noted(path: str | Path, reading: ReadPolicy | None = None,
+                     min_side: int = MIN_IMAGE_SIDE) -> tuple[torch.Tensor, str | None]:
+    """:func:`read_uint8` and the conversion note of the file (``None`` when it was already RGB)."""
+    i, item, note = ImageFileDataset([path], reading, min_side)[0]
     if isinstance(item, str):
         raise DataError(path, item)
-    return item
+    return item, note
 
 
 def default_num_workers(device: torch.device | str | None) -> int:
@@ -105,18 +128,20 @@ def default_num_workers(device: torch.device | str | None) -> int:
     return min(8, os.cpu_count() or 1)
 
 
-def iter_uint8_groups(files: Sequence[Path], batch_size: int = 50, num_workers: int = 0, convert_modes: bool = False,
-                      progress: bool = False, desc: str = "images", scan: FolderScan | None = None,
-                      ) -> Iterator[torch.Tensor]:
+def iter_uint8_groups(files: Sequence[Path], batch_size: int = 50, num_workers: int = 0,
+                      reading: ReadPolicy | None = None, progress: bool = False, desc: str = "images",
+                      scan: FolderScan | None = None, skip_errors: bool = False) -> Iterator[torch.Tensor]:
     """Yield uint8 batches (B, 3, H, W) of the files, in order, each batch holding one image size.
 
-    ``scan`` (if given) is filled with the count and the sizes seen.
+    ``scan`` (if given) is filled with the count, the sizes and the conversions seen. An unreadable file stops
+    with a :class:`DataError` naming it, or, with ``skip_errors``, is skipped and listed in ``scan.skipped``.
     """
     from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    dataset = ImageFileDataset(files, convert_modes)
+    dataset = ImageFileDataset(files, reading)
+    scan = scan if scan is not None else FolderScan()
     if num_workers > 0:
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                             collate_fn=_collate, persistent_workers=False)
@@ -125,14 +150,18 @@ def iter_uint8_groups(files: Sequence[Path], batch_size: int = 50, num_workers: 
     with tqdm(total=len(files), desc=desc, unit="img", disable=not progress, leave=False, dynamic_ncols=True) as bar:
         for items in loader:
             groups: dict[tuple[int, int], list[torch.Tensor]] = {}
-            for i, item in items:
+            for i, item, note in items:
                 if isinstance(item, str):
-                    raise DataError(files[i], item)
+                    if not skip_errors:
+                        raise DataError(files[i], item)
+                    scan.skip(files[i], item)
+                    continue
+                if note:
+                    scan.conversions[note] += 1
                 groups.setdefault((item.shape[1], item.shape[2]), []).append(item)
             for (h, w), tensors in groups.items():
-                if scan is not None:
-                    scan.num_images += len(tensors)
-                    scan.sizes[size_label(w, h)] += len(tensors)
+                scan.num_images += len(tensors)
+                scan.sizes[size_label(w, h)] += len(tensors)
                 yield torch.stack(tensors)
             bar.update(len(items))
 
@@ -144,10 +173,11 @@ def folder_files(folder: str | Path) -> list[Path]:
 
 def extract_features(files: Sequence[Path], extractor: Callable[[torch.Tensor], torch.Tensor],
                      on_features: Callable[[torch.Tensor], None], batch_size: int = 50, num_workers: int = 0,
-                     convert_modes: bool = False, progress: bool = False, desc: str = "images") -> FolderScan:
+                     reading: ReadPolicy | None = None, progress: bool = False, desc: str = "images",
+                     skip_errors: bool = False) -> FolderScan:
     """Run ``extractor`` over the files batch by batch, handing each feature batch to ``on_features``."""
     scan = FolderScan()
-    for batch in iter_uint8_groups(files, batch_size, num_workers, convert_modes, progress, desc, scan):
+    for batch in iter_uint8_groups(files, batch_size, num_workers, reading, progress, desc, scan, skip_errors):
         on_features(extractor(batch))
     if scan.mixed_sizes:
         log.warning("%s: images of mixed sizes %s (all are resized to 299x299 by the Inception; reported)",

@@ -19,6 +19,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from genkit.errors import ConfigError, DataError
+from genkit.io import ReadPolicy
 from genkit.metrics import keys
 from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
 
@@ -114,14 +115,15 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
                 allow_random: bool = False, subsets: int = DEFAULT_SUBSETS, subset_size: int = DEFAULT_SUBSET_SIZE,
                 degree: int = 3, gamma: float | None = None, coef0: float = 1.0, seed: int = DEFAULT_SEED,
                 batch_size: int = 50, device: str | None = None, num_workers: int | None = None,
-                convert_modes: bool = False, progress: bool = False,
-                extractor: InceptionFeatures | None = None, with_fid: bool = False, use_cache: bool = True) -> dict:
+                reading: ReadPolicy | None = None, progress: bool = False,
+                extractor: InceptionFeatures | None = None, with_fid: bool = False, use_cache: bool = True,
+                skip_errors: bool = False) -> dict:
     """KID between two image folders: ``{"kid_mean", "kid_std", "protocol"}``.
 
     The same pass over the images also gives each folder's FID statistics, which are written to the statistics
     cache (unless ``use_cache=False``); ``with_fid`` adds the FID between the folders to the result.
     """
-    from genkit.metrics.fid import fid_from_stats, folder_features, is_stats_file
+    from genkit.metrics.fid import fid_from_stats, folder_features, is_stats_file, reading_protocol
 
     for p in (folder1, folder2):
         if is_stats_file(p):
@@ -134,13 +136,13 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
                     str(folder2))
     if extractor is None:
         extractor = build_inception(weights_path, allow_random, device=resolve_device(device))
-    f1, stats1, rec1 = folder_features(folder1, extractor, batch_size, num_workers, convert_modes, progress,
-                                       use_cache)
-    f2, stats2, rec2 = folder_features(folder2, extractor, batch_size, num_workers, convert_modes, progress,
-                                       use_cache)
+    f1, stats1, rec1 = folder_features(folder1, extractor, batch_size, num_workers, reading, progress,
+                                       use_cache, skip_errors)
+    f2, stats2, rec2 = folder_features(folder2, extractor, batch_size, num_workers, reading, progress,
+                                       use_cache, skip_errors)
     _check_kid_args(len(f1), len(f2), subsets, subset_size, str(folder1), str(folder2))
     mean, std = kid_from_features(f1, f2, subsets, subset_size, degree, gamma, coef0, seed)
-    protocol = dict(extractor.protocol, convert_modes=convert_modes, metric="KID",
+    protocol = dict(reading_protocol(extractor.protocol, reading, skip_errors), metric="KID",
                     kid={"subsets": subsets, "subset_size": subset_size, "kernel": "polynomial",
                          "degree": degree, "gamma": gamma if gamma is not None else "1/D", "coef0": coef0,
                          "seed": seed, "estimator": "unbiased MMD^2 (torch-fidelity)"},

@@ -23,10 +23,13 @@ from torchmetrics import Metric
 
 from genkit import weights as weights_registry
 from genkit.errors import ConfigError, DataError, WeightsUnavailableError
+from genkit.io import ReadPolicy
 from genkit.metrics import keys
 from genkit.nn.init import variance_preserving_init
 
 NETS = {"alex": "lpips-alex", "vgg": "lpips-vgg"}
+# smallest image side each trunk accepts (AlexNet's 11x11/4 stem and two 3x3/2 pools; VGG-16's four 2x2 pools)
+MIN_SIDE = {"alex": 31, "vgg": 16}
 
 
 def _torchvision_features(net: str) -> nn.Sequential:
@@ -213,11 +216,19 @@ class LPIPSDiversity(_LPIPSBase):
 
 def lpips_between(folder1: str | Path, folder2: str | Path, net: str = "alex", weights_path: str | Path | None = None,
                   allow_random: bool = False, batch_size: int = 16, device: str | None = None,
-                  convert_modes: bool = False, progress: bool = False, model: LPIPSModel | None = None) -> dict:
-    """Mean LPIPS between images of two folders paired by file name (equal sizes required)."""
+                  reading: ReadPolicy | None = None, progress: bool = False, model: LPIPSModel | None = None,
+                  skip_errors: bool = False) -> dict:
+    """Mean LPIPS between images of two folders paired by file name (equal sizes required).
+
+    ``reading``: how files are decoded (default :data:`genkit.io.METRICS`); ``skip_errors``: a pair with an
+    unreadable image is skipped and listed in the protocol instead of stopping.
+    """
+    from collections import Counter
+
     from tqdm.auto import tqdm
 
-    from genkit.metrics.folders import paired_files, read_uint8, size_label
+    from genkit.io import METRICS
+    from genkit.metrics.folders import paired_files, read_uint8_noted, size_label
     from genkit.metrics.inception import resolve_device
 
     pairs = paired_files(folder1, folder2)
@@ -225,6 +236,8 @@ def lpips_between(folder1: str | Path, folder2: str | Path, net: str = "alex", w
         model = build_lpips(net, weights_path, allow_random, device=resolve_device(device))
     scores: list[Tensor] = []
     sizes: dict[str, int] = {}
+    conversions: Counter = Counter()
+    skipped: list[str] = []
     batch_x: list[Tensor] = []
     batch_y: list[Tensor] = []
 
@@ -238,7 +251,15 @@ def lpips_between(folder1: str | Path, folder2: str | Path, net: str = "alex", w
 
     with tqdm(total=len(pairs), desc="LPIPS", unit="pair", disable=not progress, leave=False) as bar:
         for a, b in pairs:
-            xa, xb = read_uint8(a, convert_modes), read_uint8(b, convert_modes)
+            try:
+                (xa, note_a), (xb, note_b) = (read_uint8_noted(f, reading, MIN_SIDE[net]) for f in (a, b))
+            except DataError as exc:
+                if not skip_errors:
+                    raise
+                skipped.append(str(exc))
+                bar.update(1)
+                continue
+            conversions.update(n for n in (note_a, note_b) if n)
             if xa.shape != xb.shape:
                 raise DataError(b, f"size {xb.shape[2]}x{xb.shape[1]} differs from its pair {a} "
                                 f"({xa.shape[2]}x{xa.shape[1]}); LPIPS compares images of equal size")
@@ -252,8 +273,15 @@ def lpips_between(folder1: str | Path, folder2: str | Path, net: str = "alex", w
                 flush()
             bar.update(1)
         flush()
+    if not scores:
+        raise DataError(None, f"LPIPS: no pair could be read ({len(skipped)} skipped); first: {skipped[0]}")
     d = torch.cat(scores)
-    protocol = dict(model.protocol, metric="LPIPS", pairing="file name (stem)",
+    extra = {"image_reading": (reading or METRICS).record()}
+    if conversions:
+        extra["conversions"] = dict(sorted(conversions.items()))
+    if skip_errors:
+        extra.update(skip_errors=True, skipped=skipped)
+    protocol = dict(model.protocol, metric="LPIPS", pairing="file name (stem)", **extra,
                     input1={"path": str(folder1), "kind": "folder"}, input2={"path": str(folder2), "kind": "folder"},
                     **{keys.KEY_NUM_SAMPLES: len(d), keys.KEY_IMAGE_SIZES: dict(sorted(sizes.items())),
                        keys.KEY_MIXED_SIZES: len(sizes) > 1, keys.KEY_RESIZE: "none"})

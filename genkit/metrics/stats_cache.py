@@ -6,7 +6,7 @@
   pytorch-fid and torch-fidelity. genkit adds ``num_samples`` and a JSON ``protocol``; other tools ignore them.
 * Reference statistics of a folder are computed once and cached under ``$GENKIT_CACHE_DIR/stats`` (default
   ``~/.cache/genkit/stats``), keyed by the folder's path, its file list (names, sizes, mtimes) and the protocol
-  (weights sha256 or RANDOM + seed, feature layer, resize mode, mode conversion).
+  (weights sha256 or RANDOM + seed, feature layer, resize mode, image-reading policy, skip_errors).
 """
 
 from __future__ import annotations
@@ -145,13 +145,17 @@ def cache_dir() -> Path:
 def protocol_fingerprint(protocol: dict) -> dict:
     """The parts of an extractor protocol that change the numbers (not, e.g., the weights file's location)."""
     return {k: protocol.get(k) for k in (keys.KEY_WEIGHTS, "random_init", "feature", keys.KEY_RESIZE, "input",
-                                         "convert_modes")}
+                                         "image_reading", "skip_errors")}
 
 
 def cache_key(folder: str | Path, files: list[Path], protocol: dict) -> str:
     listing = []
     for f in files:
-        st = f.stat()
+        try:
+            st = f.stat()
+        except OSError:  # a dangling link named like an image: reading reports it (or skips it)
+            listing.append([f.name, None, None])
+            continue
         listing.append([f.name, st.st_size, st.st_mtime_ns])
     payload = {"version": keys.STATS_FORMAT_VERSION, "folder": str(Path(folder).resolve()), "files": listing,
                "input_size": keys.INCEPTION_INPUT_SIZE, "protocol": protocol_fingerprint(protocol)}

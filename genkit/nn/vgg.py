@@ -114,16 +114,9 @@ def build_vgg19_features(weights: str = "imagenet", allow_random: bool = False,
     if state is None:
         return variance_preserving_init(net), True
     feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
-    expected = net.state_dict()
-    missing = [f"features.{k}" for k in expected if k not in feats]
-    wrong = [f"features.{k}" for k, v in expected.items() if k in feats and feats[k].shape != v.shape]
-    if missing or wrong:
-        where = weights_path or weights_registry.weights_path(name)
-        raise WeightsUnavailableError(
-            f"{where}: not a VGG-19 state dict in torchvision's key layout"
-            f"{' (missing ' + ', '.join(missing[:4]) + (' ...' if len(missing) > 4 else '') + ')' if missing else ''}"
-            f"{' (wrong shape: ' + ', '.join(wrong[:4]) + ')' if wrong else ''}")
-    net.load_state_dict(feats)
+    source = weights_path or weights_registry.provenance().get(name, {}).get("file")
+    weights_registry.load_into(net, feats, source, f"the {variant} VGG-19 ({weights_registry.get_entry(name).file_name}, "
+                               "torchvision's key layout)", prefix="features.")
     return net, False
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from genkit.data.transforms import resize_image, resize_labels, to_symmetric, to_unit
 from genkit.errors import ConfigError, DataError
-from genkit.io import pil_to_tensor, read_image, read_label_map, save_image
+from genkit.io import PHOTOS, conversion_note, pil_to_tensor, read_image, read_label_map, save_image
 from genkit.models.portrait.encoders import ComponentCodes
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,8 @@ class PortraitEditor:
         self.parser = parser.to(self.device).eval() if parser is not None else None
         self.source = source
         self.used_ema = used_ema
+        self.reading = PHOTOS  # how photo files are read (genkit.io.ReadPolicy); the CLI sets --strict-modes etc.
+        self.input_conversions: dict[str, str] = {}  # photo file -> what reading converted (for the metadata)
         if self.parser is not None:
             multiple = getattr(self.parser, "multiple", 1)
             if self.image_size % multiple:
@@ -121,7 +123,10 @@ class PortraitEditor:
     # ------------------------------------------------------------------------------------------- inputs
     def _load_image(self, image: ImageLike) -> tuple[Image.Image, str]:
         if isinstance(image, (str, Path)):
-            return read_image(image, convert_modes=True), str(image)
+            img = read_image(image, self.reading)
+            if conversion_note(img):
+                self.input_conversions[str(image)] = conversion_note(img)
+            return img, str(image)
         if isinstance(image, Image.Image):
             return image.convert("RGB"), "<PIL image>"
         if isinstance(image, np.ndarray):
@@ -319,4 +324,5 @@ class PortraitEditor:
                 "schema": self.schema.name, "variational": self.variational,
                 "parser": self.parser_source if self.parser_source else (self.parser is not None),
                 "weights": weights.provenance(), "random_weights": weights.used_random_weights(),
-                "training": self.training}
+                "training": self.training, "image_reading": self.reading.record(),
+                **({"input_conversions": dict(self.input_conversions)} if self.input_conversions else {})}

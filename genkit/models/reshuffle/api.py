@@ -21,6 +21,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from genkit.errors import CheckpointError, ConfigError, DataError
+from genkit.io import ReadPolicy
 from genkit.models.reshuffle import color
 from genkit.models.reshuffle.config import ReshuffleConfig, build_config
 from genkit.models.reshuffle.decoders import DecoderReconstructor, ReshuffleDecoders, load_decoders, read_checkpoint
@@ -43,6 +44,7 @@ class StyleResult:
     content_name: str = "content"
     style_name: str = "style"
     optimization: list[dict] = field(default_factory=list)
+    input_conversions: dict[str, str] = field(default_factory=dict)  # input name -> what reading converted
 
     def to_pil(self) -> Image.Image:
         from genkit.io import tensor_to_pil
@@ -70,6 +72,7 @@ class StyleResult:
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "weights": self.weights, "random_weights": self.random_weights,
             **({"optimization": self.optimization} if self.optimization else {}),
+            **({"input_conversions": self.input_conversions} if self.input_conversions else {}),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -84,19 +87,32 @@ def _name_of(x, default: str) -> str:
     return getattr(x, "filename", None) or default
 
 
-def to_tensor(x, name: str = "image", convert_modes: bool = False) -> torch.Tensor:
-    """An image input as a (1, 3, H, W) float tensor in [0, 1]."""
-    from genkit.io import pil_to_tensor, read_image
+def to_tensor(x, name: str = "image", reading: ReadPolicy | None = None,
+              notes: dict[str, str] | None = None) -> torch.Tensor:
+    """An image input as a (1, 3, H, W) float tensor in [0, 1].
 
+    Files and PIL images are read under ``reading`` (default :data:`genkit.io.PHOTOS`: any mode is converted to
+    8-bit RGB, EXIF orientation applied; a strict policy refuses non-RGB images); ``notes`` (a dict), when given,
+    receives ``name -> conversion`` for inputs that were converted.
+    """
+    from genkit.io import PHOTOS, conversion_note, mode_name, pil_to_tensor, read_image, to_rgb
+
+    reading = reading or PHOTOS
     if isinstance(x, (str, Path)):
-        x = read_image(x, convert_modes=convert_modes)
+        x = read_image(x, reading)
+        if notes is not None and conversion_note(x):
+            notes[name] = conversion_note(x)
     if isinstance(x, Image.Image):
         if x.mode != "RGB":
-            if not convert_modes:
-                raise DataError(name, f"image has mode {x.mode}; expected RGB (convert it, or pass convert_modes=True)")
-            from genkit.io import to_rgb
-
-            x = to_rgb(x)
+            if reading.strict:
+                raise DataError(name, f"image is {mode_name(x.mode)}, not 8-bit RGB, and strict mode refuses "
+                                      "conversions")
+            try:
+                x, note = to_rgb(x, reading)
+            except ValueError as exc:
+                raise DataError(name, str(exc)) from None
+            if notes is not None:
+                notes[name] = note
         return pil_to_tensor(x)[None]
     if isinstance(x, torch.Tensor):
         t = x.detach().float()
@@ -146,13 +162,13 @@ class Stylizer:
                  optimize: bool | OptimizeSettings | dict = False, config: ReshuffleConfig | None = None,
                  size: int | None = 512, style_size: int | None = None, device: str | torch.device = "cpu",
                  allow_random: bool = False, vgg_weights: str | None = None, encoder: torch.nn.Module | None = None,
-                 convert_modes: bool = False, **options):
+                 reading: ReadPolicy | None = None, **options):
         if (decoder is None) == (not optimize):
             raise ConfigError("choose one reconstruction: a decoder checkpoint (decoder=...) or optimize=True")
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device 'cuda' was asked for but CUDA is not available")
-        self.size, self.style_size, self.convert_modes = size, style_size, convert_modes
+        self.size, self.style_size, self.reading = size, style_size, reading
         self.decoder_path = None
         decoder_levels = None
         if isinstance(decoder, (str, Path)):
@@ -200,8 +216,8 @@ class Stylizer:
         self._style_cache: dict = {}
 
     # ------------------------------------------------------------------------------------------ inputs
-    def prepare(self, x, name: str, long_side: int | None) -> torch.Tensor:
-        t = to_tensor(x, name, self.convert_modes)
+    def prepare(self, x, name: str, long_side: int | None, notes: dict[str, str] | None = None) -> torch.Tensor:
+        t = to_tensor(x, name, self.reading, notes)
         check_min_size(tuple(t.shape[-2:]), self.config, name)
         t = fit_size(t, long_side, self.config.stride)
         check_min_size(tuple(t.shape[-2:]), self.config, name, what="resized ")
@@ -247,13 +263,14 @@ class Stylizer:
         t_start = time.perf_counter()
         cname = content_name or _name_of(content, "content")
         sname = style_name or _name_of(style, "style")
-        c_img = self.prepare(content, cname, self.size)
-        s_img = self.prepare(style, sname, self.style_size or self.size)
+        notes: dict[str, str] = {}
+        c_img = self.prepare(content, cname, self.size, notes)
+        s_img = self.prepare(style, sname, self.style_size or self.size, notes)
         cmask = smask = None
         if content_mask is not None or style_mask is not None:
             if content_mask is None or style_mask is None:
                 raise ConfigError("semantic masks need both a content mask and a style mask")
-            c_raw, s_raw = to_tensor(content, cname, self.convert_modes), to_tensor(style, sname, self.convert_modes)
+            c_raw, s_raw = to_tensor(content, cname, self.reading), to_tensor(style, sname, self.reading)
             cmask, smask = load_mask(content_mask, "content mask"), load_mask(style_mask, "style mask")
             check_masks(cmask, smask, tuple(c_raw.shape[-2:]), tuple(s_raw.shape[-2:]))
             cmask, smask = resize_mask(cmask, tuple(c_img.shape[-2:])), resize_mask(smask, tuple(s_img.shape[-2:]))
@@ -277,7 +294,7 @@ class Stylizer:
         return StyleResult(image=out[0].cpu(), levels=stats, settings=self.settings(), timings=timings,
                            random_weights=bool(self.encoder.random_weights) or weights.used_random_weights(),
                            weights=weights.provenance(), content_name=cname, style_name=sname,
-                           optimization=list(getattr(reconstruct, "history", [])))
+                           optimization=list(getattr(reconstruct, "history", [])), input_conversions=notes)
 
     def batch(self, contents: Sequence, styles: Sequence, progress: bool = False) -> list[StyleResult]:
         """Every content with every style, returned content-major; pairs run style by style, so each style is
