@@ -345,3 +345,22 @@ def test_device_errors_are_clean_cli_errors(tmp_path, capsys, monkeypatch):
 def test_cli_console_scripts_are_declared():
     assert PYPROJECT["project"]["scripts"] == {"genkit": "genkit.cli:main", "genkit-train": "genkit.train:main"}
     assert (BIN / "genkit").exists() and (BIN / "genkit-train").exists()
+
+
+def test_python_api_takes_the_same_device_names(monkeypatch):
+    """Stylizer and PortraitEditor resolve ``device`` with the same helper: ``auto`` works, CUDA is checked."""
+    import torch
+
+    from genkit import PortraitEditor, Stylizer
+    from genkit.errors import ConfigError
+
+    class Encoder(torch.nn.Module):  # stands in for VGG-19 (only its taps are read here)
+        taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Stylizer(optimize=True, device="auto", encoder=Encoder()).device == torch.device("cpu")
+    assert PortraitEditor(torch.nn.Identity(), device="auto").device == torch.device("cpu")
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        Stylizer(optimize=True, device="cuda", encoder=Encoder())
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        PortraitEditor(torch.nn.Identity(), device="cuda:0")
