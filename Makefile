@@ -1,7 +1,7 @@
 # The two commands of the README:  `make demo`  and  `make test`.
 # Both create ./.venv on first use (Python 3.11; about 4 min and 6 GB, mostly PyTorch's CUDA libraries) and install
 # genkit with the tested dependency set: constraints.txt, the exact versions CI ran, inside pyproject's ranges.
-PYTHON ?= python3
+PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONSTRAINTS ?= constraints.txt
@@ -45,7 +45,7 @@ wheel-smoke:
 
 # Regenerate the tested dependency set after changing dependencies in pyproject.toml: a fresh venv gets the torch
 # pins and genkit[test] at the newest versions pyproject allows, and `pip freeze` of it (minus genkit itself)
-# becomes $(CONSTRAINTS). About 2 min and 6 GB of temporary disk. Run `make ci` afterwards: CI tests this set.
+# becomes $(CONSTRAINTS). 2-7 min and 6 GB of temporary disk. Run `make ci` afterwards: CI tests this set.
 constraints:
 	rm -rf $(CONSTRAINTS_VENV)
 	$(PYTHON) -m venv $(CONSTRAINTS_VENV)
