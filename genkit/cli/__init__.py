@@ -4,6 +4,9 @@ Each module in this package that defines ``register(subparsers)`` adds one sub-c
 ``stylize``, ``eval``, ...). Heavy imports happen inside the handlers so ``genkit --help`` stays fast.
 User errors (:class:`~genkit.errors.GenkitError`) print one clear line and exit non-zero; ``--debug`` shows the
 traceback.
+
+Every parser of the tree is a :class:`ArgumentParser`: help shows each option's default, docstring markup in
+descriptions is shown as plain text, and :func:`add_device_option` gives every command the same ``--device``.
 """
 
 from __future__ import annotations
@@ -12,12 +15,61 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import re
 import sys
+
+DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
+_MARKUP = re.compile(r"``([^`]+)``|:[a-z]+:`~?([^`]+)`")
+
+
+def plain(text: str) -> str:
+    """Docstring markup as plain text: ````x```` -> x, :func:`~a.b` -> a.b."""
+    return _MARKUP.sub(lambda m: m.group(1) or m.group(2), text)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` for options with a real default whose help does not already state one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = plain(action.help or "")
+        if (action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower()
+                or not (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(plain(text), width, indent)
+
+
+class RawDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """:class:`HelpFormatter` keeping the description's line breaks (usage examples)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(plain(text), width, indent)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser class of the whole ``genkit`` tree (sub-commands inherit it): defaults always shown."""
+
+    def __init__(self, *args, formatter_class: type = HelpFormatter, **kwargs):
+        if not issubclass(formatter_class, HelpFormatter):
+            raw = issubclass(formatter_class, argparse.RawDescriptionHelpFormatter)
+            formatter_class = RawDescriptionHelpFormatter if raw else HelpFormatter
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> argparse.Action:
+    """``--device`` with genkit's one policy (resolve the value with :func:`genkit.device.resolve_device`)."""
+    return parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="genkit", description="genkit: portrait editing (cGAN) and style "
-                                     "transfer (deep feature reshuffle) with shared data, metrics and experiments.")
+    from genkit import __version__
+
+    parser = ArgumentParser(prog="genkit", description="genkit: portrait editing (cGAN) and style "
+                            "transfer (deep feature reshuffle) with shared data, metrics and experiments. "
+                            "`genkit COMMAND --help` shows each command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):

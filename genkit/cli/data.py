@@ -14,8 +14,8 @@ def register(sub) -> None:
     s = dsub.add_parser("synth", help="write synthetic faces in the generic folder layout (images/, masks/, schema)")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("-n", type=int, default=100, help="number of faces")
-    s.add_argument("--size", type=int, default=128)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, default=128, help="side of the square images in pixels")
+    s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same faces)")
     s.set_defaults(handler=_synth)
 
     pr = dsub.add_parser("prepare", help="turn a downloaded dataset into label maps + official splits",
@@ -23,7 +23,7 @@ def register(sub) -> None:
                          "(--src holds CelebA-HQ-img/, CelebAMask-HQ-mask-anno/, CelebA-HQ-to-CelebA-mapping.txt) "
                          "into OUT/masks/{id}.png (19 classes), copy the photos to OUT/images/, and write "
                          "OUT/schema.json, OUT/splits/{train,val,test}.txt and OUT/prepare.json. --src is only read.")
-    pr.add_argument("dataset", choices=PREPARE_DATASETS)
+    pr.add_argument("dataset", choices=PREPARE_DATASETS, help="which dataset layout --src holds")
     pr.add_argument("--src", required=True, help="the unpacked dataset folder (never modified)")
     pr.add_argument("--out", required=True, help="output folder (outside --src)")
     pr.add_argument("--size", type=int, default=None,
@@ -38,15 +38,17 @@ def register(sub) -> None:
     c = dsub.add_parser("check", help="decode and validate every sample of an image+mask dataset",
                         description="Reads every image and label map of the chosen splits the way training "
                         "would and reports bad files. Exit code 1 if any file is bad.")
-    c.add_argument("source", choices=CHECK_SOURCES)
+    c.add_argument("source", choices=CHECK_SOURCES, help="the dataset layout under --root")
     c.add_argument("--root", required=True, help="dataset folder")
-    c.add_argument("--split", choices=("train", "val", "test", "all"), default="all")
-    c.add_argument("--target-schema", default="helen11")
+    c.add_argument("--split", choices=("train", "val", "test", "all"), default="all", help="which split to check")
+    c.add_argument("--target-schema", default="helen11", help="label schema the masks are mapped to (as in training)")
     c.add_argument("--on-bad-file", choices=("error", "skip"), default="skip",
                    help="skip (default): report every bad file; error: stop at the first")
-    c.add_argument("--val-fraction", type=float, default=0.1)
-    c.add_argument("--test-fraction", type=float, default=0.1)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of samples in the validation split (datasets without official splits)")
+    c.add_argument("--test-fraction", type=float, default=0.1,
+                   help="share of samples in the test split (datasets without official splits)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the split (datasets without official splits)")
     add_reading_options(c, "photos")
     c.set_defaults(handler=_check)
 

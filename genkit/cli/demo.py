@@ -10,7 +10,7 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="minimal sizes and steps (a smoke run in well under a minute)")
     p.add_argument("--no-random", dest="allow_random", action="store_false",
                    help="refuse to run with random weights when the pretrained files are missing")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of every part of the demo")
     p.set_defaults(handler=_demo)
 
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from genkit.cli.reading import add_reading_options, reading_policy
-from genkit.io import IMAGE_EXTENSIONS
 
 COMPONENT_FLAGS = {"left_eye": "--left-eye", "right_eye": "--right-eye", "eyes": "--eyes", "mouth": "--mouth",
                    "skin": "--skin", "hair": "--hair"}
 
 
 def register(sub) -> None:
+    from genkit.cli import add_device_option
+
     p = sub.add_parser("edit", help="edit portraits: reconstruct, transfer components, regenerate from an edited "
                                     "mask, sample component appearances")
     p.add_argument("--checkpoint", required=True, help="portrait checkpoint (.ckpt from genkit-train) or an export")
@@ -35,11 +36,11 @@ def register(sub) -> None:
     p.add_argument("--sample", metavar="COMPONENT", help="draw -n appearances of this component from the prior "
                                                          "(VAE-trained models)")
     p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of --sample")
     p.add_argument("--temperature", type=float, default=1.0, help="prior scale with --sample")
     p.add_argument("--parser", help="face-parser checkpoint, for photos given without a mask")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator weights instead of the EMA ones")
-    p.add_argument("--device", default="cpu")
+    add_device_option(p)
     p.add_argument("--save-codes", metavar="PATH", help="also write the component codes used (torch file)")
     p.add_argument("--save-mask", action="store_true", help="also write the label map used, as OUT_mask.png")
     p.add_argument("-o", "--out", required=True,
@@ -52,6 +53,8 @@ def register(sub) -> None:
 def split_source(text: str) -> tuple[str, str | None]:
     """``IMG`` or ``IMG:MASK``. A ':' splits only where both sides are image file names, so paths with drive
     letters or colons (``C:/faces/b.png``) still work."""
+    from genkit.io import IMAGE_EXTENSIONS
+
     for i in range(len(text) - 1, 0, -1):
         if text[i] == ":":
             head, tail = text[:i], text[i + 1:]
@@ -61,6 +64,7 @@ def split_source(text: str) -> tuple[str, str | None]:
 
 
 def _edit(args) -> int:
+    from genkit.device import resolve_device
     from genkit.errors import ConfigError
     from genkit.io import IMAGE_FORMATS, atomic_torch_save, check_output_file, save_label_map
     from genkit.models.portrait.editor import PortraitEditor
@@ -71,7 +75,7 @@ def _edit(args) -> int:
     check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
     if args.save_codes:
         check_output_file(args.save_codes, "--save-codes")
-    editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=args.device,
+    editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
                                             use_ema=not args.no_ema)
     editor.reading = reading_policy(args)
     components = {}

@@ -18,12 +18,14 @@ from genkit.cli.reading import add_reading_options, reading_policy
 
 
 def _common(p, weights_help: str) -> None:
+    from genkit.cli import add_device_option
+
     p.add_argument("--weights", metavar="PATH", help=weights_help)
     p.add_argument("--allow-random", action="store_true",
                    help="run with RANDOM weights when the pretrained file is missing (numbers are then meaningless; "
                         "the output says RANDOM)")
     p.add_argument("--batch-size", type=int, default=50, metavar="N", help="images per forward pass (default 50)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_device_option(p)
     p.add_argument("--num-workers", type=int, default=None, metavar="N",
                    help="image-decoding worker processes (default: 0 on CPU, up to 8 on GPU)")
     p.add_argument("--skip-errors", action="store_true",
@@ -41,15 +43,15 @@ def register(sub) -> None:
                 "of the same network (default: genkit's registry entry 'inception-fid')")
 
     f = esub.add_parser("fid", help="Fréchet Inception Distance between two folders or .npz statistics files")
-    f.add_argument("input1", metavar="DIR_OR_NPZ")
-    f.add_argument("input2", metavar="DIR_OR_NPZ")
+    f.add_argument("input1", metavar="DIR_OR_NPZ", help="first image folder or .npz statistics")
+    f.add_argument("input2", metavar="DIR_OR_NPZ", help="second image folder or .npz statistics")
     _common(f, inc_help)
     f.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
     f.set_defaults(handler=_fid)
 
     k = esub.add_parser("kid", help="Kernel Inception Distance between two folders")
-    k.add_argument("input1", metavar="DIR")
-    k.add_argument("input2", metavar="DIR")
+    k.add_argument("input1", metavar="DIR", help="first image folder")
+    k.add_argument("input2", metavar="DIR", help="second image folder")
     _common(k, inc_help)
     k.add_argument("--kid-subsets", type=int, default=100, metavar="N", help="number of subsets (default 100)")
     k.add_argument("--kid-subset-size", type=int, default=1000, metavar="N", help="images per subset (default 1000)")
@@ -57,15 +59,15 @@ def register(sub) -> None:
     k.set_defaults(handler=_kid)
 
     lp = esub.add_parser("lpips", help="mean LPIPS between images of two folders paired by file name")
-    lp.add_argument("input1", metavar="DIR")
-    lp.add_argument("input2", metavar="DIR")
+    lp.add_argument("input1", metavar="DIR", help="first image folder")
+    lp.add_argument("input2", metavar="DIR", help="second image folder (same file names and sizes)")
     _common(lp, "LPIPS trunk weights file (torchvision AlexNet / VGG-16 state dict); default: genkit's registry")
     lp.add_argument("--net", choices=("alex", "vgg"), default="alex", help="LPIPS trunk (default alex)")
     lp.set_defaults(handler=_lpips)
 
     s = esub.add_parser("stats", help="FID reference statistics of a folder, as a pytorch-fid .npz")
-    s.add_argument("input", metavar="DIR")
-    s.add_argument("-o", "--output", required=True, metavar="FILE.npz")
+    s.add_argument("input", metavar="DIR", help="image folder")
+    s.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="statistics file to write")
     _common(s, inc_help)
     s.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
     s.set_defaults(handler=_stats)

@@ -16,6 +16,8 @@ from genkit.cli.reading import add_reading_options, reading_policy
 
 
 def register(sub) -> None:
+    from genkit.cli import add_device_option
+
     p = sub.add_parser("parse", help="face-parsing masks for photos (images/ + masks/ + schema.json + previews/)",
                        description=__doc__.split("\n\n", 1)[1])
     p.add_argument("inputs", nargs="+", metavar="PHOTO|DIR", help="photos and/or folders of photos")
@@ -34,7 +36,7 @@ def register(sub) -> None:
                         "declared table (celebamask19 or bisenet19 -> helen11) or refused")
     p.add_argument("--skip-errors", action="store_true",
                    help="skip photos that cannot be read or have no detected face (reported at the end)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add_device_option(p)
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for inference (default: torch's choice; 1 is often faster on a busy machine)")
     add_reading_options(p, "photos")
@@ -80,23 +82,12 @@ def check_existing_schema(out: Path, schema) -> None:
                           "output folder")
 
 
-def resolve_device(name: str) -> str:
-    import torch
-
-    from genkit.errors import ConfigError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine")
-    return name
-
-
 def _parse(args) -> int:
     from PIL import Image
     from tqdm import tqdm
 
     from genkit.data.schemas import save_schema
+    from genkit.device import resolve_device
     from genkit.errors import ConfigError, DataError, GenkitError
     from genkit.io import check_output_dir, conversion_note, read_image, save_image, save_label_map
     from genkit.models.parsing.checkpoint import load_parser_with_info

@@ -52,7 +52,9 @@ def _max_usage(text: str):
 
 
 def register(sub) -> None:
-    p = sub.add_parser("stylize", help="style transfer by deep feature reshuffle (paper B)",
+    from genkit.cli import add_device_option
+
+    p = sub.add_parser("stylize", help="style transfer by deep feature reshuffle",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("content", help="content image or folder of images")
     p.add_argument("style", help="style image or folder of images")
@@ -82,14 +84,14 @@ def register(sub) -> None:
                    help="keep the content's colours: luminance-only transfer, or style colours matched to content")
     g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
     g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="random seed (PCA directions, candidate sampling)")
     o = p.add_argument_group("optimisation (--optimize)")
     o.add_argument("--steps", type=int, default=50, help="optimiser iterations per level")
-    o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
-    o.add_argument("--lr", type=float, default=None)
+    o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
+    o.add_argument("--lr", type=float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
     o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
     r = p.add_argument_group("runtime")
-    r.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_device_option(r)
     r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     r.add_argument("--allow-random", action="store_true",
                    help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
@@ -158,12 +160,14 @@ def run(args) -> int:
 
     import torch
 
+    from genkit.device import resolve_device
     from genkit.errors import ConfigError, DataError
     from genkit.models.reshuffle.api import Stylizer, check_min_size, fit_size, to_tensor
     from genkit.models.reshuffle.config import build_config
     from genkit.models.reshuffle.optimize import OptimizeSettings
 
     log = logging.getLogger("genkit.stylize")
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     contents, c_dir = _inputs(args.content, "content")
@@ -189,7 +193,7 @@ def run(args) -> int:
     if args.optimize:
         opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight)
     st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
-                  device=args.device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
+                  device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
                   reading=reading, config=config)
 
     pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once

@@ -9,8 +9,8 @@ def register(sub) -> None:
     p_list = wsub.add_parser("list", help="show each registered file, its status and cache path")
     p_list.set_defaults(handler=_list)
     p_imp = wsub.add_parser("import", help="check a local file's hash and install it in the cache")
-    p_imp.add_argument("name")
-    p_imp.add_argument("file")
+    p_imp.add_argument("name", help="registry name (see `genkit weights list`), e.g. vgg19")
+    p_imp.add_argument("file", help="the downloaded weights file")
     p_imp.set_defaults(handler=_import)
 
 

@@ -22,7 +22,8 @@ from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from genkit import weights as weights_registry
-from genkit.errors import ConfigError, WeightsUnavailableError
+from genkit.device import resolve_device  # noqa: F401  (fid, kid, lpips import it from here)
+from genkit.errors import WeightsUnavailableError
 from genkit.metrics import keys
 from genkit.nn.init import variance_preserving_init
 
@@ -166,18 +167,6 @@ def build_inception(weights_path: str | Path | None = None, allow_random: bool =
             f"{used_path}: not a torch-fidelity FID Inception state dict ({str(exc).splitlines()[0]} ...)") from None
     model = InceptionFeatures(net, _protocol(weights_registry.sha256_file(used_path), str(used_path), None))
     return model if device is None else model.to(device)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"invalid device {device!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
 
 
 def images_or_features(inception, imgs: torch.Tensor | None, features: torch.Tensor | None,

@@ -135,7 +135,7 @@ def load_npz(path: str | Path, expected_dim: int | None = keys.INCEPTION_NUM_FEA
 # ------------------------------------------------------------------------------------------------ cache
 
 
-def cache_dir() -> Path:
+def stats_cache_dir() -> Path:
     """``$GENKIT_CACHE_DIR/stats``, default ``~/.cache/genkit/stats``."""
     root = os.environ.get("GENKIT_CACHE_DIR")
     base = Path(root).expanduser() if root else Path("~/.cache/genkit").expanduser()
@@ -164,7 +164,7 @@ def cache_key(folder: str | Path, files: list[Path], protocol: dict) -> str:
 
 def cache_path(folder: str | Path, files: list[Path], protocol: dict) -> Path:
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(folder).resolve().name)[:40] or "root"
-    return cache_dir() / f"{name}-{cache_key(folder, files, protocol)[:24]}.npz"
+    return stats_cache_dir() / f"{name}-{cache_key(folder, files, protocol)[:24]}.npz"
 
 
 def cached_stats(folder: str | Path, files: list[Path], protocol: dict, compute: Callable[[], FIDStats],

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from genkit.data.transforms import resize_image, resize_labels, to_symmetric, to_unit
+from genkit.device import resolve_device
 from genkit.errors import ConfigError, DataError
 from genkit.io import PHOTOS, conversion_note, pil_to_tensor, read_image, read_label_map, save_image
 from genkit.models.portrait.encoders import ComponentCodes
@@ -69,7 +70,7 @@ class _Input:
 class PortraitEditor:
     def __init__(self, generator, parser: torch.nn.Module | None = None, device: str | torch.device = "cpu",
                  source: str | None = None, used_ema: bool = False, parser_source: str | None = None):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.parser_source = parser_source
         self.training: dict = {}  # what the checkpoint says about its training (random weights, synthetic data)
         self.generator = generator.to(self.device).eval()

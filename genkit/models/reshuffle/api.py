@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from genkit.device import resolve_device
 from genkit.errors import CheckpointError, ConfigError, DataError
 from genkit.io import ReadPolicy
 from genkit.models.reshuffle import color
@@ -165,9 +166,7 @@ class Stylizer:
                  reading: ReadPolicy | None = None, **options):
         if (decoder is None) == (not optimize):
             raise ConfigError("choose one reconstruction: a decoder checkpoint (decoder=...) or optimize=True")
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' was asked for but CUDA is not available")
+        self.device = resolve_device(device)
         self.size, self.style_size, self.reading = size, style_size, reading
         self.decoder_path = None
         decoder_levels = None
