@@ -16,13 +16,15 @@ import secrets
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from genkit.errors import CheckpointError, ConfigError, DataError
+
+if TYPE_CHECKING:  # torch loads lazily: `genkit --help` builds its parser from this module's constants
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +302,8 @@ def read_label_map(path: str | Path, num_classes: int | None = None) -> np.ndarr
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float tensor (3, H, W) in [0, 1]."""
     arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    import torch
+
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -387,6 +391,8 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not a PyTorch checkpoint, so it cannot be loaded safely as a {what}")
     try:
+        import torch
+
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -401,6 +407,8 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     buf = io.BytesIO()
+    import torch
+
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
@@ -425,7 +433,7 @@ def save_image(img: Image.Image | torch.Tensor, path: str | Path, metadata: dict
     """
     path = Path(path)
     fmt = image_format(path)
-    if isinstance(img, torch.Tensor):
+    if not isinstance(img, Image.Image):  # a tensor
         img = tensor_to_pil(img, value_range)
     if img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
@@ -464,7 +472,7 @@ def save_label_map(labels: np.ndarray | torch.Tensor, path: str | Path) -> Path:
     """Save an (H, W) label array as an 8-bit single-channel PNG, atomically (PNG only: labels must be lossless)."""
     if Path(path).suffix.lower() != ".png":
         raise ConfigError(f"{path}: label maps are written as PNG (lossless); use a .png name")
-    if isinstance(labels, torch.Tensor):
+    if hasattr(labels, "detach"):  # a tensor
         labels = labels.detach().cpu().numpy()
     labels = np.asarray(labels)
     if labels.min() < 0 or labels.max() > 255:
