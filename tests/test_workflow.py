@@ -11,7 +11,7 @@ import torch
 
 from helpers import BIN, run_cli
 
-SMALL = ["experiment=parser_synthetic", "data.n_synthetic=8", "data.image_size=32", "model.base_channels=4",
+SMALL = ["experiment=parser_synthetic", "data.dataset.n=8", "data.image_size=32", "model.base_channels=4",
          "model.depth=2"]
 
 
