@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,6 +66,48 @@ def test_run_killed_between_checkpoints_resumes_to_the_same_final_step(tmp_path)
     out = run_cli(["genkit-train", "trainer.max_steps=40", "trainer.max_epochs=-1", "logger=csv", "ckpt_path=last",
                    "test=false", f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
     assert "finished at step 40 " in out.stdout
+
+
+def _weights(ckpt, step: int = 12):
+    data = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert data["global_step"] == step
+    return data["state_dict"]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_exits_143_and_the_resume_ends_with_the_uninterrupted_weights(tmp_path):
+    # 6 training faces in batches of 2: 3 steps per epoch; the signal arrives after step 5 (mid-epoch 1)
+    common = ["trainer.max_steps=12", "trainer.max_epochs=-1", "data.batch_size=2", "logger=csv", "test=false", *SMALL]
+    run_cli(["genkit-train", *common, f"paths.log_dir={tmp_path / 'ref'}"], tmp_path)
+    reference = _weights(next((tmp_path / "ref").glob("*/runs/*/checkpoints/last.ckpt")))
+
+    env = {"PYTHONPATH": f"{os.environ.get('PYTHONPATH', '')}:{Path(__file__).parent}"}
+    stop = ["+callbacks.stop._target_=fixtures.signals.SignalAtStep", "+callbacks.stop.step=5"]
+    cut = run_cli(["genkit-train", *common, *stop, f"paths.log_dir={tmp_path}"], tmp_path, env=env, check=False)
+    assert cut.returncode == 143, cut.stderr[-3000:]
+    saved = next((tmp_path / "parser_synthetic").glob("runs/*/checkpoints/last.ckpt"))
+    assert "stopped by SIGTERM at step 5" in cut.stderr and str(saved) in cut.stderr
+    assert torch.load(saved, map_location="cpu", weights_only=False)["global_step"] == 5
+    assert "finished at step" not in cut.stdout
+
+    resumed = run_cli(["genkit-train", *common, "ckpt_path=last", f"paths.log_dir={tmp_path}"], tmp_path)
+    assert "finished at step 12 " in resumed.stdout
+    final = _weights(sorted((tmp_path / "parser_synthetic").glob("runs/*/checkpoints/last.ckpt"))[-1])
+    assert final.keys() == reference.keys()
+    different = [k for k in reference if not torch.equal(final[k], reference[k])]
+    assert not different, f"resumed weights differ from the uninterrupted run's: {different[:5]}"
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
+    env = {"PYTHONPATH": f"{os.environ.get('PYTHONPATH', '')}:{Path(__file__).parent}"}
+    proc = run_cli(["genkit-train", "trainer.max_steps=12", "trainer.max_epochs=-1", "logger=csv", "test=false",
+                    "+callbacks.stop._target_=fixtures.signals.SignalAtStep", "+callbacks.stop.step=3",
+                    f"+callbacks.stop.signum={int(signal.SIGINT)}", f"paths.log_dir={tmp_path}", *SMALL], tmp_path,
+                   env=env, check=False)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "stopped by SIGINT at step 3" in proc.stderr
+    saved = next((tmp_path / "parser_synthetic").glob("runs/*/checkpoints/last.ckpt"))
+    assert torch.load(saved, map_location="cpu", weights_only=False)["global_step"] == 3
 
 
 def test_offline_wandb_run_has_logged_images(tmp_path):
