@@ -5,6 +5,7 @@ together). :class:`PreemptibleCheckpoint` makes the first Ctrl+C do the same (a 
 nothing) and, on that exception, writes ``last.ckpt`` through the trainer's checkpoint IO (atomic with
 :class:`~genkit.callbacks.atomic_checkpoint.AtomicCheckpointIO`). Crashes save nothing: a half-done step is no
 state to resume from. ``genkit-train`` then exits with 128 + the signal number (143 for SIGTERM, 130 for SIGINT).
+It also makes ``last.ckpt`` hold the final weights when training ends between two periodic checkpoints.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ class PreemptibleCheckpoint(ModelCheckpoint):
         else:
             self.stop_checkpoint = self.format_checkpoint_name(candidates)
             self._save_checkpoint(trainer, self.stop_checkpoint)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Lightning writes last.ckpt at the end only when nothing was saved before, so a run that stops on
+        # max_steps between two epoch checkpoints would leave a stale last.ckpt: make it the final weights
+        if (self.save_last and not trainer.fast_dev_run and trainer.global_step > 0
+                and self._last_global_step_saved != trainer.global_step):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        super().on_train_end(trainer, pl_module)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         self._restore_sigint()
