@@ -23,12 +23,16 @@ def _tested_checkpoint(stdout: str) -> str:
     return m.group(1)
 
 
-def test_fast_dev_run_offline(tmp_path):
+def test_fast_dev_run_offline_prints_each_log_line_once(tmp_path):
     proc = run_cli(["genkit-train", "trainer.fast_dev_run=true", f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
     assert "finished at step 1" in proc.stdout
     runs = _runs(tmp_path)
     assert len(runs) == 1
     assert (runs[0] / ".hydra" / "config.yaml").exists()
+    output = proc.stdout + proc.stderr
+    for line in ("Seed set to 0", "GPU available:", "Running in `fast_dev_run` mode"):
+        assert output.count(line) == 1, f"{line!r} printed {output.count(line)} times"
+    assert "wandb:" not in proc.stderr  # WANDB_SILENT (set by the tests) silences W&B
 
 
 # ------------------------------------------------------------------------------------- evaluation (#10.1)

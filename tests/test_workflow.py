@@ -110,16 +110,67 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
     assert torch.load(saved, map_location="cpu", weights_only=False)["global_step"] == 3
 
 
-def test_offline_wandb_run_has_logged_images(tmp_path):
-    run_cli(["genkit-train", "trainer.max_epochs=1", "callbacks.image_grid.every_n_steps=1", "test=false",
+def _offline_run(run_dir):
+    from genkit.tracking import read_offline_run
+
+    folders = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(folders) == 1, folders
+    return read_offline_run(folders[0])
+
+
+FLAT_DUPLICATES = {"base_channels", "depth", "lr", "schema", "image_size", "batch_size", "n_synthetic", "source"}
+
+
+def test_offline_wandb_run_names_groups_config_once_lr_panel_images_and_a_linked_resume(tmp_path):
+    """Read what the offline W&B runs recorded (their .wandb files, decoded with wandb's protobuf messages)."""
+    common = ["callbacks.image_grid.every_n_steps=1", "trainer.log_every_n_steps=1", "test=false",
+              f"paths.log_dir={tmp_path}", *SMALL]
+    run_cli(["genkit-train", "trainer.max_epochs=1", *common], tmp_path)
+    run_cli(["genkit-train", "trainer.max_epochs=2", "ckpt_path=last", *common], tmp_path)
+    first_dir, second_dir = sorted((tmp_path / "parser_synthetic" / "runs").iterdir())
+    first, second = _offline_run(first_dir), _offline_run(second_dir)
+
+    assert first["name"].startswith("parser_synthetic-") and first["name"] != second["name"]
+    assert first["group"] == second["group"] == "parser_synthetic"
+    assert first["job_type"] == second["job_type"] == "train"
+    assert set(first["tags"]) == {"parser", "synthetic"}  # no random-weights tag: the parser uses none
+    assert first["summary"]["random_weights"] is False
+    # the composed config, once: nested groups, no flat copies of the module's arguments
+    assert {"model", "data", "trainer", "callbacks", "seed", "task_name"} <= set(first["config"])
+    assert not FLAT_DUPLICATES & set(first["config"]), FLAT_DUPLICATES & set(first["config"])
+    assert first["config"]["model"]["optimizer"]["lr"] == 0.01
+    assert "lr" in first["history_keys"] and not any(k.startswith("lr-") for k in first["history_keys"])
+    assert list((first_dir / "wandb").glob("offline-run-*/files/media/images/**/*.png")), "image grids are logged"
+    assert list((first_dir / "images").glob("*.png"))
+    # offline W&B cannot append to a run: the resume is a new run that names the one it continues
+    assert second["id"] != first["id"]
+    assert second["config"]["resumed_from"]["wandb_id"] == first["id"]
+    assert second["summary"]["resumed_from"] == first["id"]
+    assert "resumed_from" not in first["config"]
+
+
+def test_wandb_sweep_jobs_share_a_group_and_have_their_own_names(tmp_path):
+    run_cli(["genkit-train", "-m", "seed=0,1", "trainer.max_steps=1", "trainer.max_epochs=-1", "test=false",
              f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
-    run_dir = next((tmp_path / "parser_synthetic" / "runs").iterdir())
-    offline = list((run_dir / "wandb").glob("offline-run-*"))
-    assert len(offline) == 1
-    assert list(offline[0].glob("*.wandb"))
-    pngs = list(offline[0].glob("files/media/images/**/*.png"))
-    assert pngs, "image grids must be logged to W&B"
-    assert list((run_dir / "images").glob("*.png"))
+    sweep = next((tmp_path / "parser_synthetic" / "multiruns").iterdir())
+    jobs = [_offline_run(sweep / str(i)) for i in (0, 1)]
+    assert jobs[0]["group"] == jobs[1]["group"] == f"parser_synthetic-sweep-{sweep.name}"
+    assert [j["name"] for j in jobs] == [f"parser_synthetic-{sweep.name}-job{i}" for i in (0, 1)]
+    assert {j["job_type"] for j in jobs} == {"sweep"}
+
+
+def test_runs_with_random_weights_are_tagged_in_wandb(tmp_path, monkeypatch):
+    from genkit import weights
+    from genkit.train import compose, run
+
+    # the registry says a pretrained network ran with random weights (as weights.allow_random=true makes it)
+    monkeypatch.setattr(weights, "_PROVENANCE", {"vgg19": {"file": None, "sha256": None, "random": True}})
+    cfg = compose([*SMALL, "trainer.max_steps=1", "trainer.max_epochs=-1", "test=false",
+                   "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                   "logger.wandb.silent=true"], output_dir=tmp_path / "run")
+    run(cfg)
+    record = _offline_run(tmp_path / "run")
+    assert "random-weights" in record["tags"] and record["summary"]["random_weights"] is True
 
 
 def test_optuna_search_runs_trials_and_reports_best_parameters(tmp_path):
