@@ -92,7 +92,7 @@ def read_image(path: str | Path, convert_modes: bool = False) -> Image.Image:
         raise DataError(
             path,
             f"image is {kind}; genkit expects 8-bit RGB. Convert it, or allow conversion "
-            "(data.convert_modes=true / --convert-modes).",
+            "(data.dataset.convert_modes=true / --convert-modes).",
         )
     return to_rgb(img)
 
