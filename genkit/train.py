@@ -191,6 +191,8 @@ def run(cfg: DictConfig) -> dict:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="partial")
     log.info("instantiating model <%s>", cfg.model._target_)
     model = hydra.utils.instantiate(cfg.model, _convert_="partial")
+    if not training and not hasattr(model, "test_step"):
+        raise ConfigError(f"train=false: {cfg.model._target_} has no test step to evaluate {ckpt_path} with")
 
     sweep = _sweep_job()
     identity = tracking.run_identity(cfg.task_name, _job_type(cfg, sweep), sweep)

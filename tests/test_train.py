@@ -29,6 +29,7 @@ def test_fast_dev_run_offline_prints_each_log_line_once(tmp_path):
     runs = _runs(tmp_path)
     assert len(runs) == 1
     assert (runs[0] / ".hydra" / "config.yaml").exists()
+    assert not list(runs[0].glob("checkpoints/*.ckpt")), "fast_dev_run writes no checkpoint"
     output = proc.stdout + proc.stderr
     for line in ("Seed set to 0", "GPU available:", "Running in `fast_dev_run` mode"):
         assert output.count(line) == 1, f"{line!r} printed {output.count(line)} times"

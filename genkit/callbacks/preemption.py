@@ -73,7 +73,8 @@ class PreemptibleCheckpoint(ModelCheckpoint):
         if (self.save_last and not trainer.fast_dev_run and trainer.global_step > 0
                 and self._last_global_step_saved != trainer.global_step):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-        super().on_train_end(trainer, pl_module)
+        if not trainer.fast_dev_run:  # Lightning would write a last.ckpt even for fast_dev_run
+            super().on_train_end(trainer, pl_module)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         self._restore_sigint()

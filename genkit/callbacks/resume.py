@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import warnings
 from typing import Any
 
 import lightning as L
@@ -73,6 +74,8 @@ class ResumeState(L.Callback):
         sampler = getattr(loader, "sampler", None)
         if self.batches_done and isinstance(sampler, EpochSampler):
             sampler.resume(self.epoch, self.batches_done * loader.batch_size)
+            # Lightning warns that a plain loader restarts the epoch; this one continues where it stopped
+            warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
         elif self.batches_done:
             log.warning("resuming in the middle of epoch %d with a data loader genkit cannot fast-forward: the epoch's "
                         "data restarts from its beginning", self.epoch)
