@@ -247,7 +247,7 @@ def run(cfg: DictConfig) -> dict:
         atomic_write_json(output_dir / "metrics.json", {"step": trainer.global_step, "epoch": trainer.current_epoch,
                                                         "metrics": metrics, "tested_checkpoint": tested,
                                                         "random_weights": weights.used_random_weights()})
-        _print_summary(cfg, trainer, output_dir, metrics, tested if testing else False)
+        _print_summary(cfg, trainer, output_dir, metrics, tested if testing and hasattr(model, "test_step") else False)
     return {"metrics": metrics, "output_dir": str(output_dir), "global_step": trainer.global_step,
             "tested_checkpoint": tested}
 

@@ -16,8 +16,8 @@ SMALL = ["experiment=parser_synthetic", "data.dataset.n=8", "data.image_size=32"
          "model.depth=2"]
 
 
-def test_multirun_2x2_gives_four_job_folders_and_a_summary(tmp_path):
-    run_cli(["genkit-train", "-m", "model.lr=0.001,0.002", "seed=0,1", "trainer.max_epochs=1", "logger=csv",
+def test_multirun_2x2_gives_four_job_folders_a_summary_and_one_wandb_group(tmp_path):
+    run_cli(["genkit-train", "-m", "model.optimizer.lr=0.001,0.002", "seed=0,1", "trainer.max_epochs=1",
              "test=false", f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
     sweeps = list((tmp_path / "parser_synthetic" / "multiruns").iterdir())
     assert len(sweeps) == 1
@@ -25,9 +25,15 @@ def test_multirun_2x2_gives_four_job_folders_and_a_summary(tmp_path):
     assert [p.name for p in jobs] == ["0", "1", "2", "3"]
     rows = json.loads((sweeps[0] / "sweep_summary.json").read_text())
     assert len(rows) == 4 and all(r["status"] == "ok" for r in rows)
-    assert {r["swept"] for r in rows} == {f"model.lr={lr} seed={s}" for lr in ("0.001", "0.002") for s in (0, 1)}
+    assert {r["swept"] for r in rows} == {f"model.optimizer.lr={lr} seed={s}" for lr in ("0.001", "0.002")
+                                          for s in (0, 1)}
     assert all("val/miou" in r for r in rows)
     assert (sweeps[0] / "sweep_summary.csv").read_text().count("\n") == 5
+    # W&B: the sweep's jobs share a group, each has its own name, job_type "sweep"
+    records = [_offline_run(job) for job in jobs]
+    assert {r["group"] for r in records} == {f"parser_synthetic-sweep-{sweeps[0].name}"}
+    assert [r["name"] for r in records] == [f"parser_synthetic-{sweeps[0].name}-job{i}" for i in range(4)]
+    assert {r["job_type"] for r in records} == {"sweep"}
 
 
 @pytest.mark.slow
@@ -126,8 +132,11 @@ def test_offline_wandb_run_names_groups_config_once_lr_panel_images_and_a_linked
     common = ["callbacks.image_grid.every_n_steps=1", "trainer.log_every_n_steps=1", "test=false",
               f"paths.log_dir={tmp_path}", *SMALL]
     run_cli(["genkit-train", "trainer.max_epochs=1", *common], tmp_path)
-    run_cli(["genkit-train", "trainer.max_epochs=2", "ckpt_path=last", *common], tmp_path)
+    resumed = run_cli(["genkit-train", "trainer.max_epochs=2", "ckpt_path=last", *common], tmp_path)
+    assert "finished at step 4 " in resumed.stdout  # 8 training faces in batches of 4: 2 steps per epoch
     first_dir, second_dir = sorted((tmp_path / "parser_synthetic" / "runs").iterdir())
+    info = [json.loads((d / "run_info.json").read_text()) for d in (first_dir, second_dir)]
+    assert info[1]["resumed_from"].endswith("last.ckpt") and info[1]["resumed_wandb_id"] == info[0]["wandb_id"]
     first, second = _offline_run(first_dir), _offline_run(second_dir)
 
     assert first["name"].startswith("parser_synthetic-") and first["name"] != second["name"]
@@ -147,16 +156,6 @@ def test_offline_wandb_run_names_groups_config_once_lr_panel_images_and_a_linked
     assert second["config"]["resumed_from"]["wandb_id"] == first["id"]
     assert second["summary"]["resumed_from"] == first["id"]
     assert "resumed_from" not in first["config"]
-
-
-def test_wandb_sweep_jobs_share_a_group_and_have_their_own_names(tmp_path):
-    run_cli(["genkit-train", "-m", "seed=0,1", "trainer.max_steps=1", "trainer.max_epochs=-1", "test=false",
-             f"paths.log_dir={tmp_path}", *SMALL], tmp_path)
-    sweep = next((tmp_path / "parser_synthetic" / "multiruns").iterdir())
-    jobs = [_offline_run(sweep / str(i)) for i in (0, 1)]
-    assert jobs[0]["group"] == jobs[1]["group"] == f"parser_synthetic-sweep-{sweep.name}"
-    assert [j["name"] for j in jobs] == [f"parser_synthetic-{sweep.name}-job{i}" for i in (0, 1)]
-    assert {j["job_type"] for j in jobs} == {"sweep"}
 
 
 def test_runs_with_random_weights_are_tagged_in_wandb(tmp_path, monkeypatch):
@@ -181,7 +180,7 @@ def test_optuna_search_runs_trials_and_reports_best_parameters(tmp_path):
     assert (sweep / "optimization_results.yaml").exists()
     assert "Best parameters" in proc.stdout + proc.stderr
     rows = json.loads((sweep / "sweep_summary.json").read_text())
-    assert len(rows) == 2 and all("model.lr=" in r["swept"] for r in rows)
+    assert len(rows) == 2 and all("model.optimizer.lr=" in r["swept"] for r in rows)
 
 
 def test_slurm_launcher_config_follows_the_trainer():
