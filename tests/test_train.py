@@ -102,6 +102,11 @@ def test_last_checkpoint_resolves_within_the_tasks_own_runs(tmp_path):
     for i, p in enumerate([good, *skipped]):
         os.utime(p, (now + i, now + i))  # every other candidate is newer
     assert find_last_checkpoint(tmp_path, "t") == good
+    # a sweep job resumes the same job of an earlier sweep; a requeued job its own folder first
+    assert find_last_checkpoint(tmp_path, "t", sweep_job=0) == skipped[2]
+    own = _fake_checkpoint(tmp_path / "t/runs/now/checkpoints/last.ckpt", step=2)
+    os.utime(own, (now - 100, now - 100))
+    assert find_last_checkpoint(tmp_path, "t", output_dir=own.parent.parent) == own
 
 
 def test_resume_prints_the_file_and_changed_keys_and_refuses_a_different_model(tmp_path):
