@@ -43,7 +43,8 @@ def _train(settings: DemoSettings, name: str, overrides: list[str]) -> dict:
 
     out_dir = settings.out / "runs" / name
     cfg = compose([*overrides, f"weights.allow_random={str(settings.allow_random).lower()}",
-                   f"seed={settings.seed}", "trainer.enable_model_summary=false"], output_dir=out_dir)
+                   f"seed={settings.seed}", "trainer.enable_model_summary=false", "logger.wandb.silent=true"],
+                  output_dir=out_dir)
     t0 = time.perf_counter()
     result = run(cfg)
     settings.timings[f"train {name}"] = time.perf_counter() - t0
@@ -132,10 +133,10 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     size = 64
     parser = _train(settings, "parser_synthetic", [
         "experiment=parser_synthetic", f"data.image_size={size}", f"trainer.max_epochs={settings.pick(8, 1)}",
-        f"data.n_synthetic={settings.pick(256, 8)}", "logger=wandb"])
+        f"data.dataset.n={settings.pick(256, 8)}", "logger=wandb"])
     metrics["parser/test_miou"] = parser["metrics"].get("test/miou", float("nan"))
     portrait = _train(settings, "portrait_synthetic", [
-        "experiment=portrait_synthetic", f"data.image_size={size}", f"data.n_synthetic={settings.pick(256, 8)}",
+        "experiment=portrait_synthetic", f"data.image_size={size}", f"data.dataset.n={settings.pick(256, 8)}",
         f"trainer.max_epochs={settings.pick(5, 1)}", f"model.parser_checkpoint={parser['checkpoint']}",
         "logger=wandb", "test=false"])
 

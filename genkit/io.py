@@ -254,7 +254,7 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
     if img.mode != "RGB":
         if policy.strict:
             raise DataError(path, f"image is {mode_name(img.mode)}, not 8-bit RGB, and strict mode refuses "
-                                  "conversions (drop --strict-modes / data.strict_modes=true to convert it)")
+                                  "conversions (drop --strict-modes / strict_modes=true to convert it)")
         try:
             img, note = to_rgb(img, policy)
         except ValueError as exc:

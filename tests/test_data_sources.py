@@ -87,7 +87,7 @@ def test_on_bad_file_through_the_datamodule(tmp_path):
 def test_source_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown data source 'imagenet'"):
         _dm("imagenet", tmp_path)
-    with pytest.raises(ConfigError, match="needs data.root"):
+    with pytest.raises(ConfigError, match="needs data.dataset.root"):
         FaceDataModule(source="helen", root=None).setup()
     with pytest.raises(DataError, match="prepared CelebAMask-HQ folder does not exist"):
         _dm("celebamask", tmp_path / "nothing")

@@ -30,7 +30,7 @@ def test_fast_dev_run_with_csv_logger(tmp_path):
 
 
 def test_trained_checkpoint_loads_for_parsing(tmp_path):
-    run_train(["experiment=parser_synthetic", "data.n_synthetic=8", "data.image_size=32", "model.base_channels=4",
+    run_train(["experiment=parser_synthetic", "data.dataset.n=8", "data.image_size=32", "model.base_channels=4",
                "model.depth=2", "trainer.max_steps=2", "logger=csv", "test=false",
                "callbacks.image_grid.every_n_steps=1", f"paths.log_dir={tmp_path}"], tmp_path)
     run = next((tmp_path / "parser_synthetic" / "runs").iterdir())
@@ -42,16 +42,18 @@ def test_trained_checkpoint_loads_for_parsing(tmp_path):
     assert "val/miou" in metrics and "val/pixel_acc" in metrics and "val/iou/left_eye" in metrics
 
 
-@pytest.mark.parametrize("experiment, schema, source", [("parser_synthetic", "helen11", "synthetic"),
-                                                        ("parser_helen", "helen11", "helen"),
-                                                        ("parser_celebamask", "celebamask19", "celebamask")])
+@pytest.mark.parametrize("experiment, schema, source", [("parser_synthetic", "helen11", "SyntheticFaces"),
+                                                        ("parser_helen", "helen11", "HelenFaces"),
+                                                        ("parser_celebamask", "celebamask19", "CelebAMaskFaces")])
 def test_experiments_compose(experiment, schema, source):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"experiment={experiment}"])
     assert cfg.task_name == experiment and cfg.optimized_metric == "val/miou"
-    assert cfg.data.source == source and cfg.data.target_schema == schema
+    assert cfg.data.dataset._target_ == f"genkit.data.sources.{source}" and cfg.data.target_schema == schema
     assert cfg.model._target_ == "genkit.models.parsing.module.ParserModule"
     assert cfg.model.schema == schema and cfg.model.image_size == cfg.data.image_size
     assert cfg.model.input_range == cfg.data.value_range
-    if source != "synthetic":
-        assert cfg.data.root.endswith(source) and cfg.data.image_size == 256
+    assert cfg.model.optimizer._target_ == "torch.optim.AdamW" and cfg.model.optimizer._partial_
+    assert cfg.callbacks.model_checkpoint.monitor == "val/miou" and cfg.callbacks.model_checkpoint.mode == "max"
+    if source != "SyntheticFaces":
+        assert cfg.data.dataset.root.endswith(experiment.split("_")[1]) and cfg.data.image_size == 256

@@ -59,7 +59,7 @@ class Plan:
     slow: bool = False            # part of the training chain (needs the checkpoints of earlier commands)
 
 
-TINY_PARSER = ("data.n_synthetic=8", "data.image_size=32", "model.base_channels=4", "model.depth=2",
+TINY_PARSER = ("data.dataset.n=8", "data.image_size=32", "model.base_channels=4", "model.depth=2",
                "trainer.max_epochs=1", "test=false")
 PLANS = {
     ". .venv/bin/activate": Plan("skip", why="the test runs inside the venv"),
@@ -78,7 +78,7 @@ PLANS = {
     "genkit-train experiment=parser_synthetic": Plan("run", TINY_PARSER, slow=True),
     "genkit parse photos/ --checkpoint <parser run>/checkpoints/last.ckpt -o data/mine": Plan("run", slow=True),
     "genkit-train experiment=portrait_synthetic model.parser_checkpoint=<parser run>/checkpoints/last.ckpt "
-    "weights.allow_random=true": Plan("run", ("data.n_synthetic=8", "data.image_size=32", "trainer.max_epochs=1",
+    "weights.allow_random=true": Plan("run", ("data.dataset.n=8", "data.image_size=32", "trainer.max_epochs=1",
                                               "test=false"), slow=True),
     "genkit edit --checkpoint <portrait run>/checkpoints/last.ckpt --target a.png --mask a_mask.png "
     "--mouth b.png:b_mask.png -o edited.png": Plan("run", slow=True),
@@ -86,7 +86,7 @@ PLANS = {
     "genkit eval stats real/ -o real.npz --allow-random": Plan("run", ("--batch-size", "4")),
     "genkit-train experiment=parser_synthetic ckpt_path=last": Plan(
         "run", (*TINY_PARSER[:-2], "trainer.max_epochs=2", "test=false"), slow=True),
-    "genkit-train -m experiment=parser_synthetic model.lr=1e-3,3e-4": Plan("run", TINY_PARSER, slow=True),
+    "genkit-train -m experiment=parser_synthetic model.optimizer.lr=1e-3,3e-4": Plan("run", TINY_PARSER, slow=True),
     "genkit-train experiment=parser_synthetic trainer.fast_dev_run=true": Plan("run", TINY_PARSER[:4]),
     "genkit weights import vgg19 /path/to/vgg19-dcbb9e9d.pth": Plan(
         "error", why="does not match 'vgg19'"),  # the real file cannot be made here: its hash check must speak
@@ -94,7 +94,7 @@ PLANS = {
 
 # what the test may change in a README command: sizes, counts, steps (never flags that change the behaviour)
 SHRINKABLE_OVERRIDE = re.compile(
-    r"^(data\.(n_synthetic|image_size|batch_size)|model\.(base_channels|depth)|trainer\.max_epochs|test)=")
+    r"^(data\.(dataset\.n|image_size|batch_size)|model\.(base_channels|depth)|trainer\.max_epochs|test)=")
 SHRINKABLE_OPTION = {"--size", "--steps", "-n", "--batch-size"}
 
 

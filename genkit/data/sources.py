@@ -1,83 +1,173 @@
-"""Build the dataset of one split for a :class:`~genkit.data.datamodules.FaceDataModule` source.
+"""The face datasets a :class:`~genkit.data.datamodules.FaceDataModule` reads, one class per source.
 
-Sources: ``synthetic`` (embedded), ``folder`` (``images/`` + ``masks/`` + schema file, seeded split),
-``helen`` (any layout of :mod:`genkit.data.helen`, its official split), ``celebamask`` (a folder prepared by
-``genkit data prepare celebamask-hq``, official split) and ``celebamask_raw`` (the distributed CelebAMask-HQ
-layout, part masks merged on the fly, official split). ``hp.on_bad_file`` (``error``/``skip``) applies to all
-sources read from disk.
+Configs pick one by ``_target_`` (``data.dataset: {_target_: genkit.data.sources.HelenFaces, root: ...}``); the
+datamodule calls it once per split with the split's paired transform and the target schema:
+``source(split, transform, target_schema) -> Dataset``.
+
+:class:`SyntheticFaces` (embedded, no download), :class:`FolderFaces` (``images/`` + ``masks/`` + schema file, seeded
+split), :class:`HelenFaces` (any layout of :mod:`genkit.data.helen`, its official split), :class:`CelebAMaskFaces`
+(a folder prepared by ``genkit data prepare celebamask-hq``, official split) and :class:`CelebAMaskRawFaces` (the
+distributed CelebAMask-HQ layout, part masks merged on the fly). ``on_bad_file`` (``error``/``skip``) and
+the image-reading policy (``strict_modes``, ``transparency``: :class:`genkit.io.ReadPolicy`) apply to every source read
+from disk. :data:`FACE_SOURCES` names them for the command line.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from genkit.data.schemas import DECLARED_MAPPINGS, LabelSchema, SchemaMapping
+from genkit.data.schemas import LabelSchema, SchemaMapping, find_mapping
 from genkit.data.transforms import PairedTransform
 from genkit.errors import ConfigError
 
-FACE_SOURCES = ("synthetic", "folder", "helen", "celebamask", "celebamask_raw")
-
-# declared mappings a folder in one schema may be read through to reach another
-KNOWN_MAPPINGS: tuple[SchemaMapping, ...] = DECLARED_MAPPINGS
+SPLITS = ("train", "val", "test")
 
 
-def build_face_dataset(hp, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
-    from genkit.data.datamodules import split_indices
-    from genkit.data.datasets import GenericFolderDataset, SyntheticFaceDataset, check_on_bad_file
+@dataclass
+class SyntheticFaces:
+    """Procedural faces with exact masks; the splits use disjoint seeds, so they never share a face."""
 
-    if hp.source == "synthetic":
-        # disjoint seeds per split: the splits never share a face
-        n = {"train": hp.n_synthetic, "val": max(2, hp.n_synthetic // 8), "test": max(2, hp.n_synthetic // 8)}[split]
+    n: int = 64          # training faces; val and test get n // 8 (at least 2) each
+    seed: int = 0
+    name = "synthetic"
+
+    def __call__(self, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
+        from genkit.data.datasets import SyntheticFaceDataset
+
+        n = {"train": self.n, "val": max(2, self.n // 8), "test": max(2, self.n // 8)}[split]
         offset = {"train": 0, "val": 1_000_000, "test": 2_000_000}[split]
-        return SyntheticFaceDataset(n=n, size=hp.image_size, seed=hp.seed + offset, transform=transform)
-    if hp.source not in FACE_SOURCES:
-        raise ConfigError(f"unknown data source {hp.source!r}; choose one of {', '.join(FACE_SOURCES)}")
-    if hp.root is None:
-        raise ConfigError(f"data source {hp.source!r} needs data.root (the dataset folder)")
-    root = Path(hp.root)
-    common = dict(transform=transform, reading=reading_policy(hp),
-                  on_bad_file=check_on_bad_file(getattr(hp, "on_bad_file", "error")))
-    if hp.source == "folder":
-        from genkit.data.datasets import find_schema_file, generic_folder_pairs
+        return SyntheticFaceDataset(n=n, size=transform.size, seed=self.seed + offset, transform=transform)
+
+
+@dataclass
+class _DiskFaces:
+    root: str | None = None
+    strict_modes: bool = False    # true: refuse photos that are not 8-bit RGB (default: convert them, recorded)
+    transparency: str = "drop"    # transparent photos: drop the alpha channel (as Pillow/torch-fidelity) or "white"
+    on_bad_file: str = "error"    # skip: check every file first, drop and report the bad ones
+    name = "disk"
+
+    def _root(self) -> Path:
+        if self.root in (None, ""):
+            raise ConfigError(f"data source {self.name!r} needs data.dataset.root (the dataset folder)")
+        return Path(self.root)
+
+    def _common(self, transform: PairedTransform) -> dict:
+        from genkit.data.datasets import check_on_bad_file
+
+        return dict(transform=transform, reading=reading_policy(self),
+                    on_bad_file=check_on_bad_file(self.on_bad_file))
+
+
+@dataclass
+class FolderFaces(_DiskFaces):
+    """Your own ``images/`` + ``masks/`` + schema file folder, split with a seed."""
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    name = "folder"
+
+    def __call__(self, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
+        from genkit.data.datamodules import split_indices
+        from genkit.data.datasets import GenericFolderDataset, find_schema_file, generic_folder_pairs
         from genkit.data.schemas import load_schema
 
+        root = self._root()
         schema_file = find_schema_file(root)
         mapping = _mapping_to(load_schema(schema_file), target_schema, schema_file)
         n = len(generic_folder_pairs(root, require_masks=False))
-        idx = split_indices(n, hp.val_fraction, hp.test_fraction, hp.seed)[split]
-        return GenericFolderDataset(root, subset=idx, mapping=mapping, **common)
-    if hp.source == "helen":
+        idx = split_indices(n, self.val_fraction, self.test_fraction, self.seed)[split]
+        return GenericFolderDataset(root, subset=idx, mapping=mapping, **self._common(transform))
+
+
+@dataclass
+class HelenFaces(_DiskFaces):
+    """Helen face parsing (11 classes); its official split where the layout has one, else a seeded split."""
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+    name = "helen"
+
+    def __call__(self, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
         from genkit.data.helen import HelenDataset
         from genkit.data.schemas import HELEN11
 
+        root = self._root()
         _mapping_to(HELEN11, target_schema, root)
-        return HelenDataset(root, split, val_fraction=hp.val_fraction, test_fraction=hp.test_fraction,
-                            seed=hp.seed, **common)
-    from genkit.data.celebamask import CelebAMaskHQDataset, CelebAMaskHQRawDataset
-
-    cls = CelebAMaskHQDataset if hp.source == "celebamask" else CelebAMaskHQRawDataset
-    return cls(root, split, target_schema=target_schema, **common)
+        return HelenDataset(root, split, val_fraction=self.val_fraction, test_fraction=self.test_fraction,
+                            seed=self.seed, **self._common(transform))
 
 
-def reading_policy(hp):
+@dataclass
+class CelebAMaskFaces(_DiskFaces):
+    """CelebAMask-HQ prepared by ``genkit data prepare celebamask-hq`` (official split)."""
+
+    name = "celebamask"
+
+    def _dataset_class(self):
+        from genkit.data.celebamask import CelebAMaskHQDataset
+
+        return CelebAMaskHQDataset
+
+    def __call__(self, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
+        return self._dataset_class()(self._root(), split, target_schema=target_schema, **self._common(transform))
+
+
+@dataclass
+class CelebAMaskRawFaces(CelebAMaskFaces):
+    """CelebAMask-HQ as distributed (part masks merged on the fly; official split)."""
+
+    name = "celebamask_raw"
+
+    def _dataset_class(self):
+        from genkit.data.celebamask import CelebAMaskHQRawDataset
+
+        return CelebAMaskHQRawDataset
+
+
+FACE_SOURCES: dict[str, type] = {c.name: c for c in (SyntheticFaces, FolderFaces, HelenFaces, CelebAMaskFaces,
+                                                      CelebAMaskRawFaces)}
+
+
+def make_source(name: str, **options):
+    """The source called ``name`` (a :data:`FACE_SOURCES` key) built from the options it takes; others are ignored."""
+    if name not in FACE_SOURCES:
+        raise ConfigError(f"unknown data source {name!r}; choose one of {', '.join(FACE_SOURCES)}")
+    cls = FACE_SOURCES[name]
+    if name == "synthetic" and "n_synthetic" in options:
+        options = {**options, "n": options["n_synthetic"]}
+    accepted = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in options.items() if k in accepted})
+
+
+def build_face_dataset(hp, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
+    """One split of the source ``hp.source`` with the options in ``hp`` (a namespace; ``genkit data check``)."""
+    return make_source(hp.source, **vars(hp))(split, transform, target_schema)
+
+
+def reading_policy(options):
     """The photo :class:`~genkit.io.ReadPolicy` of a data config (``strict_modes``, ``transparency``)."""
     from genkit.io import ReadPolicy
 
     try:
-        return ReadPolicy(strict=bool(getattr(hp, "strict_modes", False)), transparency=getattr(hp, "transparency", "drop"))
+        return ReadPolicy(strict=bool(getattr(options, "strict_modes", False)),
+                          transparency=getattr(options, "transparency", "drop"))
     except ValueError as exc:
-        raise ConfigError(f"data.transparency: {exc}") from None
+        raise ConfigError(f"data transparency: {exc}") from None
 
 
 def _mapping_to(schema: LabelSchema, target: LabelSchema, where: Path) -> SchemaMapping | None:
     """``None`` when ``schema`` already is the target, a declared mapping when one exists, else an error."""
     if schema.classes == target.classes:
         return None
-    for m in KNOWN_MAPPINGS:
-        if m.source.classes == schema.classes and m.target.classes == target.classes:
-            return m
+    mapping = find_mapping(schema, target)
+    if mapping is not None:
+        return mapping
     raise ConfigError(f"{where}: dataset schema {schema.name!r} ({schema.num_classes} classes) differs from the "
                       f"target schema {target.name!r} ({target.num_classes} classes) and no mapping between them "
                       "is declared; set data.target_schema or fix the schema file")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from typing import Callable
 
 import lightning as L
 import torch
@@ -17,6 +19,7 @@ from genkit.models.parsing.checkpoint import CHECKPOINT_KEY, check_schema, make_
 from genkit.models.parsing.class_weights import count_classes, median_frequency_weights
 from genkit.models.parsing.network import ParserNet
 from genkit.models.parsing.visuals import colorize_batch
+from genkit.optim import cosine_schedule, lr_scheduler_config
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,11 @@ class ParserModule(L.LightningModule):
             file); the number of classes comes from it. Must equal the datamodule's ``schema``.
         image_size: training resolution (stored in checkpoints; the default for ``genkit parse``).
         base_channels, depth: network size (see :class:`ParserNet`).
-        lr, weight_decay: AdamW settings. ``scheduler``: ``"cosine"`` (per step, to the end of training) or ``"none"``.
+        optimizer: ``params -> Optimizer`` (a ``_partial_`` config, e.g. ``torch.optim.AdamW``); ``None``:
+            AdamW with ``lr`` and ``weight_decay`` (the shortcut for Python users).
+        scheduler: ``optimizer -> LR scheduler`` (``_partial_``; one with a ``total_steps`` argument gets the
+            training length, see :mod:`genkit.optim`), stepped every ``scheduler_interval``; ``None``: constant LR.
+            Default: cosine decay to 1% at the end of training. Its LR panel is ``lr``.
         class_weights: ``"auto"`` (median-frequency balancing from up to ``class_weight_batches`` training
             batches at the start of training), ``"none"`` (unweighted) or a list of one weight per class.
         max_class_weight: clip for the automatic weights.
@@ -48,20 +55,29 @@ class ParserModule(L.LightningModule):
     """
 
     def __init__(self, schema: str = "helen11", image_size: int = 256, base_channels: int = 32, depth: int = 4,
-                 lr: float = 2e-3, weight_decay: float = 1e-4, scheduler: str = "cosine",
+                 optimizer: Callable | None = None, scheduler: Callable | None = cosine_schedule,
+                 scheduler_interval: str = "step", lr: float = 2e-3, weight_decay: float = 1e-4,
                  class_weights: str | list[float] = "auto", max_class_weight: float = 10.0,
                  class_weight_batches: int = 50, input_range: str = "unit"):
         super().__init__()
         if not isinstance(class_weights, str):
             class_weights = [float(w) for w in class_weights]  # plain list (not a Hydra ListConfig) in hparams
         schema = str(schema)
-        self.save_hyperparameters()
+        # the run's config is logged once by genkit-train (logger=False); the optimiser/scheduler factories are
+        # not plain data, so they stay out of the checkpoint's hparams (the run record keeps their config)
+        shortcut = [] if optimizer is None else ["lr", "weight_decay"]
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler", *shortcut])
+        if optimizer is not None and (lr != 2e-3 or weight_decay != 1e-4):
+            raise ConfigError("give the learning rate in model.optimizer (lr= / weight_decay= are the shortcut "
+                              "for when no optimizer is given)")
+        self.optimizer_factory = optimizer or functools.partial(torch.optim.AdamW, lr=lr, weight_decay=weight_decay)
+        self.scheduler_factory = scheduler
         self.schema: LabelSchema = get_schema(schema)
         c = self.schema.num_classes
         if input_range not in ("unit", "symmetric"):
             raise ConfigError(f"model.input_range must be 'unit' or 'symmetric', got {input_range!r}")
-        if scheduler not in ("cosine", "none"):
-            raise ConfigError(f"model.scheduler must be 'cosine' or 'none', got {scheduler!r}")
+        if scheduler_interval not in ("step", "epoch"):
+            raise ConfigError(f"model.scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
         if image_size % (2 ** depth):
             raise ConfigError(f"model.image_size={image_size} must be divisible by 2**depth = {2 ** depth}")
         self.net = ParserNet(c, base_channels=base_channels, depth=depth)
@@ -179,14 +195,9 @@ class ParserModule(L.LightningModule):
 
     # --------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.scheduler == "none":
-            return opt
-        total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total) or total < 1:
-            return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(total), eta_min=self.hparams.lr * 0.01)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        opt = self.optimizer_factory(params=self.net.parameters())
+        sched = lr_scheduler_config(self.scheduler_factory, opt, self.trainer, self.hparams.scheduler_interval)
+        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
 
     # ------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
