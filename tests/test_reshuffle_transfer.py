@@ -201,8 +201,11 @@ def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
         st(torch.rand(3, 30, 600), photos["brick"])  # long and thin: 64 px long side leaves a 3 px side
     with pytest.raises(DataError, match=r"values must be in \[0, 1\]"):
         st(torch.rand(3, 64, 64) * 255, photos["brick"])
-    with pytest.raises(DataError, match="mode RGBA"):
-        st(photos["astronaut"].convert("RGBA"), photos["brick"])
+    from genkit.io import ReadPolicy
+
+    strict = Stylizer(decoder=decoders, encoder=encoder, size=64, reading=ReadPolicy(strict=True))
+    with pytest.raises(DataError, match="RGBA.*strict mode refuses"):  # RGBA converts by default (genkit.io)
+        strict(photos["astronaut"].convert("RGBA"), photos["brick"])
     with pytest.raises(ConfigError, match="coarse to fine"):
         build_config(levels=["relu2_1", "relu4_1"])
     with pytest.raises(ConfigError, match="alpha"):
