@@ -56,6 +56,12 @@ def kid_from_features(features1: Tensor, features2: Tensor, subsets: int = DEFAU
     return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
 
 
+def _num_rows(state: Tensor | list[Tensor]) -> int:
+    if isinstance(state, Tensor):
+        return int(state.shape[0]) if state.dim() else 0
+    return sum(int(t.shape[0]) for t in state)
+
+
 class KernelInceptionDistance(Metric):
     """KID as a torchmetrics ``Metric``: features are kept (``"cat"`` states, gathered across processes).
 
@@ -92,7 +98,8 @@ class KernelInceptionDistance(Metric):
         (self.real_features if real else self.fake_features).append(features.detach().float())
 
     def compute(self) -> tuple[Tensor, Tensor]:  # noqa: D102
-        if not self.real_features or not self.fake_features:
+        # a list of batches before syncing, one gathered tensor after (DDP): count rows, never test truth
+        if _num_rows(self.real_features) == 0 or _num_rows(self.fake_features) == 0:
             raise DataError(None, "KID needs real and fake images; one side has none")
         real, fake = dim_zero_cat(self.real_features), dim_zero_cat(self.fake_features)
         mean, std = kid_from_features(real, fake, self.subsets, self.subset_size, self.degree, self.gamma,
