@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 
 def _common(p, weights_help: str) -> None:
@@ -116,6 +117,8 @@ def _report(args, title: str, values: dict, result: dict) -> int:
             if rec.get("stats_cache"):
                 desc += f", stats cache: {rec['stats_cache']}"
             rows.append((side, desc))
+        for note in protocol.get(keys.KEY_WARNINGS, []):
+            rows.append(("warning", note))
         if protocol.get(keys.KEY_NUM_SAMPLES) is not None:
             rows.append(("pairs", str(protocol[keys.KEY_NUM_SAMPLES])))
             sizes = protocol.get(keys.KEY_IMAGE_SIZES) or {}
@@ -129,6 +132,8 @@ def _report(args, title: str, values: dict, result: dict) -> int:
             print(f"  (JSON written to {args.json})")
     if random:
         print("genkit: warning: RANDOM weights were used; these numbers are not meaningful", file=sys.stderr)
+    for note in protocol.get(keys.KEY_WARNINGS, []):
+        print(f"genkit: warning: {note}", file=sys.stderr)
     return 0
 
 
@@ -140,11 +145,13 @@ def _shared(args) -> dict:
 
 def _fid(args) -> int:
     from genkit.metrics import keys
-    from genkit.metrics.fid import fid_between
+    from genkit.metrics.fid import SmallSampleWarning, fid_between
 
     _check(args)
-    result = fid_between(args.input1, args.input2, num_workers=args.num_workers, use_cache=not args.no_cache,
-                         **_shared(args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)  # recorded in the protocol, printed by _report
+        result = fid_between(args.input1, args.input2, num_workers=args.num_workers, use_cache=not args.no_cache,
+                             **_shared(args))
     return _report(args, "FID", {"fid": result[keys.KEY_FID]}, result)
 
 

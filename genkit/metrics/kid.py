@@ -128,7 +128,7 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
     The same pass over the images also gives each folder's FID statistics, which are written to the statistics
     cache (unless ``use_cache=False``); ``with_fid`` adds the FID between the folders to the result.
     """
-    from genkit.metrics.fid import fid_from_stats, folder_features, is_stats_file
+    from genkit.metrics.fid import fid_from_stats, folder_features, is_stats_file, record_small_samples
 
     for p in (folder1, folder2):
         if is_stats_file(p):
@@ -154,6 +154,7 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
                     input1=rec1, input2=rec2)
     result = {keys.KEY_KID_MEAN: mean, keys.KEY_KID_STD: std, keys.KEY_PROTOCOL: protocol}
     if with_fid:
-        result[keys.KEY_FID] = fid_from_stats(stats1, stats2)
+        record_small_samples(protocol, [stats1, stats2], [rec1, rec2])
+        result[keys.KEY_FID] = fid_from_stats(stats1, stats2, (str(folder1), str(folder2)))
         protocol["metric"] = "KID+FID"
     return result
