@@ -29,7 +29,8 @@ from genkit.errors import ConfigError, DataError
 from genkit.metrics import keys
 from genkit.metrics.folders import default_num_workers, extract_features, folder_files
 from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
-from genkit.metrics.stats_cache import (FIDStats, RunningStats, cached_stats, load_npz, stats_from_sums)
+from genkit.metrics.stats_cache import (FIDStats, RunningStats, cached_stats, load_npz, stats_from_features,
+                                       stats_from_sums)
 
 log = logging.getLogger(__name__)
 
@@ -231,26 +232,39 @@ def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: i
     Returns ``(stats, record)``; the record holds the sample count, image sizes and whether the cache was hit.
     With ``features_out`` (a list), the images are always read and their features appended to it (KID needs
     them); the statistics of that same pass are written to the cache.
+
+    With N <= D (2048) images the statistics are computed from all features at once (centred, float64) and the
+    cache stores those features; above, from float64 running sums (memory constant in N). Either way a cached
+    entry gives exactly the statistics a fresh pass gives.
     """
     files = folder_files(folder)
     protocol = dict(extractor.protocol, convert_modes=convert_modes)
     workers = default_num_workers(extractor.device) if num_workers is None else num_workers
 
-    def compute() -> FIDStats:
+    def compute() -> tuple[FIDStats, Tensor | None]:
         acc = RunningStats(extractor.num_features, device=extractor.device)
+        kept: list[Tensor] | None = []  # all features while there are at most D of them
 
         def take(f: Tensor) -> None:
+            nonlocal kept
             acc.update(f)
+            f_cpu = f.detach().cpu()
             if features_out is not None:
-                features_out.append(f.detach().cpu())
+                features_out.append(f_cpu)
+            if kept is not None:
+                kept.append(f_cpu)
+                if acc.count > extractor.num_features:
+                    kept = None
 
         scan = extract_features(files, extractor, take, batch_size, workers, convert_modes, progress,
                                 desc=str(folder))
         if scan.num_images < 2:
             raise DataError(folder, f"FID/KID need at least 2 images, the folder has {scan.num_images}")
-        stats = acc.stats(protocol, source=folder)
+        features = torch.cat(kept) if kept is not None else None
+        stats = (stats_from_features(features, protocol, source=folder) if features is not None
+                 else acc.stats(protocol, source=folder))
         stats.protocol.update(scan.record())
-        return stats
+        return stats, features
 
     stats, cache_state = cached_stats(folder, files, protocol, compute, use_cache, read=features_out is None)
     record = {"path": str(folder), "kind": "folder", "stats_cache": cache_state,
