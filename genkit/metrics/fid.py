@@ -248,6 +248,8 @@ def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: i
         def take(f: Tensor) -> None:
             nonlocal kept
             acc.update(f)
+            if features_out is None and kept is None:
+                return
             f_cpu = f.detach().cpu()
             if features_out is not None:
                 features_out.append(f_cpu)

@@ -299,12 +299,21 @@ class CacheEntry:
         return self.representation is None
 
 
-def _describe(path: Path) -> CacheEntry | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:  # evicted by another process meanwhile
-        return None
-    entry = CacheEntry(path, st.st_size, st.st_mtime)
+def _entry_files() -> list[CacheEntry]:
+    """The cache's files with size and last use only (no file is opened), least recently used first."""
+    d = cache_dir()
+    entries = []
+    for p in d.glob("*.npz") if d.is_dir() else ():
+        try:
+            st = p.stat()
+        except FileNotFoundError:  # evicted by another process meanwhile
+            continue
+        entries.append(CacheEntry(p, st.st_size, st.st_mtime))
+    return sorted(entries, key=lambda e: (e.last_used, e.path.name))
+
+
+def _describe(entry: CacheEntry) -> CacheEntry:
+    path = entry.path
     try:
         with np.load(path, allow_pickle=False) as data:
             if "meta" in data.files:
@@ -319,12 +328,8 @@ def _describe(path: Path) -> CacheEntry | None:
 
 
 def cache_entries() -> list[CacheEntry]:
-    """Every entry of the cache, least recently used first."""
-    d = cache_dir()
-    if not d.is_dir():
-        return []
-    entries = [e for e in (_describe(p) for p in d.glob("*.npz")) if e is not None]
-    return sorted(entries, key=lambda e: (e.last_used, e.path.name))
+    """Every entry of the cache with what it holds (folder, samples, ...), least recently used first."""
+    return [_describe(e) for e in _entry_files()]
 
 
 def _remove(path: Path) -> bool:
@@ -348,7 +353,7 @@ def clear_cache(folders: list[str | Path] | None = None) -> list[CacheEntry]:
 def enforce_cache_cap(max_bytes: int | None = None, keep: Path | None = None) -> list[CacheEntry]:
     """Evict least recently used entries until the cache holds at most ``max_bytes``; returns the evicted ones."""
     cap = cache_max_bytes() if max_bytes is None else max_bytes
-    entries = cache_entries()
+    entries = _entry_files()
     total = sum(e.size for e in entries)
     evicted = []
     for e in entries:
