@@ -227,7 +227,7 @@ def _cache_list(args) -> int:
     for e in entries:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         what = (f"{e.folder}, {e.num_samples} samples" if not e.legacy
-                else f"{e.path.name} (old format or unreadable: never read again, evicted first)")
+                else f"{e.path.name} (old format or unreadable: never read again; never refreshed, so evicted early)")
         print(f"  {_size(e.size):>11}  {used}  {what}")
     return 0
 
