@@ -6,9 +6,9 @@
 
 Each measurement runs in a fresh process: it builds the LPIPS model and the K samples, then reports how much the
 peak RSS rose above the RSS at the start of ``lpips_diversity`` (so the model and the samples themselves are not
-counted; Linux resets the peak mark first), and the time. ``--all-pairs`` measures the method genkit used before (index all K(K-1)/2 pairs into two tensors,
-then batch them through the model) for comparison. Random trunk weights: the values are meaningless, the memory
-and time are not (the network is the same size).
+counted; Linux resets the peak mark first), and the time. ``--all-pairs`` measures the method genkit used before
+(index all K(K-1)/2 pairs into two tensors, then batch them through the model) for comparison. Random trunk
+weights: the values are meaningless, the memory and time are not (the network is the same size).
 """
 
 from __future__ import annotations

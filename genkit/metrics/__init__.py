@@ -30,7 +30,8 @@ import importlib
 _EXPORTS = {
     "build_inception": "inception", "random_inception": "inception", "InceptionFeatures": "inception",
     "to_uint8": "inception",
-    "frechet_distance": "fid", "fid_from_stats": "fid", "SmallSampleWarning": "fid", "FrechetInceptionDistance": "fid", "fid_between": "fid",
+    "frechet_distance": "fid", "fid_from_stats": "fid", "SmallSampleWarning": "fid",
+    "FrechetInceptionDistance": "fid", "fid_between": "fid",
     "folder_stats": "fid", "folder_features": "fid", "save_folder_stats": "fid",
     "kid_from_features": "kid", "KernelInceptionDistance": "kid", "kid_between": "kid",
     "FIDStats": "stats_cache", "load_npz": "stats_cache", "save_npz": "stats_cache",

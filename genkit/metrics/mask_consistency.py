@@ -3,7 +3,8 @@
 :class:`MaskConsistency` runs the parser on each batch of generated images and accumulates torchmetrics'
 :class:`~torchmetrics.classification.MulticlassJaccardIndex` (mIoU, macro over the classes present in the
 prediction or the target; and per class, NaN for a class absent from both) and
-:class:`~torchmetrics.classification.MulticlassAccuracy` (pixel accuracy) against the target masks. Those child metrics do the distributed syncing.
+:class:`~torchmetrics.classification.MulticlassAccuracy` (pixel accuracy) against the target masks. Those child
+metrics do the distributed syncing.
 
     parser = load_parser("parser_helen.ckpt", expected_schema="helen11")
     metric = MaskConsistency(parser, input_range="symmetric")
