@@ -1,4 +1,4 @@
-"""FID between two folders: genkit vs the bare Inception forward pass vs torch-fidelity, same images, same run.
+"""FID between two folders: genkit vs torch-fidelity, both warm, same threads and loader workers, same images.
 
     python benchmarks/fid.py                         # N=1000 images per folder at 256 px (needs the Inception file)
     python benchmarks/fid.py --n 64 --allow-random   # quick, offline, RANDOM weights (speed only)
@@ -6,13 +6,20 @@
 What it measures, in one process, on one set of synthetic-face folders (written to a temp folder):
 
 1. bare forward: the Inception alone on images already decoded in memory (the ceiling);
-2. genkit ``fid_between`` end to end (decode with genkit.io, forward, float64 running sums, FID), no cached stats;
-3. torch-fidelity ``calculate_metrics(fid=True)`` on the same folders with the same weights file;
-4. genkit again: the statistics now come from the cache (no image is read), with its time;
+2. genkit: both folders' statistics (decode with genkit.io, forward, float64 statistics), then the distance;
+3. torch-fidelity: both folders' statistics (its dataset, DataLoader and forward; ``fid_input_id_to_statistics``),
+   then its distance (``fid_statistics_to_metric``: ``eigvals`` of the 2048 x 2048 product);
+4. genkit again, end to end through ``fid_between``: the statistics now come from the cache (no image is read);
 5. peak RSS of a fresh process computing one folder's statistics, at N/2 and N images (memory must not grow).
 
-Runs 1-3 are interleaved and repeated (``--repeat``, best time counts), since the machine may be shared.
-Targets: genkit >= 0.9x the bare forward's images/s, and not slower than torch-fidelity.
+Like for like: both feature extractors are built once, before any timing (the build is reported separately),
+and warmed up; both run with the same torch threads (``--threads``) and the same number of DataLoader worker
+processes (``--workers``: 0 by default; any other value means torch-fidelity's own choice, min(4, 2 x CPUs),
+and genkit is given the same number). With 0 workers genkit still decodes one batch ahead in a thread (its
+normal behaviour). Statistics (images -> mean and covariance) and the distance are timed separately, since
+their costs scale differently: the distance does not depend on the image count for torch-fidelity, and grows
+with it (up to rank 2048) for genkit. Runs 1-3 are interleaved and repeated (``--repeat``, best time counts),
+since the machine may be shared. The headline is the end-to-end ratio (statistics + distance) at N=1000.
 """
 
 from __future__ import annotations
@@ -84,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--allow-random", action="store_true", help="RANDOM Inception weights if the file is missing")
     ap.add_argument("--workdir", help="keep images and cache here instead of a temp folder")
     ap.add_argument("--repeat", type=int, default=2, help="repetitions of runs 1-3, best time counts (default 2)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="DataLoader worker processes for both tools: 0 (default), or any other value for "
+                         "torch-fidelity's own count min(4, 2 x CPUs), which genkit then uses too")
     ap.add_argument("--skip-fidelity", action="store_true", help="do not run torch-fidelity")
     ap.add_argument("--skip-rss", action="store_true", help="do not measure peak RSS in child processes")
     ap.add_argument("--json", help="also write the results to this JSON file")
@@ -100,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ["GENKIT_BENCH_THREADS"] = str(args.threads)
-    from genkit.metrics.fid import fid_between
+    from genkit.metrics.fid import fid_between, fid_from_stats, folder_stats
     from genkit.metrics.folders import folder_files, read_uint8
     from genkit.metrics.inception import build_inception, resolve_device
 
@@ -123,14 +133,35 @@ def main(argv: list[str] | None = None) -> int:
         _write_folder(b, args.n, args.size, seed=2)
     print(f"  synthetic folders ready in {time.perf_counter() - t:.1f} s ({work})")
 
+    t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         extractor = build_inception(args.weights, args.allow_random, device=device)
+    results["build_seconds"] = {"genkit": time.perf_counter() - t}
     weights_file = args.weights
     if weights_file is None:
         weights_file = extractor.protocol["weights_file"] or str(extractor.save_weights(work / "inception-random.pth"))
     results["weights"] = extractor.protocol["weights"]
     n_total = 2 * args.n
+    tf_workers = min(4, 2 * (os.cpu_count() or 1))  # torch-fidelity's DataLoader workers unless save_cpu_ram
+    workers = 0 if args.workers == 0 else tf_workers
+    results["loader_workers"] = workers
+    print(f"  DataLoader worker processes: {workers} for both"
+          + (" (genkit decodes one batch ahead in a thread)" if workers == 0 else " (torch-fidelity's own count)"))
+
+    fidelity = None
+    if not args.skip_fidelity:
+        from torch_fidelity.metric_fid import fid_input_id_to_statistics, fid_statistics_to_metric
+        from torch_fidelity.utils import create_feature_extractor
+
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fidelity = create_feature_extractor("inception-v3-compat", ["2048"], cuda=device.type == "cuda",
+                                                feature_extractor_weights_path=weights_file, verbose=False)
+        results["build_seconds"]["torch_fidelity"] = time.perf_counter() - t
+        tf_kwargs = dict(input1=str(a), input2=str(b), cuda=device.type == "cuda", batch_size=args.batch_size,
+                         save_cpu_ram=workers == 0, verbose=False, cache=False, fid=True)
 
     # 1-3, interleaved and repeated (best time counts: the machine may be shared)
     batches = []
@@ -138,11 +169,15 @@ def main(argv: list[str] | None = None) -> int:
         files = folder_files(folder)
         for i in range(0, len(files), args.batch_size):
             batches.append(torch.stack([read_uint8(f) for f in files[i:i + args.batch_size]]))
-    with torch.no_grad():  # warm-up with every batch shape
+    with torch.no_grad():  # warm-up with every batch shape, both extractors
         for shape in {tuple(x.shape) for x in batches}:
-            extractor(torch.zeros(shape, dtype=torch.uint8, device=device))
+            dummy = torch.zeros(shape, dtype=torch.uint8, device=device)
+            extractor(dummy)
+            if fidelity is not None:
+                fidelity(dummy)
     _sync(device)
-    bare_times, genkit_times, tf_times = [], [], []
+    times: dict[str, list[float]] = {"bare_forward": [], "genkit_stats": [], "genkit_distance": [],
+                                     "fidelity_stats": [], "fidelity_distance": []}
     cpu: dict[str, list[float]] = {"bare_forward": [], "genkit": [], "torch_fidelity": []}
     for rep in range(args.repeat):
         # 1. bare forward on decoded images (decode not timed)
@@ -151,49 +186,60 @@ def main(argv: list[str] | None = None) -> int:
             for x in batches:
                 extractor(x.to(device, non_blocking=True))
         _sync(device)
-        bare_times.append(time.perf_counter() - t)
+        times["bare_forward"].append(time.perf_counter() - t)
         cpu["bare_forward"].append(_cpu_seconds() - c)
 
-        # 2. genkit end to end; the first repetition starts from a cold statistics cache and fills it
+        # 2. genkit: statistics of both folders (no cache), then the distance
         t, c = time.perf_counter(), _cpu_seconds()
-        cold = fid_between(a, b, extractor=extractor, batch_size=args.batch_size, use_cache=rep == 0)
+        s1, _ = folder_stats(a, extractor, args.batch_size, workers, use_cache=False)
+        s2, _ = folder_stats(b, extractor, args.batch_size, workers, use_cache=False)
         _sync(device)
-        genkit_times.append(time.perf_counter() - t)
+        t_mid = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # small-N note
+            genkit_fid = fid_from_stats(s1, s2)
+        times["genkit_stats"].append(t_mid - t)
+        times["genkit_distance"].append(time.perf_counter() - t_mid)
         cpu["genkit"].append(_cpu_seconds() - c)
-        if rep == 0:
-            first_cache_state = [cold["protocol"]["input1"]["stats_cache"], cold["protocol"]["input2"]["stats_cache"]]
-            assert first_cache_state == ["miss", "miss"], first_cache_state  # computed, not read
 
-        # 3. torch-fidelity on the same folders and weights file (its defaults: DataLoader workers, eigvals)
-        if not args.skip_fidelity:
-            import torch_fidelity
-
+        # 3. torch-fidelity: the same, with its dataset/DataLoader/forward and its distance
+        if fidelity is not None:
             t, c = time.perf_counter(), _cpu_seconds()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ref = torch_fidelity.calculate_metrics(
-                    input1=str(a), input2=str(b), fid=True, feature_extractor_weights_path=weights_file,
-                    batch_size=args.batch_size, cuda=device.type == "cuda", cache=False, verbose=False)
-            _sync(device)
-            tf_times.append(time.perf_counter() - t)
+                st1 = fid_input_id_to_statistics(1, fidelity, "2048", **tf_kwargs)
+                st2 = fid_input_id_to_statistics(2, fidelity, "2048", **tf_kwargs)
+                _sync(device)
+                t_mid = time.perf_counter()
+                tf_fid = fid_statistics_to_metric(st1, st2, False)["frechet_inception_distance"]
+            times["fidelity_stats"].append(t_mid - t)
+            times["fidelity_distance"].append(time.perf_counter() - t_mid)
             cpu["torch_fidelity"].append(_cpu_seconds() - c)
-            tf_fid = ref["frechet_inception_distance"]
     del batches
     results["cpu_seconds"] = cpu
-    bare_s = min(bare_times)
-    genkit_s = min(genkit_times)
-    results["bare_forward"] = {"seconds": bare_s, "images_per_s": n_total / bare_s, "all_seconds": bare_times}
-    results["genkit"] = {"seconds": genkit_s, "images_per_s": n_total / genkit_s, "fid": cold["fid"],
-                         "all_seconds": genkit_times, "stats_cache_first_run": first_cache_state}
-    if tf_times:
-        tf_s = min(tf_times)
-        results["torch_fidelity"] = {"seconds": tf_s, "images_per_s": n_total / tf_s, "fid": tf_fid,
-                                     "all_seconds": tf_times,
-                                     "relative_difference": abs(cold["fid"] - tf_fid) / max(abs(tf_fid), 1e-12)}
+    results["all_seconds"] = times
+    best = {k: min(v) for k, v in times.items() if v}
+    bare_s = best["bare_forward"]
+    results["bare_forward"] = {"seconds": bare_s, "images_per_s": n_total / bare_s}
+    g_total = best["genkit_stats"] + best["genkit_distance"]
+    results["genkit"] = {"stats_seconds": best["genkit_stats"], "distance_seconds": best["genkit_distance"],
+                         "seconds": g_total, "stats_images_per_s": n_total / best["genkit_stats"], "fid": genkit_fid}
+    if fidelity is not None:
+        f_total = best["fidelity_stats"] + best["fidelity_distance"]
+        results["torch_fidelity"] = {
+            "stats_seconds": best["fidelity_stats"], "distance_seconds": best["fidelity_distance"],
+            "seconds": f_total, "stats_images_per_s": n_total / best["fidelity_stats"], "fid": tf_fid,
+            "relative_difference": abs(genkit_fid - tf_fid) / max(abs(tf_fid), 1e-12)}
+        results["speed_ratio"] = {"end_to_end": f_total / g_total,
+                                  "statistics": best["fidelity_stats"] / best["genkit_stats"],
+                                  "distance": best["fidelity_distance"] / max(best["genkit_distance"], 1e-9)}
 
-    # 4. genkit with cached statistics
-    t = time.perf_counter()
-    warm = fid_between(a, b, extractor=extractor, batch_size=args.batch_size)
+    # 4. genkit end to end with cached statistics (the first call fills the cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fid_between(a, b, extractor=extractor, batch_size=args.batch_size, num_workers=workers)
+        t = time.perf_counter()
+        warm = fid_between(a, b, extractor=extractor, batch_size=args.batch_size, num_workers=workers)
     cached_s = time.perf_counter() - t
     hits = [warm["protocol"]["input1"]["stats_cache"], warm["protocol"]["input2"]["stats_cache"]]
     results["genkit_cached"] = {"seconds": cached_s, "stats_cache": hits, "fid": warm["fid"]}
@@ -213,21 +259,26 @@ def main(argv: list[str] | None = None) -> int:
         results["peak_rss"] = rss
 
     # report
-    bare = results["bare_forward"]["images_per_s"]
     g = results["genkit"]
     random = results["weights"] == "RANDOM"
     print(f"  weights: {'RANDOM (speed only; FID values meaningless)' if random else results['weights']}")
-    print(f"  {'run':<34}{'seconds':>10}{'img/s':>10}{'vs bare':>9}  FID")
-    print(f"  {'bare Inception forward (decoded)':<34}{bare_s:>10.2f}{bare:>10.2f}{1.0:>9.2f}")
-    print(f"  {'genkit fid_between (no cache)':<34}{g['seconds']:>10.2f}{g['images_per_s']:>10.2f}"
-          f"{g['images_per_s'] / bare:>9.2f}  {g['fid']:.6g}")
+    builds = ", ".join(f"{k} {v:.1f} s" for k, v in results["build_seconds"].items())
+    print(f"  extractor build (once, not in the timings below): {builds}")
+    print(f"  {'run (warm)':<36}{'stats s':>9}{'img/s':>9}{'dist. s':>9}{'total s':>9}  FID")
+    print(f"  {'bare Inception forward (decoded)':<36}{bare_s:>9.2f}{n_total / bare_s:>9.2f}")
+    print(f"  {'genkit':<36}{g['stats_seconds']:>9.2f}{g['stats_images_per_s']:>9.2f}{g['distance_seconds']:>9.2f}"
+          f"{g['seconds']:>9.2f}  {g['fid']:.6g}")
     if "torch_fidelity" in results:
         r = results["torch_fidelity"]
-        print(f"  {'torch-fidelity calculate_metrics':<34}{r['seconds']:>10.2f}{r['images_per_s']:>10.2f}"
-              f"{r['images_per_s'] / bare:>9.2f}  {r['fid']:.6g} (rel. diff {r['relative_difference']:.1e})")
-        print(f"  genkit / torch-fidelity speed: {g['images_per_s'] / r['images_per_s']:.2f}x")
+        print(f"  {'torch-fidelity':<36}{r['stats_seconds']:>9.2f}{r['stats_images_per_s']:>9.2f}"
+              f"{r['distance_seconds']:>9.2f}{r['seconds']:>9.2f}  {r['fid']:.6g} "
+              f"(rel. diff {r['relative_difference']:.1e})")
+        q = results["speed_ratio"]
+        print(f"  genkit speed / torch-fidelity speed at N={args.n}: end to end {q['end_to_end']:.2f}x "
+              f"(statistics {q['statistics']:.2f}x, distance {q['distance']:.1f}x)")
+    print(f"  genkit statistics vs bare forward: {bare_s / g['stats_seconds']:.2f}x of the ceiling")
     c = results["genkit_cached"]
-    print(f"  {'genkit fid_between (cached stats)':<34}{c['seconds']:>10.2f}{'':>10}{'':>9}  {c['fid']:.6g}"
+    print(f"  {'genkit fid_between, cached stats':<36}{'':>9}{'':>9}{'':>9}{c['seconds']:>9.2f}  {c['fid']:.6g}"
           f"  [stats cache: {', '.join(c['stats_cache'])}]")
     cpu_per_img = {k: min(v) / n_total for k, v in cpu.items() if v}
     print("  CPU seconds per image (best repetition; less sensitive to other load on the machine): " + ", ".join(

@@ -167,3 +167,16 @@ def test_lpips_cli_paired_sizes(tmp_path, capsys):
     assert code == 2 and "img_01.png" in err and "equal size" in err
     code, _, err = _run(capsys, "eval", "lpips", a, b)
     assert code == 2 and "alexnet-owt-7be5be79.pth" in err
+
+
+def test_fid_of_fewer_than_2049_images_warns_and_records_it(tmp_path, capsys):
+    a, b = _folder(tmp_path / "a", 3, seed=1), _folder(tmp_path / "b", 4, seed=2)
+    code, out, err = _run(capsys, "eval", "fid", a, b, "--allow-random", "--json", tmp_path / "r.json", "--no-progress")
+    assert code == 0, err
+    proto = json.loads((tmp_path / "r.json").read_text())["protocol"]
+    assert proto["input1"]["rank_deficient"] is True and proto["input2"]["rank_deficient"] is True
+    assert "exact for rank-deficient" in proto["trace_sqrt"]
+    assert len(proto["warnings"]) == 2
+    assert "3 samples give a covariance of rank at most 2 < 2048" in proto["warnings"][0]
+    assert "genkit: warning:" in err and "rank at most 3 < 2048" in err  # on stderr
+    assert "warning" in out and "rank at most 2 < 2048" in out  # and in the table

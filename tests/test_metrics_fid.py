@@ -10,7 +10,8 @@ import scipy.linalg
 import torch
 
 from genkit.errors import ConfigError, DataError
-from genkit.metrics.fid import FrechetInceptionDistance, fid_from_stats, frechet_distance, trace_sqrt_product
+from genkit.metrics.fid import (FrechetInceptionDistance, SmallSampleWarning, covariance_factor, fid_from_stats,
+                               frechet_distance, trace_sqrt_product)
 from genkit.metrics.stats_cache import FIDStats, RunningStats, load_npz, save_npz, stats_from_features
 
 
@@ -63,6 +64,47 @@ def test_trace_sqrt_matches_scipy_sqrtm_for_general_covariances():
     s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
     ref = np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
     assert trace_sqrt_product(s1, s2) == pytest.approx(ref, rel=1e-8)
+
+
+def _low_rank_features(n: int, scales, seed: int, basis: np.ndarray) -> np.ndarray:
+    """n feature vectors (n, d) around 0.5 in the span of ``basis`` (d, k), with these standard deviations."""
+    rng = np.random.default_rng(seed)
+    return 0.5 + (rng.normal(size=(n, basis.shape[1])) * np.asarray(scales)) @ basis.T
+
+
+def test_trace_sqrt_and_fid_are_exact_for_rank_deficient_covariances():
+    """8 samples per side in 2048 dimensions (rank 6): one direction has 1e-5 of the largest variance, so its
+    eigenvalue of S1 S2 is ~1e-13 of the largest. It is real (float64 resolves it) and must be counted.
+
+    The float64 reference is independent of covariance matrices: with S = Xc^T Xc / (n - 1) for centred features
+    Xc, the eigenvalues of S1 S2 are the squared singular values of Xc1 Xc2^T / (n - 1), an 8 x 8 matrix."""
+    d, n = 2048, 8
+    basis, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(d, 6)))
+    x1 = _low_rank_features(n, [1, .8, .6, .5, .3, 10 ** -2.5], 1, basis)
+    x2 = _low_rank_features(n, [1, .9, .5, .4, .2, 10 ** -2.5], 2, basis)
+    c1, c2 = x1 - x1.mean(0), x2 - x2.mean(0)
+    singular = np.linalg.svd(c1 @ c2.T, compute_uv=False) / (n - 1)
+    assert 1e-15 < (singular[5] / singular[0]) ** 2 < 1e-12  # the small real eigenvalue, relative to the largest
+    ref_trace = singular.sum()
+    ref_fid = (np.sum((x1.mean(0) - x2.mean(0)) ** 2) + np.sum(c1 ** 2) / (n - 1) + np.sum(c2 ** 2) / (n - 1)
+               - 2 * ref_trace)
+
+    s1, s2 = np.cov(x1, rowvar=False), np.cov(x2, rowvar=False)
+    assert trace_sqrt_product(s1, s2) == pytest.approx(ref_trace, rel=1e-10)
+    with pytest.warns(SmallSampleWarning, match="8 samples give a covariance of rank at most 7 < 2048"):
+        value = fid_from_stats(stats_from_features(x1), stats_from_features(x2))
+    assert value == pytest.approx(ref_fid, rel=1e-8)
+
+
+def test_trace_sqrt_of_full_rank_covariances_matches_sqrtm():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 64)) @ rng.normal(size=(64, 64))
+    y = rng.normal(size=(300, 64)) * rng.uniform(0.01, 2.0, 64) + 1.0
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    ref = np.trace(scipy.linalg.sqrtm(s1 @ s2)).real
+    assert trace_sqrt_product(s1, s2) == pytest.approx(ref, rel=1e-10)
+    assert covariance_factor(s1).shape == (64, 64)
+    np.testing.assert_allclose(covariance_factor(s1).T @ covariance_factor(s1), s1, rtol=0, atol=1e-12 * s1.max())
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_never_negative():

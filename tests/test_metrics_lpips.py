@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import warnings
 
@@ -100,6 +101,49 @@ def test_diversity_is_mean_pairwise_lpips(alexnet_file):
     assert float(metric.compute()) == pytest.approx(direct, rel=1e-5)
     with pytest.raises(ValueError, match="at least 2"):
         lpips_diversity(samples[:1], model)
+
+
+def _live_tensor_bytes() -> int:
+    """Bytes of all tensor storages reachable as Python objects right now (each storage counted once)."""
+    seen, total = set(), 0
+    for obj in gc.get_objects():
+        if issubclass(type(obj), torch.Tensor) and obj.device.type == "cpu":  # type(): no __class__ lookups
+            storage = obj.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+    return total
+
+
+class _MeasuringDistance:
+    """A stand-in LPIPS model (mean absolute difference) that records, at each call, the batch size and how much
+    tensor memory is alive beyond ``baseline`` (in images)."""
+
+    def __init__(self, image_bytes: int):
+        self.image_bytes = image_bytes
+        self.baseline = 0
+        self.batches: list[int] = []
+        self.extra_images: list[float] = []
+
+    def __call__(self, x, y):
+        self.batches.append(len(x))
+        self.extra_images.append((_live_tensor_bytes() - self.baseline) / self.image_bytes)
+        return (x - y).abs().flatten(1).mean(1)
+
+
+def test_diversity_streams_pairs_instead_of_materialising_all_of_them():
+    k, batch = 12, 6
+    samples = _images(k, size=16, seed=3)
+    model = _MeasuringDistance(image_bytes=3 * 16 * 16 * 4)
+    gc.collect()
+    model.baseline = _live_tensor_bytes()  # includes the K samples themselves
+    value = lpips_diversity(samples, model, batch_size=batch)
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    direct = np.mean([float((samples[i] - samples[j]).abs().mean()) for i, j in pairs])
+    assert value == pytest.approx(direct, rel=1e-6)
+    assert sum(model.batches) == len(pairs) and max(model.batches) <= batch
+    # at most one batch of pairs (2 x batch images) exists at a time, not all K(K-1) = 132 images
+    assert max(model.extra_images) <= 2 * batch + 1, model.extra_images
 
 
 def _save(folder, name, arr):

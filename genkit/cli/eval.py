@@ -1,9 +1,10 @@
-"""``genkit eval fid|kid|lpips|stats``: metrics between image folders (and FID statistics files).
+"""``genkit eval fid|kid|lpips|stats|cache``: metrics between image folders (and FID statistics files).
 
     genkit eval fid  DIR_OR_NPZ DIR_OR_NPZ   Fréchet Inception Distance (statistics of folders are cached)
     genkit eval kid  DIR DIR                 Kernel Inception Distance (mean and std over subsets)
     genkit eval lpips DIR DIR                mean LPIPS of images paired by file name
     genkit eval stats DIR -o ref.npz         reference statistics in pytorch-fid's .npz format
+    genkit eval cache list|clear [DIR...]    the statistics cache's entries; remove all or some
 
 Results print as a table; ``--json`` prints JSON instead (``--json FILE`` writes it to FILE as well as the
 table). The JSON records the protocol: weights sha256 or RANDOM, resize mode, sample count, image sizes.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 
 from genkit.cli.reading import add_reading_options, reading_policy
 
@@ -71,6 +73,15 @@ def register(sub) -> None:
     _common(s, inc_help)
     s.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
     s.set_defaults(handler=_stats)
+
+    c = esub.add_parser("cache", help="the FID statistics cache: list its entries, or clear them")
+    csub = c.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    cl = csub.add_parser("list", help="entries (folder, samples, size, last use), least recently used first")
+    cl.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    cl.set_defaults(handler=_cache_list)
+    cc = csub.add_parser("clear", help="remove every entry, or only those of the folders given")
+    cc.add_argument("folders", nargs="*", metavar="DIR", help="folders whose entries to remove (default: all)")
+    cc.set_defaults(handler=_cache_clear)
 
 
 def _check(args) -> None:
@@ -138,6 +149,8 @@ def _report(args, title: str, values: dict, result: dict) -> int:
                                     + (", strict modes" if reading.get("strict_modes") else "")))
         if protocol.get("conversions"):
             rows.append(("converted", ", ".join(f"{k} ({c})" for k, c in protocol["conversions"].items())))
+        for note in protocol.get(keys.KEY_WARNINGS, []):
+            rows.append(("warning", note))
         if protocol.get(keys.KEY_NUM_SAMPLES) is not None:
             rows.append(("pairs", str(protocol[keys.KEY_NUM_SAMPLES])))
             sizes = protocol.get(keys.KEY_IMAGE_SIZES) or {}
@@ -156,6 +169,8 @@ def _report(args, title: str, values: dict, result: dict) -> int:
     if skipped:
         print(f"genkit: warning: skipped {len(skipped)} unreadable image(s): " + "; ".join(skipped[:5])
               + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
+    for note in protocol.get(keys.KEY_WARNINGS, []):
+        print(f"genkit: warning: {note}", file=sys.stderr)
     return 0
 
 
@@ -168,11 +183,13 @@ def _shared(args) -> dict:
 
 def _fid(args) -> int:
     from genkit.metrics import keys
-    from genkit.metrics.fid import fid_between
+    from genkit.metrics.fid import SmallSampleWarning, fid_between
 
     _check(args)
-    result = fid_between(args.input1, args.input2, num_workers=args.num_workers, use_cache=not args.no_cache,
-                         **_shared(args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SmallSampleWarning)  # recorded in the protocol, printed by _report
+        result = fid_between(args.input1, args.input2, num_workers=args.num_workers, use_cache=not args.no_cache,
+                             **_shared(args))
     return _report(args, "FID", {"fid": result[keys.KEY_FID]}, result)
 
 
@@ -203,3 +220,49 @@ def _stats(args) -> int:
     result = save_folder_stats(args.input, args.output, num_workers=args.num_workers, use_cache=not args.no_cache,
                                **_shared(args))
     return _report(args, "FID statistics", {"output": result["output"]}, result)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
+def _entries_word(n: int) -> str:
+    return f"{n} entr{'y' if n == 1 else 'ies'}"
+
+
+def _cache_list(args) -> int:
+    import time
+
+    from genkit.metrics.stats_cache import ENV_CACHE_MAX, stats_cache_dir, cache_entries, cache_max_bytes
+
+    entries, cap = cache_entries(), cache_max_bytes()
+    total = sum(e.size for e in entries)
+    if args.json:
+        payload = {"cache_dir": str(stats_cache_dir()), "max_bytes": cap, "total_bytes": total, "entries": [
+            {"file": e.path.name, "folder": e.folder, "num_samples": e.num_samples, "bytes": e.size,
+             "representation": e.representation, "weights": e.weights, "last_used": e.last_used}
+            for e in entries]}
+        json.dump(payload, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"FID statistics cache {stats_cache_dir()}: {_entries_word(len(entries))}, {_size(total)} of {_size(cap)} "
+          f"(cap: {ENV_CACHE_MAX}); least recently used first")
+    if not entries:
+        print("  (empty)")
+    for e in entries:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
+        what = (f"{e.folder}, {e.num_samples} samples" if not e.legacy
+                else f"{e.path.name} (old format or unreadable: never read again; never refreshed, so evicted early)")
+        print(f"  {_size(e.size):>11}  {used}  {what}")
+    return 0
+
+
+def _cache_clear(args) -> int:
+    from genkit.metrics.stats_cache import stats_cache_dir, clear_cache
+
+    removed = clear_cache(args.folders or None)
+    print(f"removed {_entries_word(len(removed))} ({_size(sum(e.size for e in removed))}) from {stats_cache_dir()}")
+    return 0

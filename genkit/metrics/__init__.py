@@ -12,10 +12,13 @@ module                 contents
 ``fid``                ``frechet_distance``, ``FrechetInceptionDistance`` (Metric), ``fid_between``
 ``kid``                ``kid_from_features``, ``KernelInceptionDistance`` (Metric), ``kid_between``
 ``stats_cache``        ``FIDStats``, ``load_npz`` / ``save_npz`` (pytorch-fid format), the statistics cache
+                       (``cache_entries``, ``clear_cache``; capped by ``GENKIT_STATS_CACHE_MAX``)
 ``lpips``              ``build_lpips``, ``lpips_distance``, ``lpips_diversity``, ``LPIPSMetric``,
                        ``LPIPSDiversity``, ``lpips_between``
 ``style``              ``content_distance``, ``gram_style_distance``, ``lpips_to_content``,
                        ``patch_usage_stats``, ``style_transfer_metrics``, ``StyleTransferMetrics``
+``segmentation``       ``mean_iou``, ``per_class_iou`` (NaN for absent classes), ``pixel_accuracy``
+``mask_consistency``   ``MaskConsistency`` (a frozen parser's mIoU / accuracy on generated images)
 ``folders``            folder reading (genkit.io decoding, size bookkeeping, pairing by name)
 =====================  ===========================================================================
 """
@@ -27,7 +30,8 @@ import importlib
 _EXPORTS = {
     "build_inception": "inception", "random_inception": "inception", "InceptionFeatures": "inception",
     "to_uint8": "inception",
-    "frechet_distance": "fid", "fid_from_stats": "fid", "FrechetInceptionDistance": "fid", "fid_between": "fid",
+    "frechet_distance": "fid", "fid_from_stats": "fid", "SmallSampleWarning": "fid",
+    "FrechetInceptionDistance": "fid", "fid_between": "fid",
     "folder_stats": "fid", "folder_features": "fid", "save_folder_stats": "fid",
     "kid_from_features": "kid", "KernelInceptionDistance": "kid", "kid_between": "kid",
     "FIDStats": "stats_cache", "load_npz": "stats_cache", "save_npz": "stats_cache",

@@ -1,21 +1,26 @@
 """Fréchet Inception Distance: the distance, folder statistics, a torchmetrics ``Metric``, and folder-to-folder FID.
 
 FID between N(mu1, S1) and N(mu2, S2) is ``|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2)``. The trace term is
-computed as ``sum sqrt(eig(B^T S2 B))`` with ``S1 = B B^T`` (pivoted Cholesky): a symmetric positive
-semi-definite matrix with the same non-zero eigenvalues as ``S1 S2``, so there is no complex square root
-(torch-fidelity and torchmetrics take ``eigvals(S1 S2)`` of a non-symmetric product and drop imaginary parts).
-Eigenvalues below the rounding level are zero, and the result is clipped at 0: FID is a squared distance and is
-never reported negative.
+computed from factors ``S1 = B1^T B1`` and ``S2 = B2^T B2`` (pivoted Cholesky, r_i x d): the eigenvalues of
+``S1 S2`` are the squared singular values of ``B1 B2^T`` (r1 x r2), so ``tr sqrt(S1 S2)`` is the sum of those
+singular values. No complex square root is taken (torch-fidelity and torchmetrics take ``eigvals(S1 S2)`` of a
+non-symmetric product and drop imaginary parts), and no eigenvalue is squared and then rooted again, so small but
+real eigenvalues keep their digits and nothing has to be cut off by a threshold. With N samples a covariance has
+rank at most N - 1; when the sample count is known the factor keeps at most that many rows (the rest is rounding
+noise), which makes the term exact for the rank-deficient covariances of fewer than 2049 images. The result is
+clipped at 0: FID is a squared distance and is never reported negative.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy.linalg import svdvals
 from scipy.linalg.lapack import dpstrf
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance as _TMFrechetInceptionDistance
@@ -25,7 +30,8 @@ from genkit.io import METRICS, ReadPolicy
 from genkit.metrics import keys
 from genkit.metrics.folders import default_num_workers, extract_features, folder_files
 from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
-from genkit.metrics.stats_cache import (FIDStats, RunningStats, cached_stats, load_npz, stats_from_sums)
+from genkit.metrics.stats_cache import (FIDStats, RunningStats, cached_stats, load_npz, stats_from_features,
+                                       stats_from_sums)
 
 log = logging.getLogger(__name__)
 
@@ -36,33 +42,49 @@ def _as_numpy64(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
-def trace_sqrt_product(sigma1, sigma2) -> float:
-    """``tr sqrt(sigma1 @ sigma2)`` for covariance matrices, computed symmetrically and without complex numbers.
+def covariance_factor(sigma, max_rank: int | None = None) -> np.ndarray:
+    """``B`` (r x d) with ``B^T B = sigma`` for a symmetric positive semi-definite ``sigma`` (pivoted Cholesky).
 
-    ``sigma1 = B B^T`` by a rank-revealing (pivoted) Cholesky factorisation; the eigenvalues of ``sigma1 sigma2``
-    are those of the symmetric positive semi-definite ``B^T sigma2 B`` (r x r, r = rank of ``sigma1``), whose
-    square roots are real. With fewer samples than feature dimensions (r < 2048) this is also much faster than
-    an eigendecomposition of the full product.
+    The rank r is LAPACK's (pivots above d * eps * max(diag)), and at most ``max_rank`` (the covariance of N
+    samples has rank at most N - 1; pivots beyond it are rounding noise).
     """
-    s1 = _as_numpy64(sigma1)
-    s2 = _as_numpy64(sigma2)
-    s1 = 0.5 * (s1 + s1.T)
-    s2 = 0.5 * (s2 + s2.T)
-    factor, piv, rank, info = dpstrf(s1, lower=0)  # P^T s1 P = U^T U, rank detected at d*eps*max(diag)
+    s = _as_numpy64(sigma)
+    s = 0.5 * (s + s.T)
+    factor, piv, rank, info = dpstrf(s, lower=0)  # P^T s P = U^T U
     if info < 0:
         raise ValueError(f"pivoted Cholesky failed (LAPACK dpstrf info={info})")
-    u = np.triu(factor)[:rank]
-    b = np.zeros_like(u)
-    b[:, piv - 1] = u  # b = U P^T, so s1 = b^T b
-    m = b @ s2 @ b.T
-    ev = np.linalg.eigvalsh(0.5 * (m + m.T))
-    cutoff = max(float(ev.max(initial=0.0)), 0.0) * s1.shape[0] * np.finfo(np.float64).eps
-    ev = np.where(ev > cutoff, ev, 0.0)
-    return float(np.sqrt(ev).sum())
+    if max_rank is not None:
+        rank = max(0, min(rank, int(max_rank)))
+    u = np.triu(factor[:rank])
+    b = np.empty_like(u)
+    b[:, piv - 1] = u  # b = U P^T, so s = b^T b
+    return b
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """Fréchet distance between two Gaussians (float64, never negative)."""
+def trace_sqrt_product(sigma1, sigma2, max_rank1: int | None = None, max_rank2: int | None = None) -> float:
+    """``tr sqrt(sigma1 @ sigma2)`` for covariance matrices: the sum of the singular values of ``B1 B2^T``.
+
+    ``B1``, ``B2`` are :func:`covariance_factor` s (``max_rank*``: at most N - 1 for N samples). Exact to
+    rounding for rank-deficient covariances, and fast when the ranks are small (few samples).
+    """
+    b1 = covariance_factor(sigma1, max_rank1)
+    b2 = covariance_factor(sigma2, max_rank2)
+    if b1.shape[0] == 0 or b2.shape[0] == 0:
+        return 0.0
+    return float(svdvals(b1 @ b2.T, check_finite=False).sum())
+
+
+def sample_rank_bound(num_samples: int | None, dim: int) -> int | None:
+    """The largest rank a covariance of ``num_samples`` samples in ``dim`` dimensions can have (None: unknown)."""
+    return None if num_samples is None else max(0, min(int(num_samples) - 1, dim))
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, num_samples1: int | None = None,
+                     num_samples2: int | None = None) -> float:
+    """Fréchet distance between two Gaussians (float64, never negative).
+
+    ``num_samples*`` (if known) bound the covariances' ranks, which keeps the trace term exact with few samples.
+    """
     mu1, mu2 = _as_numpy64(mu1), _as_numpy64(mu2)
     sigma1, sigma2 = _as_numpy64(sigma1), _as_numpy64(sigma2)
     if mu1.ndim != 1 or mu1.shape != mu2.shape:
@@ -71,14 +93,50 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     if sigma1.shape != (d, d) or sigma2.shape != (d, d):
         raise ValueError(f"covariances must be ({d}, {d}), got {sigma1.shape} and {sigma2.shape}")
     diff = mu1 - mu2
-    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
+    tr_sqrt = trace_sqrt_product(sigma1, sigma2, sample_rank_bound(num_samples1, d),
+                                 sample_rank_bound(num_samples2, d))
+    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_sqrt)
     return max(value, 0.0)
 
 
-def fid_from_stats(stats1: FIDStats, stats2: FIDStats) -> float:
+class SmallSampleWarning(UserWarning):
+    """FID from fewer samples than feature dimensions + 1: the covariance is rank-deficient."""
+
+
+def small_sample_note(num_samples: int | None, dim: int, what: str) -> str | None:
+    """A one-line note when ``num_samples`` cannot give a full-rank ``dim`` x ``dim`` covariance, else None."""
+    if num_samples is None or num_samples > dim:
+        return None
+    return (f"{what}: {num_samples} samples give a covariance of rank at most {num_samples - 1} < {dim} "
+            f"(rank-deficient); FID is computed exactly for it, but is biased upwards at small N and comparable "
+            f"only between results with the same N (use at least {dim + 1}, ideally 10000+)")
+
+
+def small_sample_notes(stats: list[FIDStats], names: list[str]) -> list[str]:
+    """The :func:`small_sample_note` s of several inputs (empty when every N is large enough or unknown)."""
+    notes = (small_sample_note(st.num_samples, st.dim, name) for st, name in zip(stats, names))
+    return [n for n in notes if n]
+
+
+def fid_from_stats(stats1: FIDStats, stats2: FIDStats, names: tuple[str, str] = ("FID input 1", "FID input 2"),
+                   ) -> float:
+    """FID between two sets of statistics; warns (:class:`SmallSampleWarning`) for a side with N <= dim."""
     if stats1.dim != stats2.dim:
         raise DataError(None, f"FID statistics of different dimensions: {stats1.dim} and {stats2.dim}")
-    return frechet_distance(stats1.mu, stats1.sigma, stats2.mu, stats2.sigma)
+    for note in small_sample_notes([stats1, stats2], list(names)):
+        warnings.warn(note, SmallSampleWarning, stacklevel=2)
+    return frechet_distance(stats1.mu, stats1.sigma, stats2.mu, stats2.sigma, stats1.num_samples,
+                            stats2.num_samples)
+
+
+def record_small_samples(protocol: dict, stats: list[FIDStats], records: list[dict]) -> None:
+    """Write into a result's protocol how the trace was computed, which inputs are rank-deficient, and why."""
+    protocol[keys.KEY_TRACE_SQRT] = keys.TRACE_SQRT_METHOD
+    for st, rec in zip(stats, records):
+        rec[keys.KEY_RANK_DEFICIENT] = st.num_samples is not None and st.num_samples <= st.dim
+    notes = small_sample_notes(stats, [str(rec.get("path")) for rec in records])
+    if notes:
+        protocol.setdefault(keys.KEY_WARNINGS, []).extend(notes)
 
 
 # ----------------------------------------------------------------------------------------------- Metric
@@ -178,26 +236,41 @@ def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: i
     appended to it (KID needs them); the statistics of that same pass are written to the cache. ``reading``:
     how files are decoded (default :data:`genkit.io.METRICS`, as torch-fidelity); it is part of the protocol and
     of the cache key, as is ``skip_errors``.
+
+    With N <= D (2048) images the statistics are computed from all features at once (centred, float64) and the
+    cache stores those features; above, from float64 running sums (memory constant in N). Either way a cached
+    entry gives exactly the statistics a fresh pass gives.
     """
     files = folder_files(folder)
     protocol = reading_protocol(extractor.protocol, reading, skip_errors)
     workers = default_num_workers(extractor.device) if num_workers is None else num_workers
 
-    def compute() -> FIDStats:
+    def compute() -> tuple[FIDStats, Tensor | None]:
         acc = RunningStats(extractor.num_features, device=extractor.device)
+        kept: list[Tensor] | None = []  # all features while there are at most D of them
 
         def take(f: Tensor) -> None:
+            nonlocal kept
             acc.update(f)
+            if features_out is None and kept is None:
+                return
+            f_cpu = f.detach().cpu()
             if features_out is not None:
-                features_out.append(f.detach().cpu())
+                features_out.append(f_cpu)
+            if kept is not None:
+                kept.append(f_cpu)
+                if acc.count > extractor.num_features:
+                    kept = None
 
         scan = extract_features(files, extractor, take, batch_size, workers, reading, progress,
                                 desc=str(folder), skip_errors=skip_errors)
         if scan.num_images < 2:
             raise DataError(folder, f"FID/KID need at least 2 images, the folder has {scan.num_images}")
-        stats = acc.stats(protocol, source=folder)
+        features = torch.cat(kept) if kept is not None else None
+        stats = (stats_from_features(features, protocol, source=folder) if features is not None
+                 else acc.stats(protocol, source=folder))
         stats.protocol.update(scan.record())
-        return stats
+        return stats, features
 
     stats, cache_state = cached_stats(folder, files, protocol, compute, use_cache, read=features_out is None)
     record = {"path": str(folder), "kind": "folder", "stats_cache": cache_state,
@@ -231,8 +304,9 @@ def save_folder_stats(folder: str | Path, out: str | Path, weights_path: str | P
     stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, reading, progress,
                                  skip_errors=skip_errors)
     save_npz(stats, out)
-    return {"output": str(out), keys.KEY_PROTOCOL: dict(reading_protocol(extractor.protocol, reading, skip_errors),
-                                                         input1=record)}
+    protocol = dict(reading_protocol(extractor.protocol, reading, skip_errors), input1=record)
+    record_small_samples(protocol, [stats], [record])
+    return {"output": str(out), keys.KEY_PROTOCOL: protocol}
 
 
 def is_stats_file(path: str | Path) -> bool:
@@ -276,7 +350,9 @@ def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path
     protocol = net_protocol or {keys.KEY_WEIGHTS: stats[0].protocol.get(keys.KEY_WEIGHTS, "unknown"),
                                 keys.KEY_RESIZE: stats[0].protocol.get(keys.KEY_RESIZE, "unknown")}
     protocol.update(metric="FID", input1=records[0], input2=records[1])
-    return {keys.KEY_FID: fid_from_stats(stats[0], stats[1]), keys.KEY_PROTOCOL: protocol}
+    record_small_samples(protocol, stats, records)
+    value = fid_from_stats(stats[0], stats[1], (str(inputs[0]), str(inputs[1])))
+    return {keys.KEY_FID: value, keys.KEY_PROTOCOL: protocol}
 
 
 def folder_features(folder: str | Path, extractor: InceptionFeatures, batch_size: int = 50,
@@ -290,5 +366,6 @@ def folder_features(folder: str | Path, extractor: InceptionFeatures, batch_size
     return torch.cat(chunks), stats, record
 
 
-__all__ = ("FrechetInceptionDistance", "fid_between", "fid_from_stats", "folder_features", "folder_stats",
-           "frechet_distance", "save_folder_stats", "trace_sqrt_product")
+__all__ = ("FrechetInceptionDistance", "SmallSampleWarning", "covariance_factor", "fid_between", "fid_from_stats",
+           "folder_features", "folder_stats", "frechet_distance", "save_folder_stats", "small_sample_note",
+           "trace_sqrt_product")

@@ -26,6 +26,9 @@ KEY_NUM_SAMPLES = "num_samples"
 KEY_IMAGE_SIZES = "image_sizes"
 KEY_MIXED_SIZES = "mixed_sizes"
 KEY_FEATURE_EXTRACTOR = "feature_extractor"
+KEY_RANK_DEFICIENT = "rank_deficient"  # per FID input: N <= 2048, so the covariance has rank <= N - 1 < 2048
+KEY_TRACE_SQRT = "trace_sqrt"
+KEY_WARNINGS = "warnings"  # notes a reader of the number must see (e.g. small N)
 
 RANDOM_WEIGHTS = "RANDOM"
 
@@ -36,3 +39,5 @@ INCEPTION_INPUT_SIZE = 299
 INCEPTION_NAME = "inception-v3-compat (torch-fidelity FeatureExtractorInceptionV3, TF 2015-12-05 graph)"
 RESIZE_MODE = "bilinear, TF1-exact (torch-fidelity interpolate_bilinear_2d_like_tensorflow1x), to 299x299"
 STATS_FORMAT_VERSION = 1
+TRACE_SQRT_METHOD = ("sum of singular values of B1 B2^T with S_i = B_i^T B_i (pivoted Cholesky, rank <= N - 1); "
+                     "exact for rank-deficient covariances")

@@ -57,6 +57,12 @@ def kid_from_features(features1: Tensor, features2: Tensor, subsets: int = DEFAU
     return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
 
 
+def _num_rows(state: Tensor | list[Tensor]) -> int:
+    if isinstance(state, Tensor):
+        return int(state.shape[0]) if state.dim() else 0
+    return sum(int(t.shape[0]) for t in state)
+
+
 class KernelInceptionDistance(Metric):
     """KID as a torchmetrics ``Metric``: features are kept (``"cat"`` states, gathered across processes).
 
@@ -93,7 +99,8 @@ class KernelInceptionDistance(Metric):
         (self.real_features if real else self.fake_features).append(features.detach().float())
 
     def compute(self) -> tuple[Tensor, Tensor]:  # noqa: D102
-        if not self.real_features or not self.fake_features:
+        # a list of batches before syncing, one gathered tensor after (DDP): count rows, never test truth
+        if _num_rows(self.real_features) == 0 or _num_rows(self.fake_features) == 0:
             raise DataError(None, "KID needs real and fake images; one side has none")
         real, fake = dim_zero_cat(self.real_features), dim_zero_cat(self.fake_features)
         mean, std = kid_from_features(real, fake, self.subsets, self.subset_size, self.degree, self.gamma,
@@ -123,7 +130,7 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
     The same pass over the images also gives each folder's FID statistics, which are written to the statistics
     cache (unless ``use_cache=False``); ``with_fid`` adds the FID between the folders to the result.
     """
-    from genkit.metrics.fid import fid_from_stats, folder_features, is_stats_file, reading_protocol
+    from genkit.metrics.fid import fid_from_stats, folder_features, is_stats_file, reading_protocol, record_small_samples
 
     for p in (folder1, folder2):
         if is_stats_file(p):
@@ -149,6 +156,7 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
                     input1=rec1, input2=rec2)
     result = {keys.KEY_KID_MEAN: mean, keys.KEY_KID_STD: std, keys.KEY_PROTOCOL: protocol}
     if with_fid:
-        result[keys.KEY_FID] = fid_from_stats(stats1, stats2)
+        record_small_samples(protocol, [stats1, stats2], [rec1, rec2])
+        result[keys.KEY_FID] = fid_from_stats(stats1, stats2, (str(folder1), str(folder2)))
         protocol["metric"] = "KID+FID"
     return result

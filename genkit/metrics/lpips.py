@@ -139,15 +139,30 @@ def lpips_distance(x: Tensor, y: Tensor, model: LPIPSModel, batch_size: int = 32
     return torch.cat(out) if out else torch.zeros(0)
 
 
+def pair_batches(k: int, batch_size: int):
+    """The K(K-1)/2 index pairs ``i < j`` in batches of at most ``batch_size``: ``(i, j)`` index tensors."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    pairs = itertools.combinations(range(k), 2)
+    while chunk := list(itertools.islice(pairs, batch_size)):
+        yield torch.tensor([p[0] for p in chunk]), torch.tensor([p[1] for p in chunk])
+
+
 @torch.no_grad()
 def lpips_diversity(samples: Tensor, model: LPIPSModel, batch_size: int = 32) -> float:
-    """Mean pairwise LPIPS among K samples (K, 3, H, W) made for one condition (mask); needs K >= 2."""
+    """Mean pairwise LPIPS among K samples (K, 3, H, W) made for one condition (mask); needs K >= 2.
+
+    The pairs are streamed: only one batch of ``batch_size`` pairs is gathered at a time, so memory grows with
+    K (the samples themselves), not with the K(K-1)/2 pairs.
+    """
     if samples.dim() != 4 or samples.shape[0] < 2:
         raise ValueError(f"diversity needs at least 2 samples (K, 3, H, W), got {tuple(samples.shape)}")
-    pairs = list(itertools.combinations(range(samples.shape[0]), 2))
-    i = torch.tensor([p[0] for p in pairs])
-    j = torch.tensor([p[1] for p in pairs])
-    return float(lpips_distance(samples[i], samples[j], model, batch_size).double().mean())
+    total, count = 0.0, 0
+    for i, j in pair_batches(samples.shape[0], batch_size):
+        d = model(samples[i], samples[j]).double()
+        total += float(d.sum())
+        count += d.numel()
+    return total / count
 
 
 class _LPIPSBase(Metric):

@@ -2,8 +2,9 @@
 
 :class:`MaskConsistency` runs the parser on each batch of generated images and accumulates torchmetrics'
 :class:`~torchmetrics.classification.MulticlassJaccardIndex` (mIoU, macro over the classes present in the
-prediction or the target, and per class) and :class:`~torchmetrics.classification.MulticlassAccuracy`
-(pixel accuracy) against the target masks. Those child metrics do the distributed syncing.
+prediction or the target; and per class, NaN for a class absent from both) and
+:class:`~torchmetrics.classification.MulticlassAccuracy` (pixel accuracy) against the target masks. Those child
+metrics do the distributed syncing.
 
     parser = load_parser("parser_helen.ckpt", expected_schema="helen11")
     metric = MaskConsistency(parser, input_range="symmetric")
@@ -18,8 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 from torchmetrics.wrappers.abstract import WrapperMetric
+
+from genkit.metrics.segmentation import mean_iou, per_class_iou, pixel_accuracy
 
 INPUT_RANGES = ("symmetric", "unit")
 
@@ -56,9 +58,9 @@ class MaskConsistency(WrapperMetric):
         self.num_classes = int(num_classes)
         self.input_range = input_range
         self.parse_size = parse_size
-        self.miou = MulticlassJaccardIndex(self.num_classes, average="macro", ignore_index=ignore_index)
-        self.iou_per_class = MulticlassJaccardIndex(self.num_classes, average=None, ignore_index=ignore_index)
-        self.pixel_acc = MulticlassAccuracy(self.num_classes, average="micro", ignore_index=ignore_index)
+        self.miou = mean_iou(self.num_classes, ignore_index)
+        self.iou_per_class = per_class_iou(self.num_classes, ignore_index)
+        self.pixel_acc = pixel_accuracy(self.num_classes, ignore_index)
 
     @classmethod
     def from_checkpoint(cls, checkpoint_path: str | Path, expected_schema=None, **kwargs) -> "MaskConsistency":

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.errors import CheckpointError, ConfigError
+from genkit.metrics.segmentation import per_class_iou
 from genkit.models.parsing.checkpoint import CHECKPOINT_KEY, check_schema, make_info_block, read_info
 from genkit.models.parsing.class_weights import count_classes, median_frequency_weights
 from genkit.models.parsing.network import ParserNet
@@ -84,8 +85,8 @@ class ParserModule(L.LightningModule):
         self.register_buffer("class_weights", self._initial_weights(class_weights, c))
         self.val_metrics = segmentation_metrics(c, "val/")
         self.test_metrics = segmentation_metrics(c, "test/")
-        self.val_iou = MulticlassJaccardIndex(c, average=None)
-        self.test_iou = MulticlassJaccardIndex(c, average=None)
+        self.val_iou = per_class_iou(c)  # NaN for a class absent from both prediction and mask
+        self.test_iou = per_class_iou(c)
 
     @staticmethod
     def _initial_weights(class_weights, c: int) -> torch.Tensor:
