@@ -29,7 +29,8 @@ def time_inference(args) -> dict:
     from PIL import Image
 
     from genkit.data.samples import sample_photo
-    from genkit.models.parsing.inference import center_crop_resize, predict_labels
+    from genkit.data.transforms import center_crop_resize
+    from genkit.models.parsing.inference import predict_labels
     from genkit.models.parsing.network import ParserNet
 
     torch.manual_seed(0)

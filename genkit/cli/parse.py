@@ -91,7 +91,8 @@ def _parse(args) -> int:
     from genkit.errors import ConfigError, DataError, GenkitError
     from genkit.io import check_output_dir, conversion_note, read_image, save_image, save_label_map
     from genkit.models.parsing.checkpoint import load_parser_with_info
-    from genkit.models.parsing.inference import center_crop_resize, predict_labels
+    from genkit.data.transforms import center_crop_resize
+    from genkit.models.parsing.inference import predict_labels
 
     out = check_output_dir(args.out, "--out")  # before any work
     reading = reading_policy(args)
@@ -132,7 +133,8 @@ def _parse(args) -> int:
 
                 crop, how = detect_and_align(photo, detector, size, path, args.face_scale)
             else:
-                crop, how = center_crop_resize(photo, size)
+                crop, box = center_crop_resize(photo, size)
+                how = {"crop_box": list(box)}
             labels = predict_labels(net, crop, device)
         except GenkitError as exc:
             if not args.skip_errors:

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from genkit.data.schemas import HELEN11, LabelSchema, SchemaMapping, get_schema
 from genkit.data.synthetic import synthetic_face
-from genkit.data.transforms import PairedTransform, resize_image
+from genkit.data.transforms import PairedTransform, center_crop_resize, resize_image
 from genkit.errors import ConfigError, DataError
 from genkit.io import PHOTOS, ReadPolicy, list_images, pil_to_tensor, read_image, read_label_map
 
@@ -220,9 +220,5 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         img = read_image(self.files[i], self.reading)
         if self.size is not None:
-            if self.crop:  # square centre crop, then resize
-                s = min(img.size)
-                left, top = (img.width - s) // 2, (img.height - s) // 2
-                img = img.crop((left, top, left + s, top + s))
-            img = resize_image(img, self.size)
+            img = center_crop_resize(img, self.size)[0] if self.crop else resize_image(img, self.size)
         return {"image": pil_to_tensor(img), "name": self.files[i].stem}

@@ -32,16 +32,11 @@ def sample_photo(name: str) -> Image.Image:
 
 class SamplePhotoDataset(Dataset):
     def __init__(self, size: int = 128, names=CONTENT_SAMPLES + ("brick", "gravel", "rocket")):
-        from genkit.data.transforms import resize_image
+        from genkit.data.transforms import center_crop_resize
         from genkit.io import pil_to_tensor
 
         self.names = list(names)
-        self.images = []
-        for n in self.names:
-            img = sample_photo(n)
-            s = min(img.size)
-            img = img.crop(((img.width - s) // 2, (img.height - s) // 2, (img.width + s) // 2, (img.height + s) // 2))
-            self.images.append(pil_to_tensor(resize_image(img, size)))
+        self.images = [pil_to_tensor(center_crop_resize(sample_photo(n), size)[0]) for n in self.names]
 
     def __len__(self):
         return len(self.images)

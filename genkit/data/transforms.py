@@ -35,6 +35,14 @@ def resize_image(img: Image.Image, size: int | tuple[int, int]) -> Image.Image:
     return img if img.size == wh else img.resize(wh, Image.BICUBIC)
 
 
+def center_crop_resize(img: Image.Image, size: int) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """The largest centred square of ``img``, resized to ``size`` (bicubic); returns it and its crop box."""
+    s = min(img.size)
+    left, top = (img.width - s) // 2, (img.height - s) // 2
+    box = (left, top, left + s, top + s)
+    return resize_image(img.crop(box), size), box
+
+
 def resize_labels(labels: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     wh = (size, size) if isinstance(size, int) else tuple(size)
     if labels.shape[::-1] == wh:

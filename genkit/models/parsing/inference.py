@@ -8,16 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from genkit.data.transforms import resize_image
 from genkit.io import pil_to_tensor
-
-
-def center_crop_resize(img: Image.Image, size: int) -> tuple[Image.Image, dict]:
-    """Largest centred square, resized to ``size`` (bicubic); returns the crop and its box (for metadata)."""
-    s = min(img.size)
-    left, top = (img.width - s) // 2, (img.height - s) // 2
-    box = (left, top, left + s, top + s)
-    return resize_image(img.crop(box), size), {"crop_box": list(box)}
 
 
 @torch.no_grad()
