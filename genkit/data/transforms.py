@@ -19,6 +19,20 @@ from genkit.data.schemas import LabelSchema
 from genkit.io import pil_to_tensor
 
 
+VALUE_RANGES = ("unit", "symmetric")  # image tensors in [0, 1] or [-1, 1]
+
+
+def check_value_range(value_range: str, what: str = "value_range") -> str:
+    if value_range not in VALUE_RANGES:
+        raise ValueError(f"{what} must be 'unit' ([0, 1]) or 'symmetric' ([-1, 1]), got {value_range!r}")
+    return value_range
+
+
+def range_to_unit(x: torch.Tensor, value_range: str) -> torch.Tensor:
+    """Images in ``value_range`` (see :data:`VALUE_RANGES`) -> [0, 1]."""
+    return to_unit(x) if value_range == "symmetric" else x
+
+
 def to_symmetric(x: torch.Tensor) -> torch.Tensor:
     """[0, 1] -> [-1, 1]"""
     return x * 2.0 - 1.0
@@ -81,8 +95,7 @@ class PairedTransform:
     value_range: str = "unit"
 
     def __post_init__(self):
-        if self.value_range not in ("unit", "symmetric"):
-            raise ValueError(f"value_range must be 'unit' or 'symmetric', got {self.value_range!r}")
+        check_value_range(self.value_range)
 
     def __call__(self, image: Image.Image, labels: np.ndarray, rng: random.Random | None = None):
         rng = rng or random

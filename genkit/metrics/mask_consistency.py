@@ -21,10 +21,8 @@ from torch import nn
 from torch.nn import functional as F
 from torchmetrics.wrappers.abstract import WrapperMetric
 
+from genkit.data.transforms import check_value_range, range_to_unit
 from genkit.metrics.segmentation import mean_iou, per_class_iou, pixel_accuracy
-
-INPUT_RANGES = ("symmetric", "unit")
-
 
 class MaskConsistency(WrapperMetric):
     """mIoU and pixel accuracy of a frozen parser's prediction on generated images against the target masks.
@@ -46,8 +44,7 @@ class MaskConsistency(WrapperMetric):
     def __init__(self, parser: nn.Module, num_classes: int | None = None, input_range: str = "symmetric",
                  parse_size: int | None = None, ignore_index: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if input_range not in INPUT_RANGES:
-            raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
+        check_value_range(input_range, "input_range")
         num_classes = num_classes if num_classes is not None else getattr(parser, "num_classes", None)
         if num_classes is None:
             raise ValueError("num_classes is required when the parser has no 'num_classes' attribute")
@@ -77,7 +74,7 @@ class MaskConsistency(WrapperMetric):
     @torch.no_grad()
     def parse(self, images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """Parser labels (B, H, W) for ``images`` in the metric's input range."""
-        x = (images.float() + 1.0) * 0.5 if self.input_range == "symmetric" else images.float()
+        x = range_to_unit(images.float(), self.input_range)
         out_size = size or tuple(x.shape[-2:])
         if self.parse_size is not None and tuple(x.shape[-2:]) != (self.parse_size, self.parse_size):
             x = F.interpolate(x, size=(self.parse_size, self.parse_size), mode="bilinear", align_corners=False)

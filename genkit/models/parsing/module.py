@@ -14,6 +14,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from genkit.data.schemas import LabelSchema, get_schema
+from genkit.data.transforms import check_value_range, range_to_unit
 from genkit.errors import CheckpointError, ConfigError
 from genkit.metrics.segmentation import per_class_iou
 from genkit.models.parsing.checkpoint import CHECKPOINT_KEY, check_schema, make_info_block, read_info
@@ -75,8 +76,10 @@ class ParserModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.schema: LabelSchema = get_schema(schema)
         c = self.schema.num_classes
-        if input_range not in ("unit", "symmetric"):
-            raise ConfigError(f"model.input_range must be 'unit' or 'symmetric', got {input_range!r}")
+        try:
+            check_value_range(input_range, "model.input_range")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if scheduler_interval not in ("step", "epoch"):
             raise ConfigError(f"model.scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
         if image_size % (2 ** depth):
@@ -132,12 +135,9 @@ class ParserModule(L.LightningModule):
                  ", ".join(f"{n}={w:.2f}" for n, w in zip(self.schema.classes, weights.tolist())))
 
     # ----------------------------------------------------------------------------------------- forward
-    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + 1.0) * 0.5 if self.hparams.input_range == "symmetric" else x
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for images in the batch value range."""
-        return self.net(self.to_unit(x))
+        return self.net(range_to_unit(x, self.hparams.input_range))
 
     def loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         w = self.class_weights
@@ -190,7 +190,7 @@ class ParserModule(L.LightningModule):
         images = batch["image"]
         with torch.no_grad():
             preds = self(images).argmax(1)
-        return [("photo", self.to_unit(images).clamp(0, 1)),
+        return [("photo", range_to_unit(images, self.hparams.input_range).clamp(0, 1)),
                 ("truth", colorize_batch(batch["mask"], self.schema)),
                 ("prediction", colorize_batch(preds, self.schema))]
 
