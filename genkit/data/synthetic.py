@@ -46,6 +46,18 @@ def _background(rng: np.random.Generator, size: int, xx, yy) -> np.ndarray:
 
 def synthetic_face(size: int = 128, seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray]:
     """One face: ``(image uint8 (H, W, 3), labels int64 (H, W))`` with Helen-11 labels."""
+    image, labels, _ = synthetic_face_with_background(size, seed)
+    return image, labels
+
+
+def synthetic_face_with_background(size: int = 128, seed: int | np.random.Generator = 0
+                                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One face and its true background: ``(image, labels, background)``.
+
+    ``background`` is the same picture without the face and hair (same texture, noise and blur), so a model that
+    fills background uncovered by an edit (hair removed, face made smaller) has ground truth. Away from the face
+    (beyond the 2 px blur) the two images are identical.
+    """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     ys, xs = np.mgrid[0:size, 0:size]
     xx = (xs + 0.5) / size
@@ -110,6 +122,7 @@ def synthetic_face(size: int = 128, seed: int | np.random.Generator = 0) -> tupl
     del ux, uy
 
     image = _background(rng, size, xx, yy)
+    background = image.copy()
     fg = labels != BG
     image[fg] = colors[labels[fg]]
     # soft shading across the face and hair, plus per-pixel texture noise
@@ -117,10 +130,14 @@ def synthetic_face(size: int = 128, seed: int | np.random.Generator = 0) -> tupl
     image[fg] *= shade[fg][:, None]
     hair_tex = 0.08 * np.sin(rng.uniform(40, 90) * (xx + 0.3 * yy) + rng.uniform(0, 6))
     image[labels == HAIR] += hair_tex[labels == HAIR][:, None]
-    image += rng.normal(0, 0.02, size=image.shape)
+    noise = rng.normal(0, 0.02, size=image.shape)
+    return _finish(image + noise), labels, _finish(background + noise)
+
+
+def _finish(image: np.ndarray) -> np.ndarray:
+    """Slight blur (no perfectly sharp synthetic edges), then uint8."""
     image = gaussian_filter(image, sigma=(0.6, 0.6, 0))
-    image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return image, labels
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def synthetic_faces(n: int, size: int = 128, seed: int = 0):
