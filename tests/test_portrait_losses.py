@@ -74,10 +74,10 @@ def test_masked_perceptual_loss_only_sees_the_region():
 
 def test_module_parsing_loss_trains_generator_not_parser():
     """The frozen parser's cross-entropy reaches the generator's weights; the parser never changes."""
-    from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+    from genkit.models.portrait.module import PortraitGAN, tiny_config
 
-    m = PortraitGAN(image_size=32, allow_random=True, parser_random_init=True, lambda_vgg=0, ema_decay=None,
-                    val_lpips=False, **TINY_WIDTHS)
+    m = PortraitGAN(image_size=32, allow_random=True, **tiny_config(parser={"random_init": True}, losses={"vgg": 0},
+                                                                    validation={"lpips": False}))
     parser_before = {k: v.clone() for k, v in m.parsing_loss.parser.state_dict().items()}
     image = torch.rand(2, 3, 32, 32) * 2 - 1
     mask = torch.randint(0, 11, (2, 32, 32))
@@ -95,7 +95,7 @@ def test_module_parsing_loss_trains_generator_not_parser():
 
 def test_random_parser_needs_allow_random():
     from genkit.errors import ConfigError
-    from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+    from genkit.models.portrait.module import PortraitGAN, tiny_config
 
     with pytest.raises(ConfigError, match="allow_random"):
-        PortraitGAN(image_size=32, parser_random_init=True, lambda_vgg=0, **TINY_WIDTHS)
+        PortraitGAN(image_size=32, **tiny_config(parser={"random_init": True}, losses={"vgg": 0}))

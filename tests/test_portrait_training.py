@@ -10,7 +10,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from genkit.data.datamodules import FaceDataModule
 from genkit.errors import CheckpointError
 from genkit.models.portrait.components import dilate
-from genkit.models.portrait.module import TINY_WIDTHS, LinearDecay, PortraitGAN
+from genkit.models.portrait.module import PortraitGAN, tiny_config
+from genkit.models.portrait.schedule import LinearDecay
 
 SIZE = 48
 STEPS = 150
@@ -51,8 +52,9 @@ def trained():
     mask = torch.stack([v["mask"] for v in val])
     # the portrait_synthetic settings at tiny widths (no normalisation layers: at 12x12 feature grids instance
     # statistics are dominated by the mouth/eye maps, which measurably slows learning and spreads local edits)
-    model = PortraitGAN(image_size=SIZE, lr=1e-3, norm="none", allow_random=True, vgg_layers=SHALLOW_VGG,
-                        ema_decay=None, val_lpips=False, **TINY_WIDTHS)
+    model = PortraitGAN(image_size=SIZE, allow_random=True, **tiny_config(
+        generator={"norm": "none"}, losses={"vgg_layers": SHALLOW_VGG}, optimizer_g={"lr": 1e-3},
+        optimizer_d={"lr": 1e-3}, validation={"lpips": False}))
     before = recon_errors(model, image, mask)
     model.train()
     t0 = time.time()
@@ -163,8 +165,9 @@ def _assert_same(a, b, path="state"):
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
-RESUME_KW = dict(image_size=32, allow_random=True, parser_random_init=True, lambda_vgg=0.0, ema_decay=0.9,
-                 constant_epochs=1, decay_epochs=3, val_lpips=False, **TINY_WIDTHS)
+RESUME_KW = dict(image_size=32, allow_random=True, **tiny_config(
+    parser={"random_init": True}, losses={"vgg": 0.0}, ema={"decay": 0.9}, validation={"lpips": False},
+    scheduler={"constant_epochs": 1, "decay_epochs": 3}))
 
 
 def test_resume_mid_epoch_restores_step_optimisers_ema_and_schedule(tmp_path):

@@ -8,6 +8,9 @@
 
 A metric whose pretrained weights are missing (and ``allow_random`` is off) is skipped with one warning instead
 of stopping training; L1 is always logged by the module itself.
+
+Below them, measurements of edits on faces whose components are known (transfer direction, hair removal against
+the true background, code statistics of VAE embeddings, prior samples for the diversity).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from torch import nn
 
 from genkit.errors import GenkitError
 from genkit.metrics.mask_consistency import MaskConsistency
+from genkit.models.portrait.encoders import ComponentCodes
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +109,111 @@ def _try(name: str, build):
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.warning("portrait: validation %s disabled (%s)", name, first)
         return None
+
+
+# --------------------------------------------------------------------------------- edit measurements
+# Measurements of what an edit does, on faces whose components are known (synthetic faces): used by the tests and
+# by benchmarks/portrait.py. Images in [-1, 1], masks (B, H, W), one generator in eval mode.
+
+TRANSFER_GROUPS = {"eyes": ("left_eye", "right_eye"), "mouth": ("mouth",), "skin": ("skin",), "hair": ("hair",)}
+
+
+def _group_region(layout, mask: torch.Tensor, names) -> torch.Tensor:
+    return torch.stack([layout.region(mask, n) for n in names]).amax(0)
+
+
+@torch.no_grad()
+def transfer_direction(generator, image: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor | None = None,
+                       groups: dict[str, tuple[str, ...]] | None = None, min_gap: float = 0.1) -> dict:
+    """For each component group, transfer it from ``image[perm]`` (the donors) into each target and measure, by the
+    colour statistics (RGB mean and standard deviation) inside the component:
+
+    * ``toward_donor``: the fraction of pairs where the transferred component is closer to the donor's than to
+      the target's own;
+    * ``others_stay``: the fraction of (pair, other group) where the other components stay closer to the target's
+      than to the donor's;
+    * ``pairs``: how many pairs count (both faces show the component and their statistics differ by > ``min_gap``).
+    """
+    from genkit.models.portrait.losses import colour_stats
+
+    groups = groups or TRANSFER_GROUPS
+    lay = generator.layout
+    b = image.shape[0]
+    perm = torch.roll(torch.arange(b, device=image.device), 1) if perm is None else perm.to(image.device)
+    codes = generator.encode(image, mask)
+    donors = codes.index(perm)
+    stats_t, stats_d, present = {}, {}, {}
+    for g, names in groups.items():
+        stats_t[g] = colour_stats(image, _group_region(lay, mask, names))
+        stats_d[g] = colour_stats(image[perm], _group_region(lay, mask[perm], names))
+        present[g] = torch.stack([codes.presence[n] & codes.presence[n][perm] for n in names]).all(0)
+    out = {}
+    for g, names in groups.items():
+        result = generator.render(mask, codes.mix(donors, {n: True for n in names}), image)["image"]
+        s = colour_stats(result, _group_region(lay, mask, names))
+        gap = (stats_d[g] - stats_t[g]).norm(dim=1)
+        valid = present[g] & (gap > min_gap)
+        toward = (s - stats_d[g]).norm(dim=1) < (s - stats_t[g]).norm(dim=1)
+        stay = []
+        for other, other_names in groups.items():
+            if other == g:
+                continue
+            so = colour_stats(result, _group_region(lay, mask, other_names))
+            ok = valid & present[other] & ((stats_d[other] - stats_t[other]).norm(dim=1) > min_gap)
+            kept = (so - stats_t[other]).norm(dim=1) < (so - stats_d[other]).norm(dim=1)
+            stay.append(kept[ok])
+        stay_all = torch.cat(stay) if stay else torch.zeros(0, dtype=torch.bool)
+        out[g] = {"toward_donor": float(toward[valid].float().mean()) if valid.any() else float("nan"),
+                  "others_stay": float(stay_all.float().mean()) if stay_all.numel() else float("nan"),
+                  "pairs": int(valid.sum())}
+    return out
+
+
+@torch.no_grad()
+def hair_removal_error(generator, image: torch.Tensor, mask: torch.Tensor, background: torch.Tensor) -> dict:
+    """Remove the hair from each mask and compare what the generator puts where the hair was with the true
+    background (mean absolute error on the [0, 1] scale); ``recon_face`` is the reconstruction error on the face,
+    for scale; ``far_max`` the largest difference from the photo outside the paste band (0 by construction)."""
+    lay = generator.layout
+    hair = lay.region(mask, "hair")
+    bald = torch.where(hair[:, 0].bool(), lay.background_label, mask)
+    codes = generator.encode(image, mask)
+    out = generator.render(bald, codes, image, mask)
+    err = (out["image"] - background).abs().mean(1, keepdim=True) / 2.0
+    recon = generator(image, mask)
+    face = 1.0 - lay.background(mask)
+    recon_err = (recon - image).abs().mean(1, keepdim=True) / 2.0
+    far = (out["alpha"] == 0).float()
+    return {"hair_vs_true_background": float((err * hair).sum() / hair.sum().clamp_min(1)),
+            "photo_in_hair_region": float(((image - background).abs().mean(1, keepdim=True) / 2 * hair).sum()
+                                          / hair.sum().clamp_min(1)),
+            "recon_face": float((recon_err * face).sum() / face.sum().clamp_min(1)),
+            "far_max": float(((out["image"] - image).abs() * far).amax()) if far.any() else 0.0,
+            "far_pixels": int(far.sum())}
+
+
+@torch.no_grad()
+def code_statistics(generator, image: torch.Tensor, mask: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Per component of a VAE embedding: ``moment`` E[mu^2 + sigma^2] and ``kl`` (per latent dimension)."""
+    from genkit.models.portrait.losses import kl_divergence, second_moment
+
+    if not generator.variational:
+        return {}
+    codes = generator.encode(image, mask)
+    return {n: {"moment": float(second_moment(codes.mu[n], codes.logvar[n], codes.presence[n])),
+                "kl": float(kl_divergence(codes.mu[n], codes.logvar[n], codes.presence[n]))} for n in codes.names}
+
+
+@torch.no_grad()
+def prior_samples(generator, image: torch.Tensor, mask: torch.Tensor, component: str, n: int, seed: int = 0,
+                  temperature: float = 1.0) -> torch.Tensor:
+    """(B, n, 3, H, W): each face with ``n`` prior draws of ``component`` (the others its own), pasted."""
+    g = torch.Generator().manual_seed(int(seed))
+    codes = generator.encode(image, mask)
+    out = []
+    for _ in range(n):
+        z = torch.randn(image.shape[0], generator.embedding.latent_dim, generator=g).to(image) * temperature
+        c = ComponentCodes(dict(codes.z), dict(codes.mu), dict(codes.logvar), dict(codes.presence))
+        c.z[component] = z * codes.presence[component].to(z).view(-1, 1)
+        out.append(generator.render(mask, c, image)["image"])
+    return torch.stack(out, 1)

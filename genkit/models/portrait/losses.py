@@ -5,13 +5,18 @@
 * :func:`feature_matching_loss`: L1 between the discriminator's intermediate features on real and fake.
 * :class:`MaskedPerceptualLoss`: VGG-19 feature L1 inside a region mask, on the shared
   :class:`~genkit.nn.vgg.VGG19Encoder`.
-* :func:`masked_l1`, :func:`kl_divergence`; the parsing loss is :class:`genkit.models.parsing.ParsingLoss`.
+* :func:`masked_l1`, :func:`kl_divergence`, :func:`second_moment`; the parsing loss is
+  :class:`genkit.models.parsing.ParsingLoss`.
+* :func:`appearance_loss`: a transferred component must take the donor's colour statistics (mean and standard
+  deviation of RGB inside the component), so transfer steps teach the generator to *use* the donor's code.
 
-All reductions happen in float32 (safe under mixed precision).
+:class:`LossWeights` (``model.losses``) holds the weights and the KL calibration. All reductions happen in float32
+(safe under mixed precision).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -23,6 +28,49 @@ from genkit.nn.vgg import VGG19Encoder
 
 GAN_MODES = ("bce", "hinge", "lsgan")
 PIX2PIXHD_VGG = {"relu1_1": 1 / 32, "relu2_1": 1 / 16, "relu3_1": 1 / 8, "relu4_1": 1 / 4, "relu5_1": 1.0}
+
+
+@dataclass
+class LossWeights:
+    """``model.losses``: the adversarial mode, the weight of each generator loss and the KL calibration.
+
+    The KL term (VAE embeddings only) is weighted per component. With ``kl_control`` the weight of component ``c``
+    follows the batch's second moment ``m_c = E[mu^2 + sigma^2]`` (per latent dimension) after every step,
+    ``w_c <- w_c * exp(kl_rate * (m_c - kl_target))``: codes spread wider than the N(0, I) prior raise the weight,
+    collapsing ones lower it, so the codes the decoder is trained on match the prior that ``--sample`` draws from
+    (a constraint on the aggregate posterior, in the spirit of GECO / ControlVAE). ``kl`` is the starting weight.
+    """
+
+    gan_mode: str = "bce"
+    adv: float = 1.0
+    fm: float = 10.0
+    vgg: float = 10.0
+    l1: float = 10.0
+    local: float = 10.0
+    appearance: float = 10.0
+    parsing: float = 1.0
+    kl: float = 0.01
+    kl_control: bool = True
+    kl_target: float = 1.0
+    kl_rate: float = 0.05
+    kl_bounds: tuple[float, float] = (1e-4, 10.0)
+    vgg_layers: dict | None = None
+
+    def __post_init__(self):
+        if self.gan_mode not in GAN_MODES:
+            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
+        for name in ("adv", "fm", "vgg", "l1", "local", "appearance", "parsing", "kl", "kl_rate"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        lo, hi = (float(v) for v in self.kl_bounds)
+        if not 0 < lo <= hi:
+            raise ValueError(f"kl_bounds must be 0 < low <= high, got {self.kl_bounds}")
+        self.kl_bounds = (lo, hi)
+        if self.vgg_layers is not None:
+            self.vgg_layers = {str(k): float(v) for k, v in dict(self.vgg_layers).items()}
+
+    def weight(self, name: str) -> float:
+        return float(getattr(self, name))
 
 
 def _logits(outputs) -> list[torch.Tensor]:
@@ -85,11 +133,44 @@ def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None 
     return (diff * m).sum() / (m.sum() + eps)
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)), summed over latent dims, averaged over the batch, divided by the dim count
-    (so its weight does not depend on the latent size)."""
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) per latent dimension (so its weight does not depend on the latent size),
+    averaged over the batch, or over the samples where ``weight`` (B,) is on."""
     mu, logvar = mu.float(), logvar.float()
-    return (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())).mean()
+    kl = (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())).mean(1)
+    if weight is None:
+        return kl.mean()
+    w = weight.float()
+    return (kl * w).sum() / w.sum().clamp_min(1.0)
+
+
+def second_moment(mu: torch.Tensor, logvar: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``E[mu^2 + sigma^2]`` per latent dimension: the second moment of the codes a VAE encoder hands the decoder.
+    The N(0, I) prior has 1; far above 1, prior samples are codes the decoder never saw."""
+    m = (mu.float().pow(2) + logvar.float().exp()).mean(1)
+    if weight is None:
+        return m.mean()
+    w = weight.float()
+    return (m * w).sum() / w.sum().clamp_min(1.0)
+
+
+def colour_stats(image: torch.Tensor, region: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(B, 6): per-channel mean and standard deviation of ``image`` (B, 3, H, W) inside ``region`` (B, 1, H, W)."""
+    x = image.float()
+    w = region.float()
+    n = w.flatten(1).sum(1).clamp_min(eps).view(-1, 1)
+    mean = (x * w).flatten(2).sum(2) / n
+    var = ((x - mean.view(*mean.shape, 1, 1)).pow(2) * w).flatten(2).sum(2) / n
+    return torch.cat([mean, (var + eps).sqrt()], 1)
+
+
+def appearance_loss(fake: torch.Tensor, fake_region: torch.Tensor, donor: torch.Tensor, donor_region: torch.Tensor,
+                    weight: torch.Tensor) -> torch.Tensor:
+    """L1 between the colour statistics of a transferred component in ``fake`` and the donor's own, averaged over
+    the samples where ``weight`` (B,) is on (0 when none)."""
+    diff = (colour_stats(fake, fake_region) - colour_stats(donor, donor_region).detach()).abs().mean(1)
+    w = weight.float()
+    return (diff * w).sum() / w.sum().clamp_min(1.0)
 
 
 class MaskedPerceptualLoss(nn.Module):
