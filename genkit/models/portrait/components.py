@@ -198,17 +198,25 @@ class ComponentLayout:
     def extract(self, image: torch.Tensor, mask: torch.Tensor, centres: dict[str, torch.Tensor] | None = None
                 ) -> dict[str, torch.Tensor]:
         """Encoder inputs: crops around the centres (eyes, mouth) and region-masked full images (skin, hair)."""
+        return self.extract_with_regions(image, mask, centres)[0]
+
+    def extract_with_regions(self, image: torch.Tensor, mask: torch.Tensor,
+                             centres: dict[str, torch.Tensor] | None = None
+                             ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The encoder inputs and, for each, the (B, 1, h, w) indicator of the component's own pixels in it."""
         centres = self.centres(mask) if centres is None else centres
-        out = {}
+        inputs, regions = {}, {}
         for name in self.names:
+            region = self.region(mask, name).to(image.dtype)
             if name in self.crop_size:
-                out[name] = self.crop(image, centres[name], self.crop_size[name])
+                inputs[name] = self.crop(image, centres[name], self.crop_size[name])
+                regions[name] = self.crop(region, centres[name], self.crop_size[name])
                 if self.specs[name].masked_crop:
-                    region = self.region(mask, name).to(image.dtype)
-                    out[name] = out[name] * self.crop(region, centres[name], self.crop_size[name])
+                    inputs[name] = inputs[name] * regions[name]
             else:
-                out[name] = image * self.region(mask, name).to(image.dtype)
-        return out
+                inputs[name] = image * region
+                regions[name] = region
+        return inputs, regions
 
 
 def window(img: torch.Tensor, top: int, left: int, size: tuple[int, int]) -> torch.Tensor:

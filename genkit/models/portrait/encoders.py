@@ -5,6 +5,11 @@ into a latent vector (512-d by default). ``variational=True`` adds a log-varianc
 in training and a KL term is optimised (so components can be drawn from the N(0, I) prior); otherwise the encoder
 is a plain autoencoder (the paper's description).
 
+With ``region_pooling`` the encoder also averages its input colours and first-layer features over the
+component's own pixels (as SEAN's region-wise average pooling): the code then carries the component's appearance
+directly instead of having to discover it through a stack of strided convolutions, which is what makes transfers
+work after a short training.
+
 Decoders mirror the encoder from the latent: the *image* decoder back to the input crop (for the local
 reconstruction loss), the *feature* decoder to a ``feature_channels`` map at a quarter of the input size (crop
 sized for eyes/mouth, the full mask-feature grid for skin/hair).
@@ -49,7 +54,7 @@ class ComponentEncoder(nn.Module):
 
     def __init__(self, in_size: tuple[int, int], latent_dim: int = 512, base_channels: int = 32,
                  max_channels: int = 256, variational: bool = False, norm: str = "instance", in_channels: int = 3,
-                 bottleneck_channels: int = 64):
+                 bottleneck_channels: int = 64, region_pooling: bool = False):
         super().__init__()
         self.in_size = tuple(in_size)
         self.n_down = downsampling_steps(self.in_size)
@@ -65,14 +70,28 @@ class ComponentEncoder(nn.Module):
         self.grid = (chans[-1], h, w)  # channels and size of the last conv grid (decoders start from it)
         self.bottom = (neck, h, w)
         flat = neck * h * w
+        self.region_pooling = bool(region_pooling)
+        if self.region_pooling:  # mean and spread of the input colours, mean of the stem features
+            flat += 2 * in_channels + chans[0]
         self.mu = nn.Linear(flat, latent_dim)
         self.logvar = nn.Linear(flat, latent_dim) if variational else None
         self.latent_dim = latent_dim
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, region: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``region`` (B, 1, h, w): the component's own pixels in ``x`` (needed with ``region_pooling``)."""
         if tuple(x.shape[-2:]) != self.in_size:
             raise ValueError(f"component encoder expects {self.in_size} inputs, got {tuple(x.shape[-2:])}")
-        h = self.body(x).flatten(1)
+        stem = self.body[0](x)
+        h = self.body[1:](stem).flatten(1)
+        if self.region_pooling:
+            if region is None:
+                raise ValueError("a region-pooling encoder needs the component's region")
+            w = region.to(x.dtype)
+            n = w.flatten(1).sum(1).clamp_min(1.0).view(-1, 1)
+            mean = (x * w).flatten(2).sum(2) / n
+            spread = ((x - mean[..., None, None]).abs() * w).flatten(2).sum(2) / n
+            h = torch.cat([h, mean, spread, (stem * w).flatten(2).sum(2) / n], 1)
         logvar = None if self.logvar is None else self.logvar(h).clamp(*LOGVAR_RANGE)
         return self.mu(h), logvar
 
@@ -108,10 +127,10 @@ class ComponentAutoencoder(nn.Module):
 
     def __init__(self, in_size: tuple[int, int], latent_dim: int = 512, feature_channels: int = 256,
                  base_channels: int = 32, max_channels: int = 256, variational: bool = False,
-                 norm: str = "instance", bottleneck_channels: int = 64):
+                 norm: str = "instance", bottleneck_channels: int = 64, region_pooling: bool = False):
         super().__init__()
         self.encoder = ComponentEncoder(in_size, latent_dim, base_channels, max_channels, variational, norm,
-                                        bottleneck_channels=bottleneck_channels)
+                                        bottleneck_channels=bottleneck_channels, region_pooling=region_pooling)
         n = self.encoder.n_down
         grid = self.encoder.grid[0]
         self.image_decoder = LatentDecoder(latent_dim, self.encoder.bottom, grid, n, 3, base_channels,
@@ -172,7 +191,7 @@ class LocalEmbedding(nn.Module):
 
     def __init__(self, layout: ComponentLayout, latent_dim: int = 512, feature_channels: int = 256,
                  base_channels: int = 32, max_channels: int = 256, variational: bool = False,
-                 norm: str = "instance", bottleneck_channels: int = 64):
+                 norm: str = "instance", bottleneck_channels: int = 64, region_pooling: bool = False):
         super().__init__()
         self.layout = layout
         self.variational = variational
@@ -180,16 +199,17 @@ class LocalEmbedding(nn.Module):
         self.feature_channels = feature_channels
         self.parts = nn.ModuleDict({
             name: ComponentAutoencoder(layout.input_size(name), latent_dim, feature_channels, base_channels,
-                                       max_channels, variational, norm, bottleneck_channels)
+                                       max_channels, variational, norm, bottleneck_channels, region_pooling)
             for name in layout.names
         })
 
     def encode(self, inputs: dict[str, torch.Tensor], presence: dict[str, torch.Tensor],
-               sample: bool = False) -> ComponentCodes:
-        """Encode the component inputs; ``sample`` draws z ~ N(mu, sigma) (VAE training), else z = mu."""
+               sample: bool = False, regions: dict[str, torch.Tensor] | None = None) -> ComponentCodes:
+        """Encode the component inputs (``regions``: each input's own pixels, for region pooling); ``sample``
+        draws z ~ N(mu, sigma) (VAE training), else z = mu."""
         codes = ComponentCodes({}, {}, {}, dict(presence))
         for name, part in self.parts.items():
-            mu, logvar = part.encoder(inputs[name])
+            mu, logvar = part.encoder(inputs[name], None if regions is None else regions[name])
             z = mu
             if sample and logvar is not None:
                 z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)

@@ -7,7 +7,8 @@ known background ``k`` (outside the edit region)::
     z[eye/mouth] --feature decoders--> crop-sized maps, pasted at m_t's component centres onto the H/4 grid
     z[skin/hair] --feature decoders--> full-grid maps (masked to m_t's skin/hair region)
     z[every component] --linear--> a vector broadcast over the component's region in m_t (added to its map), so
-                                   each region's features carry its own code directly (as SEAN's per-region codes)
+                                   each region's features carry its own code directly (as SEAN's per-region codes);
+                                   a second one is added to G at full resolution (a short path from code to colour)
     x * k, k --BackgroundEncoder--> B_low (H/4, into the trunk: context to fill uncovered background)
                                     B_high (full resolution, fused before the output convolution)
     concat(M, 5 maps, B_low) --1x1 conv--> res blocks (9) --2x upsampling--> G  (ngf, H, W)
@@ -79,7 +80,7 @@ class PortraitGenerator(nn.Module):
                  bottleneck_channels: int = 64, variational: bool = False, ngf: int = 64, n_res_blocks: int = 9,
                  background: bool = True, background_channels: int = 32, mask_full_components: bool = True,
                  norm: str = "instance", paste_grow: float = 4.0, paste_feather: float = 8.0,
-                 broadcast_codes: bool = True):
+                 broadcast_codes: bool = True, region_pooling: bool = True):
         super().__init__()
         if isinstance(schema, dict):
             from genkit.models.parsing.checkpoint import schema_from_dict
@@ -96,7 +97,8 @@ class PortraitGenerator(nn.Module):
             encoder_max_channels=encoder_max_channels, bottleneck_channels=bottleneck_channels,
             variational=bool(variational), ngf=ngf, n_res_blocks=n_res_blocks, background=bool(background),
             background_channels=background_channels, mask_full_components=bool(mask_full_components), norm=norm,
-            paste_grow=float(paste_grow), paste_feather=float(paste_feather), broadcast_codes=bool(broadcast_codes))
+            paste_grow=float(paste_grow), paste_feather=float(paste_feather), broadcast_codes=bool(broadcast_codes),
+            region_pooling=bool(region_pooling))
         self.variational = bool(variational)
         self.background = bool(background)
         self.mask_full_components = bool(mask_full_components)
@@ -105,9 +107,12 @@ class PortraitGenerator(nn.Module):
         self.paste_feather = compositing.scaled_pixels(paste_feather, image_size)
 
         self.embedding = LocalEmbedding(self.layout, latent_dim, feature_channels, encoder_channels,
-                                        encoder_max_channels, variational, norm, bottleneck_channels)
+                                        encoder_max_channels, variational, norm, bottleneck_channels, region_pooling)
         self.code_broadcast = (nn.ModuleDict({n: nn.Linear(latent_dim, feature_channels) for n in self.layout.names})
                                if broadcast_codes else None)
+        # and again at full resolution, just before the output layers: a short path from code to colour
+        self.code_broadcast_full = (nn.ModuleDict({n: nn.Linear(latent_dim, ngf) for n in self.layout.names})
+                                    if broadcast_codes else None)
         self.mask_encoder = MaskEncoder(self.schema.num_classes, ngf, norm)
         trunk = self.mask_encoder.out_channels
         fuse_in = trunk + feature_channels * len(self.layout.names)
@@ -146,8 +151,8 @@ class PortraitGenerator(nn.Module):
     def encode(self, image: torch.Tensor, mask: torch.Tensor, sample: bool = False) -> ComponentCodes:
         """Component codes of ``image`` (values in [-1, 1]) with its label map ``mask``."""
         self.check_inputs(image, mask)
-        inputs = self.layout.extract(image, mask)
-        return self.embedding.encode(inputs, self.layout.presence(mask), sample=sample)
+        inputs, regions = self.layout.extract_with_regions(image, mask)
+        return self.embedding.encode(inputs, self.layout.presence(mask), sample=sample, regions=regions)
 
     def component_inputs(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.layout.extract(image, mask)
@@ -204,6 +209,11 @@ class PortraitGenerator(nn.Module):
             parts.append(low.to(m.dtype))
         h = self.fuse_act(self.fuse(torch.cat(parts, 1)))
         h = self.upsample(self.res_blocks(h))
+        if self.code_broadcast_full is not None:
+            present = self.layout.presence(target_mask)
+            for name in self.layout.names:
+                keep = (self.layout.region(target_mask, name) * present[name].view(-1, 1, 1, 1)).to(h.dtype)
+                h = h + self.code_broadcast_full[name](codes.z[name]).to(h.dtype)[:, :, None, None] * keep
         if high is not None:
             h = self.background_fuse(torch.cat([h, high.to(h.dtype)], 1))
         return self.to_image(h)

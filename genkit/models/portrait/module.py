@@ -388,8 +388,8 @@ class PortraitGAN(L.LightningModule):
         photo), ``real`` and ``cond`` (the ground truth and the one-hot target mask for the discriminator)."""
         G = self.generator
         lay = G.layout
-        inputs = lay.extract(image, mask)
-        codes = G.embedding.encode(inputs, lay.presence(mask), sample=G.variational)
+        inputs, regions = lay.extract_with_regions(image, mask)
+        codes = G.embedding.encode(inputs, lay.presence(mask), sample=G.variational, regions=regions)
         losses = self.component_losses(codes, inputs)
         kl, kls, moments = self.kl_terms(codes)
 
