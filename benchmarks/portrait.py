@@ -161,17 +161,6 @@ def train_synthetic(out: Path, extra: list[str]) -> tuple[Path, float]:
     return out / "checkpoints" / "last.ckpt", time.perf_counter() - t0
 
 
-def held_out_faces(size: int, n: int):
-    from genkit.data.datasets import SyntheticFaceDataset
-    from genkit.data.schemas import HELEN11
-    from genkit.data.transforms import PairedTransform
-
-    ds = SyntheticFaceDataset(n=n, size=size, seed=7_000_000, transform=PairedTransform(size, HELEN11,
-                                                                                        value_range="symmetric"))
-    items = [ds[i] for i in range(n)]
-    return tuple(torch.stack([it[k] for it in items]) for k in ("image", "mask", "background"))
-
-
 def quality(args) -> dict:
     import tempfile
 
@@ -189,11 +178,12 @@ def quality(args) -> dict:
         results[kind] = {"train_seconds": seconds, "weights": used, "why": why,
                          "selection": block.get("selection", {})}
         print(f"  trained {kind.upper()} in {seconds:.0f} s; editing with the {used} weights ({why})", flush=True)
-    image, mask, background = held_out_faces(gens["ae"].image_size, args.faces)
+    faces = ev.synthetic_transfer_set(args.faces, gens["ae"].image_size)  # held out: a seed no split uses
+    image, mask, background = faces["image"], faces["mask"], faces["background"]
     with torch.no_grad():
         for kind, gen in gens.items():
             r = results[kind]
-            r["transfer"] = ev.transfer_direction(gen, image, mask)
+            r["transfer"] = ev.transfer_direction(gen, image, mask, faces["perm"], faces["expected"])
             r["hair_removal"] = ev.hair_removal_error(gen, image, mask, background)
             recon = gen(image, mask)
             face = 1 - gen.background_mask(mask)

@@ -51,3 +51,20 @@ def test_synthetic_dataset_items_carry_the_background():
         face = torch.from_numpy(binary_dilation(item["mask"].numpy() > 0, iterations=4))  # blur + bicubic reach
         assert torch.equal(bg[:, ~face], item["image"][:, ~face])  # same flip and resize as the image
         assert (bg[:, face] - item["image"][:, face]).abs().mean() > 0.05
+
+
+def test_a_face_can_be_drawn_with_another_faces_component():
+    """The ground truth of a transfer: the target's shapes, pose, background and noise with the donor's mouth."""
+    from genkit.data.synthetic import render_synthetic_face, synthetic_appearance, transferred_appearance
+
+    target, donor = np.random.default_rng([3, 0]), np.random.default_rng([3, 1])
+    image, labels, _, own = render_synthetic_face(64, np.random.default_rng([3, 0]))
+    moved, labels2, _, _ = render_synthetic_face(64, target, transferred_appearance(donor, ["mouth"], 64))
+    np.testing.assert_array_equal(labels, labels2)
+    mouth = np.isin(labels, [7, 8, 9])
+    far = ~binary_dilation(mouth, structure=np.ones((3, 3), bool), iterations=3)
+    np.testing.assert_array_equal(moved[far], image[far])  # nothing else changes
+    lip = synthetic_appearance(64, np.random.default_rng([3, 1]))[7]
+    inner = mouth & (labels == 7)
+    assert np.abs(moved[inner].mean(0) / 255 - lip).mean() < np.abs(image[inner].mean(0) / 255 - lip).mean()
+    assert set(own) >= {1, 4, 7, 10, "hair_texture"}

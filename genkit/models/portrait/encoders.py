@@ -2,8 +2,9 @@
 
 Encoder: a 3x3 stem then ``n_down`` stride-2 convs down to a small grid, a 1x1 channel bottleneck, flattened
 into a latent vector (512-d by default). ``variational=True`` adds a log-variance head: codes are sampled with the reparameterisation trick
-in training and a KL term is optimised (so components can be drawn from the N(0, I) prior); otherwise the encoder
-is a plain autoencoder (the paper's description).
+in training and a KL term is optimised (so components can be drawn from the N(0, I) prior), and the mean is scaled
+so each code's second moment E[mu^2 + sigma^2] is the prior's 1 (:func:`prior_scaled`); otherwise the encoder is a
+plain autoencoder (the paper's description).
 
 With ``region_pooling`` the encoder also averages its input colours and first-layer features over the
 component's own pixels (as SEAN's region-wise average pooling): the code then carries the component's appearance
@@ -27,7 +28,8 @@ from torch import nn
 from genkit.models.portrait.components import FEATURE_STRIDE, ComponentLayout
 from genkit.nn.blocks import ConvBlock, UpBlock, channel_plan
 
-LOGVAR_RANGE = (-30.0, 20.0)
+LOGVAR_RANGE = (-30.0, 0.0)  # sigma <= 1: no code is noisier than the prior
+LOGVAR_INIT = -4.0
 
 
 def downsampling_steps(size: tuple[int, int], min_side: int = 4, max_steps: int = 6) -> int:
@@ -39,6 +41,18 @@ def downsampling_steps(size: tuple[int, int], min_side: int = 4, max_steps: int 
             raise ValueError(f"component size {size} cannot be halved twice")
         h, w, steps = h // 2, w // 2, steps + 1
     return steps
+
+
+def prior_scaled(mu: torch.Tensor, logvar: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``mu`` rescaled per code so that ``mean(mu^2) + mean(sigma^2) = 1``: the codes' second moment is the N(0, I)
+    prior's by construction, so a prior sample has the scale of the codes the decoder was trained on.
+
+    A KL weight alone does not place that moment (0.01 per dimension left it at 2.4-3.3, 1.0 collapsed the codes)
+    and a penalty on it fought the reconstruction; the KL term now only trades information against noise: it
+    raises ``sigma``, which leaves less of the unit budget to ``mu``."""
+    budget = (1.0 - logvar.float().exp().mean(1, keepdim=True)).clamp_min(0.0)
+    rms = mu.float().pow(2).mean(1, keepdim=True).clamp_min(eps).sqrt()
+    return (mu.float() * budget.sqrt() / rms).to(mu.dtype)
 
 
 def _norm_for(hw: tuple[int, int], norm: str) -> str:
@@ -75,6 +89,8 @@ class ComponentEncoder(nn.Module):
             flat += 2 * in_channels + chans[0]
         self.mu = nn.Linear(flat, latent_dim)
         self.logvar = nn.Linear(flat, latent_dim) if variational else None
+        if self.logvar is not None:  # start nearly deterministic (sigma ~ 0.14): early noise would swamp the decoder
+            nn.init.constant_(self.logvar.bias, LOGVAR_INIT)
         self.latent_dim = latent_dim
 
     def forward(self, x: torch.Tensor, region: torch.Tensor | None = None
@@ -92,8 +108,11 @@ class ComponentEncoder(nn.Module):
             mean = (x * w).flatten(2).sum(2) / n
             spread = ((x - mean[..., None, None]).abs() * w).flatten(2).sum(2) / n
             h = torch.cat([h, mean, spread, (stem * w).flatten(2).sum(2) / n], 1)
-        logvar = None if self.logvar is None else self.logvar(h).clamp(*LOGVAR_RANGE)
-        return self.mu(h), logvar
+        mu = self.mu(h)
+        if self.logvar is None:
+            return mu, None
+        logvar = self.logvar(h).clamp(*LOGVAR_RANGE)
+        return prior_scaled(mu, logvar), logvar
 
 
 class LatentDecoder(nn.Module):

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 from torch import nn
 
 from genkit.errors import GenkitError
 from genkit.metrics.mask_consistency import MaskConsistency
+from genkit.models.portrait.components import dilate
 from genkit.models.portrait.encoders import ComponentCodes
 
 log = logging.getLogger(__name__)
@@ -122,46 +124,84 @@ def _group_region(layout, mask: torch.Tensor, names) -> torch.Tensor:
     return torch.stack([layout.region(mask, n) for n in names]).amax(0)
 
 
-@torch.no_grad()
-def transfer_direction(generator, image: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor | None = None,
-                       groups: dict[str, tuple[str, ...]] | None = None, min_gap: float = 0.1) -> dict:
-    """For each component group, transfer it from ``image[perm]`` (the donors) into each target and measure, by the
-    colour statistics (RGB mean and standard deviation) inside the component:
+def synthetic_transfer_set(n: int, size: int, seed: int = 7_000_000,
+                           groups: dict[str, tuple[str, ...]] | None = None) -> dict[str, torch.Tensor]:
+    """``n`` synthetic faces (``image``, ``mask``, ``background``; images in [-1, 1]), their donors (``perm``: face
+    ``i`` takes from face ``perm[i]``), and the targets drawn with their donor's components (``expected[group]`` for
+    each group and ``expected["a+b"]`` for each pair of groups): what a perfect transfer gives, rendered by the face
+    generator itself."""
+    from genkit.data.synthetic import COMPONENT_APPEARANCE, render_synthetic_face
+    from genkit.data.synthetic import synthetic_appearance as synthetic_appearance_of
 
-    * ``toward_donor``: the fraction of pairs where the transferred component is closer to the donor's than to
-      the target's own;
-    * ``others_stay``: the fraction of (pair, other group) where the other components stay closer to the target's
-      than to the donor's;
-    * ``pairs``: how many pairs count (both faces show the component and their statistics differ by > ``min_gap``).
+    groups = groups or TRANSFER_GROUPS
+    seeds = [np.random.SeedSequence([seed, i]) for i in range(n)]
+    rng = lambda i: np.random.default_rng(seeds[i])  # noqa: E731
+    perm = torch.roll(torch.arange(n), 1)
+
+    def as_tensor(img: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1.0
+
+    faces = [render_synthetic_face(size, rng(i)) for i in range(n)]
+    out = {"image": torch.stack([as_tensor(f[0]) for f in faces]),
+           "mask": torch.stack([torch.from_numpy(f[1]) for f in faces]),
+           "background": torch.stack([as_tensor(f[2]) for f in faces]), "perm": perm, "expected": {}}
+    names = list(groups)
+    combos = [[g] for g in names] + [[a, b] for i, a in enumerate(names) for b in names[i + 1:]]
+    donors = [synthetic_appearance_of(size, rng(int(perm[i]))) for i in range(n)]
+    for combo in combos:
+        keys = [k for g in combo for k in COMPONENT_APPEARANCE[g]]
+        out["expected"]["+".join(combo)] = torch.stack([
+            as_tensor(render_synthetic_face(size, rng(i), {k: donors[i][k] for k in keys})[0]) for i in range(n)])
+    return out
+
+
+def _pair(a: str, b: str, order: list[str]) -> str:
+    return "+".join(sorted((a, b), key=order.index))
+
+
+@torch.no_grad()
+def transfer_direction(generator, image: torch.Tensor, mask: torch.Tensor, perm: torch.Tensor,
+                       expected: dict[str, torch.Tensor], groups: dict[str, tuple[str, ...]] | None = None,
+                       min_gap: float = 0.1) -> dict:
+    """For each component group, transfer it from ``image[perm]`` (the donors) into each target, and compare the
+    colour statistics (RGB mean and spread) inside components of the result with what perfect edits give
+    (``expected``, from :func:`synthetic_transfer_set`). Both candidates of each comparison share the target's
+    layout, so thin parts stay fair (lip pixels share the blur with the skin around them).
+
+    * ``toward_donor``: the fraction of pairs where the transferred component is closer to the donor's appearance
+      (``expected[group]``) than to the target's own (``image``);
+    * ``others_stay``: the fraction of (pair, other group) where the other component is closer to the perfect
+      transfer of ``group`` alone than to a transfer that also took that other component;
+    * ``pairs``: how many pairs count (both faces show the component; the two candidates differ by > ``min_gap``).
     """
     from genkit.models.portrait.losses import colour_stats
 
     groups = groups or TRANSFER_GROUPS
+    order = list(groups)
     lay = generator.layout
-    b = image.shape[0]
-    perm = torch.roll(torch.arange(b, device=image.device), 1) if perm is None else perm.to(image.device)
+    perm = perm.to(image.device)
+    expected = {k: v.to(image) for k, v in expected.items()}
     codes = generator.encode(image, mask)
     donors = codes.index(perm)
-    stats_t, stats_d, present = {}, {}, {}
-    for g, names in groups.items():
-        stats_t[g] = colour_stats(image, _group_region(lay, mask, names))
-        stats_d[g] = colour_stats(image[perm], _group_region(lay, mask[perm], names))
-        present[g] = torch.stack([codes.presence[n] & codes.presence[n][perm] for n in names]).all(0)
+    region = {g: dilate(_group_region(lay, mask, names), 1) * (1 - lay.background(mask)) for g, names in groups.items()}
+    present = {g: torch.stack([codes.presence[n] & codes.presence[n][perm] for n in names]).all(0)
+               for g, names in groups.items()}
+
+    def closer(result, g, near, far):
+        """(closer to ``near``, the two candidates differ enough), inside group ``g``."""
+        s, a, b = (colour_stats(x, region[g]) for x in (result, near, far))
+        return (s - a).norm(dim=1) < (s - b).norm(dim=1), (a - b).norm(dim=1) > min_gap
+
     out = {}
     for g, names in groups.items():
         result = generator.render(mask, codes.mix(donors, {n: True for n in names}), image)["image"]
-        s = colour_stats(result, _group_region(lay, mask, names))
-        gap = (stats_d[g] - stats_t[g]).norm(dim=1)
-        valid = present[g] & (gap > min_gap)
-        toward = (s - stats_d[g]).norm(dim=1) < (s - stats_t[g]).norm(dim=1)
+        toward, differ = closer(result, g, expected[g], image)
+        valid = present[g] & differ
         stay = []
-        for other, other_names in groups.items():
-            if other == g:
-                continue
-            so = colour_stats(result, _group_region(lay, mask, other_names))
-            ok = valid & present[other] & ((stats_d[other] - stats_t[other]).norm(dim=1) > min_gap)
-            kept = (so - stats_t[other]).norm(dim=1) < (so - stats_d[other]).norm(dim=1)
-            stay.append(kept[ok])
+        for other in groups:
+            if other != g:
+                kept, ok = closer(result, other, expected[g], expected[_pair(g, other, order)])
+                stay.append(kept[present[g] & present[other] & ok])
         stay_all = torch.cat(stay) if stay else torch.zeros(0, dtype=torch.bool)
         out[g] = {"toward_donor": float(toward[valid].float().mean()) if valid.any() else float("nan"),
                   "others_stay": float(stay_all.float().mean()) if stay_all.numel() else float("nan"),

@@ -12,7 +12,7 @@ known background ``k`` (outside the edit region)::
     x * k, k --BackgroundEncoder--> B_low (H/4, into the trunk: context to fill uncovered background)
                                     B_high (full resolution, fused before the output convolution)
     concat(M, 5 maps, B_low) --1x1 conv--> res blocks (9) --2x upsampling--> G  (ngf, H, W)
-    concat(G, B_high) --3x3 conv--> 7x7 output conv --> tanh image
+    concat(G, B_high, one_hot(m_t)) --3x3 conv--> 7x7 output conv --> tanh image
 
 :meth:`PortraitGenerator.render` then pastes the generated face into the photo (:mod:`compositing`): outside the
 edit region, grown by ``paste_grow`` and feathered over ``paste_feather`` pixels (both given at 256 px), the
@@ -123,8 +123,10 @@ class PortraitGenerator(nn.Module):
         self.fuse_act = nn.ReLU(inplace=True)
         self.res_blocks = nn.Sequential(*[ResBlock(trunk, norm=norm) for _ in range(n_res_blocks)])
         self.upsample = nn.Sequential(UpBlock(trunk, ngf * 2, norm=norm), UpBlock(ngf * 2, ngf, norm=norm))
-        if self.background:
-            self.background_fuse = ConvBlock(ngf + background_channels, ngf, 3, norm="none")
+        # the last features, the full-resolution background features and the one-hot mask at full resolution (the
+        # trunk works at H/4; without the mask here every edge between components comes out blurred)
+        self.out_fuse = ConvBlock(ngf + (background_channels if self.background else 0) + self.schema.num_classes,
+                                  ngf, 3, norm="none")
         self.to_image = nn.Sequential(nn.Conv2d(ngf, 3, 7, padding=3, padding_mode="reflect"), nn.Tanh())
 
     # ------------------------------------------------------------------------------------------ metadata
@@ -214,8 +216,7 @@ class PortraitGenerator(nn.Module):
             for name in self.layout.names:
                 keep = (self.layout.region(target_mask, name) * present[name].view(-1, 1, 1, 1)).to(h.dtype)
                 h = h + self.code_broadcast_full[name](codes.z[name]).to(h.dtype)[:, :, None, None] * keep
-        if high is not None:
-            h = self.background_fuse(torch.cat([h, high.to(h.dtype)], 1))
+        h = self.out_fuse(torch.cat([h] + ([high.to(h.dtype)] if high is not None else []) + [onehot.to(h.dtype)], 1))
         return self.to_image(h)
 
     def render(self, target_mask: torch.Tensor, codes: ComponentCodes, photo: torch.Tensor,

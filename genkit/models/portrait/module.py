@@ -19,8 +19,8 @@ encoder is shown the photo only beyond a random distance from the face (``scheme
 ``trainer.global_step`` counts training iterations (the D step is not counted twice). Learning rates follow the
 ``scheduler`` per epoch (set at epoch start, saved in checkpoints; LR panels ``lr/G`` and ``lr/D``). The EMA of the
 generator has a warm-up; validation evaluates both the raw and the EMA generator and remembers the better one
-(by ``val/l1``), which the editor uses by default. VAE embeddings get a per-component KL weight that keeps the
-codes' second moment at the prior's (``losses.kl_control``).
+(by ``val/l1``), which the editor uses by default. VAE codes have the prior's second moment by construction (the
+encoders scale their means) and a KL term that trades information against noise.
 
 Frozen helpers (VGG, face parser, metric networks) are not written into checkpoints.
 """
@@ -46,8 +46,8 @@ from genkit.models.portrait.config import (ParserSettings, TrainingScheme, Valid
 from genkit.models.portrait.encoders import ComponentCodes
 from genkit.models.portrait.generator import PortraitGenerator
 from genkit.models.portrait.losses import (PIX2PIXHD_VGG, AdversarialLoss, LossWeights, MaskedPerceptualLoss,
-                                           appearance_loss, build_vgg, feature_matching_loss, kl_divergence,
-                                           masked_l1, second_moment)
+                                           appearance_loss, balanced_l1, build_vgg, feature_matching_loss,
+                                           kl_divergence, masked_l1, second_moment)
 from genkit.nn.blocks import MultiScaleDiscriminator
 
 log = logging.getLogger(__name__)
@@ -137,9 +137,6 @@ class PortraitGAN(L.LightningModule):
         self.generator_ema = None
         if ema is not None and ema is not False:
             self.generator_ema = factory(ema, DEFAULT_EMA, "ema")(self.generator)
-        names = self.generator.component_names
-        # per-component KL weights (VAE only), adapted during training and saved with the checkpoint
-        self.register_buffer("kl_weight", torch.full((len(names),), float(self.losses.kl)))
         # which generator validation found better: {"weights": "ema"|"raw", "metric": ..., "raw": x, "ema": y}
         self.selection: dict = {}
         self.val_metrics = None  # built in setup() (needs the device and optional weights)
@@ -353,34 +350,19 @@ class PortraitGAN(L.LightningModule):
 
     def kl_terms(self, codes: ComponentCodes) -> tuple[torch.Tensor | None, dict[str, torch.Tensor],
                                                         dict[str, torch.Tensor]]:
-        """The weighted KL (VAE only), and per component the KL and the codes' second moment (detached)."""
+        """VAE only: the weighted KL, and per component the KL and the codes' second moment E[mu^2 + sigma^2]
+        (detached, for the logs)."""
         if not self.generator.variational:
             return None, {}, {}
+        w = self.losses
         total, kls, moments = [], {}, {}
-        for i, name in enumerate(codes.names):
+        for name in codes.names:
             present = codes.presence[name]
             kl = kl_divergence(codes.mu[name], codes.logvar[name], present)
-            total.append(self.kl_weight[i] * kl)
-            kls[name] = kl.detach()
-            moments[name] = second_moment(codes.mu[name], codes.logvar[name], present).detach()
+            moment = second_moment(codes.mu[name], codes.logvar[name], present)
+            total.append(w.kl * kl)
+            kls[name], moments[name] = kl.detach(), moment.detach()
         return torch.stack(total).mean(), kls, moments
-
-    @torch.no_grad()
-    def update_kl_weights(self, moments: dict[str, torch.Tensor], present: dict[str, torch.Tensor]) -> None:
-        """``w_c <- w_c * exp(rate * (m_c - target))`` (see :class:`LossWeights`), the same on every process."""
-        w = self.losses
-        if not moments or not w.kl_control or w.kl <= 0:
-            return
-        names = list(moments)
-        m = torch.stack([moments[n] for n in names]).float()
-        seen = torch.stack([present[n].any() for n in names]).float()
-        trainer = getattr(self, "_trainer", None)
-        if trainer is not None and trainer.world_size > 1:
-            m = trainer.strategy.reduce(m * seen, reduce_op="sum")
-            seen = trainer.strategy.reduce(seen, reduce_op="sum")
-            m = m / seen.clamp_min(1)
-        step = torch.exp(w.kl_rate * (m - w.kl_target)) * (seen > 0) + (seen == 0).float()
-        self.kl_weight.mul_(step.to(self.kl_weight)).clamp_(*w.kl_bounds)
 
     def generator_pass(self, image: torch.Tensor, mask: torch.Tensor, paired: bool,
                        background: torch.Tensor | None = None) -> dict:
@@ -421,7 +403,8 @@ class PortraitGAN(L.LightningModule):
                 with torch.no_grad():
                     real_out = D(torch.cat([cond, target_image.to(fake.dtype)], 1))
                 losses["fm"] = feature_matching_loss(real_out, fake_out)
-            losses["l1"] = masked_l1(fake, target_image, region)
+            parts = [lay.region(target_mask, n) for n in G.component_names] + [lay.background(target_mask)]
+            losses["l1"] = balanced_l1(fake, target_image, parts, region)
             if self.perceptual is not None:
                 losses["vgg"] = self.perceptual(fake, target_image, region)
         else:
@@ -435,7 +418,8 @@ class PortraitGAN(L.LightningModule):
                 swapped_terms.append(appearance_loss(fake, lay.region(mask, name), image[perm],
                                                      lay.region(mask[perm], name), on))
             keep = keep.clamp(0, 1) * region
-            losses["l1"] = masked_l1(fake, image, keep)
+            parts = [lay.region(mask, n) for n in G.component_names] + [lay.background(mask)]
+            losses["l1"] = balanced_l1(fake, image, parts, keep)
             if self.perceptual is not None:
                 losses["vgg"] = self.perceptual(fake, image, keep)
             if self.losses.appearance > 0:
@@ -490,17 +474,15 @@ class PortraitGAN(L.LightningModule):
 
         if self.generator_ema is not None:
             self.generator_ema.update_parameters(self.generator)
-        self.update_kl_weights(g["kl_moment"], g["presence"])
 
         kind = "paired" if paired else "unpaired"
         b = image.shape[0]
         logs = {f"train/{kind}/{k}": v.detach() for k, v in g["losses"].items()}
         logs.update({f"train/{kind}/{k}": v for k, v in g["diagnostics"].items()})
         logs.update({"train/g_loss": g["loss"].detach(), "train/d_loss": d["loss"].detach()})
-        for i, name in enumerate(g["kl"]):
+        for name in g["kl"]:
             logs[f"train/kl/{name}"] = g["kl"][name]
             logs[f"train/kl_moment/{name}"] = g["kl_moment"][name]
-            logs[f"train/kl_weight/{name}"] = self.kl_weight[i]
         if self.generator_ema is not None:
             logs["train/ema_decay"] = torch.tensor(self.generator_ema.current_decay)
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=b)
