@@ -203,19 +203,20 @@ class ComponentLayout:
     def extract_with_regions(self, image: torch.Tensor, mask: torch.Tensor,
                              centres: dict[str, torch.Tensor] | None = None
                              ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The encoder inputs and, for each, the (B, 1, h, w) indicator of the component's own pixels in it."""
+        """The encoder inputs and, for each, the (B, K, h, w) indicators of the component's K classes in it."""
         centres = self.centres(mask) if centres is None else centres
         inputs, regions = {}, {}
         for name in self.names:
-            region = self.region(mask, name).to(image.dtype)
+            parts = torch.stack([mask == lab for lab in self.labels[name]], 1).to(image.dtype)
+            region = parts.amax(1, keepdim=True)
             if name in self.crop_size:
                 inputs[name] = self.crop(image, centres[name], self.crop_size[name])
-                regions[name] = self.crop(region, centres[name], self.crop_size[name])
+                regions[name] = self.crop(parts, centres[name], self.crop_size[name])
                 if self.specs[name].masked_crop:
-                    inputs[name] = inputs[name] * regions[name]
+                    inputs[name] = inputs[name] * regions[name].amax(1, keepdim=True)
             else:
                 inputs[name] = image * region
-                regions[name] = region
+                regions[name] = parts
         return inputs, regions
 
 

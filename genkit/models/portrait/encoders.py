@@ -4,12 +4,12 @@ Encoder: a 3x3 stem then ``n_down`` stride-2 convs down to a small grid, a 1x1 c
 into a latent vector (512-d by default). ``variational=True`` adds a log-variance head: codes are sampled with the reparameterisation trick
 in training and a KL term is optimised (so components can be drawn from the N(0, I) prior), and the mean is scaled
 so each code's second moment E[mu^2 + sigma^2] is the prior's 1 (:func:`prior_scaled`); otherwise the encoder is a
-plain autoencoder (the paper's description).
+plain autoencoder (the paper's description) whose codes are scaled to the same unit second moment.
 
-With ``region_pooling`` the encoder also averages its input colours and first-layer features over the
-component's own pixels (as SEAN's region-wise average pooling): the code then carries the component's appearance
-directly instead of having to discover it through a stack of strided convolutions, which is what makes transfers
-work after a short training.
+With region pooling the encoder also averages its input colours and first-layer features over each class of the
+component (the lips and the inner mouth separately, as SEAN's region-wise average pooling): the code then carries
+the component's appearance directly instead of having to discover it through a stack of strided convolutions,
+which is what makes transfers work after a short training.
 
 Decoders mirror the encoder from the latent: the *image* decoder back to the input crop (for the local
 reconstruction loss), the *feature* decoder to a ``feature_channels`` map at a quarter of the input size (crop
@@ -43,16 +43,17 @@ def downsampling_steps(size: tuple[int, int], min_side: int = 4, max_steps: int 
     return steps
 
 
-def prior_scaled(mu: torch.Tensor, logvar: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """``mu`` rescaled per code so that ``mean(mu^2) + mean(sigma^2) = 1``: the codes' second moment is the N(0, I)
-    prior's by construction, so a prior sample has the scale of the codes the decoder was trained on.
+def prior_scaled(mu: torch.Tensor, logvar: torch.Tensor | None, eps: float = 1e-12) -> torch.Tensor:
+    """``mu`` rescaled per code so that ``mean(mu^2) + mean(sigma^2) = 1`` (``mean(mu^2) = 1`` for an autoencoder,
+    ``logvar`` None): the codes' second moment is the N(0, I) prior's by construction, so a prior sample has the
+    scale of the codes the decoder was trained on.
 
     A KL weight alone does not place that moment (0.01 per dimension left it at 2.4-3.3, 1.0 collapsed the codes)
     and a penalty on it fought the reconstruction; the KL term now only trades information against noise: it
     raises ``sigma``, which leaves less of the unit budget to ``mu``."""
-    budget = (1.0 - logvar.float().exp().mean(1, keepdim=True)).clamp_min(0.0)
+    budget = 1.0 if logvar is None else (1.0 - logvar.float().exp().mean(1, keepdim=True)).clamp_min(0.0)
     rms = mu.float().pow(2).mean(1, keepdim=True).clamp_min(eps).sqrt()
-    return (mu.float() * budget.sqrt() / rms).to(mu.dtype)
+    return (mu.float() * budget ** 0.5 / rms).to(mu.dtype)
 
 
 def _norm_for(hw: tuple[int, int], norm: str) -> str:
@@ -68,7 +69,7 @@ class ComponentEncoder(nn.Module):
 
     def __init__(self, in_size: tuple[int, int], latent_dim: int = 512, base_channels: int = 32,
                  max_channels: int = 256, variational: bool = False, norm: str = "instance", in_channels: int = 3,
-                 bottleneck_channels: int = 64, region_pooling: bool = False):
+                 bottleneck_channels: int = 64, pooled_parts: int = 0):
         super().__init__()
         self.in_size = tuple(in_size)
         self.n_down = downsampling_steps(self.in_size)
@@ -84,9 +85,9 @@ class ComponentEncoder(nn.Module):
         self.grid = (chans[-1], h, w)  # channels and size of the last conv grid (decoders start from it)
         self.bottom = (neck, h, w)
         flat = neck * h * w
-        self.region_pooling = bool(region_pooling)
-        if self.region_pooling:  # mean and spread of the input colours, mean of the stem features
-            flat += 2 * in_channels + chans[0]
+        self.pooled_parts = int(pooled_parts)
+        # per pooled part: mean and spread of the input colours, mean of the stem features
+        flat += self.pooled_parts * (2 * in_channels + chans[0])
         self.mu = nn.Linear(flat, latent_dim)
         self.logvar = nn.Linear(flat, latent_dim) if variational else None
         if self.logvar is not None:  # start nearly deterministic (sigma ~ 0.14): early noise would swamp the decoder
@@ -95,22 +96,24 @@ class ComponentEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, region: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``region`` (B, 1, h, w): the component's own pixels in ``x`` (needed with ``region_pooling``)."""
+        """``region`` (B, K, h, w): the pixels of each of the component's K classes in ``x`` (needed when
+        ``pooled_parts`` = K > 0)."""
         if tuple(x.shape[-2:]) != self.in_size:
             raise ValueError(f"component encoder expects {self.in_size} inputs, got {tuple(x.shape[-2:])}")
         stem = self.body[0](x)
         h = self.body[1:](stem).flatten(1)
-        if self.region_pooling:
-            if region is None:
-                raise ValueError("a region-pooling encoder needs the component's region")
-            w = region.to(x.dtype)
-            n = w.flatten(1).sum(1).clamp_min(1.0).view(-1, 1)
-            mean = (x * w).flatten(2).sum(2) / n
-            spread = ((x - mean[..., None, None]).abs() * w).flatten(2).sum(2) / n
-            h = torch.cat([h, mean, spread, (stem * w).flatten(2).sum(2) / n], 1)
+        if self.pooled_parts:
+            if region is None or region.shape[1] != self.pooled_parts:
+                raise ValueError(f"a region-pooling encoder needs the {self.pooled_parts} class regions of its input")
+            w = region.to(x.dtype).unsqueeze(2)  # (B, K, 1, h, w)
+            n = w.flatten(2).sum(2).clamp_min(1.0)  # (B, K)
+            mean = (x.unsqueeze(1) * w).flatten(3).sum(3) / n[..., None]  # (B, K, C)
+            spread = ((x.unsqueeze(1) - mean[..., None, None]).abs() * w).flatten(3).sum(3) / n[..., None]
+            feats = (stem.unsqueeze(1) * w).flatten(3).sum(3) / n[..., None]
+            h = torch.cat([h, mean.flatten(1), spread.flatten(1), feats.flatten(1)], 1)
         mu = self.mu(h)
-        if self.logvar is None:
-            return mu, None
+        if self.logvar is None:  # an autoencoder's codes get the same unit scale (better conditioned, comparable)
+            return prior_scaled(mu, None), None
         logvar = self.logvar(h).clamp(*LOGVAR_RANGE)
         return prior_scaled(mu, logvar), logvar
 
@@ -146,10 +149,10 @@ class ComponentAutoencoder(nn.Module):
 
     def __init__(self, in_size: tuple[int, int], latent_dim: int = 512, feature_channels: int = 256,
                  base_channels: int = 32, max_channels: int = 256, variational: bool = False,
-                 norm: str = "instance", bottleneck_channels: int = 64, region_pooling: bool = False):
+                 norm: str = "instance", bottleneck_channels: int = 64, pooled_parts: int = 0):
         super().__init__()
         self.encoder = ComponentEncoder(in_size, latent_dim, base_channels, max_channels, variational, norm,
-                                        bottleneck_channels=bottleneck_channels, region_pooling=region_pooling)
+                                        bottleneck_channels=bottleneck_channels, pooled_parts=pooled_parts)
         n = self.encoder.n_down
         grid = self.encoder.grid[0]
         self.image_decoder = LatentDecoder(latent_dim, self.encoder.bottom, grid, n, 3, base_channels,
@@ -218,7 +221,8 @@ class LocalEmbedding(nn.Module):
         self.feature_channels = feature_channels
         self.parts = nn.ModuleDict({
             name: ComponentAutoencoder(layout.input_size(name), latent_dim, feature_channels, base_channels,
-                                       max_channels, variational, norm, bottleneck_channels, region_pooling)
+                                       max_channels, variational, norm, bottleneck_channels,
+                                       len(layout.labels[name]) if region_pooling else 0)
             for name in layout.names
         })
 

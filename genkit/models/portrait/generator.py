@@ -8,7 +8,8 @@ known background ``k`` (outside the edit region)::
     z[skin/hair] --feature decoders--> full-grid maps (masked to m_t's skin/hair region)
     z[every component] --linear--> a vector broadcast over the component's region in m_t (added to its map), so
                                    each region's features carry its own code directly (as SEAN's per-region codes);
-                                   a second one is added to G at full resolution (a short path from code to colour)
+                                   and one vector per class of the component is added to G at full resolution (a
+                                   short path from code to colour)
     x * k, k --BackgroundEncoder--> B_low (H/4, into the trunk: context to fill uncovered background)
                                     B_high (full resolution, fused before the output convolution)
     concat(M, 5 maps, B_low) --1x1 conv--> res blocks (9) --2x upsampling--> G  (ngf, H, W)
@@ -110,9 +111,10 @@ class PortraitGenerator(nn.Module):
                                         encoder_max_channels, variational, norm, bottleneck_channels, region_pooling)
         self.code_broadcast = (nn.ModuleDict({n: nn.Linear(latent_dim, feature_channels) for n in self.layout.names})
                                if broadcast_codes else None)
-        # and again at full resolution, just before the output layers: a short path from code to colour
-        self.code_broadcast_full = (nn.ModuleDict({n: nn.Linear(latent_dim, ngf) for n in self.layout.names})
-                                    if broadcast_codes else None)
+        # and again at full resolution, one vector per class of the component (lips and inner mouth apart), just
+        # before the output layers: a short path from code to colour
+        self.code_broadcast_full = (nn.ModuleDict({n: nn.Linear(latent_dim, ngf * len(self.layout.labels[n]))
+                                                   for n in self.layout.names}) if broadcast_codes else None)
         self.mask_encoder = MaskEncoder(self.schema.num_classes, ngf, norm)
         trunk = self.mask_encoder.out_channels
         fuse_in = trunk + feature_channels * len(self.layout.names)
@@ -214,8 +216,11 @@ class PortraitGenerator(nn.Module):
         if self.code_broadcast_full is not None:
             present = self.layout.presence(target_mask)
             for name in self.layout.names:
-                keep = (self.layout.region(target_mask, name) * present[name].view(-1, 1, 1, 1)).to(h.dtype)
-                h = h + self.code_broadcast_full[name](codes.z[name]).to(h.dtype)[:, :, None, None] * keep
+                labels = self.layout.labels[name]
+                vec = self.code_broadcast_full[name](codes.z[name]).to(h.dtype).view(h.shape[0], len(labels), -1)
+                on = present[name].to(h.dtype).view(-1, 1, 1, 1)
+                for k, lab in enumerate(labels):
+                    h = h + vec[:, k, :, None, None] * (target_mask == lab).unsqueeze(1).to(h.dtype) * on
         h = self.out_fuse(torch.cat([h] + ([high.to(h.dtype)] if high is not None else []) + [onehot.to(h.dtype)], 1))
         return self.to_image(h)
 
