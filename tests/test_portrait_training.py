@@ -14,11 +14,11 @@ from genkit.models.portrait.module import PortraitGAN, tiny_config
 from genkit.models.portrait.schedule import LinearDecay
 
 SIZE = 48
-STEPS = 150
-# the fraction of transfers that must land closer to the donor after this short run (the portrait_synthetic
-# experiment's own budget reaches >= 0.8 for every group: benchmarks/portrait.py --quality)
-TOWARD = {"eyes": 0.7, "mouth": 0.6, "skin": 0.8, "hair": 0.7}
-SHALLOW_VGG = {"relu1_1": 1 / 8, "relu2_1": 1 / 4, "relu3_1": 1.0}  # cheap at tiny sizes; same loss code
+STEPS = 250
+# the fraction of transfers that must land closer to the donor after this short run of the tiny model: every group
+# more often than not, and 0.8 on average (the portrait_synthetic experiment's own budget and widths reach >= 0.8
+# for every group: benchmarks/portrait.py --quality)
+TOWARD_EACH, TOWARD_MEAN = 0.6, 0.8
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,10 +53,10 @@ def trained():
     val = [dm.datasets["val"][i] for i in range(len(dm.datasets["val"]))]  # faces never seen in training
     image = torch.stack([v["image"] for v in val])
     mask = torch.stack([v["mask"] for v in val])
-    # the portrait_synthetic settings at tiny widths (no normalisation layers: at 12x12 feature grids instance
-    # statistics are dominated by the mouth/eye maps, which measurably slows learning and spreads local edits)
+    # the portrait_synthetic settings at tiny widths (no VGG loss; no normalisation layers: at 12x12 feature grids
+    # instance statistics are dominated by the mouth/eye maps, which measurably slows learning and spreads edits)
     model = PortraitGAN(image_size=SIZE, allow_random=True, **tiny_config(
-        generator={"norm": "none"}, losses={"vgg_layers": SHALLOW_VGG}, optimizer_g={"lr": 1e-3},
+        generator={"norm": "none"}, losses={"vgg": 0.0}, optimizer_g={"lr": 1e-3},
         optimizer_d={"lr": 1e-3}, validation={"lpips": False}))
     before = recon_errors(model, image, mask)
     model.train()
@@ -91,8 +91,9 @@ def test_transfers_move_each_component_toward_the_donor(trained):
           "others stay:", {g: round(r["others_stay"], 2) for g, r in result.items()})
     for group, r in result.items():
         assert r["pairs"] >= 16, group
-        assert r["toward_donor"] >= TOWARD[group], (group, r)
+        assert r["toward_donor"] >= TOWARD_EACH, (group, r)
         assert r["others_stay"] >= 0.75, (group, r)
+    assert sum(r["toward_donor"] for r in result.values()) / len(result) >= TOWARD_MEAN
 
 
 def test_removed_hair_is_filled_with_background_and_the_photo_is_kept(trained):
@@ -214,15 +215,15 @@ def test_resume_mid_epoch_restores_step_optimisers_ema_and_schedule(tmp_path):
 
 
 def test_vae_codes_keep_the_second_moment_of_the_prior():
-    """With the moment penalty, E[mu^2 + sigma^2] of every component's codes ends near the N(0, I) prior's 1, so
-    prior samples are codes like those the decoder was trained on; the statistics are logged."""
+    """After training, E[mu^2 + sigma^2] of every component's codes is the N(0, I) prior's 1 (so prior samples are
+    codes like those the decoder was trained on), the codes stay stochastic (KL > 0), and both are logged."""
     from genkit.models.portrait.evaluation import code_statistics, synthetic_transfer_set
 
     L.seed_everything(3)
     model = PortraitGAN(image_size=32, allow_random=True, **tiny_config(
         generator={"norm": "none", "variational": True}, losses={"vgg": 0}, optimizer_g={"lr": 1e-3},
         optimizer_d={"lr": 1e-3}, validation={"lpips": False}))
-    tr = trainer(max_steps=60, limit_val_batches=0, enable_checkpointing=False, log_every_n_steps=1)
+    tr = trainer(max_steps=20, limit_val_batches=0, enable_checkpointing=False, log_every_n_steps=1)
     tr.fit(model, datamodule(16, 32))
     assert {f"train/kl_moment/{n}" for n in model.generator.component_names} <= set(tr.callback_metrics)
     assert "train/kl/mouth" in tr.callback_metrics
@@ -230,5 +231,5 @@ def test_vae_codes_keep_the_second_moment_of_the_prior():
     stats = code_statistics(model.generator.eval(), faces["image"], faces["mask"])
     print("\nVAE code second moments:", {k: round(v["moment"], 2) for k, v in stats.items()})
     for name, v in stats.items():
-        assert 0.7 <= v["moment"] <= 1.3, (name, v)
+        assert v["moment"] == pytest.approx(1.0, abs=1e-3), (name, v)  # by construction (prior_scaled)
         assert v["kl"] > 0.0
