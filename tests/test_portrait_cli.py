@@ -105,3 +105,25 @@ def test_eval_mask_consistency_matches_the_metric(setup, tmp_path, capsys):
     (tmp_path / "few").mkdir()
     Image.open(images / "synth_00000.png").save(tmp_path / "few" / "other.png")
     assert cli_main(["eval", "mask-consistency", str(tmp_path / "few"), str(masks), "--parser", str(ckpt)]) == 2
+
+
+def test_detect_without_the_optional_detector_says_how_to_install_it(setup, tmp_path, capsys):
+    from skimage import data
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    parser = tmp_path / "parser.ckpt"
+    torch.manual_seed(0)
+    net = ParserNet(11, base_channels=4, depth=2)
+    torch.save({"genkit_parser": make_info_block(HELEN11, SIZE, net),
+                "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, parser)
+    try:
+        import facenet_pytorch  # noqa: F401
+    except ImportError:
+        rc = cli_main(["edit", "--checkpoint", str(setup["ae"]), "--target", str(photo), "--detect", "--parser",
+                       str(parser), "-o", str(tmp_path / "out.png")])
+        err = capsys.readouterr().err
+        assert rc == 2 and "pip install facenet-pytorch --no-deps" in err and "Traceback" not in err
+    rc = cli_main(["edit", "--checkpoint", str(setup["ae"]), "--target", str(photo), "--detect",
+                   "--mask", str(photo), "-o", str(tmp_path / "out.png")])
+    assert rc == 2 and "--detect edits one photo" in capsys.readouterr().err
