@@ -1,8 +1,24 @@
-"""Benchmark of the portrait editing cGAN: training iterations (G + D) and edits, at the paper's size.
+"""Benchmark of the portrait editing cGAN: what edits do (quality on synthetic faces), and how fast it runs.
 
+    python benchmarks/portrait.py --quality               # train portrait_synthetic (AE and VAE), measure the edits
+    python benchmarks/portrait.py --quality --quick       # the same at a smoke-test budget (numbers mean little)
     python benchmarks/portrait.py                         # CPU: s/iteration (256 px, batch 4) and s/edit (256 px)
     python benchmarks/portrait.py --device cuda --amp     # GPU: iterations/s with and without mixed precision
     python benchmarks/portrait.py --tiny --size 64        # the test-sized model
+
+``--quality`` trains the ``portrait_synthetic`` experiment as configured (its full training budget) once as an
+autoencoder and once as a VAE (``model.generator.variational=true``), then measures on held-out synthetic faces,
+whose components' appearance is known:
+
+* transfer direction: per component group (eyes, mouth, skin, hair), the fraction of pairs where the transferred
+  component's colour statistics are closer to the donor's than to the target's, and how often the other
+  components stay closer to the target's (:func:`genkit.models.portrait.evaluation.transfer_direction`);
+* hair removal: the error of what the generator puts where the hair was against the TRUE background (synthetic
+  faces render it), beside the photo's own difference there and the face reconstruction error for scale;
+* far background: the largest difference from the photo outside the paste band (0 by construction);
+* VAE: E[mu^2 + sigma^2] and the KL per component (the prior has 1), reconstruction against the AE's, and the LPIPS
+  diversity of prior samples per component (LPIPS with a RANDOM trunk when its weights are missing: then only the
+  ordering means something).
 
 The full-size architecture is the default (``genkit/conf/model/portrait.yaml``: 512-d codes, 256-channel component maps,
 9 residual blocks, two 2-scale discriminators, VGG-19 perceptual loss, a 32-channel depth-4 face parser for the
@@ -30,11 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build_model(size: int, tiny: bool, parser: bool, overrides: dict | None = None):
-    from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+    from genkit.models.portrait.module import PortraitGAN, tiny_config
 
-    kw = dict(TINY_WIDTHS) if tiny else {}
-    kw.update(overrides or {})
-    model = PortraitGAN(image_size=size, allow_random=True, val_lpips=False, ema_decay=0.999, **kw)
+    kw = tiny_config() if tiny else {}
+    for key, value in (overrides or {}).items():  # "generator.ngf": 32 -> generator={"ngf": 32}
+        block, _, name = key.partition(".")
+        kw.setdefault(block, {})[name] = value
+    model = PortraitGAN(image_size=size, allow_random=True, **{**kw, "validation": {"lpips": False},
+                                                               "ema": {"decay": 0.999}})
     if parser:
         from genkit.models.parsing import ParserNet, ParsingLoss
 
@@ -60,10 +79,8 @@ def sync(device):
 
 
 def time_iterations(model, image, mask, iters: int, amp: bool, device) -> list[float]:
-    hp = model.hparams
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=hp.lr, betas=(hp.beta1, hp.beta2))
-    opt_d = torch.optim.Adam(list(model.d_paired.parameters()) + list(model.d_transfer.parameters()), lr=hp.lr,
-                             betas=(hp.beta1, hp.beta2))
+    opt_g = model.make_optimizer_g(model.generator.parameters())
+    opt_d = model.make_optimizer_d(list(model.d_paired.parameters()) + list(model.d_transfer.parameters()))
     scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     times = []
     for i in range(iters + 1):  # the first iteration is a warm-up
@@ -80,7 +97,7 @@ def time_iterations(model, image, mask, iters: int, amp: bool, device) -> list[f
         with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
                             enabled=amp):
             model.set_discriminators_trainable(True)
-            d = model.discriminator_pass(image, g["fake"], g["cond"], paired)
+            d = model.discriminator_pass(g["real"], g["fake"], g["cond"], paired)
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(d["loss"]).backward()
         scaler.step(opt_d)
@@ -131,8 +148,101 @@ def edit_gflops(model, image, mask) -> float:
     return counter.get_total_flops() / 1e9
 
 
+# ------------------------------------------------------------------------------------------------ quality
+def train_synthetic(out: Path, extra: list[str]) -> tuple[Path, float]:
+    """Train the portrait_synthetic experiment into ``out``; returns its checkpoint and the training time."""
+    from genkit.train import compose, run
+
+    cfg = compose(["experiment=portrait_synthetic", "weights.allow_random=true", "logger=csv", "test=false",
+                   "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                   "model.validation.lpips=false", *extra], output_dir=out)
+    t0 = time.perf_counter()
+    run(cfg)
+    return out / "checkpoints" / "last.ckpt", time.perf_counter() - t0
+
+
+def quality(args) -> dict:
+    import tempfile
+
+    from genkit.models.portrait import evaluation as ev
+    from genkit.models.portrait.checkpoint import load_generator
+
+    quick = ["data.dataset.n=16", "trainer.max_epochs=1"] if args.quick else []
+    out = Path(args.out or tempfile.mkdtemp(prefix="genkit_portrait_bench_"))
+    results = {"budget": "quick (smoke test)" if args.quick else "portrait_synthetic as configured"}
+    gens = {}
+    for kind, extra in (("ae", []), ("vae", ["model.generator.variational=true"])):
+        ckpt, seconds = train_synthetic(out / kind, quick + extra + args.override)
+        gen, block, used, why = load_generator(ckpt)
+        gens[kind] = gen.eval()
+        results[kind] = {"train_seconds": seconds, "weights": used, "why": why,
+                         "selection": block.get("selection", {})}
+        print(f"  trained {kind.upper()} in {seconds:.0f} s; editing with the {used} weights ({why})", flush=True)
+    faces = ev.synthetic_transfer_set(args.faces, gens["ae"].image_size)  # held out: a seed no split uses
+    image, mask, background = faces["image"], faces["mask"], faces["background"]
+    with torch.no_grad():
+        for kind, gen in gens.items():
+            r = results[kind]
+            r["transfer"] = ev.transfer_direction(gen, image, mask, faces["perm"], faces["expected"])
+            r["hair_removal"] = ev.hair_removal_error(gen, image, mask, background)
+            recon = gen(image, mask)
+            face = 1 - gen.background_mask(mask)
+            r["recon_face_l1"] = float(((recon - image).abs().mean(1, keepdim=True) / 2 * face).sum() / face.sum())
+        vae = gens["vae"]
+        results["vae"]["codes"] = ev.code_statistics(vae, image, mask)
+        results["vae"]["diversity"] = diversity(vae, image[:args.diversity_faces], mask[:args.diversity_faces])
+    return results
+
+
+def diversity(gen, image, mask, n: int = 6) -> dict:
+    from genkit import weights
+    from genkit.metrics.lpips import build_lpips, lpips_diversity
+    from genkit.models.portrait.evaluation import prior_samples
+
+    model = build_lpips(allow_random=True)
+    out = {"lpips_weights": "RANDOM" if weights.used_random_weights() and "lpips-alex" in [
+        k for k, v in weights.provenance().items() if v["random"]] else "pretrained"}
+    for comp in gen.component_names:
+        samples = prior_samples(gen, image, mask, comp, n)
+        out[comp] = sum(lpips_diversity(s, model) for s in samples) / len(samples)
+    return out
+
+
+def print_quality(results: dict) -> None:
+    print(f"\nportrait quality on held-out synthetic faces ({results['budget']}; synthetic faces: NOT a quality claim "
+          "about photos)")
+    groups = list(results["ae"]["transfer"])
+    print(f"  {'transfer: closer to the donor':34s}" + "".join(f"{g:>10s}" for g in groups) + "   (others stay)")
+    for kind in ("ae", "vae"):
+        t = results[kind]["transfer"]
+        stay = sum(t[g]["others_stay"] for g in groups) / len(groups)
+        print(f"  {kind.upper():34s}" + "".join(f"{t[g]['toward_donor']:>10.2f}" for g in groups) + f"   {stay:.2f}")
+    print(f"  {'pairs':34s}" + "".join(f"{results['ae']['transfer'][g]['pairs']:>10d}" for g in groups))
+    for kind in ("ae", "vae"):
+        h = results[kind]["hair_removal"]
+        print(f"  {kind.upper()} hair removed: error vs the true background {h['hair_vs_true_background']:.3f} "
+              f"(the photo's hair there: {h['photo_in_hair_region']:.3f}; face reconstruction "
+              f"{h['recon_face']:.3f}); far background vs photo: max {h['far_max']:.1e} over {h['far_pixels']} px")
+    ae, vae = results["ae"]["recon_face_l1"], results["vae"]["recon_face_l1"]
+    print(f"  reconstruction (face L1): AE {ae:.4f}, VAE {vae:.4f} ({100 * (vae / ae - 1):+.1f}%)")
+    codes = results["vae"]["codes"]
+    print("  VAE codes  E[mu^2+sigma^2]: " + ", ".join(f"{k} {v['moment']:.2f}" for k, v in codes.items()))
+    print("             KL per dim:      " + ", ".join(f"{k} {v['kl']:.3f}" for k, v in codes.items()))
+    d = results["vae"]["diversity"]
+    print(f"  VAE prior-sample LPIPS diversity ({d['lpips_weights']} LPIPS trunk): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in d.items() if k != "lpips_weights"))
+    print("  training time: " + ", ".join(f"{k.upper()} {results[k]['train_seconds']:.0f} s" for k in ("ae", "vae")))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quality", action="store_true", help="train portrait_synthetic (AE and VAE) and measure edits")
+    p.add_argument("--quick", action="store_true", help="with --quality: a smoke-test budget")
+    p.add_argument("--faces", type=int, default=64, help="with --quality: held-out faces to measure on")
+    p.add_argument("--diversity-faces", type=int, default=8, help="with --quality: faces for the sample diversity")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --quality: a Hydra override for both trainings, e.g. trainer.max_epochs=8")
+    p.add_argument("--out", help="with --quality: keep the runs here (default: a temporary folder)")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--iters", type=int, default=3, help="timed training iterations (after one warm-up)")
@@ -142,8 +252,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--tiny", action="store_true", help="the test-sized widths instead of the full-size model")
     p.add_argument("--no-parser", action="store_true", help="leave the parsing loss out")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a PortraitGAN argument, e.g. --set ngf=32 --set n_res_blocks=6")
+    p.add_argument("--set", action="append", default=[], metavar="BLOCK.KEY=VALUE",
+                   help="override a PortraitGAN sub-config value, e.g. --set generator.ngf=32 --set losses.vgg=0")
     p.add_argument("--skip-train", action="store_true", help="time edits only")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
@@ -152,6 +262,18 @@ def main(argv=None) -> int:
     logging.disable(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.quality:
+        import os
+
+        print(f"load average before: {os.getloadavg()}", flush=True)
+        results = quality(args)
+        print_quality(results)
+        print(f"load average after: {os.getloadavg()}")
+        if args.json:
+            from genkit.io import atomic_write_json
+
+            atomic_write_json(args.json, results)
+        return 0
     device = torch.device(args.device)
     torch.manual_seed(0)
     overrides = {}

@@ -137,7 +137,7 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     metrics["parser/test_miou"] = parser["metrics"].get("test/miou", float("nan"))
     portrait = _train(settings, "portrait_synthetic", [
         "experiment=portrait_synthetic", f"data.image_size={size}", f"data.dataset.n={settings.pick(256, 8)}",
-        f"trainer.max_epochs={settings.pick(5, 1)}", f"model.parser_checkpoint={parser['checkpoint']}",
+        f"trainer.max_epochs={settings.pick(5, 1)}", f"model.parser.checkpoint={parser['checkpoint']}",
         "logger=wandb", "test=false"])
 
     editor = PortraitEditor.from_checkpoint(portrait["checkpoint"], parser=parser["checkpoint"])

@@ -6,7 +6,7 @@ from helpers import run_cli
 from genkit.io import read_metadata
 
 SMALL = ["experiment=portrait_synthetic", "weights.allow_random=true", "data.dataset.n=16", "data.image_size=32",
-         "model.lambda_vgg=0", "model.val_lpips=false", "logger=csv", "test=false",
+         "model.losses.vgg=0", "model.validation.lpips=false", "logger=csv", "test=false",
          "callbacks.image_grid.every_n_steps=1"]
 
 

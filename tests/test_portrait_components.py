@@ -112,3 +112,29 @@ def test_regions_masks_and_out_of_schema_labels():
     with pytest.raises(ValueError, match="outside schema"):
         lay.check_mask(bad)
     assert dilate(lay.region(masks, "mouth"), 2).sum() > lay.region(masks, "mouth").sum()
+
+
+def test_centres_come_from_the_largest_connected_part_and_specks_do_not_count():
+    """A parser's stray pixels (the astronaut's left eye came back in 77 pieces) must not drag the crop centre."""
+    lay = ComponentLayout(HELEN11, 64)
+    m = torch.ones(1, 64, 64, dtype=torch.long)  # all skin
+    m[0, 24:28, 14:24] = LEYE  # the real left eye: 40 px centred at (26, 19)
+    m[0, 60, 60] = LEYE  # stray pixels far away
+    m[0, 2, 40:42] = LEYE
+    m[0, 50, 30:32] = REYE  # only a 2 px speck of a right eye: below the minimum area
+    c = lay.centres(m)
+    assert c["left_eye"][0].tolist() == pytest.approx([26.0, 19.0])
+    p = lay.presence(m)
+    assert bool(p["left_eye"][0]) and not bool(p["right_eye"][0])
+    assert c["right_eye"][0].tolist() == pytest.approx([0.45 * 64, 0.625 * 64])  # absent: the default centre
+    assert lay.min_area["right_eye"] > 2
+
+
+def test_mouth_crop_is_masked_to_the_mouth_labels():
+    masks = face_masks(2)
+    lay = ComponentLayout(HELEN11, 64)
+    image = torch.rand(2, 3, 64, 64) + 0.5
+    crops = lay.extract(image, masks)
+    region = lay.crop(lay.region(masks, "mouth"), lay.centres(masks)["mouth"], lay.crop_size["mouth"])
+    assert torch.equal(crops["mouth"], lay.crop(image, lay.centres(masks)["mouth"], lay.crop_size["mouth"]) * region)
+    assert (crops["mouth"][:, 0] == 0).float().mean() > 0.3  # the surrounding skin is gone

@@ -17,7 +17,7 @@ from genkit.io import read_label_map, read_metadata, save_label_map
 from genkit.models.portrait.checkpoint import export_generator
 from genkit.models.portrait.editor import PortraitEditor
 from genkit.models.portrait.generator import PortraitGenerator
-from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+from genkit.models.portrait.module import TINY_GENERATOR, PortraitGAN, tiny_config
 
 SIZE = 32
 
@@ -30,7 +30,8 @@ def run(tmp_path_factory):
     """A tiny portrait model trained for 2 iterations: its Lightning checkpoint and an export."""
     d = tmp_path_factory.mktemp("portrait_run")
     L.seed_everything(0)
-    model = PortraitGAN(image_size=SIZE, lambda_vgg=0.0, ema_decay=0.9, val_lpips=False, **TINY_WIDTHS)
+    model = PortraitGAN(image_size=SIZE, **tiny_config(losses={"vgg": 0.0}, ema={"decay": 0.9},
+                                                       validation={"lpips": False}))
     dm = FaceDataModule(image_size=SIZE, batch_size=4, n_synthetic=8, value_range="symmetric", seed=0)
     tr = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
                    enable_model_summary=False, limit_val_batches=1, num_sanity_val_steps=0,
@@ -49,14 +50,19 @@ def pair(folder, i):
     return folder / "images" / f"synth_{i:05d}.png", folder / "masks" / f"synth_{i:05d}.png"
 
 
-def test_reconstruct_and_transfer_return_images_and_the_codes_used(editor, synthetic_folder, tmp_path):
+def test_reconstruct_and_transfer_return_images_and_the_codes_used(run, editor, synthetic_folder, tmp_path):
     img0, m0 = pair(synthetic_folder, 0)
     img1, m1 = pair(synthetic_folder, 1)
-    rec = editor.reconstruct(img0, m0)  # 64 px inputs, resized to the model's 32 px
-    assert rec.image.shape == (3, SIZE, SIZE) and 0 <= float(rec.image.min()) and float(rec.image.max()) <= 1
+    rec = editor.reconstruct(img0, m0)  # 64 px inputs: the model works at 32 px, the result is pasted at 64 px
+    assert rec.image.shape == (3, 64, 64) and 0 <= float(rec.image.min()) and float(rec.image.max()) <= 1
+    assert rec.mask.shape == (SIZE, SIZE)
     assert set(rec.codes) == {"left_eye", "right_eye", "mouth", "skin", "hair"}
-    assert rec.codes["mouth"].shape == (TINY_WIDTHS["latent_dim"],)
-    assert editor.used_ema and rec.operation == "reconstruct"
+    assert rec.codes["mouth"].shape == (TINY_GENERATOR["latent_dim"],)
+    assert rec.operation == "reconstruct"
+    # the better of raw / EMA by the run's last validation, and the result says which and why
+    selection = torch.load(run["ckpt"], weights_only=True)["genkit_portrait"]["selection"]
+    assert editor.weights == selection["weights"] and selection["metric"] == "val/l1"
+    assert rec.notes[0].startswith(f"generator weights: {selection['weights']} (better by val/l1")
 
     out = editor.transfer(img0, m0, {"mouth": (img1, m1)})
     other = editor.encode(img1, m1)
@@ -74,7 +80,7 @@ def test_reconstruct_and_transfer_return_images_and_the_codes_used(editor, synth
     path = out.save(tmp_path / "out.png", metadata=editor.metadata())
     meta = read_metadata(path)
     assert meta["operation"] == "transfer" and meta["sources"]["mouth"] == str(img1)
-    assert meta["training"]["synthetic_data"] is True and meta["ema_weights"] is True
+    assert meta["training"]["synthetic_data"] is True and meta["generator_weights"] == editor.weights
 
 
 def test_regenerate_from_an_edited_mask_follows_the_new_layout(editor, synthetic_folder):
@@ -111,8 +117,7 @@ def test_sampling_needs_a_vae_and_gives_diverse_components(editor, synthetic_fol
     with pytest.raises(ConfigError, match="variational"):
         editor.sample(img0, m0, "mouth", n=2)
     torch.manual_seed(0)
-    vae = PortraitGenerator("helen11", SIZE, variational=True, **{k: v for k, v in TINY_WIDTHS.items()
-                                                                  if k not in ("ndf", "d_layers")})
+    vae = PortraitGenerator("helen11", SIZE, variational=True, **TINY_GENERATOR)
     path = export_generator(vae, tmp_path / "vae.pt", ema=False)
     ed = PortraitEditor.from_checkpoint(path)
     samples = ed.sample(img0, m0, "mouth", n=3, seed=1)
@@ -126,11 +131,15 @@ def test_sampling_needs_a_vae_and_gives_diverse_components(editor, synthetic_fol
 
 def test_export_matches_the_checkpoint_ema_weights(run, editor, synthetic_folder):
     img0, m0 = pair(synthetic_folder, 2)
-    from_export = PortraitEditor.from_checkpoint(run["export"])
+    from_export = PortraitEditor.from_checkpoint(run["export"])  # exported with weights="auto"
+    assert from_export.weights == editor.weights
     assert torch.allclose(from_export.reconstruct(img0, m0).image, editor.reconstruct(img0, m0).image, atol=1e-6)
-    raw = PortraitEditor.from_checkpoint(run["ckpt"], use_ema=False)
-    assert not raw.used_ema
-    assert not torch.allclose(raw.reconstruct(img0, m0).image, editor.reconstruct(img0, m0).image)
+    raw = PortraitEditor.from_checkpoint(run["ckpt"], weights="raw")
+    ema = PortraitEditor.from_checkpoint(run["ckpt"], weights="ema")
+    assert raw.weights == "raw" and ema.weights == "ema" and raw.weights_reason == "asked for"
+    assert not torch.allclose(raw.reconstruct(img0, m0).image, ema.reconstruct(img0, m0).image)
+    with pytest.raises(CheckpointError, match="only the"):
+        PortraitEditor.from_checkpoint(run["export"], weights="raw" if editor.weights == "ema" else "ema")
 
 
 def test_bad_inputs_give_clear_errors(editor, synthetic_folder, tmp_path):

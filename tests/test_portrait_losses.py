@@ -74,10 +74,10 @@ def test_masked_perceptual_loss_only_sees_the_region():
 
 def test_module_parsing_loss_trains_generator_not_parser():
     """The frozen parser's cross-entropy reaches the generator's weights; the parser never changes."""
-    from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+    from genkit.models.portrait.module import PortraitGAN, tiny_config
 
-    m = PortraitGAN(image_size=32, allow_random=True, parser_random_init=True, lambda_vgg=0, ema_decay=None,
-                    val_lpips=False, **TINY_WIDTHS)
+    m = PortraitGAN(image_size=32, allow_random=True, **tiny_config(parser={"random_init": True}, losses={"vgg": 0},
+                                                                    validation={"lpips": False}))
     parser_before = {k: v.clone() for k, v in m.parsing_loss.parser.state_dict().items()}
     image = torch.rand(2, 3, 32, 32) * 2 - 1
     mask = torch.randint(0, 11, (2, 32, 32))
@@ -95,7 +95,40 @@ def test_module_parsing_loss_trains_generator_not_parser():
 
 def test_random_parser_needs_allow_random():
     from genkit.errors import ConfigError
-    from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+    from genkit.models.portrait.module import PortraitGAN, tiny_config
 
     with pytest.raises(ConfigError, match="allow_random"):
-        PortraitGAN(image_size=32, parser_random_init=True, lambda_vgg=0, **TINY_WIDTHS)
+        PortraitGAN(image_size=32, **tiny_config(parser={"random_init": True}, losses={"vgg": 0}))
+
+
+def test_balanced_l1_counts_a_small_part_as_much_as_a_large_one():
+    from genkit.models.portrait.losses import balanced_l1
+
+    real = torch.zeros(1, 3, 10, 10)
+    small, large = torch.zeros(1, 1, 10, 10), torch.zeros(1, 1, 10, 10)
+    small[..., 0, :2] = 1  # 2 px (a lip)
+    large[..., 1:, :] = 1  # 90 px (the skin)
+    wrong_small, wrong_large = real.clone(), real.clone()
+    wrong_small[..., 0, :2] = 1.0
+    wrong_large[..., 1:, :] = 1.0
+    assert balanced_l1(wrong_small, real, [small, large]) == pytest.approx(0.5)
+    assert balanced_l1(wrong_large, real, [small, large]) == pytest.approx(0.5)
+    assert masked_l1(wrong_small, real, small + large) < 0.05  # the plain mean hardly sees the small part
+    assert balanced_l1(wrong_small, real, [small, large], where=large) == 0  # parts outside `where` drop out
+
+
+def test_vae_codes_have_the_priors_second_moment_by_construction():
+    """Whatever the encoder outputs, E[mu^2 + sigma^2] of each code is 1 (the N(0, I) prior's), so prior samples
+    have the scale of the codes the decoder sees; the KL only moves the budget between mu and sigma."""
+    from genkit.models.portrait.encoders import ComponentEncoder, prior_scaled
+    from genkit.models.portrait.losses import second_moment
+
+    torch.manual_seed(0)
+    for scale in (0.01, 1.0, 30.0):
+        mu = torch.randn(8, 16) * scale
+        for logvar in (torch.full((8, 16), -4.0), torch.rand(8, 16) * -3):
+            m = (prior_scaled(mu, logvar).pow(2) + logvar.exp()).mean(1)
+            assert torch.allclose(m, torch.ones(8), atol=1e-4)
+    enc = ComponentEncoder((16, 16), latent_dim=8, base_channels=4, max_channels=8, variational=True)
+    mu, logvar = enc(torch.randn(4, 3, 16, 16) * 5)
+    assert float(second_moment(mu, logvar)) == pytest.approx(1.0, abs=1e-4) and float(logvar.max()) <= 0.0

@@ -10,11 +10,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from genkit.data.datamodules import FaceDataModule
 from genkit.errors import CheckpointError
 from genkit.models.portrait.components import dilate
-from genkit.models.portrait.module import TINY_WIDTHS, LinearDecay, PortraitGAN
+from genkit.models.portrait.module import PortraitGAN, tiny_config
+from genkit.models.portrait.schedule import LinearDecay
 
 SIZE = 48
-STEPS = 150
-SHALLOW_VGG = {"relu1_1": 1 / 8, "relu2_1": 1 / 4, "relu3_1": 1.0}  # cheap at tiny sizes; same loss code
+STEPS = 250
+# the fraction of transfers that must land closer to the donor after this short run of the tiny model: every group
+# more often than not, and 0.8 on average (the portrait_synthetic experiment's own budget and widths reach >= 0.8
+# for every group: benchmarks/portrait.py --quality)
+TOWARD_EACH, TOWARD_MEAN = 0.6, 0.8
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -49,10 +53,11 @@ def trained():
     val = [dm.datasets["val"][i] for i in range(len(dm.datasets["val"]))]  # faces never seen in training
     image = torch.stack([v["image"] for v in val])
     mask = torch.stack([v["mask"] for v in val])
-    # the portrait_synthetic settings at tiny widths (no normalisation layers: at 12x12 feature grids instance
-    # statistics are dominated by the mouth/eye maps, which measurably slows learning and spreads local edits)
-    model = PortraitGAN(image_size=SIZE, lr=1e-3, norm="none", allow_random=True, vgg_layers=SHALLOW_VGG,
-                        ema_decay=None, val_lpips=False, **TINY_WIDTHS)
+    # the portrait_synthetic settings at tiny widths (no VGG loss; no normalisation layers: at 12x12 feature grids
+    # instance statistics are dominated by the mouth/eye maps, which measurably slows learning and spreads edits)
+    model = PortraitGAN(image_size=SIZE, allow_random=True, **tiny_config(
+        generator={"norm": "none"}, losses={"vgg": 0.0}, optimizer_g={"lr": 1e-3},
+        optimizer_d={"lr": 1e-3}, validation={"lpips": False}))
     before = recon_errors(model, image, mask)
     model.train()
     t0 = time.time()
@@ -74,46 +79,34 @@ def test_short_training_run_learns_to_reconstruct_unseen_faces(trained):
     assert face_1 < 0.75 * face_0
 
 
-@torch.no_grad()
-def _transfer(model, image, mask, names):
-    g = model.generator
-    codes = g.encode(image, mask)
-    perm = torch.roll(torch.arange(image.shape[0]), 1)
-    swapped = codes.mix(codes.index(perm), {n: True for n in names})
-    return g.synthesize(mask, codes, image), g.synthesize(mask, swapped, image)
+def test_transfers_move_each_component_toward_the_donor(trained):
+    """On held-out synthetic faces (whose components' appearance is known), each transferred component must come out
+    closer to the donor's than to the target's, and the other components must stay the target's."""
+    from genkit.models.portrait.evaluation import synthetic_transfer_set, transfer_direction
+
+    faces = synthetic_transfer_set(24, SIZE, seed=5)
+    result = transfer_direction(trained["model"].generator, faces["image"], faces["mask"], faces["perm"],
+                                faces["expected"])
+    print("\ntransfer direction after the short run:", {g: round(r["toward_donor"], 2) for g, r in result.items()},
+          "others stay:", {g: round(r["others_stay"], 2) for g, r in result.items()})
+    for group, r in result.items():
+        assert r["pairs"] >= 16, group
+        assert r["toward_donor"] >= TOWARD_EACH, (group, r)
+        assert r["others_stay"] >= 0.75, (group, r)
+    assert sum(r["toward_donor"] for r in result.values()) / len(result) >= TOWARD_MEAN
 
 
-def test_mouth_transfer_changes_the_mouth_much_more_than_the_eyes(trained):
-    """Measured on the briefly trained tiny model (unseen faces, mouth taken from another face)."""
-    model, image, mask = trained["model"], trained["image"], trained["mask"]
-    recon, moved = _transfer(model, image, mask, ["mouth"])
-    lay = model.generator.layout
-    mouth = dilate(lay.region(mask, "mouth"), 1)
-    eyes = dilate(lay.region(mask, "left_eye") + lay.region(mask, "right_eye"), 1)
-    diff = (moved - recon).abs().mean(1, keepdim=True)
-    d_mouth = (diff * mouth).flatten(1).sum(1) / mouth.flatten(1).sum(1)
-    d_eyes = (diff * eyes).flatten(1).sum(1) / eyes.flatten(1).sum(1)
-    print(f"\nmouth transfer: mean change {d_mouth.tolist()} in the mouth, {d_eyes.tolist()} around the eyes")
-    assert float(d_mouth.mean()) > 3 * float(d_eyes.mean())
-    assert (d_mouth > d_eyes).all()
+def test_removed_hair_is_filled_with_background_and_the_photo_is_kept(trained):
+    """Hair removed from the mask: what the generator draws there is much closer to the true background (synthetic
+    faces render it) than the hair was; far from the face the result is the photo, bit for bit."""
+    from genkit.models.portrait.evaluation import hair_removal_error, synthetic_transfer_set
 
-
-def test_background_far_from_the_face_is_unchanged_by_an_edit(trained):
-    """By construction (background gate), and measured here on the trained model: swapping *all* components
-    changes the face a lot and leaves the background beyond the gate band bit-identical."""
-    model, image, mask = trained["model"], trained["image"], trained["mask"]
-    recon, moved = _transfer(model, image, mask, model.generator.component_names)
-    g = model.generator
-    face = 1 - g.background_mask(mask)
-    far = 1 - dilate(face, g.gate_pixels + 5)
-    diff = (moved - recon).abs().mean(1, keepdim=True)
-    face_change = float((diff * face).sum() / face.sum())
-    far_change = float((diff * far).amax())
-    print(f"\nall-component transfer: mean change {face_change:.4f} on the face, max {far_change:.2e} far outside")
-    assert far.sum() > 500 and face_change > 0.02
-    assert far_change < 1e-5
-    # and the kept background is close to the photo's (it is reconstructed by the background branch)
-    assert float(((recon - image).abs() * far).sum() / (far.sum() * 3)) < 0.5 * float((image.abs() * far).mean() + 1)
+    faces = synthetic_transfer_set(16, SIZE, seed=6)
+    r = hair_removal_error(trained["model"].generator, faces["image"], faces["mask"], faces["background"])
+    print(f"\nhair removed: error vs the true background {r['hair_vs_true_background']:.3f}, the photo's hair there "
+          f"{r['photo_in_hair_region']:.3f}")
+    assert r["hair_vs_true_background"] < 0.6 * r["photo_in_hair_region"]
+    assert r["far_pixels"] > 5000 and r["far_max"] == 0.0
 
 
 class _Probe(L.Callback):
@@ -163,8 +156,9 @@ def _assert_same(a, b, path="state"):
         assert a == b, f"{path}: {a!r} != {b!r}"
 
 
-RESUME_KW = dict(image_size=32, allow_random=True, parser_random_init=True, lambda_vgg=0.0, ema_decay=0.9,
-                 constant_epochs=1, decay_epochs=3, val_lpips=False, **TINY_WIDTHS)
+RESUME_KW = dict(image_size=32, allow_random=True, **tiny_config(
+    parser={"random_init": True}, losses={"vgg": 0.0}, ema={"decay": 0.9}, validation={"lpips": False},
+    scheduler={"constant_epochs": 1, "decay_epochs": 3}))
 
 
 def test_resume_mid_epoch_restores_step_optimisers_ema_and_schedule(tmp_path):
@@ -185,6 +179,12 @@ def test_resume_mid_epoch_restores_step_optimisers_ema_and_schedule(tmp_path):
         "ema": _clone(first.generator_ema.state_dict()), "gen": _clone(first.generator.state_dict()),
     }
     assert [s["last_epoch"] for s in raw["lr_schedulers"]] == [1, 1]  # one epoch boundary passed
+    # validation evaluated the raw and the EMA generator and recorded the better one (by val/l1) for the editor
+    m = tr1.callback_metrics
+    assert {"val/raw/l1", "val/ema/l1", "val/l1", "val/ema_selected", "val/raw/l1_face"} <= set(m)
+    assert float(m["val/l1"]) == pytest.approx(min(float(m["val/raw/l1"]), float(m["val/ema/l1"])))
+    selection = raw["genkit_portrait"]["selection"]
+    assert selection["weights"] == ("ema" if float(m["val/ema_selected"]) else "raw") and selection["step"] == 4
     assert end_of_first["sched"] == raw["lr_schedulers"]
     assert int(end_of_first["ema"]["n_averaged"]) == 6
 
@@ -206,8 +206,30 @@ def test_resume_mid_epoch_restores_step_optimisers_ema_and_schedule(tmp_path):
     assert sched.last_epoch == 2
     assert sched.get_last_lr()[0] == pytest.approx(2e-4 * LinearDecay(1, 3)(2))
     assert int(second.generator_ema.n_averaged) == 10
+    assert second.selection["step"] == 8  # restored, then renewed by the validation after epoch 2
     assert not torch.equal(second.generator_ema.module.to_image[0].weight, second.generator.to_image[0].weight)
 
     # a checkpoint of another resolution cannot be loaded into this model
     with pytest.raises(CheckpointError, match="image_size 32 vs 48"):
         PortraitGAN.load_from_checkpoint(ckpt_path, image_size=48, weights_only=True)
+
+
+def test_vae_codes_keep_the_second_moment_of_the_prior():
+    """After training, E[mu^2 + sigma^2] of every component's codes is the N(0, I) prior's 1 (so prior samples are
+    codes like those the decoder was trained on), the codes stay stochastic (KL > 0), and both are logged."""
+    from genkit.models.portrait.evaluation import code_statistics, synthetic_transfer_set
+
+    L.seed_everything(3)
+    model = PortraitGAN(image_size=32, allow_random=True, **tiny_config(
+        generator={"norm": "none", "variational": True}, losses={"vgg": 0}, optimizer_g={"lr": 1e-3},
+        optimizer_d={"lr": 1e-3}, validation={"lpips": False}))
+    tr = trainer(max_steps=20, limit_val_batches=0, enable_checkpointing=False, log_every_n_steps=1)
+    tr.fit(model, datamodule(16, 32))
+    assert {f"train/kl_moment/{n}" for n in model.generator.component_names} <= set(tr.callback_metrics)
+    assert "train/kl/mouth" in tr.callback_metrics
+    faces = synthetic_transfer_set(16, 32, seed=9)
+    stats = code_statistics(model.generator.eval(), faces["image"], faces["mask"])
+    print("\nVAE code second moments:", {k: round(v["moment"], 2) for k, v in stats.items()})
+    for name, v in stats.items():
+        assert v["moment"] == pytest.approx(1.0, abs=1e-3), (name, v)  # by construction (prior_scaled)
+        assert v["kl"] > 0.0

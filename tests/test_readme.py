@@ -77,7 +77,7 @@ PLANS = {
     "genkit data synth --out data/faces -n 200": Plan("run", ("-n", "4", "--size", "64")),
     "genkit-train experiment=parser_synthetic": Plan("run", TINY_PARSER, slow=True),
     "genkit parse photos/ --checkpoint <parser run>/checkpoints/last.ckpt -o data/mine": Plan("run", slow=True),
-    "genkit-train experiment=portrait_synthetic model.parser_checkpoint=<parser run>/checkpoints/last.ckpt "
+    "genkit-train experiment=portrait_synthetic model.parser.checkpoint=<parser run>/checkpoints/last.ckpt "
     "weights.allow_random=true": Plan("run", ("data.dataset.n=8", "data.image_size=32", "trainer.max_epochs=1",
                                               "test=false"), slow=True),
     "genkit edit --checkpoint <portrait run>/checkpoints/last.ckpt --target a.png --mask a_mask.png "

@@ -1,14 +1,20 @@
 """``genkit edit``: portrait editing with a trained mask-guided GAN.
 
     genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png -o recon.png
-    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --mouth b.png:b_mask.png --hair c.png \\
+    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --mouth b.png:b_mask.png --hair c.png \
         --parser parser.ckpt -o out.png
     genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --edited-mask a_bigger_eyes.png -o out.png
     genkit edit --checkpoint vae.ckpt --target a.png --mask a_mask.png --sample mouth -n 4 -o mouths.png
+    genkit edit --checkpoint last.ckpt --target photo.jpg --detect --parser parser.ckpt --hair c.png -o out.png
+    genkit edit --checkpoint last.ckpt --target faces/ --donors donors/ --transfer mouth,hair -o edits/
 
-A component source is ``IMG`` or ``IMG:MASK``; photos without a mask are parsed with ``--parser``. Outputs are
-written atomically as PNG with the edit's metadata (operation, sources, checkpoint, random-weight provenance);
-``--save-codes`` also writes the component codes that were used (a torch file, loadable with weights_only).
+A component source is ``IMG`` or ``IMG:MASK``; photos without a mask are parsed with ``--parser``. Outside the edit
+region the output is the target photo's own pixels. ``--detect`` finds the largest face of a photo of any size,
+edits an aligned crop and pastes it back into the full photo. A folder ``--target`` (``images/`` + ``masks/`` as
+written by ``genkit parse`` / ``genkit data synth``, or plain images to parse) with ``--donors`` writes every
+target x donor transfer and a grid. Outputs are written atomically as PNG with the edit's metadata (operation,
+sources, checkpoint, generator weights used, random-weight provenance); ``--save-codes`` also writes the component
+codes that were used (a torch file, loadable with weights_only).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ def register(sub) -> None:
     p = sub.add_parser("edit", help="edit portraits: reconstruct, transfer components, regenerate from an edited "
                                     "mask, sample component appearances")
     p.add_argument("--checkpoint", required=True, help="portrait checkpoint (.ckpt from genkit-train) or an export")
-    p.add_argument("--target", required=True, help="target photo (supplies layout and background)")
+    p.add_argument("--target", required=True,
+                   help="target photo (supplies layout and background), or a folder of faces with --donors")
     p.add_argument("--mask", help="label map of the target (8-bit PNG, model schema); parsed with --parser if absent")
     for name, flag in COMPONENT_FLAGS.items():
         p.add_argument(flag, dest=f"src_{name}", metavar="IMG[:MASK]",
@@ -39,13 +46,25 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample")
     p.add_argument("--temperature", type=float, default=1.0, help="prior scale with --sample")
     p.add_argument("--parser", help="face-parser checkpoint, for photos given without a mask")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator weights instead of the EMA ones")
+    p.add_argument("--detect", action="store_true",
+                   help="detect the largest face in a photo of any size, edit it and paste it back into the photo "
+                        "(needs --parser and facenet-pytorch)")
+    p.add_argument("--face-scale", type=float, default=1.0, help="with --detect: >1 includes more around the face")
+    p.add_argument("--donors", metavar="DIR", help="with a folder --target: a folder of donor faces (every target x "
+                                                   "every donor; outputs and grid.png in the -o folder)")
+    p.add_argument("--transfer", metavar="COMPONENTS", default="all",
+                   help="with --donors: comma-separated components to take from each donor (left_eye, right_eye, "
+                        "eyes, mouth, skin, hair, all)")
+    p.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
+                   help="generator weights: auto (the better of raw and EMA by the run's validation), ema or raw")
+    p.add_argument("--no-ema", action="store_true", help="same as --generator raw")
     add_device_option(p)
     p.add_argument("--save-codes", metavar="PATH", help="also write the component codes used (torch file)")
     p.add_argument("--save-mask", action="store_true", help="also write the label map used, as OUT_mask.png")
     p.add_argument("-o", "--out", required=True,
                    help="output image; the format follows the extension (png, jpg, webp, tif, bmp; metadata in the "
-                        "PNG or a NAME.EXT.json sidecar). With --sample: OUT_0.png, OUT_1.png, ...")
+                        "PNG or a NAME.EXT.json sidecar). With --sample: OUT_0.png, OUT_1.png, ...; with --donors: "
+                        "a folder")
     add_reading_options(p, "photos")
     p.set_defaults(handler=_edit)
 
@@ -71,13 +90,28 @@ def _edit(args) -> int:
 
     if args.sample and args.edited_mask:
         raise ConfigError("--sample and --edited-mask cannot be combined")
+    folder_mode = Path(args.target).is_dir()
+    if folder_mode != bool(args.donors):
+        raise ConfigError("a folder --target needs --donors DIR (and --donors needs a folder --target)")
+    if args.detect and (folder_mode or args.mask or args.edited_mask or args.sample):
+        raise ConfigError("--detect edits one photo: it cannot be combined with --mask, --edited-mask, --sample or "
+                          "folders (the aligned face is parsed with --parser)")
     out = Path(args.out)
-    check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
+    if folder_mode:
+        from genkit.io import check_output_dir
+
+        check_output_dir(out, "--out")
+    else:
+        check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
     if args.save_codes:
         check_output_file(args.save_codes, "--save-codes")
+    weights = "raw" if args.no_ema else args.generator
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
-                                            use_ema=not args.no_ema)
+                                            weights=weights)
     editor.reading = reading_policy(args)
+    print(f"generator weights: {editor.weights} ({editor.weights_reason})")
+    if folder_mode:
+        return _edit_folders(args, editor, out)
     components = {}
     for name in COMPONENT_FLAGS:
         value = getattr(args, f"src_{name}")
@@ -92,7 +126,14 @@ def _edit(args) -> int:
         paths = [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(len(results))]
         meta.update(sampled=args.sample, seed=args.seed, temperature=args.temperature)
     else:
-        if args.edited_mask:
+        if args.detect:
+            from genkit.models.parsing.detect import MTCNNDetector
+
+            if args.face_scale <= 0:
+                raise ConfigError("--face-scale must be positive")
+            result = editor.edit_photo(args.target, MTCNNDetector(device=args.device), components, args.face_scale)
+            meta["detected"] = True
+        elif args.edited_mask:
             result = editor.regenerate(args.target, args.mask, args.edited_mask, components)
             meta["edited_mask"] = args.edited_mask
         elif components:
@@ -106,7 +147,7 @@ def _edit(args) -> int:
 
     for i, (res, path) in enumerate(zip(results, paths)):
         res.save(path, metadata=meta)
-        print(f"wrote {path} ({res.operation}{', ' + '; '.join(res.notes) if res.notes else ''})")
+        print(f"wrote {path} ({res.operation}{', ' + '; '.join(res.notes[1:]) if res.notes[1:] else ''})")
     if args.save_mask:
         mask_path = out.with_name(f"{out.stem}_mask.png")
         save_label_map(results[0].mask, mask_path)
@@ -115,8 +156,78 @@ def _edit(args) -> int:
         atomic_torch_save({"codes": [r.codes for r in results], "sources": [r.sources for r in results],
                            "operation": results[0].operation}, args.save_codes)
         print(f"wrote {args.save_codes}")
+    _provenance_notes(meta)
+    return 0
+
+
+def _provenance_notes(meta: dict) -> None:
     if meta.get("random_weights") or meta.get("training", {}).get("random_weights"):
         print("note: RANDOM pretrained weights were used by this model's training or this edit (see the metadata)")
     if meta.get("training", {}).get("synthetic_data"):
         print("note: this model was trained on SYNTHETIC faces (smoke/demo quality only)")
+
+
+def face_folder(folder: Path) -> list[tuple[Path, Path | None]]:
+    """``(image, mask or None)`` of a folder: ``images/`` + ``masks/`` (masks optional), or plain images."""
+    from genkit.io import list_images
+
+    images = folder / "images"
+    if not images.is_dir():
+        return [(p, None) for p in list_images(folder)]
+    masks = folder / "masks"
+    return [(p, (masks / f"{p.stem}.png") if (masks / f"{p.stem}.png").exists() else None)
+            for p in list_images(images)]
+
+
+def _edit_folders(args, editor, out: Path) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from genkit.errors import ConfigError
+    from genkit.io import save_image
+
+    if out.suffix:
+        raise ConfigError(f"with --donors, --out is a folder (got {out.name})")
+    if any(getattr(args, f"src_{n}") for n in COMPONENT_FLAGS) or args.edited_mask or args.sample or args.mask:
+        raise ConfigError("with --donors, choose the components with --transfer (not --mouth/--hair/..., --mask, "
+                          "--edited-mask or --sample)")
+    components = [c.strip() for c in args.transfer.split(",") if c.strip()]
+    components = list(editor.components) if components == ["all"] else components
+    targets, donors = face_folder(Path(args.target)), face_folder(Path(args.donors))
+    grid, rows = [], []
+    meta = {**editor.metadata(), "targets": args.target, "donors": args.donors, "transferred": components}
+    for t_img, t_mask in tqdm(targets, desc="editing", unit="target", disable=len(targets) < 2):
+        row = editor.transfer_grid([(t_img, t_mask)], [(d, m) for d, m in donors], components)[0]
+        for (d_img, _), res in zip(donors, row):
+            res.save(out / f"{t_img.stem}__{d_img.stem}.png", metadata={**meta, "target": str(t_img),
+                                                                        "donor": str(d_img)})
+        rows.append((t_img, row))
+    size = editor.image_size
+    first = [torch.ones(3, size, size)] + [_tile(editor, d, size) for d, _ in donors]
+    grid.append(first)
+    for t_img, row in rows:
+        grid.append([_tile(editor, t_img, size)] + [_resized(r.image, size) for r in row])
+    from torchvision.utils import make_grid
+
+    image = make_grid(torch.stack([t for r in grid for t in r]), nrow=len(donors) + 1, padding=2, pad_value=1.0)
+    path = save_image(image, out / "grid.png", metadata={**meta, "layout": "first row: donors; each row: target, "
+                                                                           "then the target with each donor's "
+                                                                           f"{'+'.join(components)}"})
+    print(f"wrote {len(targets) * len(donors)} edits and {path} ({len(targets)} targets x {len(donors)} donors, "
+          f"{', '.join(components)})")
+    _provenance_notes(meta)
     return 0
+
+
+def _resized(image, size: int):
+    import torch
+
+    if image.shape[-1] == size:
+        return image
+    return torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False)[0].clamp(0, 1)
+
+
+def _tile(editor, path: Path, size: int):
+    image, _ = editor._load_image(path)
+    return _resized(image, size)

@@ -5,6 +5,8 @@
     genkit eval lpips DIR DIR                mean LPIPS of images paired by file name
     genkit eval stats DIR -o ref.npz         reference statistics in pytorch-fid's .npz format
     genkit eval cache list|clear [DIR...]    the statistics cache's entries; remove all or some
+    genkit eval diversity DIR                LPIPS diversity of samples (NAME_0.png, NAME_1.png, ... per condition)
+    genkit eval mask-consistency DIR MASKS --parser CKPT   parser mIoU of generated images against their masks
 
 Results print as a table; ``--json`` prints JSON instead (``--json FILE`` writes it to FILE as well as the
 table). The JSON records the protocol: weights sha256 or RANDOM, resize mode, sample count, image sizes.
@@ -73,7 +75,6 @@ def register(sub) -> None:
     _common(s, inc_help)
     s.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
     s.set_defaults(handler=_stats)
-
     c = esub.add_parser("cache", help="the FID statistics cache: list its entries, or clear them")
     csub = c.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     cl = csub.add_parser("list", help="entries (folder, samples, size, last use), least recently used first")
@@ -82,6 +83,35 @@ def register(sub) -> None:
     cc = csub.add_parser("clear", help="remove every entry, or only those of the folders given")
     cc.add_argument("folders", nargs="*", metavar="DIR", help="folders whose entries to remove (default: all)")
     cc.set_defaults(handler=_cache_clear)
+    register_portrait_metrics(esub)
+
+
+def register_portrait_metrics(esub) -> None:
+    """``diversity`` and ``mask-consistency``: the portrait model's sampling diversity and layout faithfulness."""
+    from genkit.cli import add_device_option
+
+    d = esub.add_parser("diversity", help="LPIPS diversity: mean pairwise LPIPS among samples drawn for the same "
+                                          "condition (files NAME_0.png, NAME_1.png, ... as `genkit edit --sample` "
+                                          "writes them, grouped by NAME)")
+    d.add_argument("input", metavar="DIR", help="folder of samples NAME_0.png, NAME_1.png, ... (grouped by NAME)")
+    _common(d, "LPIPS trunk weights file (torchvision AlexNet / VGG-16 state dict); default: genkit's registry")
+    d.add_argument("--net", choices=("alex", "vgg"), default="alex", help="LPIPS trunk (default alex)")
+    d.set_defaults(handler=_diversity)
+
+    m = esub.add_parser("mask-consistency", help="mIoU and pixel accuracy of a face parser on generated images "
+                                                 "against the masks they were drawn for (paired by file name)")
+    m.add_argument("input", metavar="DIR", help="generated images")
+    m.add_argument("masks", metavar="MASK_DIR", help="their label maps (8-bit PNGs, NAME.png), e.g. --save-mask output")
+    m.add_argument("--parser", required=True,
+                   help="face parser: bisenet-celebamask (pretrained), a parser checkpoint (genkit-train "
+                        "experiment=parser_*) or a BiSeNet 79999_iter.pth file")
+    m.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
+    add_device_option(m)
+    m.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="print the result as JSON (or, with FILE, also write it there)")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m.set_defaults(handler=_mask_consistency)
+
 
 
 def _check(args) -> None:
@@ -266,3 +296,93 @@ def _cache_clear(args) -> int:
     removed = clear_cache(args.folders or None)
     print(f"removed {_entries_word(len(removed))} ({_size(sum(e.size for e in removed))}) from {stats_cache_dir()}")
     return 0
+
+
+def sample_groups(folder) -> dict[str, list]:
+    """Images of ``folder`` grouped by name without a trailing ``_<number>`` (``a_0.png``, ``a_1.png`` -> ``a``)."""
+    import re
+
+    from genkit.metrics.folders import folder_files
+
+    groups: dict[str, list] = {}
+    for f in folder_files(folder):
+        match = re.fullmatch(r"(.+)_(\d+)", f.stem)
+        groups.setdefault(match.group(1) if match else f.stem, []).append(f)
+    return groups
+
+
+def _diversity(args) -> int:
+    import torch
+
+    from genkit.errors import DataError
+    from genkit.metrics import keys
+    from genkit.metrics.folders import read_uint8
+    from genkit.device import resolve_device
+    from genkit.metrics.lpips import build_lpips, lpips_diversity
+
+    _check(args)
+    groups = {k: v for k, v in sample_groups(args.input).items() if len(v) >= 2}
+    if not groups:
+        raise DataError(args.input, "no condition has two or more samples (expected NAME_0.png, NAME_1.png, ...)")
+    model = build_lpips(args.net, args.weights, args.allow_random, device=resolve_device(args.device))
+    scores = {}
+    for name, files in groups.items():
+        images = [read_uint8(f, reading_policy(args, "torch-fidelity")) for f in files]
+        if len({tuple(t.shape) for t in images}) > 1:
+            raise DataError(files[0], f"the samples of {name!r} differ in size; diversity compares equal sizes")
+        x = torch.stack(images).float().to(next(model.parameters()).device) / 127.5 - 1.0
+        scores[name] = lpips_diversity(x, model, args.batch_size)
+    values = torch.tensor(list(scores.values()), dtype=torch.float64)
+    protocol = dict(model.protocol, metric="LPIPS diversity (mean pairwise LPIPS per condition, averaged)",
+                    input1={"path": str(args.input), "kind": "folder",
+                            keys.KEY_NUM_SAMPLES: sum(len(v) for v in groups.values())},
+                    conditions=len(groups), samples_per_condition=sorted({len(v) for v in groups.values()}))
+    result = {keys.KEY_DIVERSITY: float(values.mean()), "per_condition": scores, keys.KEY_PROTOCOL: protocol}
+    return _report(args, f"LPIPS diversity ({args.net})",
+                   {"lpips_diversity": float(values.mean()), "conditions": len(groups)}, result)
+
+
+def _mask_consistency(args) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from genkit.errors import ConfigError, DataError
+    from genkit.io import read_label_map
+    from genkit.metrics import keys
+    from genkit.metrics.folders import paired_files, read_uint8
+    from genkit.device import resolve_device
+    from genkit.metrics.mask_consistency import MaskConsistency
+    from genkit.models.parsing.checkpoint import load_parser_with_info
+
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size must be >= 1")
+    device = resolve_device(args.device)
+    net, info = load_parser_with_info(args.parser)
+    metric = MaskConsistency(net.to(device), info.schema.num_classes, input_range="unit",
+                             parse_size=info.image_size).to(device)
+    pairs = paired_files(args.input, args.masks)
+    for i in tqdm(range(0, len(pairs), args.batch_size), desc="parsing", unit="batch", disable=args.no_progress,
+                  leave=False):
+        chunk = pairs[i:i + args.batch_size]
+        images = [read_uint8(a) for a, _ in chunk]
+        masks = [torch.from_numpy(read_label_map(b, info.schema.num_classes)) for _, b in chunk]
+        for (a, b), x, m in zip(chunk, images, masks):
+            if tuple(x.shape[1:]) != tuple(m.shape):
+                raise DataError(b, f"mask is {m.shape[1]}x{m.shape[0]} but its image {a.name} is "
+                                   f"{x.shape[2]}x{x.shape[1]}")
+        if len({tuple(m.shape) for m in masks}) > 1:
+            for x, m in zip(images, masks):
+                metric.update(x[None].float().to(device) / 255.0, m[None].to(device))
+        else:
+            metric.update(torch.stack(images).float().to(device) / 255.0, torch.stack(masks).to(device))
+    scores = metric.compute()
+    per_class = {c: float(v) for c, v in zip(info.schema.classes, scores["iou_per_class"].tolist())}
+    protocol = {"metric": "mask consistency (parser mIoU / pixel accuracy vs the target masks)",
+                keys.KEY_WEIGHTS: f"parser {args.parser}", "parser_schema": info.schema.name,
+                "parse_size": info.image_size, keys.KEY_NUM_SAMPLES: len(pairs),
+                "input1": {"path": str(args.input), "kind": "folder"}, "input2": {"path": str(args.masks),
+                                                                                  "kind": "folder"}}
+    result = {"mask_miou": float(scores["miou"]), "mask_pixel_acc": float(scores["pixel_acc"]),
+              "iou_per_class": per_class, keys.KEY_PROTOCOL: protocol}
+    return _report(args, "mask consistency", {"mask_miou": result["mask_miou"],
+                                              "mask_pixel_acc": result["mask_pixel_acc"]}, result)

@@ -72,6 +72,11 @@ class FaceDataModule(L.LightningDataModule):
         self.schema = get_schema(target_schema)
         self.datasets: dict[str, Dataset] = {}
 
+    def provenance(self) -> dict:
+        """What models trained on this data record in their checkpoints (``data_source``, ``synthetic_data``)."""
+        return {"data_source": self.hparams.source, "synthetic_data": self.hparams.source == "synthetic",
+                "image_size": int(self.hparams.image_size)}
+
     # the transform used for a split
     def transform(self, train: bool) -> PairedTransform:
         hp = self.hparams

@@ -23,7 +23,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from genkit.data.schemas import HELEN11, LabelSchema, SchemaMapping, get_schema
-from genkit.data.synthetic import synthetic_face
+from genkit.data.synthetic import synthetic_face_with_background
 from genkit.data.transforms import PairedTransform, center_crop_resize, resize_image
 from genkit.errors import ConfigError, DataError
 from genkit.io import PHOTOS, ReadPolicy, list_images, pil_to_tensor, read_image, read_label_map
@@ -40,7 +40,10 @@ def check_on_bad_file(value: str) -> str:
 
 
 class SyntheticFaceDataset(Dataset):
-    """``n`` procedural faces (see :mod:`genkit.data.synthetic`); sample ``i`` depends only on ``(seed, i)``."""
+    """``n`` procedural faces (see :mod:`genkit.data.synthetic`); sample ``i`` depends only on ``(seed, i)``.
+
+    Items also carry ``"background"``: the picture without the face, transformed like the image (ground truth
+    for the portrait model's background filling)."""
 
     synthetic = True
 
@@ -57,9 +60,10 @@ class SyntheticFaceDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n:
             raise IndexError(i)
-        image, labels = synthetic_face(self.render_size, np.random.default_rng([self.seed, i]))
-        x, m = self.transform(Image.fromarray(image), labels)
-        return {"image": x, "mask": m, "name": f"synth_{i:05d}"}
+        image, labels, background = synthetic_face_with_background(self.render_size,
+                                                                   np.random.default_rng([self.seed, i]))
+        x, m, bg = self.transform(Image.fromarray(image), labels, None, Image.fromarray(background))
+        return {"image": x, "mask": m, "background": bg, "name": f"synth_{i:05d}"}
 
 
 class MaskedImageDataset(Dataset):

@@ -46,6 +46,45 @@ def _background(rng: np.random.Generator, size: int, xx, yy) -> np.ndarray:
 
 def synthetic_face(size: int = 128, seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray]:
     """One face: ``(image uint8 (H, W, 3), labels int64 (H, W))`` with Helen-11 labels."""
+    image, labels, _ = synthetic_face_with_background(size, seed)
+    return image, labels
+
+
+# the appearance of each portrait component: the label colours (and the hair's texture) it is drawn with
+COMPONENT_APPEARANCE = {"left_eye": (LEYE,), "right_eye": (REYE,), "eyes": (LEYE, REYE), "mouth": (ULIP, MOUTH, LLIP),
+                        "skin": (SKIN, LBROW, RBROW, NOSE), "hair": (HAIR, "hair_texture")}
+
+
+def synthetic_face_with_background(size: int = 128, seed: int | np.random.Generator = 0
+                                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One face and its true background: ``(image, labels, background)``.
+
+    ``background`` is the same picture without the face and hair (same texture, noise and blur), so a model that
+    fills background uncovered by an edit (hair removed, face made smaller) has ground truth. Away from the face
+    (beyond the 2 px blur) the two images are identical.
+    """
+    image, labels, background, _ = render_synthetic_face(size, seed)
+    return image, labels, background
+
+
+def synthetic_appearance(size: int = 128, seed: int | np.random.Generator = 0) -> dict:
+    """The appearance a face is drawn with: ``{label: RGB in [0, 1], "hair_texture": (frequency, phase)}``."""
+    return render_synthetic_face(size, seed)[3]
+
+
+def transferred_appearance(donor_seed, components, size: int = 128) -> dict:
+    """Overrides that draw a face with the donor's ``components`` (names of :data:`COMPONENT_APPEARANCE`): with
+    :func:`render_synthetic_face` of the target, the expected result of a perfect transfer."""
+    donor = synthetic_appearance(size, donor_seed)
+    keys = [k for c in components for k in COMPONENT_APPEARANCE[c]]
+    return {k: donor[k] for k in keys}
+
+
+def render_synthetic_face(size: int = 128, seed: int | np.random.Generator = 0, appearance: dict | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """``(image, labels, background, appearance)``; ``appearance`` overrides some of the face's own colours (keys
+    as :func:`synthetic_appearance` returns), keeping its shapes, pose, background and noise: the same face with,
+    for instance, another face's mouth."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     ys, xs = np.mgrid[0:size, 0:size]
     xx = (xs + 0.5) / size
@@ -63,6 +102,10 @@ def synthetic_face(size: int = 128, seed: int | np.random.Generator = 0) -> tupl
     colors[LLIP] = np.clip(lip * rng.uniform(0.85, 1.1), 0, 1)
     colors[MOUTH] = rng.uniform(0.05, 0.3, size=3)
     colors[HAIR] = rng.uniform(0.02, 0.7, size=3) * rng.uniform(0.3, 1.0)
+    drawn = {int(k): colors[k].copy() for k in range(1, 11)}
+    for k, v in (appearance or {}).items():
+        if k != "hair_texture":
+            colors[int(k)] = v
 
     cx = 0.5 + rng.uniform(-0.06, 0.06)
     cy = 0.52 + rng.uniform(-0.05, 0.05)
@@ -110,17 +153,25 @@ def synthetic_face(size: int = 128, seed: int | np.random.Generator = 0) -> tupl
     del ux, uy
 
     image = _background(rng, size, xx, yy)
+    background = image.copy()
     fg = labels != BG
     image[fg] = colors[labels[fg]]
     # soft shading across the face and hair, plus per-pixel texture noise
     shade = 1.0 - 0.25 * np.clip(((xx - cx) ** 2 + (yy - cy) ** 2) / (fw * fh * 2), 0, 1)
     image[fg] *= shade[fg][:, None]
-    hair_tex = 0.08 * np.sin(rng.uniform(40, 90) * (xx + 0.3 * yy) + rng.uniform(0, 6))
+    freq, phase = rng.uniform(40, 90), rng.uniform(0, 6)
+    drawn["hair_texture"] = (freq, phase)
+    freq, phase = (appearance or {}).get("hair_texture", (freq, phase))
+    hair_tex = 0.08 * np.sin(freq * (xx + 0.3 * yy) + phase)
     image[labels == HAIR] += hair_tex[labels == HAIR][:, None]
-    image += rng.normal(0, 0.02, size=image.shape)
+    noise = rng.normal(0, 0.02, size=image.shape)
+    return _finish(image + noise), labels, _finish(background + noise), drawn
+
+
+def _finish(image: np.ndarray) -> np.ndarray:
+    """Slight blur (no perfectly sharp synthetic edges), then uint8."""
     image = gaussian_filter(image, sigma=(0.6, 0.6, 0))
-    image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return image, labels
+    return np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def synthetic_faces(n: int, size: int = 128, seed: int = 0):

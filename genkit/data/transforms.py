@@ -97,26 +97,29 @@ class PairedTransform:
     def __post_init__(self):
         check_value_range(self.value_range)
 
-    def __call__(self, image: Image.Image, labels: np.ndarray, rng: random.Random | None = None):
+    def __call__(self, image: Image.Image, labels: np.ndarray, rng: random.Random | None = None,
+                 *extra_images: Image.Image):
+        """``(image, mask)``, followed by each of ``extra_images`` (same size as ``image``, e.g. a synthetic face's
+        true background) with the same resize, crop, flip and value range."""
         rng = rng or random
         size = self.size
         big = size
         if self.scale_jitter > 0:
             big = int(round(size * (1 + rng.uniform(0, self.scale_jitter))))
-        image = resize_image(image, big)
+        images = [resize_image(im, big) for im in (image, *extra_images)]
         labels = resize_labels(labels, big)
         if big > size:
             x0, y0 = rng.randint(0, big - size), rng.randint(0, big - size)
-            image = image.crop((x0, y0, x0 + size, y0 + size))
+            images = [im.crop((x0, y0, x0 + size, y0 + size)) for im in images]
             labels = labels[y0:y0 + size, x0:x0 + size]
-        x = pil_to_tensor(image)
+        xs = [pil_to_tensor(im) for im in images]
         m = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
         if self.hflip and rng.random() < 0.5:
-            x = x.flip(-1)
+            xs = [x.flip(-1) for x in xs]
             m = flip_labels(m, self.schema)
         if self.value_range == "symmetric":
-            x = to_symmetric(x)
-        return x, m
+            xs = [to_symmetric(x) for x in xs]
+        return (xs[0], m, *xs[1:])
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

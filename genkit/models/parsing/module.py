@@ -203,6 +203,9 @@ class ParserModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[CHECKPOINT_KEY] = make_info_block(self.schema, self.hparams.image_size, self.net)
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if hasattr(dm, "provenance"):  # what it was trained on: users of a synthetic-face parser get warned
+            checkpoint[CHECKPOINT_KEY]["training"] = dm.provenance()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         info = read_info(checkpoint, "checkpoint")

@@ -2,14 +2,18 @@
 
 Modules, one job each::
 
-    components   face components from a label map: regions, centres, crops, placement of feature maps
-    encoders     per-component encoders (AE or VAE), image decoders, feature decoders; ComponentCodes
-    generator    mask encoder, fusion + residual trunk, background fusing; PortraitGenerator
-    losses       adversarial (logits), feature matching, masked VGG, masked L1, KL
-    module       PortraitGAN LightningModule (manual optimisation, paired/unpaired steps, EMA, schedule)
-    evaluation   validation metrics (LPIPS, FID, mask consistency), guarded
-    checkpoint   checkpoint block, export, loading a generator for inference
-    editor       PortraitEditor: reconstruct / transfer / regenerate / sample (notebook and CLI API)
+    components     face components from a label map: regions, centres, crops, placement of feature maps
+    encoders       per-component encoders (AE or VAE), image decoders, feature decoders; ComponentCodes
+    generator      mask encoder, fusion + residual trunk, background fusing, paste into the photo; PortraitGenerator
+    compositing    the edit region, its feathered paste weight, the paste (the photo is kept by construction)
+    losses         adversarial (logits), feature matching, masked VGG, balanced L1, appearance, KL; LossWeights
+    config         the module's sub-configs (TrainingScheme, ParserSettings, ValidationSettings) and their building
+    module         PortraitGAN LightningModule (manual optimisation, paired/transfer steps, EMA, schedule)
+    ema, schedule  EMA with warm-up; constant-then-linear learning-rate decay
+    evaluation     validation metrics (LPIPS, FID, mask consistency); measurements of edits
+    checkpoint     checkpoint block, export, loading a generator for inference
+    parser_checks  what a parser checkpoint was trained on, and warnings when it meets other images
+    editor         PortraitEditor: reconstruct / transfer / regenerate / sample / folders / photographs
 
 Names are imported lazily so ``import genkit.models.portrait`` stays light.
 """
@@ -22,7 +26,7 @@ _EXPORTS = {
     "ComponentLayout": "components", "PORTRAIT_COMPONENTS": "components", "COMPONENT_NAMES": "components",
     "ComponentCodes": "encoders", "LocalEmbedding": "encoders",
     "PortraitGenerator": "generator",
-    "PortraitGAN": "module",
+    "PortraitGAN": "module", "LossWeights": "losses", "TrainingScheme": "config", "WarmupEMA": "ema",
     "PortraitEditor": "editor", "EditResult": "editor",
     "load_generator": "checkpoint", "export_generator": "checkpoint",
 }

@@ -2,11 +2,17 @@
 
 A training checkpoint (Lightning) carries a ``"genkit_portrait"`` block with plain values only::
 
-    {"format": 1, "generator": {...PortraitGenerator.config()...}, "ema": true}
+    {"format": 2, "generator": {...PortraitGenerator.config()...}, "generator_target": "...PortraitGenerator",
+     "ema": true, "selection": {"weights": "ema", "metric": "val/l1", "raw": 0.031, "ema": 0.029, "step": 600},
+     "training": {"data_source": "synthetic", "synthetic_data": true, "random_weights": false, ...}}
 
-and the weights under ``state_dict`` (``generator.*``, ``generator_ema.module.*`` when EMA is on). An *export*
-(:func:`export_generator`) is a small file with the same block and only the generator weights to use (the EMA
-ones when available). Both load with ``torch.load(weights_only=True)``.
+and the weights under ``state_dict`` (``generator.*``, ``generator_ema.module.*`` when EMA is on). ``selection``
+records which of the raw and EMA generators the last validation found better; loading with ``weights="auto"``
+takes that one (the EMA one when no validation ran). An *export* (:func:`export_generator`) is a small file with
+the same block and one generator's weights. Both load with ``torch.load(weights_only=True)``.
+
+Format 1 (flat model settings, a generator without the photo-keeping paste) is refused with a clear message: its
+networks differ from the current ones.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ from genkit.errors import CheckpointError, GenkitError
 from genkit.io import atomic_torch_save, load_checkpoint
 
 CHECKPOINT_KEY = "genkit_portrait"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 GENERATOR_PREFIX = "generator."
 EMA_PREFIX = "generator_ema.module."
+WEIGHT_CHOICES = ("auto", "ema", "raw")
 
 
-def make_block(generator_config: dict, ema: bool) -> dict:
-    return {"format": FORMAT_VERSION, "generator": dict(generator_config), "ema": bool(ema)}
+def make_block(generator_config: dict, ema: bool, target: str | None = None) -> dict:
+    block = {"format": FORMAT_VERSION, "generator": dict(generator_config), "ema": bool(ema)}
+    if target:
+        block["generator_target"] = str(target)
+    return block
 
 
 def load_raw(path: str | Path) -> dict:
@@ -37,6 +47,10 @@ def read_block(ckpt: dict, path: str | Path = "checkpoint") -> dict:
         other = " (it is a face-parser checkpoint)" if "genkit_parser" in ckpt else ""
         raise CheckpointError(f"{path}: not a portrait-editing checkpoint{other}; train one with "
                               "`genkit-train experiment=portrait_synthetic`")
+    if block.get("format") == 1:
+        raise CheckpointError(f"{path}: portrait checkpoint of format 1 (an earlier genkit: flat model settings and a "
+                              "generator without the photo-keeping paste); its networks differ from this version's. "
+                              "Retrain it with `genkit-train experiment=portrait_*`")
     if block.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: portrait checkpoint format {block.get('format')!r} is not supported "
                               f"(expected {FORMAT_VERSION})")
@@ -97,23 +111,55 @@ def compare_configs(saved: dict, current: dict, path: str | Path = "checkpoint")
                               + "; ".join(diffs))
 
 
-def generator_state(ckpt: dict, use_ema: bool = True) -> tuple[dict, bool]:
-    """The generator weights of a training checkpoint or an export; ``(state, used_ema)``."""
+def generator_state(ckpt: dict, weights: str = "auto") -> tuple[dict, str, str]:
+    """The generator weights of a training checkpoint or an export: ``(state, used, why)`` with ``used`` ``"ema"``
+    or ``"raw"`` and ``why`` a short reason (for the editor's notes)."""
+    if weights not in WEIGHT_CHOICES:
+        raise CheckpointError(f"generator weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}")
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError("checkpoint has no state_dict")
-    if any(k.startswith(GENERATOR_PREFIX) or k.startswith(EMA_PREFIX) for k in state):
-        if use_ema and any(k.startswith(EMA_PREFIX) for k in state):
-            return {k[len(EMA_PREFIX):]: v for k, v in state.items() if k.startswith(EMA_PREFIX)}, True
-        return {k[len(GENERATOR_PREFIX):]: v for k, v in state.items() if k.startswith(GENERATOR_PREFIX)}, False
-    return dict(state), bool(ckpt.get(CHECKPOINT_KEY, {}).get("ema", False))
+    block = ckpt.get(CHECKPOINT_KEY, {})
+    if not any(k.startswith((GENERATOR_PREFIX, EMA_PREFIX)) for k in state):  # an export: one generator
+        used = "ema" if block.get("ema", False) else "raw"
+        if weights not in ("auto", used):
+            raise CheckpointError(f"this export holds only the {used} generator weights, not the {weights} ones")
+        return dict(state), used, f"the export's {used} weights"
+    has_ema = any(k.startswith(EMA_PREFIX) for k in state)
+    selection = block.get("selection") or {}
+    if weights == "auto":
+        if not has_ema:
+            used, why = "raw", "no EMA was kept"
+        elif selection.get("weights") in ("ema", "raw"):
+            used = selection["weights"]
+            other = "raw" if used == "ema" else "ema"
+            why = (f"better by {selection.get('metric', 'validation')}: {used} {selection.get(used, float('nan')):.4g}"
+                   f" vs {other} {selection.get(other, float('nan')):.4g} at step {selection.get('step', '?')}")
+        else:
+            used, why = "ema", "no validation result recorded; EMA by default"
+    else:
+        used, why = weights, "asked for"
+        if used == "ema" and not has_ema:
+            raise CheckpointError("this checkpoint keeps no EMA generator (trained with model.ema=null); use the raw "
+                                  "weights")
+    prefix = EMA_PREFIX if used == "ema" else GENERATOR_PREFIX
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, used, why
 
 
 def build_generator(block: dict, state: dict, path: str | Path = "checkpoint"):
     from genkit.models.portrait.generator import PortraitGenerator
 
+    cls = PortraitGenerator
+    target = block.get("generator_target")
+    if target and target != f"{PortraitGenerator.__module__}.{PortraitGenerator.__qualname__}":
+        import hydra.utils
+
+        try:
+            cls = hydra.utils.get_class(target)
+        except Exception as exc:  # noqa: BLE001 - hydra raises several kinds
+            raise CheckpointError(f"{path}: generator class {target!r} cannot be imported ({exc})") from None
     try:
-        gen = PortraitGenerator(**block["generator"])
+        gen = cls(**block["generator"])
     except (TypeError, ValueError, GenkitError) as exc:
         raise CheckpointError(f"{path}: generator settings are invalid ({exc})") from None
     try:
@@ -123,20 +169,24 @@ def build_generator(block: dict, state: dict, path: str | Path = "checkpoint"):
     return gen.eval()
 
 
-def load_generator(path: str | Path, use_ema: bool = True, expected_schema: LabelSchema | str | Path | None = None,
+def load_generator(path: str | Path, weights: str = "auto", expected_schema: LabelSchema | str | Path | None = None,
                    expected_image_size: int | None = None):
-    """``(PortraitGenerator in eval mode, block, used_ema)`` from a training checkpoint or an export."""
+    """``(PortraitGenerator in eval mode, block, used, why)`` from a training checkpoint or an export; ``weights``:
+    ``auto`` (the better of raw and EMA by the last validation), ``ema`` or ``raw``."""
     ckpt = load_raw(path)
     block = read_block(ckpt, path)
     check_compatible(block, path, expected_schema, expected_image_size)
-    state, used_ema = generator_state(ckpt, use_ema)
-    return build_generator(block, state, path), block, used_ema
+    state, used, why = generator_state(ckpt, weights)
+    return build_generator(block, state, path), block, used, why
 
 
-def export_generator(generator, path: str | Path, ema: bool, training: dict | None = None) -> Path:
+def export_generator(generator, path: str | Path, ema: bool, training: dict | None = None,
+                     selection: dict | None = None) -> Path:
     """Write a small inference file: the checkpoint block and one generator's weights (atomic)."""
-    block = make_block(generator.config(), ema)
+    block = make_block(generator.config(), ema, f"{type(generator).__module__}.{type(generator).__qualname__}")
     if training:
         block["training"] = dict(training)
+    if selection:
+        block["selection"] = dict(selection)
     state = {k: v.detach().cpu() for k, v in generator.state_dict().items()}
     return atomic_torch_save({CHECKPOINT_KEY: block, "state_dict": state}, path)

@@ -5,15 +5,19 @@ centres (32x48 and 80x144 at 256 px, scaled with the resolution), skin (+ brows 
 image masked to their region. Components are declared as data (class *names*), resolved against a label schema
 once, so a schema without e.g. ``inner_mouth`` is a clear error at construction, not a wrong index later.
 
-Robustness: a component that is absent from a mask (closed eyes, no mouth, hair cropped away) gets a default
-centre (so crops and placements stay well defined), ``presence = False`` (so its code is zeroed and its feature
-map is not placed), and crops/placements that cross the border are zero-padded.
+Robustness: a crop component's centre is the centroid of its *largest connected part* (8-connected), so stray
+pixels of a parser's mask do not drag it; a component whose largest part is smaller than its minimum area
+(closed eyes, no mouth, hair cropped away, a speck) is absent: it gets a default centre (so crops and placements
+stay well defined), ``presence = False`` (so its code is zeroed and its feature map is not placed). Crops and
+placements that cross the border are zero-padded. The mouth crop is masked to the mouth labels (the skin around
+the lips belongs to the skin component).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -30,6 +34,8 @@ class ComponentSpec:
     classes: tuple[str, ...]
     crop: tuple[int, int] | None = None  # (height, width) at 256 px; None = whole image masked to the region
     default_centre: tuple[float, float] | None = None  # (y, x) as fractions of the image, for absent components
+    min_area: int = 64  # pixels at 256 px (scaled with the image area, at least 2) for the component to be present
+    masked_crop: bool = False  # crop components: zero the crop outside the component's labels
 
     @property
     def is_crop(self) -> bool:
@@ -37,9 +43,10 @@ class ComponentSpec:
 
 
 PORTRAIT_COMPONENTS: tuple[ComponentSpec, ...] = (
-    ComponentSpec("left_eye", ("left_eye",), (32, 48), (0.45, 0.375)),
-    ComponentSpec("right_eye", ("right_eye",), (32, 48), (0.45, 0.625)),
-    ComponentSpec("mouth", ("upper_lip", "inner_mouth", "lower_lip"), (80, 144), (0.72, 0.5)),
+    ComponentSpec("left_eye", ("left_eye",), (32, 48), (0.45, 0.375), min_area=48),
+    ComponentSpec("right_eye", ("right_eye",), (32, 48), (0.45, 0.625), min_area=48),
+    ComponentSpec("mouth", ("upper_lip", "inner_mouth", "lower_lip"), (80, 144), (0.72, 0.5), min_area=96,
+                  masked_crop=True),
     ComponentSpec("skin", ("skin", "left_brow", "right_brow", "nose")),
     ComponentSpec("hair", ("hair",)),
 )
@@ -60,7 +67,7 @@ class ComponentLayout:
     """
 
     def __init__(self, schema: LabelSchema | str = "helen11", image_size: int = 256,
-                 components: tuple[ComponentSpec, ...] = PORTRAIT_COMPONENTS, min_pixels: int | None = None):
+                 components: tuple[ComponentSpec, ...] = PORTRAIT_COMPONENTS):
         self.schema = get_schema(schema)
         if image_size % (FEATURE_STRIDE * 4) or image_size < 16:
             raise ConfigError(f"image_size must be a multiple of {FEATURE_STRIDE * 4} and >= 16, got {image_size}")
@@ -79,8 +86,9 @@ class ComponentLayout:
             raise ConfigError(f"schema {self.schema.name!r} has no {BACKGROUND!r} class") from None
         self.crop_size = {c.name: scaled_crop(c.crop, image_size) for c in self.components if c.is_crop}
         self.grid_size = image_size // FEATURE_STRIDE
-        # a component must cover this many pixels to count as present (scales with the image area)
-        self.min_pixels = min_pixels if min_pixels is not None else max(1, round(4 * (image_size / 256) ** 2))
+        # a component (its largest connected part, for crops) must cover this many pixels to count as present
+        self.min_area = {c.name: max(2, round(c.min_area * (image_size / REFERENCE_SIZE) ** 2))
+                         for c in self.components}
         self.specs = {c.name: c for c in self.components}
 
     # ---------------------------------------------------------------------------------------------- sizes
@@ -118,25 +126,49 @@ class ComponentLayout:
         return self.region(mask, BACKGROUND)
 
     def presence(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B,) bool per component: does the mask show it (at least ``min_pixels`` pixels)?"""
-        return {n: self.region(mask, n).flatten(1).sum(1) >= self.min_pixels for n in self.names}
+        """(B,) bool per component: does the mask show it (its largest connected part, for crop components, or
+        its whole region otherwise, covers at least the component's minimum area)?"""
+        parts = self.crop_parts(mask)
+        out = {}
+        for n in self.names:
+            if n in parts:
+                out[n] = parts[n][1] >= self.min_area[n]
+            else:
+                out[n] = self.region(mask, n).flatten(1).sum(1) >= self.min_area[n]
+        return out
 
-    def centres(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Centroid (y, x) of each crop component; the default centre where it is absent."""
-        b, h, w = mask.shape
-        ys = torch.arange(h, device=mask.device, dtype=torch.float32).view(1, h, 1) + 0.5
-        xs = torch.arange(w, device=mask.device, dtype=torch.float32).view(1, 1, w) + 0.5
+    def crop_parts(self, mask: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Per crop component: the centroid (B, 2) ``(y, x)`` and the area (B,) of its largest 8-connected part."""
+        from scipy.ndimage import center_of_mass, label
+
+        labels = mask.detach().cpu().numpy()
+        eight = np.ones((3, 3), dtype=bool)
         out = {}
         for name in self.crop_size:
-            r = self.region(mask, name)[:, 0]
-            count = r.flatten(1).sum(1)
-            cy = (r * ys).flatten(1).sum(1) / count.clamp_min(1)
-            cx = (r * xs).flatten(1).sum(1) / count.clamp_min(1)
+            centres = np.zeros((labels.shape[0], 2), dtype=np.float64)
+            areas = np.zeros(labels.shape[0], dtype=np.int64)
+            region = np.isin(labels, self.labels[name])
+            for b in range(labels.shape[0]):
+                if not region[b].any():
+                    continue
+                parts, n = label(region[b], structure=eight)
+                sizes = np.bincount(parts.ravel(), minlength=n + 1)[1:]
+                k = int(sizes.argmax()) + 1
+                centres[b] = center_of_mass(parts == k)
+                areas[b] = sizes[k - 1]
+            out[name] = (torch.from_numpy(centres + 0.5).float().to(mask.device),
+                         torch.from_numpy(areas).to(mask.device))
+        return out
+
+    def centres(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Centre (y, x) of each crop component: the centroid of its largest connected part; the default centre
+        where the component is absent."""
+        b, h, w = mask.shape
+        out = {}
+        for name, (centre, area) in self.crop_parts(mask).items():
             dy, dx = self.specs[name].default_centre or (0.5, 0.5)
-            present = count >= self.min_pixels
-            cy = torch.where(present, cy, torch.full_like(cy, dy * h))
-            cx = torch.where(present, cx, torch.full_like(cx, dx * w))
-            out[name] = torch.stack([cy, cx], 1)
+            default = torch.tensor([dy * h, dx * w], dtype=torch.float32, device=mask.device).expand(b, 2)
+            out[name] = torch.where((area >= self.min_area[name]).view(-1, 1), centre, default)
         return out
 
     # ------------------------------------------------------------------------------------ crops / placement
@@ -166,14 +198,26 @@ class ComponentLayout:
     def extract(self, image: torch.Tensor, mask: torch.Tensor, centres: dict[str, torch.Tensor] | None = None
                 ) -> dict[str, torch.Tensor]:
         """Encoder inputs: crops around the centres (eyes, mouth) and region-masked full images (skin, hair)."""
+        return self.extract_with_regions(image, mask, centres)[0]
+
+    def extract_with_regions(self, image: torch.Tensor, mask: torch.Tensor,
+                             centres: dict[str, torch.Tensor] | None = None
+                             ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The encoder inputs and, for each, the (B, K, h, w) indicators of the component's K classes in it."""
         centres = self.centres(mask) if centres is None else centres
-        out = {}
+        inputs, regions = {}, {}
         for name in self.names:
+            parts = torch.stack([mask == lab for lab in self.labels[name]], 1).to(image.dtype)
+            region = parts.amax(1, keepdim=True)
             if name in self.crop_size:
-                out[name] = self.crop(image, centres[name], self.crop_size[name])
+                inputs[name] = self.crop(image, centres[name], self.crop_size[name])
+                regions[name] = self.crop(parts, centres[name], self.crop_size[name])
+                if self.specs[name].masked_crop:
+                    inputs[name] = inputs[name] * regions[name].amax(1, keepdim=True)
             else:
-                out[name] = image * self.region(mask, name).to(image.dtype)
-        return out
+                inputs[name] = image * region
+                regions[name] = parts
+        return inputs, regions
 
 
 def window(img: torch.Tensor, top: int, left: int, size: tuple[int, int]) -> torch.Tensor:

@@ -2,8 +2,14 @@
 
 Encoder: a 3x3 stem then ``n_down`` stride-2 convs down to a small grid, a 1x1 channel bottleneck, flattened
 into a latent vector (512-d by default). ``variational=True`` adds a log-variance head: codes are sampled with the reparameterisation trick
-in training and a KL term is optimised (so components can be drawn from the N(0, I) prior); otherwise the encoder
-is a plain autoencoder (the paper's description).
+in training and a KL term is optimised (so components can be drawn from the N(0, I) prior), and the mean is scaled
+so each code's second moment E[mu^2 + sigma^2] is the prior's 1 (:func:`prior_scaled`); otherwise the encoder is a
+plain autoencoder (the paper's description) whose codes are scaled to the same unit second moment.
+
+With region pooling the encoder also averages its input colours and first-layer features over each class of the
+component (the lips and the inner mouth separately, as SEAN's region-wise average pooling): the code then carries
+the component's appearance directly instead of having to discover it through a stack of strided convolutions,
+which is what makes transfers work after a short training.
 
 Decoders mirror the encoder from the latent: the *image* decoder back to the input crop (for the local
 reconstruction loss), the *feature* decoder to a ``feature_channels`` map at a quarter of the input size (crop
@@ -22,7 +28,8 @@ from torch import nn
 from genkit.models.portrait.components import FEATURE_STRIDE, ComponentLayout
 from genkit.nn.blocks import ConvBlock, UpBlock, channel_plan
 
-LOGVAR_RANGE = (-30.0, 20.0)
+LOGVAR_RANGE = (-30.0, 0.0)  # sigma <= 1: no code is noisier than the prior
+LOGVAR_INIT = -4.0
 
 
 def downsampling_steps(size: tuple[int, int], min_side: int = 4, max_steps: int = 6) -> int:
@@ -34,6 +41,19 @@ def downsampling_steps(size: tuple[int, int], min_side: int = 4, max_steps: int 
             raise ValueError(f"component size {size} cannot be halved twice")
         h, w, steps = h // 2, w // 2, steps + 1
     return steps
+
+
+def prior_scaled(mu: torch.Tensor, logvar: torch.Tensor | None, eps: float = 1e-12) -> torch.Tensor:
+    """``mu`` rescaled per code so that ``mean(mu^2) + mean(sigma^2) = 1`` (``mean(mu^2) = 1`` for an autoencoder,
+    ``logvar`` None): the codes' second moment is the N(0, I) prior's by construction, so a prior sample has the
+    scale of the codes the decoder was trained on.
+
+    A KL weight alone does not place that moment (0.01 per dimension left it at 2.4-3.3, 1.0 collapsed the codes)
+    and a penalty on it fought the reconstruction; the KL term now only trades information against noise: it
+    raises ``sigma``, which leaves less of the unit budget to ``mu``."""
+    budget = 1.0 if logvar is None else (1.0 - logvar.float().exp().mean(1, keepdim=True)).clamp_min(0.0)
+    rms = mu.float().pow(2).mean(1, keepdim=True).clamp_min(eps).sqrt()
+    return (mu.float() * budget ** 0.5 / rms).to(mu.dtype)
 
 
 def _norm_for(hw: tuple[int, int], norm: str) -> str:
@@ -49,7 +69,7 @@ class ComponentEncoder(nn.Module):
 
     def __init__(self, in_size: tuple[int, int], latent_dim: int = 512, base_channels: int = 32,
                  max_channels: int = 256, variational: bool = False, norm: str = "instance", in_channels: int = 3,
-                 bottleneck_channels: int = 64):
+                 bottleneck_channels: int = 64, pooled_parts: int = 0):
         super().__init__()
         self.in_size = tuple(in_size)
         self.n_down = downsampling_steps(self.in_size)
@@ -65,16 +85,37 @@ class ComponentEncoder(nn.Module):
         self.grid = (chans[-1], h, w)  # channels and size of the last conv grid (decoders start from it)
         self.bottom = (neck, h, w)
         flat = neck * h * w
+        self.pooled_parts = int(pooled_parts)
+        # per pooled part: mean and spread of the input colours, mean of the stem features
+        flat += self.pooled_parts * (2 * in_channels + chans[0])
         self.mu = nn.Linear(flat, latent_dim)
         self.logvar = nn.Linear(flat, latent_dim) if variational else None
+        if self.logvar is not None:  # start nearly deterministic (sigma ~ 0.14): early noise would swamp the decoder
+            nn.init.constant_(self.logvar.bias, LOGVAR_INIT)
         self.latent_dim = latent_dim
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, region: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``region`` (B, K, h, w): the pixels of each of the component's K classes in ``x`` (needed when
+        ``pooled_parts`` = K > 0)."""
         if tuple(x.shape[-2:]) != self.in_size:
             raise ValueError(f"component encoder expects {self.in_size} inputs, got {tuple(x.shape[-2:])}")
-        h = self.body(x).flatten(1)
-        logvar = None if self.logvar is None else self.logvar(h).clamp(*LOGVAR_RANGE)
-        return self.mu(h), logvar
+        stem = self.body[0](x)
+        h = self.body[1:](stem).flatten(1)
+        if self.pooled_parts:
+            if region is None or region.shape[1] != self.pooled_parts:
+                raise ValueError(f"a region-pooling encoder needs the {self.pooled_parts} class regions of its input")
+            w = region.to(x.dtype).unsqueeze(2)  # (B, K, 1, h, w)
+            n = w.flatten(2).sum(2).clamp_min(1.0)  # (B, K)
+            mean = (x.unsqueeze(1) * w).flatten(3).sum(3) / n[..., None]  # (B, K, C)
+            spread = ((x.unsqueeze(1) - mean[..., None, None]).abs() * w).flatten(3).sum(3) / n[..., None]
+            feats = (stem.unsqueeze(1) * w).flatten(3).sum(3) / n[..., None]
+            h = torch.cat([h, mean.flatten(1), spread.flatten(1), feats.flatten(1)], 1)
+        mu = self.mu(h)
+        if self.logvar is None:  # an autoencoder's codes get the same unit scale (better conditioned, comparable)
+            return prior_scaled(mu, None), None
+        logvar = self.logvar(h).clamp(*LOGVAR_RANGE)
+        return prior_scaled(mu, logvar), logvar
 
 
 class LatentDecoder(nn.Module):
@@ -108,10 +149,10 @@ class ComponentAutoencoder(nn.Module):
 
     def __init__(self, in_size: tuple[int, int], latent_dim: int = 512, feature_channels: int = 256,
                  base_channels: int = 32, max_channels: int = 256, variational: bool = False,
-                 norm: str = "instance", bottleneck_channels: int = 64):
+                 norm: str = "instance", bottleneck_channels: int = 64, pooled_parts: int = 0):
         super().__init__()
         self.encoder = ComponentEncoder(in_size, latent_dim, base_channels, max_channels, variational, norm,
-                                        bottleneck_channels=bottleneck_channels)
+                                        bottleneck_channels=bottleneck_channels, pooled_parts=pooled_parts)
         n = self.encoder.n_down
         grid = self.encoder.grid[0]
         self.image_decoder = LatentDecoder(latent_dim, self.encoder.bottom, grid, n, 3, base_channels,
@@ -172,7 +213,7 @@ class LocalEmbedding(nn.Module):
 
     def __init__(self, layout: ComponentLayout, latent_dim: int = 512, feature_channels: int = 256,
                  base_channels: int = 32, max_channels: int = 256, variational: bool = False,
-                 norm: str = "instance", bottleneck_channels: int = 64):
+                 norm: str = "instance", bottleneck_channels: int = 64, region_pooling: bool = False):
         super().__init__()
         self.layout = layout
         self.variational = variational
@@ -180,16 +221,18 @@ class LocalEmbedding(nn.Module):
         self.feature_channels = feature_channels
         self.parts = nn.ModuleDict({
             name: ComponentAutoencoder(layout.input_size(name), latent_dim, feature_channels, base_channels,
-                                       max_channels, variational, norm, bottleneck_channels)
+                                       max_channels, variational, norm, bottleneck_channels,
+                                       len(layout.labels[name]) if region_pooling else 0)
             for name in layout.names
         })
 
     def encode(self, inputs: dict[str, torch.Tensor], presence: dict[str, torch.Tensor],
-               sample: bool = False) -> ComponentCodes:
-        """Encode the component inputs; ``sample`` draws z ~ N(mu, sigma) (VAE training), else z = mu."""
+               sample: bool = False, regions: dict[str, torch.Tensor] | None = None) -> ComponentCodes:
+        """Encode the component inputs (``regions``: each input's own pixels, for region pooling); ``sample``
+        draws z ~ N(mu, sigma) (VAE training), else z = mu."""
         codes = ComponentCodes({}, {}, {}, dict(presence))
         for name, part in self.parts.items():
-            mu, logvar = part.encoder(inputs[name])
+            mu, logvar = part.encoder(inputs[name], None if regions is None else regions[name])
             z = mu
             if sample and logvar is not None:
                 z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)

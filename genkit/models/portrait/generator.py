@@ -1,19 +1,23 @@
 """The mask-guided generator of paper (A): local embedding + mask-guided generative + background fusing networks.
 
-Data flow for a target mask ``m_t`` (labels), component codes ``z`` and a target image ``x_t``::
+Data flow for a target mask ``m_t`` (labels), component codes ``z``, a photo ``x`` and the pixels of it that are
+known background ``k`` (outside the edit region)::
 
     one_hot(m_t) --MaskEncoder (7x7, 2x stride-2)--> M  (4*ngf, H/4, W/4)
     z[eye/mouth] --feature decoders--> crop-sized maps, pasted at m_t's component centres onto the H/4 grid
     z[skin/hair] --feature decoders--> full-grid maps (masked to m_t's skin/hair region)
-    concat(M, 5 maps) --1x1 conv--> res blocks (9) --2x upsampling--> G  (ngf, H, W)
-    x_t * bg(m_t) --BackgroundEncoder--> B (full resolution)
-    concat(G * gate, B) --3x3 conv--> 7x7 output conv --> tanh image
+    z[every component] --linear--> a vector broadcast over the component's region in m_t (added to its map), so
+                                   each region's features carry its own code directly (as SEAN's per-region codes);
+                                   and one vector per class of the component is added to G at full resolution (a
+                                   short path from code to colour)
+    x * k, k --BackgroundEncoder--> B_low (H/4, into the trunk: context to fill uncovered background)
+                                    B_high (full resolution, fused before the output convolution)
+    concat(M, 5 maps, B_low) --1x1 conv--> res blocks (9) --2x upsampling--> G  (ngf, H, W)
+    concat(G, B_high, one_hot(m_t)) --3x3 conv--> 7x7 output conv --> tanh image
 
-``gate`` (``background_gate=True``) is the target face region (everything but background) dilated by a few
-pixels: the generator's features are zeroed far outside the face, so there the output depends only on the
-background branch and the kept background is, *by construction*, untouched by component edits (beyond a
-band of ``gate_dilation`` + the receptive field of the last two convs). With the gate off, this is the paper's
-plain feature-space fusion and background keeping is learned.
+:meth:`PortraitGenerator.render` then pastes the generated face into the photo (:mod:`compositing`): outside the
+edit region, grown by ``paste_grow`` and feathered over ``paste_feather`` pixels (both given at 256 px), the
+result *is* the photo.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from torch.nn import functional as F
 
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.data.transforms import one_hot
-from genkit.models.portrait.components import FEATURE_STRIDE, ComponentLayout, dilate
+from genkit.models.portrait import compositing
+from genkit.models.portrait.components import FEATURE_STRIDE, ComponentLayout
 from genkit.models.portrait.encoders import ComponentCodes, LocalEmbedding
 from genkit.nn.blocks import ConvBlock, ResBlock, UpBlock
 
@@ -44,24 +49,28 @@ class MaskEncoder(nn.Module):
 
 
 class BackgroundEncoder(nn.Module):
-    """Masked background image (+ its mask) -> full-resolution features.
+    """Known background pixels (+ their mask) -> features at H/4 (for the trunk) and at full resolution.
 
-    A stride-2 level with residual blocks gives it enough context to fill small unknown areas (pixels that
-    are background in the target mask but were face in the photo, e.g. after shrinking a component).
+    Two stride-2 levels and residual blocks give the trunk the context it needs to fill background that the photo
+    does not show (hair removed, face made smaller); the full-resolution path keeps the texture near the seam.
     """
 
     def __init__(self, channels: int = 32, norm: str = "instance", n_res: int = 2):
         super().__init__()
-        self.stem = ConvBlock(4, channels, 7, norm=norm)
-        self.down = nn.Sequential(ConvBlock(channels, channels * 2, 3, stride=2, norm=norm),
-                                  *[ResBlock(channels * 2, norm=norm) for _ in range(n_res)])
-        self.up = UpBlock(channels * 2, channels, norm=norm)
-        self.merge = ConvBlock(channels * 2, channels, 3, norm=norm)
-        self.out_channels = channels
+        c = channels
+        self.stem = ConvBlock(4, c, 7, norm=norm)
+        self.down = nn.Sequential(ConvBlock(c, c * 2, 3, stride=2, norm=norm),
+                                  ConvBlock(c * 2, c * 4, 3, stride=2, norm=norm),
+                                  *[ResBlock(c * 4, norm=norm) for _ in range(n_res)])
+        self.up = nn.Sequential(UpBlock(c * 4, c * 2, norm=norm), UpBlock(c * 2, c, norm=norm))
+        self.merge = ConvBlock(c * 2, c, 3, norm=norm)
+        self.out_channels = c
+        self.low_channels = c * 4
 
-    def forward(self, image: torch.Tensor, bg: torch.Tensor) -> torch.Tensor:
-        s = self.stem(torch.cat([image * bg, bg], 1))
-        return self.merge(torch.cat([s, self.up(self.down(s))], 1))
+    def forward(self, image: torch.Tensor, known: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.stem(torch.cat([image * known, known], 1))
+        low = self.down(s)
+        return low, self.merge(torch.cat([s, self.up(low)], 1))
 
 
 class PortraitGenerator(nn.Module):
@@ -69,10 +78,10 @@ class PortraitGenerator(nn.Module):
 
     def __init__(self, schema: str | dict | LabelSchema = "helen11", image_size: int = 256, latent_dim: int = 512,
                  feature_channels: int = 256, encoder_channels: int = 32, encoder_max_channels: int = 256,
-                 bottleneck_channels: int = 64,
-                 variational: bool = False, ngf: int = 64, n_res_blocks: int = 9, background: bool = True,
-                 background_channels: int = 32, background_gate: bool = True, gate_dilation: int = 8,
-                 mask_full_components: bool = True, norm: str = "instance"):
+                 bottleneck_channels: int = 64, variational: bool = False, ngf: int = 64, n_res_blocks: int = 9,
+                 background: bool = True, background_channels: int = 32, mask_full_components: bool = True,
+                 norm: str = "instance", paste_grow: float = 4.0, paste_feather: float = 8.0,
+                 broadcast_codes: bool = True, region_pooling: bool = True):
         super().__init__()
         if isinstance(schema, dict):
             from genkit.models.parsing.checkpoint import schema_from_dict
@@ -81,33 +90,45 @@ class PortraitGenerator(nn.Module):
         self.schema = get_schema(schema)
         self.layout = ComponentLayout(self.schema, image_size)
         self.image_size = int(image_size)
+        if paste_grow < 0 or paste_feather < 0:
+            raise ValueError("paste_grow and paste_feather must be >= 0")
         self._config = dict(
             schema=self.schema.to_dict(), image_size=int(image_size), latent_dim=latent_dim,
             feature_channels=feature_channels, encoder_channels=encoder_channels,
             encoder_max_channels=encoder_max_channels, bottleneck_channels=bottleneck_channels,
-            variational=bool(variational), ngf=ngf,
-            n_res_blocks=n_res_blocks, background=bool(background), background_channels=background_channels,
-            background_gate=bool(background_gate), gate_dilation=gate_dilation,
-            mask_full_components=bool(mask_full_components), norm=norm)
+            variational=bool(variational), ngf=ngf, n_res_blocks=n_res_blocks, background=bool(background),
+            background_channels=background_channels, mask_full_components=bool(mask_full_components), norm=norm,
+            paste_grow=float(paste_grow), paste_feather=float(paste_feather), broadcast_codes=bool(broadcast_codes),
+            region_pooling=bool(region_pooling))
         self.variational = bool(variational)
         self.background = bool(background)
-        self.background_gate = bool(background_gate) and self.background
-        # the dilation is given at 256 px and scaled to the resolution
-        self.gate_pixels = max(1, round(gate_dilation * image_size / 256))
         self.mask_full_components = bool(mask_full_components)
+        # the paste band, given at 256 px, at this resolution
+        self.paste_grow = compositing.scaled_pixels(paste_grow, image_size)
+        self.paste_feather = compositing.scaled_pixels(paste_feather, image_size)
 
         self.embedding = LocalEmbedding(self.layout, latent_dim, feature_channels, encoder_channels,
-                                        encoder_max_channels, variational, norm, bottleneck_channels)
+                                        encoder_max_channels, variational, norm, bottleneck_channels, region_pooling)
+        self.code_broadcast = (nn.ModuleDict({n: nn.Linear(latent_dim, feature_channels) for n in self.layout.names})
+                               if broadcast_codes else None)
+        # and again at full resolution, one vector per class of the component (lips and inner mouth apart), just
+        # before the output layers: a short path from code to colour
+        self.code_broadcast_full = (nn.ModuleDict({n: nn.Linear(latent_dim, ngf * len(self.layout.labels[n]))
+                                                   for n in self.layout.names}) if broadcast_codes else None)
         self.mask_encoder = MaskEncoder(self.schema.num_classes, ngf, norm)
         trunk = self.mask_encoder.out_channels
-        self.fuse = nn.Conv2d(trunk + feature_channels * len(self.layout.names), trunk, 1)
+        fuse_in = trunk + feature_channels * len(self.layout.names)
+        if self.background:
+            self.background_encoder = BackgroundEncoder(background_channels, norm)
+            fuse_in += self.background_encoder.low_channels
+        self.fuse = nn.Conv2d(fuse_in, trunk, 1)
         self.fuse_act = nn.ReLU(inplace=True)
         self.res_blocks = nn.Sequential(*[ResBlock(trunk, norm=norm) for _ in range(n_res_blocks)])
         self.upsample = nn.Sequential(UpBlock(trunk, ngf * 2, norm=norm), UpBlock(ngf * 2, ngf, norm=norm))
-        if self.background:
-            self.background_encoder = BackgroundEncoder(background_channels, norm)
-            # no norm here: instance statistics over the whole image would let face edits leak into the background
-            self.background_fuse = ConvBlock(ngf + background_channels, ngf, 3, norm="none")
+        # the last features, the full-resolution background features and the one-hot mask at full resolution (the
+        # trunk works at H/4; without the mask here every edge between components comes out blurred)
+        self.out_fuse = ConvBlock(ngf + (background_channels if self.background else 0) + self.schema.num_classes,
+                                  ngf, 3, norm="none")
         self.to_image = nn.Sequential(nn.Conv2d(ngf, 3, 7, padding=3, padding_mode="reflect"), nn.Tanh())
 
     # ------------------------------------------------------------------------------------------ metadata
@@ -134,8 +155,8 @@ class PortraitGenerator(nn.Module):
     def encode(self, image: torch.Tensor, mask: torch.Tensor, sample: bool = False) -> ComponentCodes:
         """Component codes of ``image`` (values in [-1, 1]) with its label map ``mask``."""
         self.check_inputs(image, mask)
-        inputs = self.layout.extract(image, mask)
-        return self.embedding.encode(inputs, self.layout.presence(mask), sample=sample)
+        inputs, regions = self.layout.extract_with_regions(image, mask)
+        return self.embedding.encode(inputs, self.layout.presence(mask), sample=sample, regions=regions)
 
     def component_inputs(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.layout.extract(image, mask)
@@ -149,52 +170,74 @@ class PortraitGenerator(nn.Module):
         for name in self.layout.names:
             f = feats[name]
             keep = present[name].to(f.dtype).view(-1, 1, 1, 1)
+            region = F.avg_pool2d(self.layout.region(target_mask, name), FEATURE_STRIDE).to(f.dtype)
             if name in self.layout.crop_size:
                 f = self.layout.place(f, centres[name])
             elif self.mask_full_components:
-                region = F.avg_pool2d(self.layout.region(target_mask, name), FEATURE_STRIDE).to(f.dtype)
                 f = f * region
+            if self.code_broadcast is not None:
+                f = f + self.code_broadcast[name](codes.z[name]).to(f.dtype)[:, :, None, None] * region
             out[name] = f * keep
         return out
 
     def background_mask(self, target_mask: torch.Tensor) -> torch.Tensor:
         return self.layout.background(target_mask)
 
-    def gate(self, target_mask: torch.Tensor) -> torch.Tensor:
-        """Where the generator's own features count: the face region dilated by ``gate_pixels``."""
-        face = 1.0 - self.layout.background(target_mask)
-        return dilate(face, self.gate_pixels)
+    def known_background(self, *masks: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W): the pixels every one of ``masks`` calls background (what the photo shows for sure)."""
+        return 1.0 - compositing.face_union(list(masks), self.layout.background_label)
+
+    def edit_alpha(self, *masks: torch.Tensor) -> torch.Tensor:
+        """The paste weight for an edit between ``masks`` (the photo's and the edited label map)."""
+        return compositing.edit_alpha(list(masks), self.paste_grow, self.paste_feather, self.layout.background_label)
 
     def synthesize(self, target_mask: torch.Tensor, codes: ComponentCodes, background_image: torch.Tensor | None = None,
-                   background_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Render ``codes`` into the layout of ``target_mask``, keeping ``background_image``'s background.
-
-        ``background_mask`` (B, 1, H, W) says which pixels of ``background_image`` are known background
-        (default: the target mask's background class).
-        """
+                   known: torch.Tensor | None = None) -> torch.Tensor:
+        """The raw generated image: ``codes`` rendered into the layout of ``target_mask``, with the background
+        encoder shown ``background_image`` where ``known`` (B, 1, H, W) says it is background (default: the target
+        mask's background). Use :meth:`render` for a result that keeps the photo."""
         self.check_inputs(background_image, target_mask)
         onehot = one_hot(target_mask, self.schema.num_classes)
         m = self.mask_encoder(onehot)
         placed = self.placed_features(codes, target_mask)
-        h = self.fuse_act(self.fuse(torch.cat([m] + [placed[n].to(m.dtype) for n in self.layout.names], 1)))
-        h = self.upsample(self.res_blocks(h))
+        parts = [m] + [placed[n].to(m.dtype) for n in self.layout.names]
+        high = None
         if self.background:
-            if background_mask is None:
-                background_mask = self.background_mask(target_mask)
+            if known is None:
+                known = self.background_mask(target_mask)
             if background_image is None:
                 background_image = torch.zeros(target_mask.shape[0], 3, *target_mask.shape[-2:],
-                                               device=target_mask.device, dtype=h.dtype)
-                background_mask = torch.zeros_like(background_mask)
-            b = self.background_encoder(background_image, background_mask.to(background_image.dtype))
-            if self.background_gate:
-                h = h * self.gate(target_mask).to(h.dtype)
-            h = self.background_fuse(torch.cat([h, b.to(h.dtype)], 1))
+                                               device=target_mask.device, dtype=m.dtype)
+                known = torch.zeros_like(known)
+            low, high = self.background_encoder(background_image, known.to(background_image.dtype))
+            parts.append(low.to(m.dtype))
+        h = self.fuse_act(self.fuse(torch.cat(parts, 1)))
+        h = self.upsample(self.res_blocks(h))
+        if self.code_broadcast_full is not None:
+            present = self.layout.presence(target_mask)
+            for name in self.layout.names:
+                labels = self.layout.labels[name]
+                vec = self.code_broadcast_full[name](codes.z[name]).to(h.dtype).view(h.shape[0], len(labels), -1)
+                on = present[name].to(h.dtype).view(-1, 1, 1, 1)
+                for k, lab in enumerate(labels):
+                    h = h + vec[:, k, :, None, None] * (target_mask == lab).unsqueeze(1).to(h.dtype) * on
+        h = self.out_fuse(torch.cat([h] + ([high.to(h.dtype)] if high is not None else []) + [onehot.to(h.dtype)], 1))
         return self.to_image(h)
+
+    def render(self, target_mask: torch.Tensor, codes: ComponentCodes, photo: torch.Tensor,
+               photo_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The edit as a user sees it: generated for ``target_mask`` and pasted into ``photo`` (whose own label map
+        is ``photo_mask``, default: the target mask). Returns ``image`` (equal to ``photo`` outside the edit
+        region), ``raw`` (the generator's output) and ``alpha`` (the paste weight)."""
+        masks = [target_mask] if photo_mask is None else [photo_mask, target_mask]
+        raw = self.synthesize(target_mask, codes, photo, self.known_background(*masks))
+        alpha = self.edit_alpha(*masks)
+        return {"image": compositing.paste(raw, photo, alpha), "raw": raw, "alpha": alpha}
 
     def decode_components(self, codes: ComponentCodes) -> dict[str, torch.Tensor]:
         """The image decoders' reconstructions of the component inputs (local reconstruction loss)."""
         return self.embedding.decode_images(codes)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        """Reconstruct ``image`` from its own mask and components."""
-        return self.synthesize(mask, self.encode(image, mask, sample=sample), image)
+        """Reconstruct ``image`` from its own mask and components (pasted into ``image``)."""
+        return self.render(mask, self.encode(image, mask, sample=sample), image)["image"]

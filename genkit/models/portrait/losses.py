@@ -5,13 +5,19 @@
 * :func:`feature_matching_loss`: L1 between the discriminator's intermediate features on real and fake.
 * :class:`MaskedPerceptualLoss`: VGG-19 feature L1 inside a region mask, on the shared
   :class:`~genkit.nn.vgg.VGG19Encoder`.
-* :func:`masked_l1`, :func:`kl_divergence`; the parsing loss is :class:`genkit.models.parsing.ParsingLoss`.
+* :func:`masked_l1`, :func:`balanced_l1` (every component counts equally), :func:`kl_divergence`,
+  :func:`second_moment`; the parsing loss is
+  :class:`genkit.models.parsing.ParsingLoss`.
+* :func:`appearance_loss`: a transferred component must take the donor's colour statistics (mean and standard
+  deviation of RGB inside the component), so transfer steps teach the generator to *use* the donor's code.
 
-All reductions happen in float32 (safe under mixed precision).
+:class:`LossWeights` (``model.losses``) holds the weights and the KL calibration. All reductions happen in float32
+(safe under mixed precision).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -23,6 +29,40 @@ from genkit.nn.vgg import VGG19Encoder
 
 GAN_MODES = ("bce", "hinge", "lsgan")
 PIX2PIXHD_VGG = {"relu1_1": 1 / 32, "relu2_1": 1 / 16, "relu3_1": 1 / 8, "relu4_1": 1 / 4, "relu5_1": 1.0}
+
+
+@dataclass
+class LossWeights:
+    """``model.losses``: the adversarial mode, the weight of each generator loss and the KL calibration.
+
+    ``kl`` (VAE embeddings only) weighs the KL divergence per latent dimension. The encoders scale each code's
+    mean so that its second moment E[mu^2 + sigma^2] is the prior's 1 (:func:`~genkit.models.portrait.encoders.
+    prior_scaled`); the KL term then only decides how much of that unit budget is noise (``sigma``) rather than
+    information (``mu``).
+    """
+
+    gan_mode: str = "bce"
+    adv: float = 1.0
+    fm: float = 10.0
+    vgg: float = 10.0
+    l1: float = 10.0
+    local: float = 10.0
+    appearance: float = 10.0
+    parsing: float = 1.0
+    kl: float = 0.01
+    vgg_layers: dict | None = None
+
+    def __post_init__(self):
+        if self.gan_mode not in GAN_MODES:
+            raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
+        for name in ("adv", "fm", "vgg", "l1", "local", "appearance", "parsing", "kl"):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.vgg_layers is not None:
+            self.vgg_layers = {str(k): float(v) for k, v in dict(self.vgg_layers).items()}
+
+    def weight(self, name: str) -> float:
+        return float(getattr(self, name))
 
 
 def _logits(outputs) -> list[torch.Tensor]:
@@ -85,11 +125,68 @@ def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor | None 
     return (diff * m).sum() / (m.sum() + eps)
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)), summed over latent dims, averaged over the batch, divided by the dim count
-    (so its weight does not depend on the latent size)."""
+def balanced_l1(fake: torch.Tensor, real: torch.Tensor, parts: list[torch.Tensor], where: torch.Tensor | None = None
+                ) -> torch.Tensor:
+    """Mean over ``parts`` (each (B, 1, H, W), e.g. the face components and the background) of the mean absolute
+    error inside that part (and ``where``): a 40-pixel mouth counts as much as a 2000-pixel skin, as class weights
+    do for the parsing loss. Parts with no pixels are left out."""
+    diff = (fake.float() - real.float()).abs().mean(1, keepdim=True)
+    terms = []
+    for part in parts:
+        m = part.float() if where is None else part.float() * where.float()
+        n = m.sum()
+        if float(n) > 0:
+            terms.append((diff * m).sum() / n)
+    return torch.stack(terms).mean() if terms else diff.sum() * 0.0
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) per latent dimension (so its weight does not depend on the latent size),
+    averaged over the batch, or over the samples where ``weight`` (B,) is on."""
     mu, logvar = mu.float(), logvar.float()
-    return (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())).mean()
+    kl = (-0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp())).mean(1)
+    if weight is None:
+        return kl.mean()
+    w = weight.float()
+    return (kl * w).sum() / w.sum().clamp_min(1.0)
+
+
+def second_moment(mu: torch.Tensor, logvar: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """``E[mu^2 + sigma^2]`` per latent dimension: the second moment of the codes a VAE encoder hands the decoder.
+    The N(0, I) prior has 1; far above 1, prior samples are codes the decoder never saw."""
+    m = (mu.float().pow(2) + logvar.float().exp()).mean(1)
+    if weight is None:
+        return m.mean()
+    w = weight.float()
+    return (m * w).sum() / w.sum().clamp_min(1.0)
+
+
+def colour_stats(image: torch.Tensor, region: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(B, 6): per-channel mean and standard deviation of ``image`` (B, 3, H, W) inside ``region`` (B, 1, H, W)."""
+    x = image.float()
+    w = region.float()
+    n = w.flatten(1).sum(1).clamp_min(eps).view(-1, 1)
+    mean = (x * w).flatten(2).sum(2) / n
+    var = ((x - mean.view(*mean.shape, 1, 1)).pow(2) * w).flatten(2).sum(2) / n
+    return torch.cat([mean, (var + eps).sqrt()], 1)
+
+
+def interior(region: torch.Tensor, edge: float = 0.2) -> torch.Tensor:
+    """Pixel weights inside a (B, 1, H, W) region: 1 where the 3x3 neighbourhood is inside, ``edge`` on the border
+    (where a small part's colour is mixed with its surroundings)."""
+    inner = -F.max_pool2d(-region.float(), 3, stride=1, padding=1)
+    return region.float() * (edge + (1.0 - edge) * inner)
+
+
+def appearance_loss(fake: torch.Tensor, fake_region: torch.Tensor, donor: torch.Tensor, donor_region: torch.Tensor,
+                    weight: torch.Tensor) -> torch.Tensor:
+    """L1 between the colour statistics of a transferred component in ``fake`` and the donor's own (both weighted
+    toward the component's interior, so the colours around a thin part do not count), averaged over the samples
+    where ``weight`` (B,) is on (0 when none)."""
+    diff = (colour_stats(fake, interior(fake_region)) - colour_stats(donor, interior(donor_region)).detach())
+    diff = diff.abs().mean(1)
+    w = weight.float()
+    return (diff * w).sum() / w.sum().clamp_min(1.0)
 
 
 class MaskedPerceptualLoss(nn.Module):

@@ -1,18 +1,26 @@
 """PortraitGAN: the LightningModule that trains the mask-guided portrait generator (paper A).
 
-Manual optimisation with two Adam optimisers (G: the whole generator; D: both discriminators). Iterations
-alternate between
+Manual optimisation with two optimisers (G: the whole generator; D: both discriminators). Iterations alternate
+between
 
 * **paired** steps: reconstruct each face from its own mask and components; losses: adversarial (paired
-  discriminator) + feature matching + masked VGG + pixel L1 + local component reconstruction (+ KL) (+ parsing);
-* **unpaired** steps (every ``unpaired_every``-th iteration): each sample keeps its mask and background but takes
-  a random subset of its components from another face of the batch; losses: adversarial (transfer
-  discriminator) + L1/VGG on the pixels whose components were *not* swapped (and the background) + local (+ KL)
-  (+ parsing: the result must still parse into the target mask).
+  discriminator) + feature matching + masked VGG + pixel L1 + local component reconstruction (+ KL) (+ parsing).
+  Some samples have their hair removed from the target mask, with the true background as ground truth
+  (synthetic faces), so the generator learns to fill what an edit uncovers;
+* **transfer** steps (every ``scheme.unpaired_every``-th iteration): each sample keeps its mask and background but
+  takes a random subset of its components from another face of the batch; losses: adversarial (transfer
+  discriminator) + L1/VGG where nothing was swapped + the swapped components' colour statistics against the
+  donor's (appearance) + local (+ KL) (+ parsing).
 
-``trainer.global_step`` counts training iterations (the D step is not counted twice). Learning rates follow a
-constant-then-linear-decay schedule per epoch (``LambdaLR`` schedulers, stepped manually at epoch start, saved in
-checkpoints). An EMA of the generator (``ema_decay``) is used for validation, images and export.
+Every generated image is pasted into its photo (:meth:`PortraitGenerator.render`): outside the edit region the
+result is the photo, so losses and discriminators see exactly what a user gets. In training the background
+encoder is shown the photo only beyond a random distance from the face (``scheme.hide_*``).
+
+``trainer.global_step`` counts training iterations (the D step is not counted twice). Learning rates follow the
+``scheduler`` per epoch (set at epoch start, saved in checkpoints; LR panels ``lr/G`` and ``lr/D``). The EMA of the
+generator has a warm-up; validation evaluates both the raw and the EMA generator and remembers the better one
+(by ``val/l1``), which the editor uses by default. VAE codes have the prior's second moment by construction (the
+encoders scale their means) and a KL term that trades information against noise.
 
 Frozen helpers (VGG, face parser, metric networks) are not written into checkpoints.
 """
@@ -25,38 +33,39 @@ from itertools import chain
 
 import lightning as L
 import torch
+from torch import nn
 
 from genkit.data.schemas import get_schema
 from genkit.data.transforms import one_hot, to_unit
 from genkit.errors import CheckpointError, ConfigError
 from genkit.models.portrait import checkpoint as ckpt_io
+from genkit.models.portrait import compositing
 from genkit.models.portrait.components import dilate
+from genkit.models.portrait.config import (ParserSettings, TrainingScheme, ValidationSettings, build, factory,
+                                           plain)
 from genkit.models.portrait.encoders import ComponentCodes
 from genkit.models.portrait.generator import PortraitGenerator
-from genkit.models.portrait.losses import (AdversarialLoss, MaskedPerceptualLoss, PIX2PIXHD_VGG, build_vgg,
-                                           feature_matching_loss, kl_divergence, masked_l1)
+from genkit.models.portrait.losses import (PIX2PIXHD_VGG, AdversarialLoss, LossWeights, MaskedPerceptualLoss,
+                                           appearance_loss, balanced_l1, build_vgg, feature_matching_loss,
+                                           kl_divergence, masked_l1, second_moment)
 from genkit.nn.blocks import MultiScaleDiscriminator
 
 log = logging.getLogger(__name__)
 
 # widths for tests, benchmarks of the smallest case and quick CPU runs (the defaults are the full-size model)
-TINY_WIDTHS = dict(latent_dim=32, feature_channels=16, encoder_channels=8, encoder_max_channels=32, ngf=8,
-                   n_res_blocks=2, background_channels=8, ndf=8, d_layers=2)
+TINY_GENERATOR = dict(latent_dim=32, feature_channels=16, encoder_channels=8, encoder_max_channels=32, ngf=8,
+                      n_res_blocks=2, background_channels=8)
+TINY_DISCRIMINATOR = dict(base_channels=8, n_layers=2)
+
+# defaults of the factory sub-configs (the yaml files say the same)
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 2.0e-4, "betas": [0.5, 0.999]}
+DEFAULT_SCHEDULER = {"_target_": "genkit.models.portrait.schedule.constant_then_linear", "constant_epochs": 10,
+                     "decay_epochs": 10}
+DEFAULT_EMA = {"_target_": "genkit.models.portrait.ema.WarmupEMA", "decay": 0.999, "warmup": 10}
 
 # sub-modules that are frozen copies of external networks: kept out of checkpoints
 FROZEN_PREFIXES = ("perceptual.", "parsing_loss.", "val_metrics.")
-
-
-class LinearDecay:
-    """LR factor: 1 for ``constant`` epochs, then linearly down to ~0 over ``decay`` epochs (pix2pix schedule)."""
-
-    def __init__(self, constant: int, decay: int):
-        self.constant, self.decay = int(constant), int(decay)
-
-    def __call__(self, epoch: int) -> float:
-        if self.decay <= 0:
-            return 1.0
-        return max(0.0, 1.0 - max(0, epoch + 1 - self.constant) / float(self.decay + 1))
+SELECTION_METRIC = "l1"  # validation metric that picks the raw or the EMA generator (lower is better)
 
 
 @contextlib.contextmanager
@@ -85,97 +94,51 @@ def colorize(mask: torch.Tensor, schema) -> torch.Tensor:
 
 
 class PortraitGAN(L.LightningModule):
-    def __init__(
-        self,
-        schema: str = "helen11",
-        image_size: int = 256,
-        # generator
-        latent_dim: int = 512,
-        feature_channels: int = 256,
-        encoder_channels: int = 32,
-        encoder_max_channels: int = 256,
-        bottleneck_channels: int = 64,
-        variational: bool = False,
-        ngf: int = 64,
-        n_res_blocks: int = 9,
-        background: bool = True,
-        background_channels: int = 32,
-        background_gate: bool = True,
-        gate_dilation: int = 8,
-        background_ring: int = 8,
-        mask_full_components: bool = True,
-        norm: str = "instance",
-        # discriminators
-        ndf: int = 64,
-        d_layers: int = 3,
-        d_scales: int = 2,
-        d_norm: str = "instance",
-        spectral_norm: bool = False,
-        # losses
-        gan_mode: str = "bce",
-        lambda_adv: float = 1.0,
-        lambda_fm: float = 10.0,
-        lambda_vgg: float = 10.0,
-        lambda_l1: float = 10.0,
-        lambda_local: float = 10.0,
-        lambda_kl: float = 0.01,
-        lambda_parsing: float = 1.0,
-        vgg_layers: dict | None = None,
-        parser_checkpoint: str | None = None,
-        parser_random_init: bool = False,
-        parser_class_weights: list | None = None,
-        # schedule
-        unpaired_every: int = 2,
-        swap_probability: float = 0.5,
-        lr: float = 2e-4,
-        lr_d: float | None = None,
-        beta1: float = 0.5,
-        beta2: float = 0.999,
-        constant_epochs: int = 10,
-        decay_epochs: int = 10,
-        ema_decay: float | None = 0.999,
-        # validation
-        val_lpips: bool = True,
-        val_fid: bool | str = False,
-        allow_random: bool = False,
-    ):
+    """See the module docstring and :mod:`genkit.models.portrait.config` for the sub-configs."""
+
+    def __init__(self, schema: str = "helen11", image_size: int = 256, generator: dict | None = None,
+                 discriminator: dict | None = None, losses: dict | None = None, scheme: dict | None = None,
+                 optimizer_g=None, optimizer_d=None, scheduler=None, ema=None, parser: dict | None = None,
+                 validation: dict | None = None, allow_random: bool = False):
         super().__init__()
-        # plain containers only (Hydra may pass DictConfig/ListConfig): checkpoints must load with weights_only
-        vgg_layers = None if vgg_layers is None else {str(k): float(v) for k, v in dict(vgg_layers).items()}
-        parser_class_weights = None if parser_class_weights is None else [float(v) for v in parser_class_weights]
-        self.save_hyperparameters()
+        hparams = dict(schema=str(schema), image_size=int(image_size), generator=plain(generator),
+                       discriminator=plain(discriminator), losses=plain(losses), scheme=plain(scheme),
+                       optimizer_g=plain(optimizer_g), optimizer_d=plain(optimizer_d), scheduler=plain(scheduler),
+                       ema=plain(ema), parser=plain(parser), validation=plain(validation),
+                       allow_random=bool(allow_random))
+        self.save_hyperparameters(hparams, logger=False)  # train.py logs the resolved config once
         self.automatic_optimization = False
-        if unpaired_every < 0:
-            raise ConfigError("unpaired_every must be >= 0 (0 = only paired steps)")
-        if not 0.0 <= swap_probability <= 1.0:
-            raise ConfigError("swap_probability must be in [0, 1]")
         self.schema = get_schema(schema)
+        hp = self.hparams
 
-        self.generator = PortraitGenerator(
-            schema=self.schema, image_size=image_size, latent_dim=latent_dim, feature_channels=feature_channels,
-            encoder_channels=encoder_channels, encoder_max_channels=encoder_max_channels,
-            bottleneck_channels=bottleneck_channels, variational=variational,
-            ngf=ngf, n_res_blocks=n_res_blocks, background=background, background_channels=background_channels,
-            background_gate=background_gate, gate_dilation=gate_dilation,
-            mask_full_components=mask_full_components, norm=norm)
+        self.losses: LossWeights = build(hp.losses, LossWeights, "losses")
+        self.scheme: TrainingScheme = build(hp.scheme, TrainingScheme, "scheme")
+        self.parser_settings: ParserSettings = build(hp.parser, ParserSettings, "parser")
+        self.validation_settings: ValidationSettings = build(hp.validation, ValidationSettings, "validation")
+        self.make_optimizer_g = factory(optimizer_g, DEFAULT_OPTIMIZER, "optimizer_g")
+        self.make_optimizer_d = factory(optimizer_d, DEFAULT_OPTIMIZER, "optimizer_d")
+        self.make_scheduler = factory(scheduler, DEFAULT_SCHEDULER, "scheduler")
+
+        self.generator: PortraitGenerator = build(hp.generator, PortraitGenerator, "generator", schema=self.schema,
+                                                  image_size=int(image_size))
         d_in = self.schema.num_classes + 3
-        self.d_paired = MultiScaleDiscriminator(d_in, d_scales, ndf, d_layers, norm=d_norm, spectral=spectral_norm)
-        self.d_transfer = MultiScaleDiscriminator(d_in, d_scales, ndf, d_layers, norm=d_norm, spectral=spectral_norm)
+        self.d_paired = build(hp.discriminator, MultiScaleDiscriminator, "discriminator", in_ch=d_in)
+        self.d_transfer = build(hp.discriminator, MultiScaleDiscriminator, "discriminator", in_ch=d_in)
 
-        self.adversarial = AdversarialLoss(gan_mode)
+        self.adversarial = AdversarialLoss(self.losses.gan_mode)
         self.perceptual = None
-        if lambda_vgg > 0:
-            layers = vgg_layers or PIX2PIXHD_VGG
+        if self.losses.vgg > 0:
+            layers = self.losses.vgg_layers or PIX2PIXHD_VGG
             self.perceptual = MaskedPerceptualLoss(build_vgg(allow_random, tuple(layers)), layers)
         # the parser (when configured) serves the parsing loss and the mask-consistency metric
+        self.parser_training: dict = {}
         self.parsing_loss = self._build_parsing_loss()
 
         self.generator_ema = None
-        if ema_decay:
-            from genkit.callbacks.ema import make_ema
-
-            self.generator_ema = make_ema(self.generator, float(ema_decay))
-        self.ring_pixels = max(0, round(background_ring * image_size / 256))
+        if ema is not None and ema is not False:
+            self.generator_ema = factory(ema, DEFAULT_EMA, "ema")(self.generator)
+        # which generator validation found better: {"weights": "ema"|"raw", "metric": ..., "raw": x, "ema": y}
+        self.selection: dict = {}
         self.val_metrics = None  # built in setup() (needs the device and optional weights)
         self._checked_batch = False
 
@@ -183,32 +146,53 @@ class PortraitGAN(L.LightningModule):
     def _build_parsing_loss(self):
         from genkit.models.parsing import ParserNet, ParsingLoss, load_parser
 
-        hp = self.hparams
-        if hp.parser_checkpoint:
-            parser = load_parser(hp.parser_checkpoint, expected_schema=self.schema)
+        p, hp = self.parser_settings, self.hparams
+        if p.checkpoint:
+            from genkit.models.portrait.parser_checks import parser_training
+
+            parser = load_parser(p.checkpoint, expected_schema=self.schema)
             multiple = getattr(parser, "multiple", 1)
             if hp.image_size % multiple:
-                raise ConfigError(f"parser {hp.parser_checkpoint} needs image sizes divisible by {multiple}, "
+                raise ConfigError(f"parser {p.checkpoint} needs image sizes divisible by {multiple}, "
                                   f"the portrait model uses {hp.image_size}")
-        elif hp.parser_random_init:
+            self.parser_training = parser_training(p.checkpoint)
+        elif p.random_init:
             if not hp.allow_random:
-                raise ConfigError("model.parser_random_init=true uses a RANDOM face parser (meaningless parsing loss); "
-                                  "it needs weights.allow_random=true, or give model.parser_checkpoint")
+                raise ConfigError("model.parser.random_init=true uses a RANDOM face parser (meaningless parsing loss);"
+                                  " it needs weights.allow_random=true, or give model.parser.checkpoint")
             from genkit import weights
 
             weights.warn_random("face-parser", "the portrait parsing loss")
             depth = 2 if hp.image_size < 64 else 3
             parser = ParserNet(self.schema.num_classes, base_channels=8, depth=depth)
+            parser.class_weights = None
         else:
-            log.warning("portrait: no parser checkpoint (model.parser_checkpoint=null): parsing loss and mask "
-                     "consistency disabled")
+            log.warning("portrait: no parser checkpoint (model.parser.checkpoint=null): parsing loss and mask "
+                        "consistency disabled")
             return None
-        return ParsingLoss(parser, class_weights=hp.parser_class_weights, input_range="symmetric")
+        if p.class_weights == "none":
+            weights = None
+        elif p.class_weights == "auto":
+            weights = getattr(parser, "class_weights", None)  # None: counted on the data at the start of training
+        else:
+            weights = p.class_weights
+        try:
+            return ParsingLoss(parser, class_weights=weights, input_range="symmetric")
+        except ValueError as exc:
+            raise ConfigError(f"model.parser.class_weights: {exc}") from None
 
     @property
     def inference_generator(self) -> PortraitGenerator:
-        """The generator used for validation, images and export: the EMA copy when enabled."""
-        return self.generator_ema.module if self.generator_ema is not None else self.generator
+        """The generator for images and export: the one validation found better (the EMA copy until then)."""
+        if self.generator_ema is None or self.selection.get("weights") == "raw":
+            return self.generator
+        return self.generator_ema.module
+
+    def generators(self) -> dict[str, PortraitGenerator]:
+        out = {"raw": self.generator}
+        if self.generator_ema is not None:
+            out["ema"] = self.generator_ema.module
+        return out
 
     @property
     def parser(self):
@@ -222,6 +206,9 @@ class PortraitGAN(L.LightningModule):
         where = f" (batch with {', '.join(map(str, names[:3]))}{'...' if len(names) > 3 else ''})" if names else ""
         try:
             self.generator.check_inputs(image, mask)
+            if batch.get("background") is not None and batch["background"].shape != image.shape:
+                raise ValueError(f"background {tuple(batch['background'].shape)} and image {tuple(image.shape)} "
+                                 "sizes differ")
         except ValueError as exc:
             raise ConfigError(f"portrait model input{where}: {exc}") from None
         if float(image.min()) >= 0.0 and float(image.max()) <= 1.0 and float(image.mean()) > 0.05:
@@ -229,9 +216,12 @@ class PortraitGAN(L.LightningModule):
                         "(data.value_range=symmetric)")
         self._checked_batch = True
 
-    def _check_datamodule(self) -> None:
+    def _datamodule(self):
         trainer = getattr(self, "_trainer", None)
-        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def _check_datamodule(self) -> None:
+        dm = self._datamodule()
         hp = getattr(dm, "hparams", None)
         if hp is None:
             return
@@ -246,6 +236,13 @@ class PortraitGAN(L.LightningModule):
         schema = getattr(dm, "schema", None)
         if schema is not None and tuple(schema.classes) != tuple(self.schema.classes):
             raise ConfigError(f"data schema {schema.name!r} differs from the model schema {self.schema.name!r}")
+        if self.parser is not None:
+            from genkit.models.portrait.parser_checks import parser_warnings
+
+            photos = hp.get("source") not in (None, "synthetic")
+            for line in parser_warnings(self.parser_training, getattr(self.parser, "image_size", None),
+                                        self.hparams.image_size, photos, "the parsing-loss parser"):
+                log.warning("portrait: %s", line)
 
     def _enable_unused_parameters_in_ddp(self) -> None:
         """Each iteration trains one of the two discriminators, and the G step runs with D frozen: under DDP some
@@ -266,18 +263,36 @@ class PortraitGAN(L.LightningModule):
         if stage == "fit":
             self._enable_unused_parameters_in_ddp()
         if self.val_metrics is None and stage in ("fit", "validate", "test"):
+            from torchmetrics import MeanMetric
+
             from genkit.models.portrait.evaluation import PortraitMetrics
 
-            hp = self.hparams
-            fid = hp.val_fid
+            hp, v = self.hparams, self.validation_settings
+            fid = v.fid
             if fid == "auto":  # on when the Inception weights are installed, or random weights are allowed
                 from genkit import weights
 
                 fid = hp.allow_random or weights.status("inception-fid") == "present"
-            elif not isinstance(fid, bool):
-                raise ConfigError(f"model.val_fid must be true, false or auto, got {fid!r}")
-            self.val_metrics = PortraitMetrics(parser=self.parser, lpips=hp.val_lpips, fid=fid,
-                                               allow_random=hp.allow_random, num_classes=self.schema.num_classes)
+            metrics = {}
+            for tag in self.generators():
+                metrics[tag] = PortraitMetrics(parser=self.parser, lpips=v.lpips, fid=fid, allow_random=hp.allow_random,
+                                               num_classes=self.schema.num_classes)
+            self.val_metrics = nn.ModuleDict(metrics)
+            self.val_l1 = nn.ModuleDict({tag: MeanMetric() for tag in self.generators()})
+            self.val_l1_face = nn.ModuleDict({tag: MeanMetric() for tag in self.generators()})
+
+    def on_train_start(self) -> None:
+        """Parsing-loss class weights from the training data's label frequencies when the parser has none."""
+        loss = self.parsing_loss
+        if loss is None or loss.class_weights is not None or self.parser_settings.class_weights != "auto":
+            return
+        from genkit.models.parsing.class_weights import count_classes, median_frequency_weights
+
+        counts = count_classes(self.trainer.train_dataloader, self.schema.num_classes, max_batches=50)
+        counts = self.trainer.strategy.reduce(counts.double().to(self.device), reduce_op="sum")
+        loss.class_weights = median_frequency_weights(counts).to(self.device)
+        log.info("portrait: parsing-loss class weights (median frequency of the training labels): %s",
+                 ", ".join(f"{n}={w:.2f}" for n, w in zip(self.schema.classes, loss.class_weights.tolist())))
 
     # ---------------------------------------------------------------------------------- the two passes
     def swap_plan(self, batch_size: int, generator: torch.Generator | None = None
@@ -287,26 +302,43 @@ class PortraitGAN(L.LightningModule):
         names = self.generator.component_names
         shift = int(torch.randint(1, batch_size, (1,), generator=generator))
         perm = torch.roll(torch.arange(batch_size), shifts=shift)
-        take = torch.rand(batch_size, len(names), generator=generator) < self.hparams.swap_probability
+        take = torch.rand(batch_size, len(names), generator=generator) < self.scheme.swap_probability
         none = ~take.any(1)
         forced = torch.randint(0, len(names), (batch_size,), generator=generator)
         take[none, forced[none]] = True
         dev = self.device
         return perm.to(dev), {n: take[:, i].to(dev) for i, n in enumerate(names)}
 
-    def background_input(self, mask: torch.Tensor, training: bool) -> torch.Tensor:
-        """The background pixels shown to the background encoder. In training a random ring around the face is
-        hidden, so the network learns to fill background that the target image does not show (edited masks)."""
-        bg = self.generator.background_mask(mask)
-        if training and self.ring_pixels > 0:
-            r = int(torch.randint(0, self.ring_pixels + 1, (1,)))
-            bg = bg * (1.0 - dilate(1.0 - bg, r))
-        return bg
+    def hide_radii(self, batch_size: int) -> torch.Tensor:
+        """Per sample, how far around the face (pixels at this resolution) the photo is hidden in training."""
+        s, size = self.scheme, self.hparams.image_size
+        small = compositing.scaled_pixels(s.hide_small, size)
+        large = compositing.scaled_pixels(s.hide_large, size)
+        r = torch.rand(batch_size) * (small + 1)
+        big = torch.rand(batch_size) < s.hide_large_probability
+        r = torch.where(big, small + torch.rand(batch_size) * (large - small + 1), r)
+        return r.floor().clamp(0, large).to(self.device)
+
+    def remove_hair(self, image: torch.Tensor, mask: torch.Tensor, background: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Some samples (``hair_removal_probability``, with hair) with the hair gone from the mask and the true
+        background in the ground truth; returns ``(target_mask, target_image)``."""
+        lay = self.generator.layout
+        hair = lay.region(mask, "hair")
+        pick = (torch.rand(mask.shape[0], device=mask.device) < self.scheme.hair_removal_probability)
+        pick &= hair.flatten(1).sum(1) > 0
+        if not bool(pick.any()):
+            return mask, image
+        sel = pick.view(-1, 1, 1, 1)
+        target_mask = torch.where(sel[:, 0] & hair[:, 0].bool(), lay.background_label, mask)
+        # the blur of the rendered hair reaches a pixel or two into the background: take the true one there too
+        uncovered = dilate(hair, max(1, self.hparams.image_size // 64)) * lay.background(target_mask)
+        target_image = torch.where(sel & uncovered.bool(), background.to(image.dtype), image)
+        return target_mask, target_image
 
     def component_losses(self, codes: ComponentCodes, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        hp = self.hparams
         out = {}
-        if hp.lambda_local > 0:
+        if self.losses.local > 0:
             recon = self.generator.decode_components(codes)
             terms = []
             for name, rec in recon.items():
@@ -314,62 +346,104 @@ class PortraitGAN(L.LightningModule):
                 diff = (rec.float() - inputs[name].float()).abs().mean(dim=(1, 2, 3), keepdim=True)
                 terms.append((diff * w).sum() / w.sum().clamp_min(1.0))
             out["local"] = torch.stack(terms).mean()
-        if self.generator.variational and hp.lambda_kl > 0:
-            out["kl"] = torch.stack([kl_divergence(codes.mu[n], codes.logvar[n]) for n in codes.names]).mean()
         return out
 
-    def generator_pass(self, image: torch.Tensor, mask: torch.Tensor, paired: bool) -> dict:
-        """Generator losses for one batch (no optimiser work); returns losses, ``loss`` and ``fake``."""
-        hp = self.hparams
+    def kl_terms(self, codes: ComponentCodes) -> tuple[torch.Tensor | None, dict[str, torch.Tensor],
+                                                        dict[str, torch.Tensor]]:
+        """VAE only: the weighted KL, and per component the KL and the codes' second moment E[mu^2 + sigma^2]
+        (detached, for the logs)."""
+        if not self.generator.variational:
+            return None, {}, {}
+        w = self.losses
+        total, kls, moments = [], {}, {}
+        for name in codes.names:
+            present = codes.presence[name]
+            kl = kl_divergence(codes.mu[name], codes.logvar[name], present)
+            moment = second_moment(codes.mu[name], codes.logvar[name], present)
+            total.append(w.kl * kl)
+            kls[name], moments[name] = kl.detach(), moment.detach()
+        return torch.stack(total).mean(), kls, moments
+
+    def generator_pass(self, image: torch.Tensor, mask: torch.Tensor, paired: bool,
+                       background: torch.Tensor | None = None) -> dict:
+        """Generator losses for one batch (no optimiser work); returns losses, ``loss``, ``fake`` (pasted into its
+        photo), ``real`` and ``cond`` (the ground truth and the one-hot target mask for the discriminator)."""
         G = self.generator
-        layout = G.layout
-        inputs = layout.extract(image, mask)
-        codes = G.embedding.encode(inputs, layout.presence(mask), sample=G.variational)
+        lay = G.layout
+        inputs, regions = lay.extract_with_regions(image, mask)
+        codes = G.embedding.encode(inputs, lay.presence(mask), sample=G.variational, regions=regions)
         losses = self.component_losses(codes, inputs)
-        bg_in = self.background_input(mask, training=True)
-        fg = 1.0 - G.background_mask(mask)
+        kl, kls, moments = self.kl_terms(codes)
+
+        target_mask, target_image = mask, image
+        if paired and background is not None and self.scheme.hair_removal_probability > 0:
+            target_mask, target_image = self.remove_hair(image, mask, background)
+        # the photo is hidden within a random distance of the face; the paste band lies beyond it
+        union = compositing.face_union([mask, target_mask], lay.background_label)
+        radius = self.hide_radii(image.shape[0])
+        reach = int(radius.max()) + G.paste_grow + G.paste_feather + 1
+        dist = compositing.chebyshev_distance(union, reach)
+        known = (dist > radius.view(-1, 1, 1, 1)).to(image.dtype)
+        alpha = compositing.feathered_alpha(dist, radius + G.paste_grow, G.paste_feather)
+        region = (alpha > 0).to(image.dtype)
+
         if paired:
-            used, keep, D = codes, None, self.d_paired
+            used, D = codes, self.d_paired
         else:
             perm, take = self.swap_plan(image.shape[0])
             used = codes.mix(codes.index(perm), take)
-            keep = G.background_mask(mask)
-            for name in G.component_names:
-                keep = keep + layout.region(mask, name) * (~take[name]).to(keep.dtype).view(-1, 1, 1, 1)
-            keep = keep.clamp(0, 1)
             D = self.d_transfer
-        fake = G.synthesize(mask, used, image, bg_in)
-        cond = one_hot(mask, self.schema.num_classes).to(fake.dtype)
+        raw = G.synthesize(target_mask, used, target_image, known)
+        fake = compositing.paste(raw, target_image, alpha)
+        cond = one_hot(target_mask, self.schema.num_classes).to(fake.dtype)
         fake_out = D(torch.cat([cond, fake], 1))
         losses["adv"] = self.adversarial.generator(fake_out)
         if paired:
-            if hp.lambda_fm > 0:
+            if self.losses.fm > 0:
                 with torch.no_grad():
-                    real_out = D(torch.cat([cond, image.to(fake.dtype)], 1))
+                    real_out = D(torch.cat([cond, target_image.to(fake.dtype)], 1))
                 losses["fm"] = feature_matching_loss(real_out, fake_out)
-            losses["l1"] = masked_l1(fake, image)
+            parts = [lay.region(target_mask, n) for n in G.component_names] + [lay.background(target_mask)]
+            losses["l1"] = balanced_l1(fake, target_image, parts, region)
             if self.perceptual is not None:
-                losses["vgg"] = self.perceptual(fake, image, fg)
+                losses["vgg"] = self.perceptual(fake, target_image, region)
         else:
-            losses["l1"] = masked_l1(fake, image, keep)
+            keep = lay.background(mask)
+            present = lay.presence(mask)
+            donor_present = codes.presence  # codes.index(perm) would give the donors'
+            swapped_terms = []
+            for name in G.component_names:
+                keep = keep + lay.region(mask, name) * (~take[name]).to(keep.dtype).view(-1, 1, 1, 1)
+                on = take[name] & present[name] & donor_present[name][perm]
+                swapped_terms.append(appearance_loss(fake, lay.region(mask, name), image[perm],
+                                                     lay.region(mask[perm], name), on))
+            keep = keep.clamp(0, 1) * region
+            parts = [lay.region(mask, n) for n in G.component_names] + [lay.background(mask)]
+            losses["l1"] = balanced_l1(fake, image, parts, keep)
             if self.perceptual is not None:
-                losses["vgg"] = self.perceptual(fake, image, keep * fg)
-        if self.parsing_loss is not None and hp.lambda_parsing > 0:
-            losses["parsing"] = self.parsing_loss(fake, mask)
-        weights = {"adv": hp.lambda_adv, "fm": hp.lambda_fm, "l1": hp.lambda_l1, "vgg": hp.lambda_vgg,
-                   "local": hp.lambda_local, "kl": hp.lambda_kl, "parsing": hp.lambda_parsing}
-        total = sum(weights[k] * v for k, v in losses.items())
-        return {"loss": total, "losses": losses, "fake": fake, "cond": cond, "paired": paired}
+                losses["vgg"] = self.perceptual(fake, image, keep)
+            if self.losses.appearance > 0:
+                losses["appearance"] = torch.stack(swapped_terms).mean()
+        if self.parsing_loss is not None and self.losses.parsing > 0:
+            losses["parsing"] = self.parsing_loss(fake, target_mask)
+        total = sum(self.losses.weight(k) * v for k, v in losses.items())
+        if kl is not None:
+            losses["kl"] = kl
+            total = total + kl
+        hidden = (1.0 - known) * lay.background(target_mask)
+        diagnostics = {"fill_l1": masked_l1(fake.detach(), target_image, hidden)} if float(hidden.sum()) > 0 else {}
+        return {"loss": total, "losses": losses, "fake": fake, "real": target_image, "cond": cond, "paired": paired,
+                "kl": kls, "kl_moment": moments, "presence": codes.presence, "diagnostics": diagnostics}
 
-    def discriminator_pass(self, image: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor, paired: bool) -> dict:
+    def discriminator_pass(self, real: torch.Tensor, fake: torch.Tensor, cond: torch.Tensor, paired: bool) -> dict:
         D = self.d_paired if paired else self.d_transfer
-        real_out = D(torch.cat([cond, image.to(fake.dtype)], 1))
+        real_out = D(torch.cat([cond, real.to(fake.dtype)], 1))
         fake_out = D(torch.cat([cond, fake.detach()], 1))
         loss = self.adversarial.discriminator(real_out, fake_out)
         return {"loss": loss}
 
     def is_paired_step(self, step: int, batch_size: int) -> bool:
-        k = self.hparams.unpaired_every
+        k = self.scheme.unpaired_every
         if batch_size < 2 or k == 0:
             return True
         return step % k != k - 1
@@ -386,13 +460,13 @@ class PortraitGAN(L.LightningModule):
         paired = self.is_paired_step(self.global_step, image.shape[0])
 
         self.set_discriminators_trainable(False)
-        g = self.generator_pass(image, mask, paired)
+        g = self.generator_pass(image, mask, paired, batch.get("background"))
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g["loss"])
         opt_g.step()
 
         self.set_discriminators_trainable(True)
-        d = self.discriminator_pass(image, g["fake"], g["cond"], paired)
+        d = self.discriminator_pass(g["real"], g["fake"], g["cond"], paired)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d["loss"])
         with uncounted_step(opt_d):
@@ -402,14 +476,21 @@ class PortraitGAN(L.LightningModule):
             self.generator_ema.update_parameters(self.generator)
 
         kind = "paired" if paired else "unpaired"
+        b = image.shape[0]
         logs = {f"train/{kind}/{k}": v.detach() for k, v in g["losses"].items()}
+        logs.update({f"train/{kind}/{k}": v for k, v in g["diagnostics"].items()})
         logs.update({"train/g_loss": g["loss"].detach(), "train/d_loss": d["loss"].detach()})
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=image.shape[0])
-        self.log("train/l1", g["losses"]["l1"].detach(), prog_bar=True, on_step=True, batch_size=image.shape[0])
+        for name in g["kl"]:
+            logs[f"train/kl/{name}"] = g["kl"][name]
+            logs[f"train/kl_moment/{name}"] = g["kl_moment"][name]
+        if self.generator_ema is not None:
+            logs["train/ema_decay"] = torch.tensor(self.generator_ema.current_decay)
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=b)
+        self.log("train/l1", g["losses"]["l1"].detach(), prog_bar=True, on_step=True, batch_size=b)
         return g["loss"].detach()
 
     def on_train_epoch_start(self) -> None:
-        """Bring the LR schedulers to the current epoch (constant, then linear decay).
+        """Bring the LR schedulers to the current epoch.
 
         Done at epoch *start* and idempotently (``last_epoch`` is set from ``current_epoch``), so a run that
         stopped mid-epoch - where Lightning still calls the epoch-end hooks - and was resumed from any checkpoint
@@ -424,45 +505,64 @@ class PortraitGAN(L.LightningModule):
                 s.step()
 
     def configure_optimizers(self):
-        hp = self.hparams
-        betas = (hp.beta1, hp.beta2)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=hp.lr, betas=betas)
-        opt_d = torch.optim.Adam(chain(self.d_paired.parameters(), self.d_transfer.parameters()),
-                                 lr=hp.lr_d or hp.lr, betas=betas)
-        decay = LinearDecay(hp.constant_epochs, hp.decay_epochs)
-        sch_g = torch.optim.lr_scheduler.LambdaLR(opt_g, decay)
-        sch_d = torch.optim.lr_scheduler.LambdaLR(opt_d, LinearDecay(hp.constant_epochs, hp.decay_epochs))
-        return [opt_g, opt_d], [sch_g, sch_d]
+        opt_g = self.make_optimizer_g(self.generator.parameters())
+        opt_d = self.make_optimizer_d(chain(self.d_paired.parameters(), self.d_transfer.parameters()))
+        # "name" is what LearningRateMonitor shows: lr/G and lr/D
+        return ({"optimizer": opt_g, "lr_scheduler": {"scheduler": self.make_scheduler(opt_g), "name": "lr/G"}},
+                {"optimizer": opt_d, "lr_scheduler": {"scheduler": self.make_scheduler(opt_d), "name": "lr/D"}})
 
     # --------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
     def transfer_all(self, generator: PortraitGenerator, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Each face rendered with all components of the next face of the batch (its own mask and background)."""
+        """Each face rendered with all components of the next face of the batch (its own mask and photo)."""
         codes = generator.encode(image, mask)
         perm = torch.roll(torch.arange(image.shape[0], device=image.device), 1)
-        return generator.synthesize(mask, codes.index(perm), image)
+        return generator.render(mask, codes.index(perm), image)["image"]
+
+    @torch.no_grad()
+    def without_hair(self, generator: PortraitGenerator, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Each face with its hair removed from the mask (the uncovered background is generated)."""
+        bald = torch.where(mask == generator.layout.labels["hair"][0], generator.layout.background_label, mask)
+        return generator.render(bald, generator.encode(image, mask), image, mask)["image"]
 
     def _eval_step(self, batch: dict, prefix: str) -> None:
         self._check_batch(batch)
         image, mask = batch["image"], batch["mask"]
-        G = self.inference_generator
-        recon = G(image, mask)
         b = image.shape[0]
-        self.log(f"{prefix}/l1", (recon.float() - image.float()).abs().mean() / 2.0, on_epoch=True,
-                 prog_bar=prefix == "val", batch_size=b, sync_dist=True)
-        fg = 1.0 - G.background_mask(mask)
-        self.log(f"{prefix}/l1_face", masked_l1(recon, image, fg) / 2.0, on_epoch=True, batch_size=b,
-                 sync_dist=True)
-        transfer = self.transfer_all(G, image, mask) if b > 1 else None
-        if self.val_metrics is not None:
-            self.val_metrics.update(real=image, recon=recon, transfer=transfer, mask=mask)
+        for tag, G in self.generators().items():
+            recon = G(image, mask)
+            err = (recon.float() - image.float()).abs() / 2.0
+            face = 1.0 - G.background_mask(mask)
+            self.val_l1[tag].update(err.mean(dim=(1, 2, 3)))
+            self.val_l1_face[tag].update((err * face).sum((1, 2, 3)) / (face.sum((1, 2, 3)) * 3).clamp_min(1))
+            transfer = self.transfer_all(G, image, mask) if b > 1 else None
+            self.val_metrics[tag].update(real=image, recon=recon, transfer=transfer, mask=mask)
+        if self.generator.variational:
+            codes = self.generator.encode(image, mask)
+            for name in codes.names:
+                m = second_moment(codes.mu[name], codes.logvar[name], codes.presence[name])
+                self.log(f"{prefix}/kl_moment/{name}", m, on_epoch=True, batch_size=b, sync_dist=True)
 
     def _eval_epoch_end(self, prefix: str) -> None:
         if self.val_metrics is None:
             return
-        for k, v in self.val_metrics.compute().items():
-            self.log(f"{prefix}/{k}", v, sync_dist=True)
-        self.val_metrics.reset()
+        scores = {}
+        for tag in self.generators():
+            values = {"l1": self.val_l1[tag].compute(), "l1_face": self.val_l1_face[tag].compute()}
+            values.update(self.val_metrics[tag].compute())
+            for k, v in values.items():
+                self.log(f"{prefix}/{tag}/{k}", v.float(), sync_dist=False)  # already synced by the metrics
+            scores[tag] = values
+            self.val_l1[tag].reset()
+            self.val_l1_face[tag].reset()
+            self.val_metrics[tag].reset()
+        best = min(scores, key=lambda t: float(scores[t][SELECTION_METRIC]))
+        if prefix == "val" and not self.trainer.sanity_checking:
+            self.selection = {"weights": best, "metric": f"val/{SELECTION_METRIC}", "step": int(self.global_step),
+                              **{t: float(v[SELECTION_METRIC]) for t, v in scores.items()}}
+        for k, v in scores[best].items():
+            self.log(f"{prefix}/{k}", v.float(), prog_bar=k == "l1" and prefix == "val")
+        self.log(f"{prefix}/ema_selected", float(best == "ema"))
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
@@ -478,24 +578,29 @@ class PortraitGAN(L.LightningModule):
 
     @torch.no_grad()
     def visuals(self, batch: dict) -> list[tuple[str, torch.Tensor]]:
-        """Rows for the image grid: mask | target | result (reconstruction) | transfer (next face's components)."""
+        """Rows for the image grid: mask | target | result (reconstruction) | transfer (next face's components) |
+        hair removed (background filled)."""
         image = batch["image"].to(self.device)
         mask = batch["mask"].to(self.device)
         G = self.inference_generator
         rows = [("mask", colorize(mask, self.schema)), ("target", to_unit(image)), ("result", to_unit(G(image, mask)))]
         if image.shape[0] > 1:
             rows.append(("transfer", to_unit(self.transfer_all(G, image, mask))))
+        rows.append(("no hair", to_unit(self.without_hair(G, image, mask))))
         return [(name, t.float().clamp(0, 1)) for name, t in rows]
 
     # ------------------------------------------------------------------------------------- checkpoints
     def checkpoint_block(self) -> dict:
         from genkit import weights
 
-        block = ckpt_io.make_block(self.generator.config(), self.generator_ema is not None)
-        dm = getattr(getattr(self, "_trainer", None), "datamodule", None)
-        source = getattr(getattr(dm, "hparams", None), "get", lambda k: None)("source")
+        block = ckpt_io.make_block(self.generator.config(), self.generator_ema is not None,
+                                   target=f"{type(self.generator).__module__}.{type(self.generator).__qualname__}")
+        dm = self._datamodule()
+        data = dm.provenance() if hasattr(dm, "provenance") else {"data_source": None, "synthetic_data": False}
         block["training"] = {"weights": weights.provenance(), "random_weights": weights.used_random_weights(),
-                             "data_source": source, "synthetic_data": source == "synthetic"}
+                             "data_source": data.get("data_source"), "synthetic_data": bool(data.get("synthetic_data"))}
+        if self.selection:
+            block["selection"] = dict(self.selection)
         return block
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -508,8 +613,10 @@ class PortraitGAN(L.LightningModule):
         block = ckpt_io.read_block(checkpoint)
         ckpt_io.compare_configs(block["generator"], self.generator.config())
         if block.get("ema", False) != (self.generator_ema is not None):
-            raise CheckpointError(f"checkpoint was trained with ema={block.get('ema')} but model.ema_decay="
-                                  f"{self.hparams.ema_decay}; set model.ema_decay accordingly to resume")
+            raise CheckpointError(f"checkpoint was trained with ema={block.get('ema')} but model.ema is "
+                                  f"{'set' if self.generator_ema is not None else 'null'}; set model.ema accordingly "
+                                  "to resume")
+        self.selection = dict(block.get("selection", {}))
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         # frozen helpers are not in checkpoints: keep the ones this module was built with
@@ -519,8 +626,28 @@ class PortraitGAN(L.LightningModule):
                 state_dict[k] = v
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def export(self, path, use_ema: bool = True):
-        """Write the inference generator (EMA weights when available) as a small file for the editor."""
-        gen = self.inference_generator if use_ema else self.generator
-        return ckpt_io.export_generator(gen, path, ema=use_ema and self.generator_ema is not None,
-                                        training=self.checkpoint_block()["training"])
+    def export(self, path, weights: str = "auto"):
+        """Write one generator as a small file for the editor: ``auto`` (the one validation found better), ``ema``
+        or ``raw``."""
+        if weights not in ("auto", "ema", "raw"):
+            raise ConfigError(f"weights must be auto, ema or raw, got {weights!r}")
+        if weights == "ema" and self.generator_ema is None:
+            raise ConfigError("this model keeps no EMA generator (model.ema is null)")
+        gen = {"auto": self.inference_generator, "ema": self.generator_ema.module if self.generator_ema else None,
+               "raw": self.generator}[weights]
+        used = "ema" if (self.generator_ema is not None and gen is self.generator_ema.module) else "raw"
+        return ckpt_io.export_generator(gen, path, ema=used == "ema", training=self.checkpoint_block()["training"],
+                                        selection=self.selection)
+
+
+def tiny_config(**overrides) -> dict:
+    """Keyword arguments of a test-sized PortraitGAN (tiny widths); ``overrides`` are merged per sub-config."""
+    cfg = {"generator": dict(TINY_GENERATOR), "discriminator": dict(TINY_DISCRIMINATOR)}
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
