@@ -171,15 +171,16 @@ def test_portrait_model_and_editor_accept_19_class_parsers(tmp_path):
     from genkit.models.portrait.checkpoint import export_generator
     from genkit.models.portrait.editor import PortraitEditor
     from genkit.models.portrait.generator import PortraitGenerator
-    from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+    from genkit.models.portrait.module import TINY_GENERATOR, PortraitGAN, tiny_config
 
     p19, _ = _parser_checkpoint(tmp_path / "p19.ckpt", CELEBAMASK19)
-    model = PortraitGAN(image_size=32, lambda_vgg=0.0, val_lpips=False, parser_checkpoint=str(p19), **TINY_WIDTHS)
+    model = PortraitGAN(image_size=32, **tiny_config(losses={"vgg": 0.0}, validation={"lpips": False},
+                                                     parser={"checkpoint": str(p19)}))
     assert model.parser.num_classes == 11 and model.parser.schema == HELEN11
 
     torch.manual_seed(0)
-    widths = {k: v for k, v in TINY_WIDTHS.items() if k not in ("ndf", "d_layers")}
-    export = export_generator(PortraitGenerator(image_size=32, **widths).eval(), tmp_path / "gen.pt", ema=False)
+    export = export_generator(PortraitGenerator(image_size=32, **TINY_GENERATOR).eval(), tmp_path / "gen.pt",
+                              ema=False)
     bisenet = tmp_path / "79999_iter.pth"
     write_bisenet_file(bisenet, seed=6)
     for parser in (p19, bisenet):
