@@ -267,12 +267,13 @@ def test_parse_output_that_is_a_file_is_refused_before_work(corpus, parser_ckpt,
 def portrait(tmp_path_factory):
     """An untrained tiny portrait export (the reading plumbing does not need a trained one) and a square photo."""
     from genkit.data.synthetic import synthetic_face
-    from genkit.models.portrait.module import TINY_WIDTHS, PortraitGAN
+    from genkit.models.portrait.module import PortraitGAN, tiny_config
 
     d = tmp_path_factory.mktemp("portrait")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        export = PortraitGAN(image_size=32, lambda_vgg=0.0, val_lpips=False, **TINY_WIDTHS).export(d / "p.pt")
+        export = PortraitGAN(image_size=32, **tiny_config(losses={"vgg": 0.0}, validation={"lpips": False})
+                             ).export(d / "p.pt")
     image, labels = synthetic_face(32, np.random.default_rng(0))
     Image.fromarray(labels.astype(np.uint8)).save(d / "mask.png")
     rgba = np.dstack([image, np.full((32, 32), 255, np.uint8)])

@@ -71,7 +71,7 @@ def test_error_while_instantiating_prints_genkit_message_and_exits_2(tmp_path):
     proc = run_cli(["genkit-train", "model.input_range=sideways", "logger=csv", f"paths.log_dir={tmp_path}", *SMALL],
                    tmp_path, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "genkit-train: error: model.input_range must be 'unit' or 'symmetric', got 'sideways'" in proc.stderr
+    assert "genkit-train: error: model.input_range must be 'unit' ([0, 1]) or 'symmetric' ([-1, 1]), got 'sideways'" in proc.stderr
     assert "InstantiationException" not in proc.stderr and "\\n" not in proc.stderr
     assert "Traceback" not in proc.stderr
 

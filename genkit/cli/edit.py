@@ -91,8 +91,10 @@ def _edit(args) -> int:
     if args.sample and args.edited_mask:
         raise ConfigError("--sample and --edited-mask cannot be combined")
     folder_mode = Path(args.target).is_dir()
-    if folder_mode != bool(args.donors):
-        raise ConfigError("a folder --target needs --donors DIR (and --donors needs a folder --target)")
+    if folder_mode and not args.donors:
+        raise ConfigError(f"{args.target}: --target is a directory; editing a folder of targets needs --donors DIR")
+    if args.donors and not folder_mode:
+        raise ConfigError("--donors needs a folder --target (every target x every donor)")
     if args.detect and (folder_mode or args.mask or args.edited_mask or args.sample):
         raise ConfigError("--detect edits one photo: it cannot be combined with --mask, --edited-mask, --sample or "
                           "folders (the aligned face is parsed with --parser)")
