@@ -64,6 +64,11 @@ class LabelSchema:
         palette = np.asarray(self.colors, dtype=np.uint8)
         return palette[np.clip(np.asarray(labels, dtype=np.int64), 0, self.num_classes - 1)]
 
+    def colorize_batch(self, labels: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) labels -> (B, 3, H, W) float colours in [0, 1] on the labels' device (image grids)."""
+        palette = torch.tensor(self.colors, dtype=torch.float32, device=labels.device) / 255.0
+        return palette[labels.long().clamp(0, self.num_classes - 1)].permute(0, 3, 1, 2)
+
     def to_dict(self) -> dict:
         return {"name": self.name, "classes": list(self.classes),
                 "flip_pairs": [list(p) for p in self.flip_pairs], "colors": [list(c) for c in self.colors]}

@@ -20,7 +20,6 @@ from genkit.metrics.segmentation import per_class_iou
 from genkit.models.parsing.checkpoint import CHECKPOINT_KEY, check_schema, make_info_block, read_info
 from genkit.models.parsing.class_weights import count_classes, median_frequency_weights
 from genkit.models.parsing.network import ParserNet
-from genkit.models.parsing.visuals import colorize_batch
 from genkit.optim import cosine_schedule, lr_scheduler_config
 
 log = logging.getLogger(__name__)
@@ -191,8 +190,8 @@ class ParserModule(L.LightningModule):
         with torch.no_grad():
             preds = self(images).argmax(1)
         return [("photo", range_to_unit(images, self.hparams.input_range).clamp(0, 1)),
-                ("truth", colorize_batch(batch["mask"], self.schema)),
-                ("prediction", colorize_batch(preds, self.schema))]
+                ("truth", self.schema.colorize_batch(batch["mask"])),
+                ("prediction", self.schema.colorize_batch(preds))]
 
     # --------------------------------------------------------------------------------------- optimiser
     def configure_optimizers(self):

@@ -87,12 +87,6 @@ def uncounted_step(optimizer):
         optimizer._on_before_step, optimizer._on_after_step = before, after
 
 
-def colorize(mask: torch.Tensor, schema) -> torch.Tensor:
-    """(B, H, W) labels -> (B, 3, H, W) colours in [0, 1]."""
-    palette = torch.tensor(schema.colors, dtype=torch.float32, device=mask.device) / 255.0
-    return palette[mask.clamp(0, schema.num_classes - 1)].permute(0, 3, 1, 2)
-
-
 class PortraitGAN(L.LightningModule):
     """See the module docstring and :mod:`genkit.models.portrait.config` for the sub-configs."""
 
@@ -583,7 +577,7 @@ class PortraitGAN(L.LightningModule):
         image = batch["image"].to(self.device)
         mask = batch["mask"].to(self.device)
         G = self.inference_generator
-        rows = [("mask", colorize(mask, self.schema)), ("target", to_unit(image)), ("result", to_unit(G(image, mask)))]
+        rows = [("mask", self.schema.colorize_batch(mask)), ("target", to_unit(image)), ("result", to_unit(G(image, mask)))]
         if image.shape[0] > 1:
             rows.append(("transfer", to_unit(self.transfer_all(G, image, mask))))
         rows.append(("no hair", to_unit(self.without_hair(G, image, mask))))
