@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-INPUT_RANGES = ("symmetric", "unit")
+from genkit.data.transforms import check_value_range, range_to_unit
 
 
 class ParsingLoss(nn.Module):
@@ -26,8 +26,7 @@ class ParsingLoss(nn.Module):
     def __init__(self, parser: nn.Module, class_weights: torch.Tensor | None = None,
                  input_range: str = "symmetric"):
         super().__init__()
-        if input_range not in INPUT_RANGES:
-            raise ValueError(f"input_range must be one of {INPUT_RANGES}, got {input_range!r}")
+        check_value_range(input_range, "input_range")
         self.parser = parser
         self.input_range = input_range
         for p in self.parser.parameters():
@@ -47,14 +46,11 @@ class ParsingLoss(nn.Module):
         self.parser.eval()  # frozen: BatchNorm statistics must stay those of the trained parser
         return self
 
-    def to_unit(self, image: torch.Tensor) -> torch.Tensor:
-        return (image + 1.0) * 0.5 if self.input_range == "symmetric" else image
-
     def forward(self, image: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
         if target_mask.dim() == 4 and target_mask.shape[1] == 1:
             target_mask = target_mask[:, 0]
         if target_mask.shape != image.shape[:1] + image.shape[2:]:
             raise ValueError(f"target_mask {tuple(target_mask.shape)} does not match image {tuple(image.shape)}")
-        logits = self.parser(self.to_unit(image))
+        logits = self.parser(range_to_unit(image, self.input_range))
         weight = None if self.class_weights is None else self.class_weights.to(logits.dtype)
         return F.cross_entropy(logits, target_mask.long(), weight=weight)
