@@ -115,3 +115,15 @@ def test_style_metrics_and_perceptual_loss_take_the_variant(tmp_path):
     assert res["protocol"]["encoder"] == enc.identity
     with pytest.warns(RuntimeWarning):
         assert build_vgg(True, ("relu1_1",), variant="caffe").variant == "caffe"
+
+
+def test_the_portrait_model_takes_the_caffe_vgg_for_its_perceptual_loss():
+    from genkit.models.portrait.module import PortraitGAN, tiny_config
+
+    with pytest.warns(RuntimeWarning, match="RANDOM WEIGHTS: 'vgg19-caffe'"):
+        model = PortraitGAN(image_size=32, allow_random=True,
+                            **tiny_config(losses={"vgg_variant": "caffe"}, validation={"lpips": False}))
+    assert model.perceptual.vgg.variant == "caffe"
+    assert isinstance(model.perceptual.vgg.normalize, CaffeNormalize)
+    with pytest.raises(ConfigError, match="unknown VGG-19 variant 'cafe'"):
+        PortraitGAN(image_size=32, **tiny_config(losses={"vgg_variant": "cafe"}))

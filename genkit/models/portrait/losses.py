@@ -51,8 +51,12 @@ class LossWeights:
     parsing: float = 1.0
     kl: float = 0.01
     vgg_layers: dict | None = None
+    vgg_variant: str = "torchvision"  # the perceptual loss's VGG-19: torchvision's or the Caffe one (genkit.nn.vgg)
 
     def __post_init__(self):
+        from genkit.nn.vgg import get_variant
+
+        get_variant(self.vgg_variant)  # an unknown variant is an error naming the choices
         if self.gan_mode not in GAN_MODES:
             raise ValueError(f"gan_mode must be one of {GAN_MODES}, got {self.gan_mode!r}")
         for name in ("adv", "fm", "vgg", "l1", "local", "appearance", "parsing", "kl"):

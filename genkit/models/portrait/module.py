@@ -123,7 +123,8 @@ class PortraitGAN(L.LightningModule):
         self.perceptual = None
         if self.losses.vgg > 0:
             layers = self.losses.vgg_layers or PIX2PIXHD_VGG
-            self.perceptual = MaskedPerceptualLoss(build_vgg(allow_random, tuple(layers)), layers)
+            self.perceptual = MaskedPerceptualLoss(build_vgg(allow_random, tuple(layers), self.losses.vgg_variant),
+                                                   layers)
         # the parser (when configured) serves the parsing loss and the mask-consistency metric
         self.parser_training: dict = {}
         self.parsing_loss = self._build_parsing_loss()
