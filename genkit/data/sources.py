@@ -63,12 +63,16 @@ class _DiskFaces:
 
 
 @dataclass
-class FolderFaces(_DiskFaces):
-    """Your own ``images/`` + ``masks/`` + schema file folder, split with a seed."""
-
-    val_fraction: float = 0.1
+class _SeededSplitFaces(_DiskFaces):
+    val_fraction: float = 0.1     # used by layouts without an official split
     test_fraction: float = 0.1
     seed: int = 0
+
+
+@dataclass
+class FolderFaces(_SeededSplitFaces):
+    """Your own ``images/`` + ``masks/`` + schema file folder, split with a seed."""
+
     name = "folder"
 
     def __call__(self, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
@@ -85,12 +89,9 @@ class FolderFaces(_DiskFaces):
 
 
 @dataclass
-class HelenFaces(_DiskFaces):
+class HelenFaces(_SeededSplitFaces):
     """Helen face parsing (11 classes); its official split where the layout has one, else a seeded split."""
 
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0
     name = "helen"
 
     def __call__(self, split: str, transform: PairedTransform, target_schema: LabelSchema) -> Dataset:
