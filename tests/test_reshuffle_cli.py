@@ -117,7 +117,7 @@ def test_decoder_for_another_level_set_is_a_clear_error(files, decoder_files, tm
     rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",
                      "--decoder", decoder_files["fine"], "--levels", ",".join(LEVELS), "--allow-random")
     assert rc == 2
-    assert "relu3_1,relu2_1" in err and "relu4_1 missing" in err
+    assert "relu3_1,relu2_1" in err and "relu4_1->relu3_1 missing" in err
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"nope")
     rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",

@@ -57,10 +57,13 @@ def test_usage_limit_holds_exactly_on_every_level(encoder, decoders, photos, opt
     for lv in res.levels:
         counts = counts_of(lv)
         limit = lv.usage_limit
-        expected = options.get("max_usage") or math.ceil(options.get("slack", 1.0) * lv.n_content / lv.n_style - 1e-9)
+        total = max(lv.n_content, math.ceil(options.get("slack", 1.0) * lv.n_content - 1e-9))
+        expected = options.get("max_usage") or math.ceil(total / lv.n_style - 1e-9)
         assert limit == expected and (limit > 1) == bool(options)
         assert int(counts.max()) <= limit, lv.tap
+        assert (counts <= lv.capacity.reshape(-1)).all()  # per position: floor or ceil of the quota
         assert counts.sum() == lv.n_content
+        assert lv.placed_without_similarity == 0
         assert lv.max_usage == int(counts.max()) and lv.distinct_used == int((counts > 0).sum())
     assert res.image.shape == (3, 64, 64) and 0 <= float(res.image.min()) and float(res.image.max()) <= 1
     # finer levels start from the upsampled assignment and only search locally
@@ -179,18 +182,28 @@ def test_api_batches_pairs_and_reports_statistics(encoder, decoders, photos):
 
 def test_optimisation_path_lowers_its_loss(encoder, photos):
     res = stylize(photos["astronaut"], photos["brick"], optimize={"steps": 6, "optimizer": "adam", "lr": 0.05,
-                                                                  "gram_weight": 1.0},
+                                                                  "gram_weight": 1.0, "tolerance": 0.0},
                   encoder=encoder, size=48, levels=["relu4_1", "relu3_1"], iterations=1)
-    assert [h["tap"] for h in res.optimization] == ["relu4_1", "relu3_1"]
-    assert all(h["iterations"] == 6 and h["seconds_per_iteration"] > 0 for h in res.optimization)
+    # the relu4_1 blend is carried to relu3_1 by feature inversion, the relu3_1 blend becomes the image
+    assert [h["stage"] for h in res.optimization] == ["relu4_1->relu3_1", "image"]
+    assert res.optimization[0]["iterations"] == 6 and all(h["seconds_per_iteration"] > 0 for h in res.optimization)
     from genkit.models.reshuffle.optimize import OptimizationReconstructor, OptimizeSettings
 
     x = torch.rand(1, 3, 48, 48)
     target = {"relu4_1": torch.relu(torch.randn(1, 512, 6, 6))}
-    rec = OptimizationReconstructor(encoder, OptimizeSettings(steps=8, optimizer="lbfgs"))
+    rec = OptimizationReconstructor(encoder, OptimizeSettings(steps=8, optimizer="lbfgs", multires=False))
     before = float(rec.loss(x, target))
-    rec("relu4_1", target["relu4_1"], x, target)
+    rec.image("relu4_1", target["relu4_1"], {"content": x, "targets": target})
     assert rec.history[-1]["final_loss"] < before
+    # feature inversion: relu3_1 activations whose forward pass reproduces a relu4_1 target
+    with torch.no_grad():
+        f3 = encoder.encode(x, "relu3_1")
+    ctx = {"content": x, "targets": {}, "content_features": {"relu3_1": f3}}
+    goal = encoder.forward_from(torch.relu(f3 + 0.3 * torch.randn_like(f3)), "relu3_1", "relu4_1")
+    h = rec.next_features("relu4_1", "relu3_1", goal, ctx)
+    start_err = float((encoder.forward_from(f3, "relu3_1", "relu4_1") - goal).pow(2).mean())
+    end_err = float((encoder.forward_from(h, "relu3_1", "relu4_1") - goal).pow(2).mean())
+    assert h.shape == f3.shape and (h >= 0).all() and end_err < 0.5 * start_err
 
 
 def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
@@ -213,3 +226,98 @@ def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
 
     with pytest.raises(CheckpointError, match="relu5_1"):
         Stylizer(decoder=decoders, encoder=encoder, levels=["relu5_1", "relu4_1"])
+
+
+def test_fractional_slack_gives_exact_capacity_totals(encoder, decoders, photos):
+    seen = {}
+    for slack in (1.25, 2.0):
+        res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2, slack=slack)(
+            photos["astronaut"], photos["brick"])
+        for lv in res.levels:
+            cap = lv.capacity.reshape(-1)
+            total = math.ceil(slack * lv.n_content - 1e-9)
+            q = total / lv.n_style
+            assert int(cap.sum()) == lv.capacity_total == total, (slack, lv.tap)
+            assert set(cap.unique().tolist()) <= {math.floor(q), math.ceil(q)}
+            assert (counts_of(lv) <= cap).all() and lv.usage_quota == pytest.approx(q, abs=1e-6)
+        seen[slack] = [lv.capacity_total for lv in res.levels]
+    assert seen[1.25] != seen[2.0]  # the old integer ceil made these the same
+
+
+def test_leftovers_of_a_level_are_placed_by_similarity(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 96, 8), "relu3_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 96, 8), "relu3_1")[0]
+    level = LevelConfig.default("relu3_1", iterations=1, search="global")
+    for exact_rows in (0, 512):
+        cfg = ReshuffleConfig(levels=[level], top_k=2, exact_fill_rows=exact_rows)  # short lists: many leftovers
+        res = reshuffle_level(fc, fs, level, cfg)
+        st = res.stats
+        assert st.n_filled > 50
+        assert st.placed_without_similarity == 0 and st.fill["greedy"] + st.fill["exact"] == st.n_filled
+        assert (st.fill["exact"] > 0) == bool(exact_rows)
+        assert sorted(res.assign.tolist()) == list(range(fs.shape[1] * fs.shape[2]))  # the limit holds exactly
+        assert st.as_dict()["placed_without_similarity"] == 0
+
+
+def test_levels_stop_early_once_the_target_settles(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        f = encoder.encode(fit_size(to_tensor(photos["coffee"]), 64, 8), "relu3_1")[0]
+    level = LevelConfig("relu3_1", alpha=0.0, patch_size=3, iterations=5, pca_dims=None)
+    res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level]))  # identity: nothing moves after one
+    assert res.stats.iterations == 2 and res.stats.converged and res.stats.changes[1] == 0.0
+    res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level], tolerance=0.0))
+    assert res.stats.iterations == 5 and not res.stats.converged
+    # a real pair: at most 5 iterations, stopping exactly when the change falls below the tolerance
+    st = Stylizer(optimize=True, encoder=encoder, size=64)
+    assert [lv.iterations for lv in st.config.levels] == [5, 5, 5]  # the release's iterations
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 64, 8), "relu3_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 64, 8), "relu3_1")[0]
+    lv = LevelConfig.default("relu3_1")
+    res = reshuffle_level(fc, fs, lv, ReshuffleConfig(levels=[lv], tolerance=0.05))
+    ch = res.stats.changes
+    assert len(ch) == res.stats.iterations <= 5
+    assert res.stats.converged == (ch[-1] < 0.05) and all(c >= 0.05 for c in ch[1:-1])
+
+
+def test_thin_style_regions_survive_downsampling(encoder, decoders, photos):
+    c_mask = torch.zeros(64, 64, dtype=torch.long)
+    c_mask[:, 40:] = 1
+    s_mask = torch.zeros(64, 64, dtype=torch.long)
+    s_mask[:, 30:33] = 1  # a 3 px stripe: no relu4_1 cell (8x8 px) has it as the majority label
+    res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2)(
+        photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    from genkit.models.reshuffle.masks import _pooled_fractions, presence_labels
+
+    labels, frac = _pooled_fractions(s_mask, (8, 8))
+    assert 1 not in labels[frac.argmax(0)].unique().tolist()  # the majority vote alone loses the stripe
+    coarse = res.level("relu4_1")
+    assert 1 in coarse.mask_pooled and coarse.mask_unrestricted == []
+    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
+    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
+    assert torch.equal(labels_s[coarse.assignment.reshape(-1)], labels_c)  # still restricted by label
+
+
+def test_a_label_without_any_style_cell_falls_back_with_a_warning(encoder, decoders, photos):
+    c_mask = torch.zeros(64, 64, dtype=torch.long)
+    c_mask[:32, :32], c_mask[32:, 32:] = 1, 2
+    s_mask = torch.zeros(64, 64, dtype=torch.long)
+    s_mask[0:2, 0:2], s_mask[4:6, 4:6] = 1, 2  # two tiny regions inside one relu4_1 cell: only one can keep it
+    with pytest.warns(UserWarning, match=r"relu4_1: content label\(s\) \[2\].*15x15 px"):
+        res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1)(
+            photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    coarse, finer = res.level("relu4_1"), res.level("relu3_1")
+    assert coarse.mask_unrestricted == [2] and finer.mask_unrestricted == []  # relu3_1 cells are 4x4 px
+    from genkit.models.reshuffle.masks import presence_labels
+
+    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
+    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
+    got = labels_s[coarse.assignment.reshape(-1)]
+    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])  # the other labels stay restricted
+    assert "unrestricted" in coarse.usage_limit
+    assert (counts_of(coarse) <= coarse.capacity.reshape(-1)).all()

@@ -17,6 +17,11 @@ import torch
 NEG_INF = float("-inf")
 
 
+def label_mismatch(labels_c: torch.Tensor, labels_s: torch.Tensor) -> torch.Tensor:
+    """Broadcast mask of (content, style) pairs whose labels differ; content label -1 (unrestricted) matches all."""
+    return (labels_c != labels_s) & (labels_c >= 0)
+
+
 def _chunk_rows(n_cols: int, chunk_elements: int) -> int:
     return max(1, int(chunk_elements) // max(1, n_cols))
 
@@ -25,7 +30,8 @@ def dense_topk(ec: torch.Tensor, es: torch.Tensor, k: int, rows: torch.Tensor | 
                cols: torch.Tensor | None = None, labels_c: torch.Tensor | None = None,
                labels_s: torch.Tensor | None = None, chunk_elements: int = 1 << 24
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each content row, the ``k`` most similar style positions (among ``cols``; same label if labels).
+    """For each content row, the ``k`` most similar style positions (among ``cols``; same label if labels, content
+    label -1 matching any).
 
     Returns ``(cand, sim)``, both ``(len(rows), k')`` with ``k' = min(k, len(cols))``; ``cand`` holds global style
     indices, ``sim`` the dot products (``-inf`` where no same-label candidate was left).
@@ -44,7 +50,7 @@ def dense_topk(ec: torch.Tensor, es: torch.Tensor, k: int, rows: torch.Tensor | 
         r = rows[i:i + step]
         s = ec.index_select(0, r) @ es_sub.T
         if lab_s is not None:
-            s.masked_fill_(labels_c.index_select(0, r)[:, None] != lab_s[None, :], NEG_INF)
+            s.masked_fill_(label_mismatch(labels_c.index_select(0, r)[:, None], lab_s[None, :]), NEG_INF)
         v, j = s.topk(k, dim=1)
         sims[i:i + step] = v
         cand[i:i + step] = j if cols is None else cols[j]

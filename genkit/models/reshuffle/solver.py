@@ -1,6 +1,11 @@
 """Constrained assignment: every content position gets one style position, no style position more than its
 capacity (the usage limit).
 
+Capacities (:func:`capacities`): with the automatic limit each style position may be used ``q = slack*Nc/Ns``
+times *on average*: ``floor(q)`` or ``ceil(q)`` per position, the ceil going to the positions the content asks
+for most, so that the total is exactly ``max(Nc, ceil(slack*Nc))`` (slack 1: every slot is used, usage is as even
+as integers allow). A fixed ``max_usage`` gives every position that integer.
+
 :func:`greedy_assign` computes exactly the result of one global greedy pass over all candidate pairs sorted by
 similarity (accept a pair while the content position is free and the style position has capacity left), the
 solver the design notes measured to work. It is run as deferred acceptance: content positions propose down
@@ -8,22 +13,122 @@ their candidate lists, each style position holds its best ``capacity`` proposals
 preferences that come from one shared similarity, the stable matching this produces is unique and equals the
 greedy one, and every round is a handful of vectorised sorts instead of a Python loop over pairs.
 
-:func:`fill_unassigned` then gives the leftover positions (all their candidates were full) the most similar
-style positions that still have capacity, so the limit holds exactly; the total capacity covers all content
-positions, so this always completes.
+:func:`fill_unassigned` then places the leftover positions (all their candidates were full) on the free capacity
+**by similarity only**: greedy passes over each leftover's most similar free style positions (lists growing 4x per
+pass, complete lists at the end, so it always finishes) and, once few enough are left, an exact maximum-similarity
+assignment (``scipy.optimize.linear_sum_assignment``) of the rest to the free slots. No position is placed by grid
+order; every similarity is computed exactly (no subsampled search).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
 from genkit.errors import ConfigError
 
-TopkFn = Callable[[torch.Tensor, torch.Tensor, int], "tuple[torch.Tensor, torch.Tensor]"]
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+NEG_INF = float("-inf")
 
 
+# ------------------------------------------------------------------------------------------------ capacities
+@dataclass(frozen=True)
+class UsageRule:
+    """How often a style position may be used.
+
+    ``mode``: ``"auto"`` (average ``slack * Nc / Ns`` per position, floor/ceil split, exact total),
+    ``"fixed"`` (``limit`` uses per position) or ``"none"`` (unconstrained: style-swap).
+    """
+
+    mode: str = "auto"
+    slack: float = 1.0
+    limit: int | None = None
+
+    def total(self, n_content: int, n_style: int) -> int | None:
+        """Total capacity of a region: what the per-position capacities sum to."""
+        if self.mode == "none":
+            return None
+        if self.mode == "fixed":
+            return int(self.limit) * n_style
+        return max(n_content, math.ceil(self.slack * n_content - 1e-9))
+
+
+def split_capacity(n_style: int, total: int, demand: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """``n_style`` integer capacities, each ``floor(total/n_style)`` or ``ceil``, summing exactly to ``total``.
+
+    The ``total mod n_style`` extra units go to the positions of highest ``demand`` (e.g. how many content
+    positions rank them first; ties by index), or evenly spread over the positions when no demand is given.
+    """
+    base, extra = divmod(int(total), int(n_style))
+    cap = torch.full((n_style,), base, dtype=torch.long, device=device)
+    if extra:
+        if demand is None:
+            idx = (torch.arange(extra, device=device) * n_style) // extra
+        else:
+            idx = demand.to(device).argsort(descending=True, stable=True)[:extra]
+        cap[idx] += 1
+    return cap
+
+
+@dataclass
+class Capacity:
+    """Per-style-position capacity (``cap`` None: unconstrained) and what it came from, per label."""
+
+    cap: torch.Tensor | None
+    info: dict = field(default_factory=dict)  # label (or "all") -> {"quota", "limit", "total"}
+
+    @property
+    def limit(self):
+        """The largest per-position capacity: an int, one per label (dict), or None."""
+        if self.cap is None:
+            return None
+        if set(self.info) == {"all"}:
+            return self.info["all"]["limit"]
+        return {k: v["limit"] for k, v in self.info.items()}
+
+
+def _region(rule: UsageRule, n_content: int, n_style: int, demand, device, what: str) -> tuple[torch.Tensor, dict]:
+    total = rule.total(n_content, n_style)
+    if total < n_content:
+        raise ConfigError(f"max_usage={rule.limit} is too small{what}: {n_style} style positions x {rule.limit} < "
+                          f"{n_content} content positions (raise max_usage or use 'auto')")
+    cap = split_capacity(n_style, total, demand, device)
+    info = {"quota": round(total / n_style, 6), "limit": int(cap.max()), "total": int(total)}
+    return cap, info
+
+
+def capacities(rule: UsageRule, n_style: int, n_content: int, labels_c: torch.Tensor | None = None,
+               labels_s: torch.Tensor | None = None, demand: torch.Tensor | None = None, device=None) -> Capacity:
+    """Capacities for one assignment problem.
+
+    With labels, content positions of label ``l`` may only use style positions of label ``l`` and each label
+    gets its own quota (``labels_c`` must only hold labels present in ``labels_s``; unrestricted positions are
+    solved separately). ``demand``: per style position, how strongly the content wants it (the extra units of
+    a fractional quota go there).
+    """
+    if rule.mode == "none":
+        return Capacity(None, {"all": {"quota": None, "limit": None, "total": None}})
+    if labels_c is None:
+        cap, info = _region(rule, n_content, n_style, demand, device, "")
+        return Capacity(cap, {"all": info})
+    cap = torch.zeros(n_style, dtype=torch.long, device=device)
+    infos = {}
+    c_labels, c_counts = labels_c.unique(return_counts=True)
+    for lab, nc in zip(c_labels.tolist(), c_counts.tolist()):
+        where = (labels_s == lab).nonzero().squeeze(1)
+        if where.numel() == 0:
+            raise ValueError(f"content label {lab} has no style positions; solve it unrestricted")
+        sub, info = _region(rule, nc, where.numel(), None if demand is None else demand[where], device,
+                            f" for label {lab}")
+        cap[where] = sub
+        infos[lab] = info
+    return Capacity(cap, infos)
+
+
+# ------------------------------------------------------------------------------------------------ greedy
 def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
                   max_rounds: int | None = None) -> torch.Tensor:
     """Capacity-limited greedy matching over candidate lists.
@@ -52,7 +157,7 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
         free = free[ptr[free] < k]
         p = ptr[free]
         v = sim[free, p]
-        ok = v > float("-inf")
+        ok = v > NEG_INF
         free, p, v = free[ok], p[ok], v[ok]
         if not free.numel():
             break
@@ -91,106 +196,156 @@ def usage_counts(assign: torch.Tensor, n_style: int) -> torch.Tensor:
     return torch.bincount(assign[assign >= 0], minlength=n_style)
 
 
-def capacities(limit_for: Callable[[int, int], int | None], n_style: int, n_content: int,
-               labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None,
-               device=None) -> tuple[torch.Tensor | None, dict]:
-    """Per-style-position capacity (``None``: unconstrained) and the limit used per label.
+# ------------------------------------------------------------------------------------------------ fill
+@dataclass
+class FillStats:
+    """How the leftovers of the greedy pass were placed (all by similarity)."""
 
-    ``limit_for(n_content, n_style)`` gives the usage limit for a region; with labels each label gets its own
-    (content positions of label ``l`` may only use style positions of label ``l``).
+    filled: int = 0  # positions the fill placed
+    greedy: int = 0  # ... by greedy passes over their most similar free style positions
+    exact: int = 0  # ... by the exact maximum-similarity assignment
+    placed_without_similarity: int = 0  # positions placed without comparing similarities (always 0 here)
+
+    def add(self, other: "FillStats") -> None:
+        for k in ("filled", "greedy", "exact", "placed_without_similarity"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+def _topk_rows(score_fn: ScoreFn, rows: torch.Tensor, cols: torch.Tensor, k: int,
+               chunk_elements: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-``k`` of ``cols`` for each of ``rows`` (global style indices), in row chunks."""
+    k = min(k, cols.numel())
+    cand = torch.empty(rows.numel(), k, dtype=torch.long, device=rows.device)
+    sims = torch.empty(rows.numel(), k, device=rows.device)
+    step = max(1, chunk_elements // max(1, cols.numel()))
+    for i in range(0, rows.numel(), step):
+        s = score_fn(rows[i:i + step], cols)
+        v, j = s.topk(k, dim=1)
+        sims[i:i + step], cand[i:i + step] = v, cols[j]
+    return cand, sims
+
+
+def _exact_fill(assign: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, left: torch.Tensor,
+                score_fn: ScoreFn) -> None:
+    """Maximum-total-similarity assignment of ``rows`` to the free slots of ``cols`` (``left`` uses each)."""
+    from scipy.optimize import linear_sum_assignment
+
+    slot_cols = torch.repeat_interleave(cols, left[cols])
+    sims = score_fn(rows, cols)
+    expand = torch.repeat_interleave(torch.arange(cols.numel(), device=cols.device), left[cols])
+    matrix = sims[:, expand].double().cpu().numpy()
+    r, c = linear_sum_assignment(matrix, maximize=True)
+    assign[rows[torch.as_tensor(r, device=rows.device)]] = slot_cols[torch.as_tensor(c, device=rows.device)]
+
+
+def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, score_fn: ScoreFn,
+                    labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None, k: int = 32,
+                    exact_rows: int = 512, exact_pairs: int = 1 << 21, chunk_elements: int = 1 << 22,
+                    max_rounds: int | None = 50) -> FillStats:
+    """Assign (in place) every ``-1`` position to free style capacity, by similarity only.
+
+    ``score_fn(rows, cols)`` returns the dense ``(len(rows), len(cols))`` similarities. With labels, rows of label
+    ``l`` only take style positions of label ``l``. Greedy passes over each leftover's ``k`` most similar free
+    positions (``k`` x4 per pass; complete lists, row chunk by row chunk, at the end) run until at most
+    ``exact_rows`` leftovers (and ``exact_pairs`` leftover x free-slot pairs) remain; those are assigned exactly
+    (maximum total similarity). Raises ``RuntimeError`` if the free capacity cannot hold the leftovers (the
+    capacities guarantee it can).
     """
-    if labels_c is None:
-        limit = limit_for(n_content, n_style)
-        if limit is None:
-            return None, {"all": None}
-        if limit * n_style < n_content:
-            raise ConfigError(f"max_usage={limit} is too small: {n_style} style positions x {limit} < "
-                              f"{n_content} content positions (raise max_usage or use 'auto')")
-        return torch.full((n_style,), limit, dtype=torch.long, device=device), {"all": limit}
-    cap = torch.zeros(n_style, dtype=torch.long, device=device)
-    limits = {}
-    c_labels, c_counts = labels_c.unique(return_counts=True)
-    s_labels, s_counts = labels_s.unique(return_counts=True)
-    s_count = dict(zip(s_labels.tolist(), s_counts.tolist()))
-    for lab, nc in zip(c_labels.tolist(), c_counts.tolist()):
-        ns = s_count.get(lab, 0)
-        if ns == 0:
-            raise ConfigError(f"content mask label {lab} has no region in the style mask at this level "
-                              f"(style labels: {sorted(s_count)}); every content label needs a style region")
-        limit = limit_for(nc, ns)
-        limits[lab] = limit
-        if limit is not None and limit * ns < nc:
-            raise ConfigError(f"max_usage={limit} is too small for label {lab}: {ns} style positions x {limit} < {nc}")
-    if any(v is None for v in limits.values()):
-        return None, limits
-    for lab, limit in limits.items():
-        cap[labels_s == lab] = limit
-    return cap, limits
-
-
-def morton(idx: torch.Tensor, width: int) -> torch.Tensor:
-    """Z-order code of flat grid indices: sorting by it keeps 2-D neighbours mostly together."""
-    y, x = idx // width, idx % width
-
-    def spread(v: torch.Tensor) -> torch.Tensor:
-        v = v & 0xFFFF
-        v = (v | (v << 8)) & 0x00FF00FF
-        v = (v | (v << 4)) & 0x0F0F0F0F
-        v = (v | (v << 2)) & 0x33333333
-        return (v | (v << 1)) & 0x55555555
-
-    return (spread(y) << 1) | spread(x)
-
-
-def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, topk_fn: TopkFn, labels_c: torch.Tensor | None = None,
-                    labels_s: torch.Tensor | None = None, style_width: int | None = None, k: int = 32,
-                    max_attempts: int = 8, min_progress: float = 0.1, max_pairs: int = 1 << 26,
-                    max_rounds: int | None = 50, generator: torch.Generator | None = None) -> int:
-    """Assign (in place) every ``-1`` position to its most similar style positions with capacity left.
-
-    ``topk_fn(rows, cols, k)`` returns the top-k candidates of content ``rows`` among style ``cols`` (global indices,
-    same-label restriction applied by the caller). Each attempt searches only the style positions that still
-    have capacity and runs the greedy solver on them (when leftovers x free columns exceed ``max_pairs``, a
-    random subset of the free columns is searched). Attempts stop when one fills less than ``min_progress`` of
-    what is left (e.g. when all leftovers want the same few style patches). The rest is paired with the free
-    slots in the Z-order of the style grid, each leftover placed near its best (taken) match, so the usage limit
-    always holds exactly. Returns the number of positions filled.
-    """
+    stats = FillStats()
     n_style = capacity.numel()
-    start = int((assign < 0).sum())
-    if start == 0:
-        return 0
-    hint = torch.zeros_like(assign)  # best style position seen for each leftover
-    for _ in range(max_attempts):
-        rows = (assign < 0).nonzero().squeeze(1)
-        if rows.numel() == 0:
-            return start
-        left = capacity - usage_counts(assign, n_style)
-        cols = (left > 0).nonzero().squeeze(1)
-        if rows.numel() * cols.numel() > max_pairs:
-            keep = max(max_pairs // rows.numel(), 1)
-            cols = cols[torch.randperm(cols.numel(), generator=generator)[:keep].to(cols.device)].sort().values
-        cand, sim = topk_fn(rows, cols, min(cols.numel(), k))
-        usable = sim[:, 0] > float("-inf")
-        hint[rows[usable]] = cand[usable, 0]
-        new = greedy_assign(cand, sim, left, max_rounds=max_rounds)
-        assign[rows] = new
-        if int((new >= 0).sum()) < min_progress * rows.numel():
-            break
-    rows = (assign < 0).nonzero().squeeze(1)
-    if rows.numel():
-        left = capacity - usage_counts(assign, n_style)
-        groups = [(rows, torch.ones(n_style, dtype=torch.bool, device=rows.device))] if labels_c is None else [
-            (rows[labels_c[rows] == lab], labels_s == lab) for lab in labels_c[rows].unique().tolist()]
-        for r, allowed in groups:
-            slots = torch.repeat_interleave(torch.arange(n_style, device=r.device), left * allowed)
-            if slots.numel() < r.numel():  # cannot happen when capacities() accepted the problem
+    if not bool((assign < 0).any()):
+        return stats
+    groups = [None] if labels_c is None else (labels_c[assign < 0]).unique().tolist()
+    for lab in groups:
+        allowed = None if lab is None else labels_s == lab
+
+        def pending() -> torch.Tensor:
+            todo = assign < 0
+            if lab is not None:
+                todo &= labels_c == lab
+            return todo.nonzero().squeeze(1)
+
+        rows = pending()
+        start = rows.numel()
+        kk = k
+        while rows.numel():
+            left = (capacity - usage_counts(assign, n_style)).clamp_min(0)
+            if allowed is not None:
+                left = left * allowed
+            cols = (left > 0).nonzero().squeeze(1)
+            n_slots = int(left.sum())
+            if n_slots < rows.numel():
                 raise RuntimeError("usage capacity exhausted while filling; this is a bug")
-            if style_width:  # pair leftovers and free slots in Z-order: each lands near its best match
-                r = r[morton(hint[r], style_width).argsort(stable=True)]
-                slots = slots[morton(slots, style_width).argsort(stable=True)]
-                take = torch.linspace(0, slots.numel() - 1, r.numel(), device=r.device).round().long()
-                assign[r] = slots[take]
-            else:
-                assign[r] = slots[:r.numel()]
-    return start
+            if rows.numel() <= exact_rows and rows.numel() * n_slots <= exact_pairs:
+                _exact_fill(assign, rows, cols, left, score_fn)
+                stats.exact += rows.numel()
+                break
+            complete = kk >= cols.numel()
+            step = rows.numel() if not complete else max(1, chunk_elements // max(1, cols.numel()))
+            for i in range(0, rows.numel(), step):  # complete lists: row chunk by row chunk (bounded memory)
+                r = rows[i:i + step]
+                cand, sim = _topk_rows(score_fn, r, cols, kk, chunk_elements)
+                new = greedy_assign(cand, sim, left, max_rounds=None if complete else max_rounds)
+                assign[r] = new
+                stats.greedy += int((new >= 0).sum())
+                if complete and i + step < rows.numel():
+                    left = (capacity - usage_counts(assign, n_style)).clamp_min(0)
+                    if allowed is not None:
+                        left = left * allowed
+            rows = pending()
+            kk *= 4
+        stats.filled += start
+    return stats
+
+
+# ------------------------------------------------------------------------------------------------ one problem
+def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, score_fn: ScoreFn,
+          labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None, top_k: int = 32,
+          exact_rows: int = 512, max_rounds: int | None = 200,
+          chunk_elements: int = 1 << 22) -> tuple[torch.Tensor, FillStats, Capacity]:
+    """The usage-limited assignment of one iteration: capacities, greedy pass over the candidates, fill.
+
+    ``cand``/``sim``: ``(N, K)`` candidates of every content position (``-inf``: unusable, e.g. another label);
+    ``score_fn(rows, cols)``: dense similarities for the fill. Content label -1 marks positions matched without
+    the mask restriction (their label has no style region at this level): they are solved after the others,
+    on a capacity of their own, so the labelled regions keep theirs. Returns the assignment, how the leftovers
+    were filled and the capacities (summed over the groups).
+    """
+    n = cand.shape[0]
+    dev = cand.device
+    assign = torch.full((n,), -1, dtype=torch.long, device=dev)
+    fill = FillStats()
+    if rule.mode == "none":
+        best = argmax_assign(cand, sim)
+        ok = sim.max(dim=1).values > NEG_INF
+        assign[ok] = best[ok]
+        if not bool(ok.all()):  # no usable candidate (all of another label): best allowed style position
+            unlimited = torch.full((n_style,), n, dtype=torch.long, device=dev)
+            fill = fill_unassigned(assign, unlimited, score_fn, labels_c, labels_s, k=1, exact_rows=0,
+                                   chunk_elements=chunk_elements)
+        return assign, fill, capacities(rule, n_style, n)
+    usable = sim.max(dim=1).values > NEG_INF
+    first = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
+    demand = torch.bincount(first[usable], minlength=n_style)
+    if labels_c is None:
+        groups = [(torch.arange(n, device=dev), None)]
+    else:
+        wild = labels_c < 0
+        groups = [(g, labels_c[g]) for g in (torch.nonzero(~wild).squeeze(1),) if g.numel()]
+        if bool(wild.any()):
+            groups.append((torch.nonzero(wild).squeeze(1), None))
+    total = torch.zeros(n_style, dtype=torch.long, device=dev)
+    info: dict = {}
+    for rows, lab in groups:
+        cap = capacities(rule, n_style, rows.numel(), lab, labels_s if lab is not None else None, demand, dev)
+        sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds)
+        fill.add(fill_unassigned(sub, cap.cap, lambda r, c, rows=rows: score_fn(rows[r], c), lab,
+                                 labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
+                                 chunk_elements=chunk_elements))
+        assign[rows] = sub
+        total += cap.cap
+        if labels_c is not None and lab is None:
+            info["unrestricted"] = cap.info["all"]
+        else:
+            info.update(cap.info)
+    return assign, fill, Capacity(total, info)
