@@ -60,8 +60,9 @@ def test_fill_makes_limit_exact_and_complete():
     assert left_over > 50
     for exact_rows in (0, 10_000):  # greedy passes only / exact assignment
         a = assign.clone()
-        stats = fill_unassigned(a, capacity, scores(ec, es), k=2, exact_rows=exact_rows, exact_pairs=1 << 30)
+        stats = fill_unassigned(a, capacity, scores(ec, es), k=2, exact_rows=exact_rows, exact_entries=1 << 30)
         assert stats.filled == left_over and stats.placed_without_similarity == 0
+        assert stats.greedy + stats.exact + stats.chunked == left_over
         assert (stats.exact == left_over) == bool(exact_rows)
         assert (a >= 0).all()
         counts = usage_counts(a, n_style)
@@ -98,10 +99,10 @@ def test_leftovers_are_placed_by_similarity_not_grid_order():
     best_r, best_c = linear_sum_assignment(own.numpy(), maximize=True)
     best = float(own[best_r, best_c].mean())
     position_order = float(own[torch.arange(n), torch.arange(n)].mean())  # ~ any placement that ignores it
-    for exact_rows, floor in ((n, 0.999), (0, 0.8)):
+    for exact_rows, floor in ((n, 0.999), (0, 0.9)):  # one exact assignment / greedy pass + exact chunks
         assign = torch.full((n,), -1, dtype=torch.long)
         stats = fill_unassigned(assign, capacity, lambda r, c: sim[r][:, c], k=4, exact_rows=exact_rows,
-                                exact_pairs=1 << 30)
+                                exact_entries=1 << 30, chunk_rows=32)
         assert sorted(assign.tolist()) == list(range(n))  # the limit (1) holds exactly
         assert stats.placed_without_similarity == 0 and stats.filled == n
         got = float(own[torch.arange(n), assign].mean())

@@ -256,7 +256,7 @@ def test_leftovers_of_a_level_are_placed_by_similarity(encoder, photos):
         res = reshuffle_level(fc, fs, level, cfg)
         st = res.stats
         assert st.n_filled > 50
-        assert st.placed_without_similarity == 0 and st.fill["greedy"] + st.fill["exact"] == st.n_filled
+        assert st.placed_without_similarity == 0 and sum(st.fill.values()) == st.n_filled
         assert (st.fill["exact"] > 0) == bool(exact_rows)
         assert sorted(res.assign.tolist()) == list(range(fs.shape[1] * fs.shape[2]))  # the limit holds exactly
         assert st.as_dict()["placed_without_similarity"] == 0
@@ -321,3 +321,19 @@ def test_a_label_without_any_style_cell_falls_back_with_a_warning(encoder, decod
     assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])  # the other labels stay restricted
     assert "unrestricted" in coarse.usage_limit
     assert (counts_of(coarse) <= coarse.capacity.reshape(-1)).all()
+
+
+def test_a_too_large_global_search_runs_pooled_and_says_so(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 128, 8), "relu4_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 128, 8), "relu4_1")[0]
+    level = LevelConfig.default("relu4_1", iterations=2)
+    exact = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level]))
+    pooled = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level], max_global_pairs=64 * 64))
+    assert exact.stats.searches == ["global", "local"] and pooled.stats.searches == ["local", "local"]
+    assert any("2x average-pooled grid" in note for note in pooled.stats.approximate)
+    assert not any("pooled" in note for note in exact.stats.approximate)
+    assert sorted(pooled.assign.tolist()) == list(range(256))  # the usage limit still holds exactly
+    assert pooled.stats.mean_similarity > 0.9 * exact.stats.mean_similarity

@@ -69,7 +69,11 @@ def register(sub) -> None:
     g.add_argument("--max-usage", type=_max_usage, default="auto",
                    help="uses allowed per style patch: auto (ceil(slack*Nc/Ns)), an integer, or none (style-swap)")
     g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
-    g.add_argument("--iterations", type=_ints, default=None, help="match-vote-blend iterations per level")
+    g.add_argument("--iterations", type=_ints, default=None,
+                   help="at most this many match-vote-blend iterations per level (default 5, as the release)")
+    g.add_argument("--tolerance", type=float, default=0.01,
+                   help="a level stops early once its blended target changes by less than this per iteration "
+                        "(relative; 0: always run --iterations)")
     g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
     g.add_argument("--pca-dims", type=_dims, default=None,
                    help="channel PCA dims per level ('none' = off; default 80/40/20 at relu4_1/3_1/2_1)")
@@ -82,7 +86,8 @@ def register(sub) -> None:
     g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
     g.add_argument("--seed", type=int, default=0)
     o = p.add_argument_group("optimisation (--optimize)")
-    o.add_argument("--steps", type=int, default=50, help="optimiser iterations per level")
+    o.add_argument("--steps", type=int, default=50,
+                   help="at most this many optimiser evaluations per stage (fewer once the loss stops falling)")
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     o.add_argument("--lr", type=float, default=None)
     o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
@@ -154,7 +159,7 @@ def run(args) -> int:
                           iterations=args.iterations, patch_size=args.patch_size,
                           pca_dims="default" if args.pca_dims is None else args.pca_dims,
                           patch_dims="default" if args.patch_dims is None else args.patch_dims, max_usage=args.max_usage,
-                          slack=args.slack, top_k=args.top_k, seed=args.seed,
+                          slack=args.slack, top_k=args.top_k, seed=args.seed, tolerance=args.tolerance,
                           preserve_color=None if args.preserve_color == "none" else args.preserve_color)
     if not batch:  # fail fast on a bad image, before the networks are built
         for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
@@ -207,7 +212,8 @@ def run(args) -> int:
         for lv in res.levels:
             d = lv.as_dict()
             print(f"{lv.tap}: {d['distinct_used']}/{lv.n_style} style patches used "
-                  f"(max usage {d['max_usage']}, limit {d['usage_limit']}), mean similarity {d['mean_similarity']:.3f}")
+                  f"(max usage {d['max_usage']}, limit {d['usage_limit']}), mean similarity {d['mean_similarity']:.3f}, "
+                  f"{d['iterations']} iteration(s){' (converged)' if d['converged'] else ''}")
     random_note = " (RANDOM VGG weights: not meaningful for quality)" if any(r.random_weights for _, r in written) else ""
     where = out if batch else (written[0][0] if written else out)
     print(f"wrote {len(written)} image(s) to {where}{random_note}")

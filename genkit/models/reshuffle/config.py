@@ -90,8 +90,10 @@ class ReshuffleConfig:
     ``window``/``n_random``: local search (radius of the window around the previous match, random probes).
     ``tolerance``: a level stops iterating once its blended target changes by less than this (relative L2
     norm) from one iteration to the next; 0 runs every iteration.
-    ``exact_fill_rows``: leftovers of the greedy pass are assigned exactly (maximum similarity) once at most this
-    many are left (greedy passes over complete similarity lists before that).
+    ``exact_fill_rows``: leftovers of the greedy pass are assigned exactly (maximum similarity) in one piece when
+    at most this many are left (in exact chunks, most similar first, otherwise).
+    ``max_global_pairs``: a first global search with more content x style pairs than this runs on a 2x (4x, ...)
+    average-pooled grid and is refined by local search at full resolution (said so in the level metadata).
     ``chunk_elements``: the largest dense block (similarities or gathered descriptors) held at once.
     """
 
@@ -104,6 +106,7 @@ class ReshuffleConfig:
     max_rounds: int = 200
     tolerance: float = 0.01
     exact_fill_rows: int = 512
+    max_global_pairs: int = 1 << 26
     chunk_elements: int = 1 << 22
     seed: int = 0
     preserve_color: str | None = None
@@ -126,6 +129,8 @@ class ReshuffleConfig:
                               f"got {self.slack}")
         if self.top_k < 1 or self.window < 0 or self.n_random < 0 or self.max_rounds < 1:
             raise ConfigError("top_k and max_rounds must be >= 1, window and n_random >= 0")
+        if self.max_global_pairs < 1:
+            raise ConfigError(f"max_global_pairs must be >= 1, got {self.max_global_pairs}")
         if self.tolerance < 0 or self.exact_fill_rows < 0:
             raise ConfigError(f"tolerance and exact_fill_rows must be >= 0, got {self.tolerance}, {self.exact_fill_rows}")
         if self.preserve_color not in COLOR_MODES:

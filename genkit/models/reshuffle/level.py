@@ -16,10 +16,13 @@ import torch
 from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
 from genkit.models.reshuffle.features import MatchSpace, assigned_patch_cosine
 from genkit.models.reshuffle.matching import (NEG_INF, dense_topk, label_mismatch, local_candidates, mask_duplicates,
-                                              pair_scores)
+                                              pair_scores, upsample_assignment)
 from genkit.models.reshuffle.solver import solve
 from genkit.models.reshuffle.stats import LevelStats, now, usage_summary
-from genkit.models.reshuffle.voting import vote
+from genkit.models.reshuffle.voting import Voter
+
+
+SIMILARITY_SAMPLE = 4096  # positions the reported mean similarity is computed on (all below that)
 
 
 @dataclass
@@ -58,8 +61,20 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
                            chunk_elements=chunk)
     es = space.embed(style)
     timing["match"] += now(content) - t0
+    voter = Voter(style, level.patch_size)
 
     feats, assign, voted = content, init_assign, content
+    pooled_note = None
+    if assign is None and level.search != "global" and labels_c is None:
+        factor = 1
+        while (hc // factor) * (wc // factor) * (hs // factor) * (ws // factor) > cfg.max_global_pairs:
+            factor *= 2
+        if factor > 1:  # a quadratic search this large: search a pooled grid, refine locally at full resolution
+            t0 = now(content)
+            assign = pooled_global_assignment(content, style, space, factor, rule, cfg)
+            pooled_note = (f"global search on a {factor}x average-pooled grid ({hc * wc} x {n_s} pairs exceed "
+                           f"max_global_pairs={cfg.max_global_pairs}), refined by local search")
+            timing["match"] += now(content) - t0
     searches: list[str] = []
     changes: list[float] = []
     converged = False
@@ -86,7 +101,7 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
                                   exact_rows=cfg.exact_fill_rows, max_rounds=cfg.max_rounds, chunk_elements=chunk)
         timing["match"] += now(content) - t0
         t0 = now(content)
-        voted = vote(style, assign, (hc, wc), level.patch_size)
+        voted = voter(assign, (hc, wc))
         new = level.alpha * content + (1.0 - level.alpha) * voted
         changes.append(relative_change(new, feats))
         feats = new
@@ -98,27 +113,57 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
     t0 = now(content)
     usage = usage_summary(assign, n_s)
     # the features the final assignment was matched for, against the style: full-dimensional, exact patches
-    mean_sim = float(assigned_patch_cosine(query, style, assign, level.patch_size, chunk).mean())
+    n_c = hc * wc
+    sample = None
+    if n_c > SIMILARITY_SAMPLE:
+        sample = torch.randperm(n_c, generator=torch.Generator().manual_seed(cfg.seed))[:SIMILARITY_SAMPLE]
+    mean_sim = float(assigned_patch_cosine(query, style, assign, level.patch_size, chunk,
+                                           positions=None if sample is None else sample.to(assign.device)).mean())
     timing["stats"] = now(content) - t0
     approximate = space.describe(content.shape[0])
+    if sample is not None:
+        approximate.append(f"mean_similarity over a random sample of {SIMILARITY_SAMPLE} of {n_c} positions")
     if "local" in searches:
         approximate.append(f"local search (window {cfg.window}, propagation, {cfg.n_random} random probes) "
                            "around the previous or upsampled assignment")
     if "global" in searches and rule.mode != "none":
         approximate.append(f"global search keeps each position's top {cfg.top_k} candidates")
+    if pooled_note:
+        approximate.append(pooled_note)
     stats = LevelStats(
         tap=level.tap, content_hw=(hc, wc), style_hw=(hs, ws), usage_limit=cap.limit, max_usage=usage["max_usage"],
         distinct_used=usage["distinct_used"], distinct_fraction=usage["distinct_fraction"],
         effective_fraction=usage["effective_fraction"], mean_similarity=mean_sim, n_filled=fill.filled,
         iterations=len(searches), searches=searches, seconds=timing,
         placed_without_similarity=fill.placed_without_similarity,
-        fill={"greedy": fill.greedy, "exact": fill.exact},
+        fill={"greedy": fill.greedy, "exact": fill.exact, "chunked": fill.chunked},
         usage_quota=None if cap.cap is None else _per_label(cap.info, "quota"),
         capacity_total=None if cap.cap is None else int(cap.cap.sum()), max_iterations=level.iterations,
         converged=converged, changes=changes, approximate=approximate,
         assignment=assign.view(hc, wc).cpu(), usage=usage["usage"].view(hs, ws).cpu(),
         capacity=None if cap.cap is None else cap.cap.view(hs, ws).cpu())
     return LevelResult(features=feats, voted=voted, assign=assign, stats=stats)
+
+
+def pooled_global_assignment(content: torch.Tensor, style: torch.Tensor, space: MatchSpace, factor: int,
+                             rule, cfg: ReshuffleConfig) -> torch.Tensor:
+    """A starting assignment from the usage-limited global search on ``factor`` x average-pooled maps (same
+    projections), upsampled to the full grids."""
+    from torch.nn import functional as F
+
+    fc = F.avg_pool2d(content[None], factor, ceil_mode=True)[0]
+    fs = F.avg_pool2d(style[None], factor, ceil_mode=True)[0]
+    ec, es = space.embed(fc), space.embed(fs)
+    n_s = fs.shape[1] * fs.shape[2]
+    cand, sim = dense_topk(ec, es, 1 if rule.mode == "none" else cfg.top_k, chunk_elements=cfg.chunk_elements)
+
+    def score_fn(rows, cols):
+        return ec.index_select(0, rows) @ es.index_select(0, cols).T
+
+    assign, _, _ = solve(cand, sim, rule, n_s, score_fn, top_k=cfg.top_k, exact_rows=cfg.exact_fill_rows,
+                         max_rounds=cfg.max_rounds, chunk_elements=cfg.chunk_elements)
+    return upsample_assignment(assign, tuple(fc.shape[1:]), tuple(fs.shape[1:]), tuple(content.shape[1:]),
+                               tuple(style.shape[1:]))
 
 
 def _per_label(info: dict, key: str):

@@ -14,10 +14,10 @@ preferences that come from one shared similarity, the stable matching this produ
 greedy one, and every round is a handful of vectorised sorts instead of a Python loop over pairs.
 
 :func:`fill_unassigned` then places the leftover positions (all their candidates were full) on the free capacity
-**by similarity only**: greedy passes over each leftover's most similar free style positions (lists growing 4x per
-pass, complete lists at the end, so it always finishes) and, once few enough are left, an exact maximum-similarity
-assignment (``scipy.optimize.linear_sum_assignment``) of the rest to the free slots. No position is placed by grid
-order; every similarity is computed exactly (no subsampled search).
+**by similarity only**: a greedy pass over each leftover's most similar free style positions, then a maximum-
+similarity assignment (``scipy.optimize.linear_sum_assignment``) of the rest to the free slots: in one piece when
+few are left, else chunk by chunk (the most similar leftovers first), each chunk exactly. No position is placed by
+grid order; every similarity is computed exactly (no subsampled search).
 """
 
 from __future__ import annotations
@@ -136,6 +136,10 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     ``cand``/``sim``: ``(N, K)`` style indices and similarities (``-inf`` marks an unusable candidate);
     ``capacity``: ``(N_style,)`` how often each style position may still be used. Returns ``(N,)`` style
     indices, ``-1`` where a content position got none of its candidates.
+
+    A rejected position skips, in one step, every candidate that would reject it too: a full style position
+    whose weakest held proposal is at least as similar (held proposals only get better, so the skip is exact).
+    Contested lists then take a few rounds instead of one round per candidate.
     """
     n, k = cand.shape
     dev = cand.device
@@ -146,6 +150,7 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     cand = cand.gather(1, order)
     sim = sim.gather(1, order)
     n_style = capacity.numel()
+    cols = torch.arange(k, device=dev)
     ptr = torch.zeros(n, dtype=torch.long, device=dev)
     held_c = torch.empty(0, dtype=torch.long, device=dev)
     held_s = torch.empty(0, dtype=torch.long, device=dev)
@@ -154,6 +159,16 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     rounds = 0
     while free.numel() and (max_rounds is None or rounds < max_rounds):
         rounds += 1
+        if rounds > 1 and held_s.numel():
+            # the weakest held value of every full style position: anything not above it is rejected there
+            count = torch.bincount(held_s, minlength=n_style)
+            weakest = torch.full((n_style,), float("inf"), dtype=sim.dtype, device=dev)
+            weakest.scatter_reduce_(0, held_s, held_v, reduce="amin")
+            bar = torch.where(count >= capacity, weakest, torch.full_like(weakest, NEG_INF))
+            c_free, s_free = cand[free], sim[free]
+            viable = (s_free > bar[c_free]) & (cols[None, :] >= ptr[free, None])
+            has = viable.any(dim=1)
+            ptr[free] = torch.where(has, viable.int().argmax(dim=1), torch.full_like(ptr[free], k))
         free = free[ptr[free] < k]
         p = ptr[free]
         v = sim[free, p]
@@ -202,54 +217,91 @@ class FillStats:
     """How the leftovers of the greedy pass were placed (all by similarity)."""
 
     filled: int = 0  # positions the fill placed
-    greedy: int = 0  # ... by greedy passes over their most similar free style positions
-    exact: int = 0  # ... by the exact maximum-similarity assignment
+    greedy: int = 0  # ... by a greedy pass over their most similar free style positions
+    exact: int = 0  # ... by one exact maximum-similarity assignment of all that were left
+    chunked: int = 0  # ... by exact assignments chunk by chunk (most similar leftovers first)
     placed_without_similarity: int = 0  # positions placed without comparing similarities (always 0 here)
 
     def add(self, other: "FillStats") -> None:
-        for k in ("filled", "greedy", "exact", "placed_without_similarity"):
+        for k in ("filled", "greedy", "exact", "chunked", "placed_without_similarity"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-def _topk_rows(score_fn: ScoreFn, rows: torch.Tensor, cols: torch.Tensor, k: int,
-               chunk_elements: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-``k`` of ``cols`` for each of ``rows`` (global style indices), in row chunks."""
-    k = min(k, cols.numel())
-    cand = torch.empty(rows.numel(), k, dtype=torch.long, device=rows.device)
-    sims = torch.empty(rows.numel(), k, device=rows.device)
-    step = max(1, chunk_elements // max(1, cols.numel()))
-    for i in range(0, rows.numel(), step):
-        s = score_fn(rows[i:i + step], cols)
-        v, j = s.topk(k, dim=1)
-        sims[i:i + step], cand[i:i + step] = v, cols[j]
-    return cand, sims
+class _Scores:
+    """Similarities of a fixed set of leftover rows with the style positions that had free capacity when the
+    fill started (the only ones that can gain users). Held densely when small enough, else recomputed per use."""
+
+    def __init__(self, score_fn: ScoreFn, rows: torch.Tensor, cols: torch.Tensor, chunk_elements: int):
+        self.score_fn, self.rows, self.cols = score_fn, rows, cols
+        self.row_index = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long, device=rows.device)
+        self.row_index[rows] = torch.arange(rows.numel(), device=rows.device)
+        n_style = int(cols.max()) + 1
+        self.col_index = torch.full((n_style,), -1, dtype=torch.long, device=cols.device)
+        self.col_index[cols] = torch.arange(cols.numel(), device=cols.device)
+        self.chunk_elements = chunk_elements
+        self.dense = None
+        if rows.numel() * cols.numel() <= 4 * chunk_elements:
+            self.dense = self._compute(rows, cols)
+
+    def _compute(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(rows.numel(), cols.numel(), device=rows.device)
+        step = max(1, self.chunk_elements // max(1, cols.numel()))
+        for i in range(0, rows.numel(), step):
+            out[i:i + step] = self.score_fn(rows[i:i + step], cols)
+        return out
+
+    def __call__(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        if self.dense is None:
+            return self.score_fn(rows, cols)
+        return self.dense[self.row_index[rows]][:, self.col_index[cols]]
+
+    def topk(self, rows: torch.Tensor, cols: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` of ``cols`` for each of ``rows`` (global style indices), in row chunks."""
+        k = min(k, cols.numel())
+        cand = torch.empty(rows.numel(), k, dtype=torch.long, device=rows.device)
+        sims = torch.empty(rows.numel(), k, device=rows.device)
+        step = max(1, self.chunk_elements // max(1, cols.numel()))
+        for i in range(0, rows.numel(), step):
+            v, j = self(rows[i:i + step], cols).topk(k, dim=1)
+            sims[i:i + step], cand[i:i + step] = v, cols[j]
+        return cand, sims
 
 
 def _exact_fill(assign: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, left: torch.Tensor,
-                score_fn: ScoreFn) -> None:
-    """Maximum-total-similarity assignment of ``rows`` to the free slots of ``cols`` (``left`` uses each)."""
+                scores: "_Scores", max_entries: int | None = None) -> bool:
+    """Maximum-total-similarity assignment of ``rows`` to the free slots of ``cols`` (``left`` uses each).
+
+    Only each row's ``len(rows)`` most similar free positions take part (an optimal assignment never needs
+    another: one of them always has a slot no other row took), each with at most ``len(rows)`` slots. Returns
+    False (assigning nothing) when that problem has more than ``max_entries`` entries.
+    """
     from scipy.optimize import linear_sum_assignment
 
-    slot_cols = torch.repeat_interleave(cols, left[cols])
-    sims = score_fn(rows, cols)
-    expand = torch.repeat_interleave(torch.arange(cols.numel(), device=cols.device), left[cols])
-    matrix = sims[:, expand].double().cpu().numpy()
+    m = rows.numel()
+    top = scores.topk(rows, cols, m)[0].reshape(-1).unique()
+    mult = left[top].clamp_max(m)
+    if max_entries is not None and m * int(mult.sum()) > max_entries:
+        return False
+    slot_cols = torch.repeat_interleave(top, mult)
+    expand = torch.repeat_interleave(torch.arange(top.numel(), device=top.device), mult)
+    matrix = scores(rows, top)[:, expand].double().cpu().numpy()
     r, c = linear_sum_assignment(matrix, maximize=True)
     assign[rows[torch.as_tensor(r, device=rows.device)]] = slot_cols[torch.as_tensor(c, device=rows.device)]
+    return True
 
 
 def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, score_fn: ScoreFn,
                     labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None, k: int = 32,
-                    exact_rows: int = 512, exact_pairs: int = 1 << 21, chunk_elements: int = 1 << 22,
-                    max_rounds: int | None = 50) -> FillStats:
+                    exact_rows: int = 512, chunk_rows: int = 64, exact_entries: int = 1 << 21,
+                    chunk_elements: int = 1 << 22, max_rounds: int | None = 50) -> FillStats:
     """Assign (in place) every ``-1`` position to free style capacity, by similarity only.
 
     ``score_fn(rows, cols)`` returns the dense ``(len(rows), len(cols))`` similarities. With labels, rows of label
-    ``l`` only take style positions of label ``l``. Greedy passes over each leftover's ``k`` most similar free
-    positions (``k`` x4 per pass; complete lists, row chunk by row chunk, at the end) run until at most
-    ``exact_rows`` leftovers (and ``exact_pairs`` leftover x free-slot pairs) remain; those are assigned exactly
-    (maximum total similarity). Raises ``RuntimeError`` if the free capacity cannot hold the leftovers (the
-    capacities guarantee it can).
+    ``l`` only take style positions of label ``l``. More than ``exact_rows`` leftovers first get a greedy pass over
+    their ``k`` most similar free style positions. The rest are assigned by maximum total similarity: in one
+    piece when at most ``exact_rows`` remain (and the problem has at most ``exact_entries`` entries), else chunk by
+    chunk of ``chunk_rows`` (the most similar leftovers first), each chunk exactly. Raises ``RuntimeError`` if the
+    free capacity cannot hold the leftovers (the capacities guarantee it can).
     """
     stats = FillStats()
     n_style = capacity.numel()
@@ -265,35 +317,35 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, score_fn: Scor
                 todo &= labels_c == lab
             return todo.nonzero().squeeze(1)
 
+        def free_capacity() -> torch.Tensor:
+            left = (capacity - usage_counts(assign, n_style)).clamp_min(0)
+            return left if allowed is None else left * allowed
+
         rows = pending()
         start = rows.numel()
-        kk = k
-        while rows.numel():
-            left = (capacity - usage_counts(assign, n_style)).clamp_min(0)
-            if allowed is not None:
-                left = left * allowed
+        left = free_capacity()
+        if int(left.sum()) < rows.numel():
+            raise RuntimeError("usage capacity exhausted while filling; this is a bug")
+        cols = (left > 0).nonzero().squeeze(1)
+        scores = _Scores(score_fn, rows, cols, chunk_elements)
+        if rows.numel() > exact_rows:  # one greedy pass over short lists places most of them
+            cand, sim = scores.topk(rows, cols, k)
+            new = greedy_assign(cand, sim, left, max_rounds=max_rounds)
+            assign[rows] = new
+            stats.greedy += int((new >= 0).sum())
+            rows, left = pending(), free_capacity()
             cols = (left > 0).nonzero().squeeze(1)
-            n_slots = int(left.sum())
-            if n_slots < rows.numel():
-                raise RuntimeError("usage capacity exhausted while filling; this is a bug")
-            if rows.numel() <= exact_rows and rows.numel() * n_slots <= exact_pairs:
-                _exact_fill(assign, rows, cols, left, score_fn)
-                stats.exact += rows.numel()
-                break
-            complete = kk >= cols.numel()
-            step = rows.numel() if not complete else max(1, chunk_elements // max(1, cols.numel()))
-            for i in range(0, rows.numel(), step):  # complete lists: row chunk by row chunk (bounded memory)
-                r = rows[i:i + step]
-                cand, sim = _topk_rows(score_fn, r, cols, kk, chunk_elements)
-                new = greedy_assign(cand, sim, left, max_rounds=None if complete else max_rounds)
-                assign[r] = new
-                stats.greedy += int((new >= 0).sum())
-                if complete and i + step < rows.numel():
-                    left = (capacity - usage_counts(assign, n_style)).clamp_min(0)
-                    if allowed is not None:
-                        left = left * allowed
-            rows = pending()
-            kk *= 4
+        if rows.numel() and rows.numel() <= exact_rows and _exact_fill(assign, rows, cols, left, scores,
+                                                                       exact_entries):
+            stats.exact += rows.numel()
+        elif rows.numel():
+            best = scores.topk(rows, cols, 1)[1][:, 0]
+            rows = rows[best.argsort(descending=True, stable=True)]  # the most similar leftovers choose first
+            for i in range(0, rows.numel(), chunk_rows):
+                r = rows[i:i + chunk_rows]
+                _exact_fill(assign, r, (left > 0).nonzero().squeeze(1), left, scores)
+                stats.chunked += r.numel()
+                left -= torch.bincount(assign[r], minlength=n_style)
         stats.filled += start
     return stats
 
@@ -341,7 +393,7 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
         sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds)
         fill.add(fill_unassigned(sub, cap.cap, lambda r, c, rows=rows: score_fn(rows[r], c), lab,
                                  labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
-                                 chunk_elements=chunk_elements))
+                                 chunk_elements=chunk_elements, max_rounds=max_rounds))
         assign[rows] = sub
         total += cap.cap
         if labels_c is not None and lab is None:

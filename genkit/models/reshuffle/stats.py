@@ -30,7 +30,7 @@ class LevelStats:
     searches: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
     placed_without_similarity: int = 0  # positions placed without comparing similarities (target: 0)
-    fill: dict = field(default_factory=dict)  # final iteration: leftovers placed by "greedy" passes / "exact" assignment
+    fill: dict = field(default_factory=dict)  # final iteration: leftovers placed by a "greedy" pass / "exact" / "chunked"
     usage_quota: float | None | dict = None  # average uses allowed per style position (slack * Nc / Ns)
     capacity_total: int | None = None  # sum of the per-position capacities
     max_iterations: int = 0
