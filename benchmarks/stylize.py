@@ -15,6 +15,8 @@ Parts:
 * ``optimize``: the optimisation path at ``--opt-size`` with each version's defaults: wall time and the final
   feature loss (both versions report it the same way: the sum over levels of the output's feature error against
   that level's blended target, each normalised by the target's mean square).
+* ``gram``: the relative Gram-matrix error of the voted target against the style, per level, reshuffle vs
+  style-swap (overlapping patches are averaged, so only 1x1 patches keep the Gram matrix exactly).
 * ``cascade``: decoders of this tree trained for the same short budget on the sample photos, then the same pairs
   stylised with 3 levels (relu4_1,relu3_1,relu2_1) and with 2 (relu3_1,relu2_1): per-channel mean/std against
   the content (not dark: within 30%), content distance (relu4_1) and Gram style distance. Writes a grid PNG.
@@ -134,14 +136,14 @@ def extract_baseline(commit: str, into: Path) -> Path:
 def part_decoder(args, versions: dict[str, Path], report: dict) -> None:
     for size in args.sizes:
         big = size > 512
-        repeats = 1 if big else args.repeats
+        repeats = args.repeats
         results: dict[str, list[dict]] = {name: [] for name in versions}
         for _ in range(repeats):
             for name, path in versions.items():  # alternate, one process each: load changes hit both
                 results[name].append(run_child("decoder", path, args, size, warmup=0 if big else 1, runs=1))
         print(f"\n## decoder path, {size} px ({args.content} x {args.style}), {args.threads} threads, "
-              f"load avg {os.getloadavg()[0]:.2f}" + (" (one run, no warm-up)" if big else
-                                                       f" (median of {repeats} processes, each after a warm-up run)"))
+              f"load avg {os.getloadavg()[0]:.2f}" + f" (median of {repeats} processes"
+              + (", no warm-up run)" if big else ", each after a warm-up run)"))
         print(f"{'code':<34} {'iterations per level':<22} {'median s':>9} {'peak RSS MB':>12}  stages (s)")
         rows = {}
         for name, res in results.items():
@@ -179,6 +181,41 @@ def part_optimize(args, versions: dict[str, Path], report: dict) -> None:
         print(f"speed-up baseline / current: {b['walls'][0] / c['walls'][0]:.2f}x; final loss current / baseline: "
               f"{c['final_loss'] / b['final_loss']:.2f}")
     report["optimize"] = rows
+
+
+def part_gram(args, report: dict) -> None:
+    """How far the voted target's Gram matrix is from the style's, per level: reshuffle vs style-swap."""
+    import torch
+
+    from genkit.data.samples import sample_photo
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+    from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
+    from genkit.models.reshuffle.level import reshuffle_level
+
+    encoder = _encoder(LEVELS)
+    size = args.sizes[0]
+    with torch.no_grad():
+        fc = encoder(fit_size(to_tensor(sample_photo(args.content)), size, 8), taps=LEVELS)
+        fs = encoder(fit_size(to_tensor(sample_photo(args.style)), size, 8), taps=LEVELS)
+
+    def gram(f):
+        x = f.reshape(f.shape[0], -1).double()
+        return x @ x.T / x.shape[1]
+
+    print(f"\n## Gram error of the voted target vs the style ({size} px, {args.content} x {args.style}, "
+          "content features of the content image, one level at a time, default settings)")
+    print(f"{'level':<9} {'reshuffle':>10} {'style-swap':>11}   (relative Frobenius error ||G(voted)-G(style)|| / ||G(style)||)")
+    rows = {}
+    for tap in LEVELS:
+        level = LevelConfig.default(tap)
+        errs = {}
+        for name, max_usage in (("reshuffle", "auto"), ("style-swap", None)):
+            res = reshuffle_level(fc[tap][0], fs[tap][0], level, ReshuffleConfig(levels=[level], max_usage=max_usage))
+            g_s = gram(fs[tap][0])
+            errs[name] = float((gram(res.voted) - g_s).norm() / g_s.norm())
+        rows[tap] = errs
+        print(f"{tap:<9} {errs['reshuffle']:>10.1%} {errs['style-swap']:>11.1%}")
+    report["gram"] = rows
 
 
 def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: int = 0):
@@ -275,10 +312,11 @@ def part_cascade(args, report: dict) -> None:
 # ---------------------------------------------------------------------------------------------- main
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default="decoder,optimize,cascade", help="comma list of decoder, optimize, cascade")
+    p.add_argument("--parts", default="decoder,optimize,gram,cascade",
+                   help="comma list of decoder, optimize, gram, cascade")
     p.add_argument("--sizes", default="512,1024", help="long sides of the decoder-path runs")
     p.add_argument("--opt-size", type=int, default=256, help="long side of the optimisation-path run")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per version at sizes <= 512")
+    p.add_argument("--repeats", type=int, default=3, help="processes per version and size (alternating versions)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--baseline", default="bee7bd7", help="commit to compare with ('none': this tree only)")
@@ -325,6 +363,8 @@ def main() -> int:
             part_decoder(args, versions, report)
         if "optimize" in parts:
             part_optimize(args, versions, report)
+    if "gram" in parts:
+        part_gram(args, report)
     if "cascade" in parts:
         part_cascade(args, report)
     with open(Path(args.out) / "stylize_benchmark.json", "w") as f:

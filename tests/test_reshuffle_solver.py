@@ -44,10 +44,6 @@ def test_greedy_equals_sequential_reference(n, n_style, k, cap):
         assert usage_counts(got, n_style).max() <= cap
 
 
-def scores(ec, es):
-    return lambda r, c: ec[r] @ es[c].T
-
-
 def test_fill_makes_limit_exact_and_complete():
     g = torch.Generator().manual_seed(0)
     n, n_style, cap = 500, 250, 2
@@ -60,7 +56,7 @@ def test_fill_makes_limit_exact_and_complete():
     assert left_over > 50
     for exact_rows in (0, 10_000):  # greedy passes only / exact assignment
         a = assign.clone()
-        stats = fill_unassigned(a, capacity, scores(ec, es), k=2, exact_rows=exact_rows, exact_entries=1 << 30)
+        stats = fill_unassigned(a, capacity, ec, es, k=2, exact_rows=exact_rows, exact_entries=1 << 30)
         assert stats.filled == left_over and stats.placed_without_similarity == 0
         assert stats.greedy + stats.exact + stats.chunked == left_over
         assert (stats.exact == left_over) == bool(exact_rows)
@@ -76,7 +72,7 @@ def test_fill_takes_the_most_similar_free_position():
     capacity = torch.ones(3, dtype=torch.long)
     for exact_rows in (0, 8):
         assign = torch.tensor([0, -1])  # style 0 is taken; row 1 must get style 2 (more similar than 1)
-        fill_unassigned(assign, capacity, scores(ec, es), exact_rows=exact_rows)
+        fill_unassigned(assign, capacity, ec, es, exact_rows=exact_rows)
         assert assign.tolist() == [0, 2]
 
 
@@ -101,7 +97,8 @@ def test_leftovers_are_placed_by_similarity_not_grid_order():
     position_order = float(own[torch.arange(n), torch.arange(n)].mean())  # ~ any placement that ignores it
     for exact_rows, floor in ((n, 0.999), (0, 0.9)):  # one exact assignment / greedy pass + exact chunks
         assign = torch.full((n,), -1, dtype=torch.long)
-        stats = fill_unassigned(assign, capacity, lambda r, c: sim[r][:, c], k=4, exact_rows=exact_rows,
+        # any similarity matrix is a product of vectors: rows of the matrix with one-hot style vectors
+        stats = fill_unassigned(assign, capacity, sim, torch.eye(n), k=4, exact_rows=exact_rows,
                                 exact_entries=1 << 30, chunk_rows=32)
         assert sorted(assign.tolist()) == list(range(n))  # the limit (1) holds exactly
         assert stats.placed_without_similarity == 0 and stats.filled == n
@@ -120,7 +117,7 @@ def test_fill_and_capacities_with_labels():
     ec, es = torch.randn(40, 4, generator=g), torch.randn(20, 4, generator=g)
     for exact_rows in (0, 100):
         assign = torch.full((40,), -1, dtype=torch.long)
-        fill_unassigned(assign, cap.cap, scores(ec, es), labels_c, labels_s, k=1, exact_rows=exact_rows)
+        fill_unassigned(assign, cap.cap, ec, es, labels_c, labels_s, k=1, exact_rows=exact_rows)
         assert torch.equal(labels_s[assign], labels_c)
         assert (usage_counts(assign, 20) <= cap.cap).all()
 

@@ -56,9 +56,12 @@ class ReshuffleDecoders(nn.Module):
             mods = {decoder_name(a, b): VGGMirrorDecoder(a, b, width) for a, b in zip(self.levels, self.levels[1:])}
             mods[decoder_name(self.levels[-1], None)] = VGGMirrorDecoder(self.levels[-1], None, width)
         self.decoders = nn.ModuleDict(mods)
-        # He-normal convolutions, zero biases: in a measured 150-step run the relu4_1 -> relu3_1 decoder reached a
-        # normalised error of 0.19 from this start against 0.24 from PyTorch's default initialisation
-        variance_preserving_init(self)
+        # feature decoders start from He-normal convolutions (zero biases): in a measured 150-step run the
+        # relu4_1 -> relu3_1 decoder reached a normalised error of 0.19 from there against 0.24 from PyTorch's
+        # default; image decoders keep the default (He made their first outputs far outside [0, 1])
+        for mod in self.decoders.values():
+            if mod.to_tap is not None:
+                variance_preserving_init(mod)
 
     # ------------------------------------------------------------------------------------------ structure
     def chain(self) -> str:
@@ -116,6 +119,7 @@ class DecoderReconstructor:
     """
 
     name = "decoder"
+    needs_targets = False  # the blends of earlier levels are not used (memory)
 
     def __init__(self, decoders: ReshuffleDecoders, encoder: nn.Module | None = None):
         if decoders.target == "image" and encoder is None:

@@ -119,17 +119,26 @@ class MatchSpace:
             return normalized
         return normalize_positions(torch.einsum("cd,chw->dhw", self.channel_basis, normalized))
 
+    def _position_vectors(self, f: torch.Tensor) -> torch.Tensor:
+        """Steps 1-2: unit per-position vectors. With a channel basis the first normalisation is skipped: it only
+        scales each position, which the renormalisation after the projection undoes (one full-size map less)."""
+        if self.channel_basis is None:
+            return normalize_positions(f)
+        return normalize_positions(torch.einsum("cd,chw->dhw", self.channel_basis.to(f.dtype), f))
+
     def embed(self, f: torch.Tensor) -> torch.Tensor:
         """(C, H, W) -> (H*W, E) unit position vectors (see the module docstring)."""
         p, r = self.patch_size, self.patch_size // 2
-        g = self._project_channels(normalize_positions(f))
+        g = self._position_vectors(f)
         d, h, w = g.shape
         if self.patch_basis is not None:
             # the patch projection is linear: one p x p convolution with the basis as filters (no unfolded copy)
             e = self.patch_basis.shape[1]
-            weight = self.patch_basis.T.reshape(e, d, p, p).to(g.dtype)
-            out = F.conv2d(g[None], weight, padding=r)[0]
-            # row-major: rows are gathered by index later (a transposed view made that 8x slower)
+            cl = torch.channels_last
+            weight = self.patch_basis.T.reshape(e, d, p, p).to(g.dtype).contiguous(memory_format=cl)
+            # channels-last in and out: the (H*W, E) rows, gathered by index later, come out row-major as a view
+            # (a transposed view made the gathers 8x slower; a copy cost as much as the convolution)
+            out = F.conv2d(g[None].contiguous(memory_format=cl), weight, padding=r)[0]
             return normalize_rows(out.permute(1, 2, 0).reshape(h * w, e).contiguous())
         e = d * p * p
         out = torch.empty(h * w, e, device=f.device, dtype=f.dtype)

@@ -28,13 +28,15 @@ SIMILARITY_SAMPLE = 4096  # positions the reported mean similarity is computed o
 @dataclass
 class LevelResult:
     features: torch.Tensor  # (C, Hc, Wc) blended target after the last iteration
-    voted: torch.Tensor  # (C, Hc, Wc) the last voted map (pure rearranged style features)
+    voted: torch.Tensor  # (C, Hc, Wc) the last voted map (pure rearranged style features; the level's buffer)
     assign: torch.Tensor  # (Hc*Wc,) flat style indices
     stats: LevelStats
 
 
-def relative_change(new: torch.Tensor, old: torch.Tensor) -> float:
-    return float((new - old).norm() / old.norm().clamp_min(1e-12))
+def relative_change(new: torch.Tensor, old: torch.Tensor, block: int = 16) -> float:
+    """``||new - old|| / ||old||``, a few channels at a time (no full-size temporary)."""
+    num = sum(float((new[i:i + block] - old[i:i + block]).pow(2).sum()) for i in range(0, new.shape[0], block))
+    return (num ** 0.5) / max(float(old.norm()), 1e-12)
 
 
 def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConfig, cfg: ReshuffleConfig,
@@ -94,15 +96,13 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
                 sim.masked_fill_(label_mismatch(labels_c[:, None], labels_s[cand]), NEG_INF)
         searches.append("global" if use_global else "local")
 
-        def score_fn(rows, cols, ec=ec):
-            return ec.index_select(0, rows) @ es.index_select(0, cols).T
-
-        assign, fill, cap = solve(cand, sim, rule, n_s, score_fn, labels_c, labels_s, top_k=cfg.top_k,
-                                  exact_rows=cfg.exact_fill_rows, max_rounds=cfg.max_rounds, chunk_elements=chunk)
+        assign, fill, cap = solve(cand, sim, rule, n_s, ec, es, labels_c, labels_s, top_k=cfg.top_k,
+                                  exact_rows=cfg.exact_fill_rows, max_rounds=cfg.max_rounds, chunk_elements=chunk,
+                                  style_hw=(hs, ws))
         timing["match"] += now(content) - t0
         t0 = now(content)
         voted = voter(assign, (hc, wc))
-        new = level.alpha * content + (1.0 - level.alpha) * voted
+        new = torch.lerp(content, voted, 1.0 - level.alpha)  # alpha*content + (1-alpha)*voted, one allocation
         changes.append(relative_change(new, feats))
         feats = new
         timing["vote"] += now(content) - t0
@@ -136,7 +136,7 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
         effective_fraction=usage["effective_fraction"], mean_similarity=mean_sim, n_filled=fill.filled,
         iterations=len(searches), searches=searches, seconds=timing,
         placed_without_similarity=fill.placed_without_similarity,
-        fill={"greedy": fill.greedy, "exact": fill.exact, "chunked": fill.chunked},
+        fill={"local": fill.local, "greedy": fill.greedy, "exact": fill.exact, "chunked": fill.chunked},
         usage_quota=None if cap.cap is None else _per_label(cap.info, "quota"),
         capacity_total=None if cap.cap is None else int(cap.cap.sum()), max_iterations=level.iterations,
         converged=converged, changes=changes, approximate=approximate,
@@ -157,10 +157,7 @@ def pooled_global_assignment(content: torch.Tensor, style: torch.Tensor, space: 
     n_s = fs.shape[1] * fs.shape[2]
     cand, sim = dense_topk(ec, es, 1 if rule.mode == "none" else cfg.top_k, chunk_elements=cfg.chunk_elements)
 
-    def score_fn(rows, cols):
-        return ec.index_select(0, rows) @ es.index_select(0, cols).T
-
-    assign, _, _ = solve(cand, sim, rule, n_s, score_fn, top_k=cfg.top_k, exact_rows=cfg.exact_fill_rows,
+    assign, _, _ = solve(cand, sim, rule, n_s, ec, es, top_k=cfg.top_k, exact_rows=cfg.exact_fill_rows,
                          max_rounds=cfg.max_rounds, chunk_elements=cfg.chunk_elements)
     return upsample_assignment(assign, tuple(fc.shape[1:]), tuple(fs.shape[1:]), tuple(content.shape[1:]),
                                tuple(style.shape[1:]))

@@ -3,10 +3,14 @@
 ``target="next_level"`` (default, as the official release): for levels ``relu4_1, relu3_1, relu2_1`` it trains
 ``relu4_1 -> relu3_1``, ``relu3_1 -> relu2_1`` and ``relu2_1 -> image``. Each level-to-level decoder is trained on
 the frozen encoder's true activations: its output must equal the encoder's lower-level features (``level``,
-normalised MSE); optionally (``cycle_weight``) it must also, run forward through the encoder again, reproduce its
-input (it costs reconstruction accuracy: 0.32 against 0.24 normalised error in a measured 150-step run).
+normalised MSE) and have their per-channel mean and standard deviation (``stats``: MSE regression alone shrinks
+the output towards the mean, and down a chain of decoders that makes stylisations flat and dark). Optionally
+(``cycle_weight``) it must also, run forward through the encoder again, reproduce its input (it costs
+reconstruction accuracy: 0.32 against 0.24 normalised error in a measured 150-step run).
 The image decoder gets pixel MSE + perceptual MSE (VGG features of its output vs the input at
 ``perceptual_taps``) + feature MSE at its own tap.
+``chain_weight``: every decoder below the first is also trained on its predecessor's output (detached) against
+the same true targets, so it learns to take decoded features, which is what it gets when stylising.
 ``target="image"`` trains the format-1 ``tap -> image`` decoders (the image-decoder loss at every level).
 
 The optimiser (and optional LR scheduler) are Hydra ``_partial_`` configs (``model.optimizer``,
@@ -72,11 +76,19 @@ def normalized_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(x, target) / target.detach().pow(2).mean().clamp_min(1e-8)
 
 
+def channel_stats_error(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error of the per-image, per-channel mean and standard deviation, normalised like
+    :func:`normalized_mse`."""
+    dims = (2, 3)
+    err = (x.mean(dims) - target.mean(dims)).pow(2).mean() + (x.std(dims) - target.std(dims)).pow(2).mean()
+    return err / target.detach().pow(2).mean().clamp_min(1e-8)
+
+
 class ReshuffleDecoderModule(L.LightningModule):
     def __init__(self, levels: Sequence[str] = DEFAULT_LEVELS, width: float = 1.0, target: str = "next_level",
                  optimizer: Any = None, scheduler: Any = None, pixel_weight: float = 1.0,
                  perceptual_weight: float = 1.0, feature_weight: float = 1.0, level_weight: float = 1.0,
-                 cycle_weight: float = 0.0,
+                 cycle_weight: float = 0.0, stats_weight: float = 1.0, chain_weight: float = 1.0,
                  perceptual_taps: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1"),
                  allow_random: bool = False, vgg_weights: str | None = None):
         super().__init__()
@@ -110,11 +122,15 @@ class ReshuffleDecoderModule(L.LightningModule):
         loss = hp.pixel_weight * pix + hp.perceptual_weight * perc + hp.feature_weight * feat
         return {"pixel": pix, "perceptual": perc, "feature": feat, "loss": loss}
 
-    def _level_losses(self, tap: str, next_tap: str, ref: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _level_losses(self, tap: str, next_tap: str, ref: dict[str, torch.Tensor],
+                      inputs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         hp = self.hparams
-        h = self.decoders.to_next(ref[tap], tap, next_tap)
-        level = normalized_mse(h, ref[next_tap])
-        out = {"level": level, "loss": hp.level_weight * level}
+        h = self.decoders.to_next(ref[tap] if inputs is None else inputs, tap, next_tap)
+        target = ref[next_tap]
+        level = normalized_mse(h, target)
+        stats = channel_stats_error(h, target)
+        out = {"level": level, "stats": stats, "loss": hp.level_weight * level + hp.stats_weight * stats,
+               "output": h}
         if hp.cycle_weight > 0:
             out["cycle"] = normalized_mse(self.encoder.forward_from(h, next_tap, tap), ref[tap])
             out["loss"] = out["loss"] + hp.cycle_weight * out["cycle"]
@@ -126,14 +142,30 @@ class ReshuffleDecoderModule(L.LightningModule):
             ref = self.encoder(x)
         out: dict[str, torch.Tensor] = {}
         total = x.new_zeros(())
+        parts = []
         if self.decoders.target == "image":
             parts = [(tap, self._image_losses(tap, x, ref)) for tap in hp.levels]
         else:
-            parts = [(f"{a}_to_{b}", self._level_losses(a, b, ref)) for a, b in zip(hp.levels, hp.levels[1:])]
-            parts.append((f"{hp.levels[-1]}_to_image", self._image_losses(hp.levels[-1], x, ref)))
+            decoded = None  # the previous decoder's output: what this decoder is fed when stylising
+            for a, b in zip(hp.levels, hp.levels[1:]):
+                direct = self._level_losses(a, b, ref)
+                parts.append((f"{a}_to_{b}", direct))
+                output = direct["output"]
+                if decoded is not None and hp.chain_weight > 0:
+                    chained = self._level_losses(a, b, ref, decoded.detach())
+                    parts.append((f"{a}_to_{b}/chained", {**chained, "loss": hp.chain_weight * chained["loss"]}))
+                    output = chained["output"]
+                decoded = output
+            last = hp.levels[-1]
+            parts.append((f"{last}_to_image", self._image_losses(last, x, ref)))
+            if decoded is not None and hp.chain_weight > 0:
+                x_hat = self.decoders.to_image(decoded.detach(), last)
+                pix = F.mse_loss(x_hat, x)
+                parts.append((f"{last}_to_image/chained", {"pixel": pix, "loss": hp.chain_weight * hp.pixel_weight * pix}))
         for name, losses in parts:
             for k, v in losses.items():
-                out[f"{name}/{k}"] = v.detach()
+                if k != "output":
+                    out[f"{name}/{k}"] = v.detach()
             total = total + losses["loss"]
         out["loss"] = total
         return out

@@ -10,7 +10,7 @@ local search, so no fine-level step is quadratic.
 A *reconstructor* has two methods: ``next_features(tap, next_tap, blend, ctx)`` -> (1, C', h', w') content
 features of ``next_tap``, and ``image(tap, blend, ctx)`` -> (1, 3, H, W) in [0, 1]. ``ctx`` holds the content
 image (``"content"``, the size and starting point of image reconstruction) and the blended targets of the levels
-done so far (``"targets"``).
+done so far (``"targets"``; kept only for a reconstructor whose ``needs_targets`` is not False).
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
     (1, 3, H, W) and per-level statistics.
     """
     stats: list[LevelStats] = []
+    keep_targets = getattr(reconstruct, "needs_targets", True)
     ctx: dict = {"content": content, "targets": {}}
-    prev = None
+    prev = None  # (assignment, content grid, style grid) of the previous level
     generator = torch.Generator().manual_seed(cfg.seed)
     t0 = now(content)
     with torch.no_grad():
@@ -61,21 +62,24 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
             labels_c, labels_s = labels_c.to(fc.device), labels_s.to(fs.device)
         init = None
         if prev is not None:
-            init = upsample_assignment(prev.assign, prev.stats.content_hw, prev.stats.style_hw,
-                                       tuple(fc.shape[1:]), tuple(fs.shape[1:]))
+            init = upsample_assignment(prev[0], prev[1], prev[2], tuple(fc.shape[1:]), tuple(fs.shape[1:]))
         with torch.no_grad():
             res = reshuffle_level(fc, fs, level, cfg, init_assign=init, labels_c=labels_c, labels_s=labels_s,
                                   generator=generator)
+        del fc, init  # memory: only the blend and the assignment go on
         res.stats.mask_pooled, res.stats.mask_unrestricted = pooled, unrestricted
-        blend = res.features[None]
-        ctx["targets"][level.tap] = blend
+        blend, level_stats = res.features[None], res.stats
+        prev = (res.assign, level_stats.content_hw, level_stats.style_hw)
+        del res
+        if keep_targets:
+            ctx["targets"][level.tap] = blend
         t0 = now(content)
         if i + 1 < len(cfg.levels):
             fc = reconstruct.next_features(level.tap, cfg.levels[i + 1].tap, blend, ctx)[0].detach()
         else:
             image = reconstruct.image(level.tap, blend, ctx)
+        del blend
         seconds = {"encode": t_encode} if i == 0 else {}
-        res.stats.seconds = {**seconds, **res.stats.seconds, "reconstruct": now(content) - t0}
-        stats.append(res.stats)
-        prev = res
+        level_stats.seconds = {**seconds, **level_stats.seconds, "reconstruct": now(content) - t0}
+        stats.append(level_stats)
     return image, stats

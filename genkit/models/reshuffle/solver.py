@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
-
 import torch
 
 from genkit.errors import ConfigError
+from genkit.models.reshuffle.matching import mask_duplicates, pair_scores
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NEG_INF = float("-inf")
 
 
@@ -217,91 +215,105 @@ class FillStats:
     """How the leftovers of the greedy pass were placed (all by similarity)."""
 
     filled: int = 0  # positions the fill placed
+    local: int = 0  # ... by a greedy pass over the free positions near their best (full) candidate
     greedy: int = 0  # ... by a greedy pass over their most similar free style positions
     exact: int = 0  # ... by one exact maximum-similarity assignment of all that were left
     chunked: int = 0  # ... by exact assignments chunk by chunk (most similar leftovers first)
     placed_without_similarity: int = 0  # positions placed without comparing similarities (always 0 here)
 
     def add(self, other: "FillStats") -> None:
-        for k in ("filled", "greedy", "exact", "chunked", "placed_without_similarity"):
+        for k in ("filled", "local", "greedy", "exact", "chunked", "placed_without_similarity"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
-class _Scores:
-    """Similarities of a fixed set of leftover rows with the style positions that had free capacity when the
-    fill started (the only ones that can gain users). Held densely when small enough, else recomputed per use."""
+class _FreeScores:
+    """Similarities of the leftover rows with the style positions that were free when the fill started (only
+    those can gain users), by local index. Held densely when small enough, else computed per row chunk from the
+    cached vectors; positions that filled up since are masked with -inf."""
 
-    def __init__(self, score_fn: ScoreFn, rows: torch.Tensor, cols: torch.Tensor, chunk_elements: int):
-        self.score_fn, self.rows, self.cols = score_fn, rows, cols
-        self.row_index = torch.full((int(rows.max()) + 1,), -1, dtype=torch.long, device=rows.device)
-        self.row_index[rows] = torch.arange(rows.numel(), device=rows.device)
-        n_style = int(cols.max()) + 1
-        self.col_index = torch.full((n_style,), -1, dtype=torch.long, device=cols.device)
-        self.col_index[cols] = torch.arange(cols.numel(), device=cols.device)
-        self.chunk_elements = chunk_elements
+    def __init__(self, row_vectors: torch.Tensor, col_vectors: torch.Tensor, chunk_elements: int):
+        self.rv, self.cv, self.chunk_elements = row_vectors, col_vectors, chunk_elements
         self.dense = None
-        if rows.numel() * cols.numel() <= 4 * chunk_elements:
-            self.dense = self._compute(rows, cols)
+        if row_vectors.shape[0] * col_vectors.shape[0] <= 4 * chunk_elements:
+            self.dense = self._compute(torch.arange(row_vectors.shape[0], device=row_vectors.device))
 
-    def _compute(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(rows.numel(), cols.numel(), device=rows.device)
-        step = max(1, self.chunk_elements // max(1, cols.numel()))
+    def _compute(self, rows: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(rows.numel(), self.cv.shape[0], device=self.rv.device, dtype=self.rv.dtype)
+        step = max(1, self.chunk_elements // max(1, self.cv.shape[0]))
         for i in range(0, rows.numel(), step):
-            out[i:i + step] = self.score_fn(rows[i:i + step], cols)
+            out[i:i + step] = self.rv.index_select(0, rows[i:i + step]) @ self.cv.T
         return out
 
-    def __call__(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        if self.dense is None:
-            return self.score_fn(rows, cols)
-        return self.dense[self.row_index[rows]][:, self.col_index[cols]]
+    def rows(self, rows: torch.Tensor, full: torch.Tensor | None = None) -> torch.Tensor:
+        """(len(rows), n_cols) similarities; columns in ``full`` (bool, by local index) set to -inf."""
+        s = self.dense.index_select(0, rows) if self.dense is not None else self._compute(rows)
+        if full is not None:
+            s = s.masked_fill(full[None, :], NEG_INF)
+        return s
 
-    def topk(self, rows: torch.Tensor, cols: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-``k`` of ``cols`` for each of ``rows`` (global style indices), in row chunks."""
-        k = min(k, cols.numel())
+    def topk(self, rows: torch.Tensor, full: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` free local columns of each row (row chunks bound the memory)."""
+        k = min(k, int((~full).sum()))
         cand = torch.empty(rows.numel(), k, dtype=torch.long, device=rows.device)
-        sims = torch.empty(rows.numel(), k, device=rows.device)
-        step = max(1, self.chunk_elements // max(1, cols.numel()))
+        sims = torch.empty(rows.numel(), k, device=rows.device, dtype=self.rv.dtype)
+        step = max(1, self.chunk_elements // max(1, self.cv.shape[0]))
         for i in range(0, rows.numel(), step):
-            v, j = self(rows[i:i + step], cols).topk(k, dim=1)
-            sims[i:i + step], cand[i:i + step] = v, cols[j]
+            sims[i:i + step], cand[i:i + step] = self.rows(rows[i:i + step], full).topk(k, dim=1)
         return cand, sims
 
 
-def _exact_fill(assign: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, left: torch.Tensor,
-                scores: "_Scores", max_entries: int | None = None) -> bool:
-    """Maximum-total-similarity assignment of ``rows`` to the free slots of ``cols`` (``left`` uses each).
+def _exact_fill(rows: torch.Tensor, left: torch.Tensor, scores: _FreeScores,
+                max_entries: int | None = None) -> torch.Tensor | None:
+    """Maximum-total-similarity assignment of local ``rows`` to the free slots (``left`` per local column).
 
-    Only each row's ``len(rows)`` most similar free positions take part (an optimal assignment never needs
+    Only each row's ``len(rows)`` most similar free columns take part (an optimal assignment never needs
     another: one of them always has a slot no other row took), each with at most ``len(rows)`` slots. Returns
-    False (assigning nothing) when that problem has more than ``max_entries`` entries.
+    the local column of every row, or None when that problem has more than ``max_entries`` entries.
     """
     from scipy.optimize import linear_sum_assignment
 
     m = rows.numel()
-    top = scores.topk(rows, cols, m)[0].reshape(-1).unique()
+    sims = scores.rows(rows)
+    top = sims.masked_fill((left == 0)[None, :], NEG_INF).topk(min(m, int((left > 0).sum())), dim=1)[1]
+    top = top.reshape(-1).unique()
     mult = left[top].clamp_max(m)
     if max_entries is not None and m * int(mult.sum()) > max_entries:
-        return False
+        return None
     slot_cols = torch.repeat_interleave(top, mult)
-    expand = torch.repeat_interleave(torch.arange(top.numel(), device=top.device), mult)
-    matrix = scores(rows, top)[:, expand].double().cpu().numpy()
+    matrix = sims.index_select(1, slot_cols).double().cpu().numpy()
     r, c = linear_sum_assignment(matrix, maximize=True)
-    assign[rows[torch.as_tensor(r, device=rows.device)]] = slot_cols[torch.as_tensor(c, device=rows.device)]
-    return True
+    out = torch.empty(m, dtype=torch.long, device=rows.device)
+    out[torch.as_tensor(r, device=rows.device)] = slot_cols[torch.as_tensor(c, device=rows.device)]
+    return out
 
 
-def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, score_fn: ScoreFn,
-                    labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None, k: int = 32,
-                    exact_rows: int = 512, chunk_rows: int = 64, exact_entries: int = 1 << 21,
-                    chunk_elements: int = 1 << 22, max_rounds: int | None = 50) -> FillStats:
+def _window_candidates(hints: torch.Tensor, style_hw: tuple[int, int], radius: int, step: int) -> torch.Tensor:
+    """Style positions on a ``step``-spaced grid of radius ``radius`` around each hint: (N, K) flat indices."""
+    hs, ws = style_hw
+    offs = torch.arange(-radius, radius + 1, step, device=hints.device)
+    y = (hints // ws)[:, None, None] + offs[None, :, None]
+    x = (hints % ws)[:, None, None] + offs[None, None, :]
+    return (y.clamp(0, hs - 1) * ws + x.clamp(0, ws - 1)).reshape(hints.numel(), -1)
+
+
+def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vectors: torch.Tensor,
+                    style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None,
+                    labels_s: torch.Tensor | None = None, k: int = 32, exact_rows: int = 512, chunk_rows: int = 64,
+                    exact_entries: int = 1 << 21, chunk_elements: int = 1 << 22, max_rounds: int | None = 50,
+                    min_progress: float = 0.25, hints: torch.Tensor | None = None,
+                    style_hw: tuple[int, int] | None = None) -> FillStats:
     """Assign (in place) every ``-1`` position to free style capacity, by similarity only.
 
-    ``score_fn(rows, cols)`` returns the dense ``(len(rows), len(cols))`` similarities. With labels, rows of label
-    ``l`` only take style positions of label ``l``. More than ``exact_rows`` leftovers first get a greedy pass over
-    their ``k`` most similar free style positions. The rest are assigned by maximum total similarity: in one
-    piece when at most ``exact_rows`` remain (and the problem has at most ``exact_entries`` entries), else chunk by
-    chunk of ``chunk_rows`` (the most similar leftovers first), each chunk exactly. Raises ``RuntimeError`` if the
-    free capacity cannot hold the leftovers (the capacities guarantee it can).
+    Similarities are dot products of ``content_vectors`` (one row per entry of ``assign``) and ``style_vectors``
+    (one per style position). With labels, rows of label ``l`` only take style positions of label ``l``. With
+    ``hints`` (a style position per entry of ``assign``, e.g. its best candidate, which was full) and
+    ``style_hw``, more than ``exact_rows`` leftovers first look for the most similar free position near their
+    hint (greedy over the free positions of a 5x5, then a 17x17 (every other position) window). More than
+    ``exact_rows`` leftovers then get greedy passes over their ``k`` most similar free style positions
+    (while a pass places at least ``min_progress`` of what is left). The rest are assigned by maximum total
+    similarity: in one piece when at most ``exact_rows`` remain (and the problem has at most ``exact_entries``
+    entries), else chunk by chunk of ``chunk_rows`` (the most similar leftovers first), each chunk exactly.
+    Raises ``RuntimeError`` if the free capacity cannot hold the leftovers (the capacities guarantee it can).
     """
     stats = FillStats()
     n_style = capacity.numel()
@@ -309,56 +321,76 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, score_fn: Scor
         return stats
     groups = [None] if labels_c is None else (labels_c[assign < 0]).unique().tolist()
     for lab in groups:
-        allowed = None if lab is None else labels_s == lab
-
-        def pending() -> torch.Tensor:
-            todo = assign < 0
-            if lab is not None:
-                todo &= labels_c == lab
-            return todo.nonzero().squeeze(1)
-
-        def free_capacity() -> torch.Tensor:
-            left = (capacity - usage_counts(assign, n_style)).clamp_min(0)
-            return left if allowed is None else left * allowed
-
-        rows = pending()
-        start = rows.numel()
-        left = free_capacity()
-        if int(left.sum()) < rows.numel():
+        todo = assign < 0
+        left_all = (capacity - usage_counts(assign, n_style)).clamp_min(0)
+        if lab is not None:
+            todo &= labels_c == lab
+            left_all = left_all * (labels_s == lab)
+        rows_g = todo.nonzero().squeeze(1)  # global rows of this group
+        if int(left_all.sum()) < rows_g.numel():
             raise RuntimeError("usage capacity exhausted while filling; this is a bug")
-        cols = (left > 0).nonzero().squeeze(1)
-        scores = _Scores(score_fn, rows, cols, chunk_elements)
-        if rows.numel() > exact_rows:  # one greedy pass over short lists places most of them
-            cand, sim = scores.topk(rows, cols, k)
+        stats.filled += rows_g.numel()
+        if hints is not None and style_hw is not None:  # first: the free positions near each hint
+            for radius, step in ((2, 1), (8, 2)):
+                if rows_g.numel() <= exact_rows:
+                    break
+                cand = _window_candidates(hints[rows_g], style_hw, radius, step)
+                sim = pair_scores(content_vectors, style_vectors, cand, rows=rows_g)
+                sim = mask_duplicates(cand, sim.masked_fill(left_all[cand] == 0, NEG_INF))
+                new = greedy_assign(cand, sim, left_all, max_rounds=max_rounds)
+                ok = new >= 0
+                assign[rows_g[ok]] = new[ok]
+                left_all -= torch.bincount(new[ok], minlength=n_style)
+                stats.local += int(ok.sum())
+                rows_g = rows_g[~ok]
+        if not rows_g.numel():
+            continue
+        cols_g = (left_all > 0).nonzero().squeeze(1)  # global style positions with free capacity
+        left = left_all[cols_g].clone()  # free capacity per local column
+        scores = _FreeScores(content_vectors.index_select(0, rows_g), style_vectors.index_select(0, cols_g),
+                             chunk_elements)
+        got = torch.full((rows_g.numel(),), -1, dtype=torch.long, device=assign.device)  # local column per row
+        rows = torch.arange(rows_g.numel(), device=assign.device)
+        best = torch.zeros(rows_g.numel(), device=assign.device)  # similarity of each row's best free column
+        while rows.numel() > exact_rows:  # greedy passes over short lists place most of them
+            cand, sim = scores.topk(rows, left == 0, k)
+            best[rows] = sim[:, 0]
             new = greedy_assign(cand, sim, left, max_rounds=max_rounds)
-            assign[rows] = new
-            stats.greedy += int((new >= 0).sum())
-            rows, left = pending(), free_capacity()
-            cols = (left > 0).nonzero().squeeze(1)
-        if rows.numel() and rows.numel() <= exact_rows and _exact_fill(assign, rows, cols, left, scores,
-                                                                       exact_entries):
-            stats.exact += rows.numel()
-        elif rows.numel():
-            best = scores.topk(rows, cols, 1)[1][:, 0]
-            rows = rows[best.argsort(descending=True, stable=True)]  # the most similar leftovers choose first
+            ok = new >= 0
+            got[rows[ok]] = new[ok]
+            left -= torch.bincount(new[ok], minlength=left.numel())
+            stats.greedy += int(ok.sum())
+            placed, rows = int(ok.sum()), rows[~ok]
+            if placed < min_progress * (placed + rows.numel()):  # contested: the rest goes to exact chunks
+                break
+        if rows.numel() and rows.numel() <= exact_rows:
+            one = _exact_fill(rows, left, scores, exact_entries)
+            if one is not None:
+                got[rows] = one
+                stats.exact += rows.numel()
+                rows = rows[:0]
+        if rows.numel():
+            rows = rows[best[rows].argsort(descending=True, stable=True)]  # the most similar leftovers choose first
             for i in range(0, rows.numel(), chunk_rows):
                 r = rows[i:i + chunk_rows]
-                _exact_fill(assign, r, (left > 0).nonzero().squeeze(1), left, scores)
+                got[r] = _exact_fill(r, left, scores)
+                left -= torch.bincount(got[r], minlength=left.numel())
                 stats.chunked += r.numel()
-                left -= torch.bincount(assign[r], minlength=n_style)
-        stats.filled += start
+        assign[rows_g] = cols_g[got]
     return stats
 
 
 # ------------------------------------------------------------------------------------------------ one problem
-def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, score_fn: ScoreFn,
-          labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None, top_k: int = 32,
-          exact_rows: int = 512, max_rounds: int | None = 200,
-          chunk_elements: int = 1 << 22) -> tuple[torch.Tensor, FillStats, Capacity]:
+def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, content_vectors: torch.Tensor,
+          style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None,
+          top_k: int = 32, exact_rows: int = 512, max_rounds: int | None = 200, chunk_elements: int = 1 << 22,
+          style_hw: tuple[int, int] | None = None) -> tuple[torch.Tensor, FillStats, Capacity]:
     """The usage-limited assignment of one iteration: capacities, greedy pass over the candidates, fill.
 
     ``cand``/``sim``: ``(N, K)`` candidates of every content position (``-inf``: unusable, e.g. another label);
-    ``score_fn(rows, cols)``: dense similarities for the fill. Content label -1 marks positions matched without
+    ``content_vectors``/``style_vectors``: the position vectors whose dot products are the similarities (for the
+    fill); ``style_hw``: the style grid (the fill then looks near each leftover's best candidate first). Content
+    label -1 marks positions matched without
     the mask restriction (their label has no style region at this level): they are solved after the others,
     on a capacity of their own, so the labelled regions keep theirs. Returns the assignment, how the leftovers
     were filled and the capacities (summed over the groups).
@@ -373,8 +405,8 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
         assign[ok] = best[ok]
         if not bool(ok.all()):  # no usable candidate (all of another label): best allowed style position
             unlimited = torch.full((n_style,), n, dtype=torch.long, device=dev)
-            fill = fill_unassigned(assign, unlimited, score_fn, labels_c, labels_s, k=1, exact_rows=0,
-                                   chunk_elements=chunk_elements)
+            fill = fill_unassigned(assign, unlimited, content_vectors, style_vectors, labels_c, labels_s, k=1,
+                                   exact_rows=0, chunk_elements=chunk_elements)
         return assign, fill, capacities(rule, n_style, n)
     usable = sim.max(dim=1).values > NEG_INF
     first = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
@@ -391,9 +423,10 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
     for rows, lab in groups:
         cap = capacities(rule, n_style, rows.numel(), lab, labels_s if lab is not None else None, demand, dev)
         sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds)
-        fill.add(fill_unassigned(sub, cap.cap, lambda r, c, rows=rows: score_fn(rows[r], c), lab,
+        fill.add(fill_unassigned(sub, cap.cap, content_vectors.index_select(0, rows), style_vectors, lab,
                                  labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
-                                 chunk_elements=chunk_elements, max_rounds=max_rounds))
+                                 chunk_elements=chunk_elements, max_rounds=max_rounds, hints=first[rows],
+                                 style_hw=style_hw))
         assign[rows] = sub
         total += cap.cap
         if labels_c is not None and lab is None:

@@ -17,8 +17,8 @@ from torch.nn import functional as F
 
 
 def source_indices(assign: torch.Tensor, content_hw: tuple[int, int], style_hw: tuple[int, int],
-                   patch_size: int) -> torch.Tensor:
-    """``(Hc*Wc, p*p)`` flat style index voted into each target position per patch offset (-1: none)."""
+                   patch_size: int, invalid: int = -1) -> torch.Tensor:
+    """``(Hc*Wc, p*p)`` flat style index voted into each target position per patch offset (``invalid``: none)."""
     hc, wc = content_hw
     hs, ws = style_hw
     r = patch_size // 2
@@ -34,33 +34,47 @@ def source_indices(assign: torch.Tensor, content_hw: tuple[int, int], style_hw: 
             sy = ay[r - dy:r - dy + hc, r - dx:r - dx + wc] + dy
             sx = ax[r - dy:r - dy + hc, r - dx:r - dx + wc] + dx
             ok = (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws)
-            out[:, :, k] = torch.where(ok, sy * ws + sx, -1)
+            out[:, :, k] = torch.where(ok, sy * ws + sx, invalid)
             k += 1
     return out.view(hc * wc, -1)
 
 
 class Voter:
-    """Votes for one style map (its rows are laid out once, then reused by every iteration of a level)."""
+    """Votes for one style map: its rows are laid out once (channels last, in blocks of ``block`` channels, so
+    no intermediate is large), and the target buffer is reused by every iteration of a level."""
 
-    def __init__(self, style: torch.Tensor, patch_size: int):
+    def __init__(self, style: torch.Tensor, patch_size: int, block: int = 32):
         c, hs, ws = style.shape
         self.channels, self.style_hw, self.patch_size = c, (hs, ws), patch_size
-        # (Hs*Ws + 1, C): channels last, plus a zero row that invalid offsets point to
-        self.rows = torch.cat([style.reshape(c, -1).T, style.new_zeros(1, c)]).contiguous()
+        flat = style.reshape(c, -1)
+        # per block: (Hs*Ws + 1, block) rows, plus a zero row that invalid offsets point to
+        self.blocks = [torch.cat([flat[i:i + block].T, flat.new_zeros(1, min(block, c - i))]).contiguous()
+                       for i in range(0, c, block)]
+        self.pad = hs * ws
+        self.out: torch.Tensor | None = None
 
     def __call__(self, assign: torch.Tensor, content_hw: tuple[int, int]) -> torch.Tensor:
+        """The voted target (C, Hc, Wc). The same buffer is returned on every call: copy it to keep it."""
         hc, wc = content_hw
         c = self.channels
+        if self.out is None or self.out.shape != (c, hc, wc):
+            self.out = self.blocks[0].new_empty(c, hc, wc)
+        out = self.out.view(c, -1)
         if self.patch_size == 1:
-            return self.rows.index_select(0, assign).T.reshape(c, hc, wc).contiguous()
-        src = source_indices(assign, content_hw, self.style_hw, self.patch_size)
-        valid = src >= 0
-        count = valid.sum(1, keepdim=True).clamp_min(1).to(self.rows.dtype)
-        idx = torch.where(valid, src, self.rows.shape[0] - 1)
-        out = F.embedding_bag(idx, self.rows, mode="sum") / count
-        return out.T.reshape(c, hc, wc).contiguous()
+            idx, weights = assign[:, None], None
+        else:
+            idx = source_indices(assign, content_hw, self.style_hw, self.patch_size, invalid=self.pad)
+            valid = idx != self.pad
+            weights = valid / valid.sum(1, keepdim=True).clamp_min(1)  # average of the contributions received
+            weights = weights.to(self.blocks[0].dtype)
+        i = 0
+        for rows in self.blocks:
+            part = F.embedding_bag(idx, rows, mode="sum", per_sample_weights=weights)
+            out[i:i + rows.shape[1]].copy_(part.T)
+            i += rows.shape[1]
+        return self.out
 
 
 def vote(style: torch.Tensor, assign: torch.Tensor, content_hw: tuple[int, int], patch_size: int) -> torch.Tensor:
     """``style`` (C, Hs, Ws), ``assign`` (Hc*Wc,) flat style indices -> target (C, Hc, Wc)."""
-    return Voter(style, patch_size)(assign, content_hw)
+    return Voter(style, patch_size)(assign, content_hw).clone()
