@@ -59,6 +59,12 @@ def _encoder(levels):
         return VGG19Encoder(taps=levels, weights="random")
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (all threads, user + system): less sensitive to other load than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         import torch
@@ -79,14 +85,15 @@ def child_decoder(args) -> dict:
     content, style = sample_photo(args.content), sample_photo(args.style)
     for _ in range(args.warmup):
         st(content, style)
-    walls, res = [], None
+    walls, cpus, res = [], [], None
     for _ in range(args.runs):
         _sync(args.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu()
         res = st(content, style)
         _sync(args.device)
         walls.append(time.perf_counter() - t0)
-    out = {"walls": walls, "timings": res.timings, "levels": res.summary(),
+        cpus.append(_cpu() - c0)
+    out = {"walls": walls, "cpu": cpus, "timings": res.timings, "levels": res.summary(),
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if args.device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
@@ -99,13 +106,13 @@ def child_optimize(args) -> dict:
 
     st = Stylizer(optimize=True, encoder=_encoder(LEVELS), size=args.size, device=args.device)
     _sync(args.device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     res = st(sample_photo(args.content), sample_photo(args.style))
     _sync(args.device)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     if args.save:
         res.save(args.save)
-    return {"walls": [wall], "history": res.optimization, "final_loss": res.optimization[-1]["final_loss"],
+    return {"walls": [wall], "cpu": [cpu], "history": res.optimization, "final_loss": res.optimization[-1]["final_loss"],
             "levels": res.summary(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -144,23 +151,25 @@ def part_decoder(args, versions: dict[str, Path], report: dict) -> None:
         print(f"\n## decoder path, {size} px ({args.content} x {args.style}), {args.threads} threads, "
               f"load avg {os.getloadavg()[0]:.2f}" + f" (median of {repeats} processes"
               + (", no warm-up run)" if big else ", each after a warm-up run)"))
-        print(f"{'code':<34} {'iterations per level':<22} {'median s':>9} {'peak RSS MB':>12}  stages (s)")
+        print(f"{'code':<34} {'iterations per level':<22} {'median s':>9} {'CPU s':>7} {'peak RSS MB':>12}  stages (s)")
         rows = {}
         for name, res in results.items():
             r = res[-1]
             walls = [w for x in res for w in x["walls"]]
             med = statistics.median(walls)
+            cpu = statistics.median([c for x in res for c in x["cpu"]])
             its = ",".join(str(lv["iterations"]) for lv in r["levels"].values())
             stages = "  ".join(f"{tap} {sum(v for k, v in r['timings'].items() if k.startswith(tap + '/')):.2f}"
                                for tap in r["levels"])
             cuda = f" (CUDA {r['cuda_peak_mb']:.0f})" if "cuda_peak_mb" in r else ""
             rss = max(x["peak_rss_mb"] for x in res)
-            print(f"{name:<34} {its:<22} {med:>9.2f} {rss:>12.0f}{cuda}  style {r['timings']['style_encode']:.2f}  {stages}")
-            rows[name] = {"median_s": med, "walls": walls, "peak_rss_mb": rss, "iterations": its,
+            print(f"{name:<34} {its:<22} {med:>9.2f} {cpu:>7.1f} {rss:>12.0f}{cuda}  style "
+                  f"{r['timings']['style_encode']:.2f}  {stages}")
+            rows[name] = {"median_s": med, "cpu_s": cpu, "walls": walls, "peak_rss_mb": rss, "iterations": its,
                           "levels": r["levels"], "timings": r["timings"]}
         if len(rows) == 2:
             (bn, b), (cn, c) = rows.items()
-            print(f"ratio current / baseline: {c['median_s'] / b['median_s']:.2f}")
+            print(f"ratio current / baseline: wall {c['median_s'] / b['median_s']:.2f}, CPU {c['cpu_s'] / b['cpu_s']:.2f}")
         report[f"decoder_{size}"] = rows
 
 
@@ -172,14 +181,14 @@ def part_optimize(args, versions: dict[str, Path], report: dict) -> None:
         rows[name] = run_child("optimize", path, args, args.opt_size, save=out / f"optimize_{tag}.png")
     print(f"\n## optimisation path, {args.opt_size} px ({args.content} x {args.style}), {args.threads} threads, "
           f"load avg {os.getloadavg()[0]:.2f}")
-    print(f"{'code':<34} {'seconds':>9} {'final feature loss':>19}  stages (evaluations)")
+    print(f"{'code':<34} {'seconds':>9} {'CPU s':>7} {'final feature loss':>19}  stages (evaluations)")
     for name, r in rows.items():
         stages = ", ".join(f"{h.get('stage', h['tap'])} {h['iterations']}" for h in r["history"])
-        print(f"{name:<34} {r['walls'][0]:>9.2f} {r['final_loss']:>19.4f}  {stages}")
+        print(f"{name:<34} {r['walls'][0]:>9.2f} {r['cpu'][0]:>7.1f} {r['final_loss']:>19.4f}  {stages}")
     if len(rows) == 2:
         (bn, b), (cn, c) = rows.items()
-        print(f"speed-up baseline / current: {b['walls'][0] / c['walls'][0]:.2f}x; final loss current / baseline: "
-              f"{c['final_loss'] / b['final_loss']:.2f}")
+        print(f"speed-up baseline / current: wall {b['walls'][0] / c['walls'][0]:.2f}x, CPU {b['cpu'][0] / c['cpu'][0]:.2f}x; "
+              f"final loss current / baseline: {c['final_loss'] / b['final_loss']:.2f}")
     report["optimize"] = rows
 
 

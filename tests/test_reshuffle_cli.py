@@ -71,7 +71,9 @@ def test_single_pair_with_optimisation_writes_image_and_metadata(files, tmp_path
     assert [lv["alpha"] for lv in meta["settings"]["levels"]] == [0.5, 0.6, 0.7]
     assert meta["levels"]["relu2_1"]["max_usage"] <= meta["levels"]["relu2_1"]["usage_limit"]
     assert meta["content"].endswith("astro.png") and meta["style"].endswith("brick.png")
-    assert len(meta["optimization"]) == 3 and meta["optimization"][0]["seconds_per_iteration"] > 0
+    assert [h["stage"] for h in meta["optimization"]] == ["relu2_1"]  # one image, against every level's target
+    assert meta["optimization"][0]["seconds_per_iteration"] > 0
+    assert meta["levels"]["relu2_1"]["placed_without_similarity"] == 0
 
 
 def test_folder_batch_with_decoder(files, decoder_files, tmp_path, capsys):

@@ -87,7 +87,13 @@ def register(sub) -> None:
     g.add_argument("--seed", type=int, default=0)
     o = p.add_argument_group("optimisation (--optimize)")
     o.add_argument("--steps", type=int, default=50,
-                   help="at most this many optimiser evaluations per stage (fewer once the loss stops falling)")
+                   help="at most this many optimiser evaluations of the output image (fewer once the loss stops "
+                        "falling by 2%% per 10)")
+    o.add_argument("--level-steps", type=int, default=0,
+                   help="also solve an image at every earlier level, this many evaluations, and take the next "
+                        "level's content from it (default 0: every level uses the content's features)")
+    o.add_argument("--coarse-steps", type=int, default=0,
+                   help="a half-resolution solve of this many evaluations before each full-resolution one")
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     o.add_argument("--lr", type=float, default=None)
     o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
@@ -168,7 +174,8 @@ def run(args) -> int:
             check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
     opt = None
     if args.optimize:
-        opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight)
+        opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight,
+                               level_steps=args.level_steps, coarse_steps=args.coarse_steps)
     st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
                   device=args.device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
                   convert_modes=args.convert_modes, config=config)

@@ -87,7 +87,10 @@ class ReshuffleConfig:
     ``max_usage``: ``"auto"`` (each style position is used ``slack * N_content / N_style`` times on average:
     the floor or the ceil of it, with an exact total), an int (that many uses at most), or None (no limit: plain
     style-swap, nearest neighbours). ``top_k``: candidates per content position in the global search.
-    ``window``/``n_random``: local search (radius of the window around the previous match, random probes).
+    ``window``/``n_random``: local search (radius of the window around the previous match, random probes). The
+    default window 0 keeps the current match and, like the release's PatchMatch, relies on propagation from the
+    neighbours and random probes (a 3x3 window cost 15% more time for the same mean similarity, 0.8140 vs 0.8138,
+    measured at relu2_1 for 512 px).
     ``tolerance``: a level stops iterating once its blended target changes by less than this (relative L2
     norm) from one iteration to the next; 0 runs every iteration.
     ``exact_fill_rows``: leftovers of the greedy pass are assigned exactly (maximum similarity) in one piece when
@@ -101,7 +104,7 @@ class ReshuffleConfig:
     max_usage: int | str | None = "auto"
     slack: float = 1.0
     top_k: int = 32
-    window: int = 1
+    window: int = 0
     n_random: int = 4
     max_rounds: int = 200
     tolerance: float = 0.01

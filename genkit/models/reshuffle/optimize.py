@@ -1,19 +1,16 @@
 """Reconstruction by optimisation: the path that needs only the encoder (no trained decoder).
 
-Like the decoder path, each level's blend is carried down to the next level's content features, and only the
-finest blend becomes an image:
+By default every level reshuffles the content image's own features (the assignment still goes coarse to fine,
+each level starting from the coarser one) and one image is optimised at the end, starting from the content, so its
+features match the blended targets of all levels (each error normalised by its target's mean square, optionally
+plus a Gram term against the style). Carrying the blends down through an image optimised at every level (as
+bee7bd7 did; ``level_steps`` > 0 here) measured 2-3x slower for a higher final loss at 256 px: the intermediate
+images only start the next level, and the last solve refines every target again anyway.
 
-* ``next_features``: *feature inversion*. Find next-level activations ``h >= 0`` whose forward pass through the
-  VGG layers between the two taps reproduces the blend (``relu3_1 -> relu4_1`` is 4 convolutions at a quarter of
-  the image resolution: far cheaper than optimising an image through the whole trunk). ``h`` starts from the
-  content image's own activations, so detail the coarse blend does not constrain stays the content's.
-* ``image``: optimise the image, starting from the content, so its features match the blended targets of every
-  level (each error normalised by its target's mean square), optionally plus a Gram term against the style.
-  Coarse to fine in image resolution (``multires``): a half-resolution solve against 2x average-pooled targets
-  first, then the full resolution.
-
-Every solve stops early once the loss falls by less than ``tolerance`` (relative) over ``check_every``
-evaluations. :func:`gram_transfer` is the Gram-only (Gatys et al.) baseline on the same optimiser.
+Every solve stops after ``steps`` evaluations, or once its loss falls by less than ``tolerance`` (relative) over
+``check_every`` evaluations. ``coarse_steps`` > 0 first solves at half resolution against 2x average-pooled
+targets (coarse-to-fine image resolution). :func:`gram_transfer` is the Gram-only (Gatys et al.) baseline on the
+same optimiser.
 """
 
 from __future__ import annotations
@@ -31,14 +28,14 @@ from genkit.models.reshuffle.stats import now
 
 @dataclass
 class OptimizeSettings:
-    steps: int = 50  # at most this many loss evaluations per solve (L-BFGS: function evaluations)
+    steps: int = 50  # at most this many loss evaluations in the final solve (L-BFGS: function evaluations)
     optimizer: str = "lbfgs"  # or "adam"
     lr: float | None = None  # default: 1.0 for L-BFGS, 0.02 for Adam
     gram_weight: float = 0.0
-    tolerance: float = 0.01  # stop when the loss falls by less than this (relative) over check_every evaluations
+    tolerance: float = 0.02  # stop when the loss falls by less than this (relative) over check_every evaluations
     check_every: int = 10
-    inversion_steps: int | None = None  # feature-inversion evaluations per level (default: steps)
-    multires: bool = True  # half-resolution image solve first
+    level_steps: int | None = 0  # an image solved at every earlier level too, this many evaluations (None: steps)
+    coarse_steps: int = 0  # a half-resolution solve of this many evaluations before each full one (0: off)
 
     def __post_init__(self):
         if self.optimizer not in ("lbfgs", "adam"):
@@ -49,8 +46,10 @@ class OptimizeSettings:
             raise ConfigError("gram_weight must be >= 0")
         if self.tolerance < 0 or self.check_every < 1:
             raise ConfigError("tolerance must be >= 0 and check_every >= 1")
-        if self.inversion_steps is not None and self.inversion_steps < 0:
-            raise ConfigError("inversion_steps must be >= 0")
+        if self.level_steps is not None and self.level_steps < 0:
+            raise ConfigError(f"level_steps must be >= 0 or None, got {self.level_steps}")
+        if self.coarse_steps < 0:
+            raise ConfigError(f"coarse_steps must be >= 0, got {self.coarse_steps}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,7 +123,7 @@ def minimize(x0: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor], 
 
 @dataclass
 class OptimizationReconstructor:
-    """Carries blends down by feature inversion and optimises the final image (see the module docstring)."""
+    """Optimises the output image against every level's target (see the module docstring)."""
 
     encoder: torch.nn.Module
     settings: OptimizeSettings = field(default_factory=OptimizeSettings)
@@ -132,28 +131,7 @@ class OptimizationReconstructor:
     history: list[dict] = field(default_factory=list)
 
     name = "optimize"
-
-    def _content_features(self, ctx: dict, tap: str) -> torch.Tensor:
-        cache = ctx.setdefault("content_features", {})
-        if tap not in cache:
-            with torch.no_grad():
-                cache[tap] = self.encoder.encode(ctx["content"], tap)
-        return cache[tap]
-
-    def next_features(self, tap: str, next_tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor:
-        steps = self.settings.steps if self.settings.inversion_steps is None else self.settings.inversion_steps
-        h0 = self._content_features(ctx, next_tap)
-        if steps == 0:
-            return h0
-        target = blend.detach()
-
-        def loss(h):
-            return normalized_error(self.encoder.forward_from(h.clamp_min(0), next_tap, tap), target)
-
-        h, info = minimize(h0, loss, self.settings, steps=steps, clamp=(0.0, None))
-        self.history.append({"tap": tap, "stage": f"{tap}->{next_tap}", **info,
-                             "seconds_per_iteration": info["seconds"] / max(info["iterations"], 1)})
-        return h
+    needs_targets = True
 
     def loss(self, image: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """Sum over ``targets`` of the normalised feature error of ``image`` (+ the weighted Gram term)."""
@@ -168,28 +146,40 @@ class OptimizationReconstructor:
             total = total + self.settings.gram_weight * err
         return total
 
-    def image(self, tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor:
+    def _solve(self, tap: str, ctx: dict, steps: int) -> torch.Tensor:
+        """Optimise the current image (the content at first) against every target so far."""
         targets = {k: v.detach() for k, v in ctx["targets"].items()}
-        x = ctx["content"]
+        x = ctx.get("image", ctx["content"])
         t0 = now(x)
-        evals, stopped = 0, False
-        if self.settings.multires and min(x.shape[-2:]) >= 64:
+        evals = 0
+        if self.settings.coarse_steps and min(x.shape[-2:]) >= 64:
             half = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
             pooled = {k: F.avg_pool2d(v, 2) for k, v in targets.items()}
-            half, info = minimize(half, lambda im: self.loss(im, pooled), self.settings)
+            half, info = minimize(half, lambda im: self.loss(im, pooled), self.settings, steps=self.settings.coarse_steps)
             evals += info["iterations"]
-            x = F.interpolate(half, size=x.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
-            # keep the content's fine detail where the half-resolution solve had none to give
-            x = (x + ctx["content"] - F.interpolate(F.interpolate(ctx["content"], scale_factor=0.5, mode="bilinear",
-                                                                  align_corners=False, antialias=True),
-                                                    size=x.shape[-2:], mode="bilinear", align_corners=False)).clamp(0, 1)
-        x, info = minimize(x, lambda im: self.loss(im, targets), self.settings)
+            # the half-resolution change, upsampled, on top of the full-resolution content
+            low = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True)
+            x = (x + F.interpolate(half - low, size=x.shape[-2:], mode="bilinear", align_corners=False)).clamp(0, 1)
+        x, info = minimize(x, lambda im: self.loss(im, targets), self.settings, steps=steps)
         evals += info["iterations"]
-        seconds = now(ctx["content"]) - t0
-        self.history.append({"tap": tap, "stage": "image", "iterations": evals, "seconds": seconds,
+        seconds = now(x) - t0
+        self.history.append({"tap": tap, "stage": tap, "iterations": evals, "seconds": seconds,
                              "seconds_per_iteration": seconds / max(evals, 1), "final_loss": info["final_loss"],
                              "stopped_early": info["stopped_early"]})
+        ctx["image"] = x
         return x
+
+    def next_features(self, tap: str, next_tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor:
+        steps = self.settings.steps if self.settings.level_steps is None else self.settings.level_steps
+        if steps == 0:
+            with torch.no_grad():
+                return self.encoder.encode(ctx["content"], next_tap)
+        x = self._solve(tap, ctx, steps)
+        with torch.no_grad():
+            return self.encoder.encode(x, next_tap)
+
+    def image(self, tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor:
+        return self._solve(tap, ctx, self.settings.steps)
 
 
 def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, size: int | None = 256,
