@@ -348,10 +348,11 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.child:
+    if args.child:  # genkit comes from PYTHONPATH: this tree or the extracted baseline
         out = {"decoder": child_decoder, "optimize": child_optimize}[args.child](args)
         print(json.dumps(out, default=str))
         return 0
+    sys.path.insert(0, str(REPO))  # the parts run in this process measure this tree, not an installed genkit
     if args.quick:
         args.sizes, args.opt_size, args.repeats = "256", 128, 1
         args.train_steps, args.train_size, args.cascade_size = 30, 64, 128
