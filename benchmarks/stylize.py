@@ -18,8 +18,9 @@ Parts:
 * ``gram``: the relative Gram-matrix error of the voted target against the style, per level, reshuffle vs
   style-swap (overlapping patches are averaged, so only 1x1 patches keep the Gram matrix exactly).
 * ``cascade``: decoders of this tree trained for the same short budget on the sample photos, then the same pairs
-  stylised with 3 levels (relu4_1,relu3_1,relu2_1) and with 2 (relu3_1,relu2_1): per-channel mean/std against
-  the content (not dark: within 30%), content distance (relu4_1) and Gram style distance. Writes a grid PNG.
+  stylised with 3 levels (relu4_1,relu3_1,relu2_1) and with 2 (relu3_1,relu2_1), with and without
+  ``restore_detail``: per-channel mean/std against the content (not dark: within 30%), content distance (relu4_1)
+  and Gram style distance. Writes a grid PNG and the decoders (``--cascade-decoders`` reuses them).
 
 VGG-19 runs with RANDOM weights, decoders with random (``decoder``) or briefly trained (``cascade``) weights: no
 download is possible here. Timings are representative of the arithmetic; the images are not of real quality.
@@ -263,59 +264,71 @@ def part_cascade(args, report: dict) -> None:
     from genkit.io import pil_to_tensor, save_image
     from genkit.metrics.style import content_distance, gram_style_distance
     from genkit.models.reshuffle import Stylizer
+    from genkit.models.reshuffle.decoders import load_decoders, save_decoders
     from genkit.nn.vgg import STYLE_TAPS, VGG19Encoder
 
     t0 = time.perf_counter()
-    model, losses = train_decoders(args.train_steps, args.train_size, args.train_width, args.train_lr)
-    t_train = time.perf_counter() - t0
-    decoders = model.decoders.requires_grad_(False)
+    encoder = _encoder(LEVELS)
+    if args.cascade_decoders:
+        decoders, _ = load_decoders(args.cascade_decoders, encoder=encoder)
+        losses, trained = {}, f"loaded from {args.cascade_decoders}"
+    else:
+        model, losses = train_decoders(args.train_steps, args.train_size, args.train_width, args.train_lr)
+        decoders = model.decoders.requires_grad_(False)
+        path = save_decoders(Path(args.out) / "cascade_decoders.pt", decoders, model.encoder)
+        trained = (f"trained {args.train_steps} steps at {args.train_size} px (width {args.train_width}, lr "
+                   f"{args.train_lr}; {time.perf_counter() - t0:.0f} s; saved to {path})")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metric_encoder = VGG19Encoder(taps=STYLE_TAPS, weights="random")
-    pairs = [("astronaut", "brick"), ("chelsea", "gravel")]
-    print(f"\n## 3 levels vs 2 levels, decoders trained {args.train_steps} steps at {args.train_size} px "
-          f"(width {args.train_width}, lr {args.train_lr}; {t_train:.0f} s), stylised at {args.cascade_size} px, "
+    pairs = [("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "gravel")]
+    print(f"\n## 3 levels vs 2 levels, the same decoders {trained}, stylised at {args.cascade_size} px, "
           f"load avg {os.getloadavg()[0]:.2f}")
-    print("final training losses: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
-                                                if k.endswith(("/level", "/pixel")) or k == "loss"))
-    print(f"{'pair':<18} {'levels':<8} {'mean / content (R,G,B)':<24} {'std / content (R,G,B)':<24} "
+    if losses:
+        print("final training losses: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
+                                                    if k.endswith(("/level", "/pixel")) or k == "loss"))
+    print(f"{'pair':<18} {'detail':<7} {'levels':<7} {'mean / content (R,G,B)':<22} {'std / content (R,G,B)':<22} "
           f"{'content dist':>13} {'style dist':>11}")
     tiles, rows = [], {}
     for cname, sname in pairs:
         c_img, s_img = sample_photo(cname), sample_photo(sname)
-        row = [None, None]
-        for levels in (LEVELS, LEVELS[1:]):
-            res = Stylizer(decoder=decoders, encoder=model.encoder, size=args.cascade_size, levels=levels)(c_img, s_img)
-            x = res.image[None]
-            c = F.interpolate(pil_to_tensor(c_img)[None], size=x.shape[-2:], mode="bilinear", antialias=True)
-            s = pil_to_tensor(s_img)[None]
-            with torch.no_grad():
-                cd = float(content_distance(x, c, metric_encoder))
-                sd = float(gram_style_distance(x, s, metric_encoder)[0])
-            mean_r = (x.mean((0, 2, 3)) / c.mean((0, 2, 3))).tolist()
-            std_r = (x.std((0, 2, 3)) / c.std((0, 2, 3))).tolist()
-            key = f"{cname} x {sname}"
-            rows.setdefault(key, {})[len(levels)] = {"mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd,
-                                                     "style_dist": sd}
-            print(f"{key:<18} {len(levels):<8} {', '.join(f'{v:.2f}' for v in mean_r):<24} "
-                  f"{', '.join(f'{v:.2f}' for v in std_r):<24} {cd:>13.4f} {sd:>11.4f}")
-            row.append(res.image)
         side = args.cascade_size
-        row[0] = pil_to_tensor(c_img.resize((side, side)))
-        row[1] = pil_to_tensor(s_img.resize((side, side)))
-        tiles += [F.interpolate(t[None], size=(side, side), mode="bilinear")[0] for t in row]
+        row = [pil_to_tensor(c_img.resize((side, side))), pil_to_tensor(s_img.resize((side, side)))]
+        for restore in (True, False):
+            for levels in (LEVELS, LEVELS[1:]):
+                res = Stylizer(decoder=decoders, encoder=encoder, size=side, levels=levels,
+                               restore_detail=restore)(c_img, s_img)
+                x = res.image[None]
+                c = F.interpolate(pil_to_tensor(c_img)[None], size=x.shape[-2:], mode="bilinear", antialias=True)
+                s = pil_to_tensor(s_img)[None]
+                with torch.no_grad():
+                    cd = float(content_distance(x, c, metric_encoder))
+                    sd = float(gram_style_distance(x, s, metric_encoder)[0])
+                mean_r = (x.mean((0, 2, 3)) / c.mean((0, 2, 3))).tolist()
+                std_r = (x.std((0, 2, 3)) / c.std((0, 2, 3))).tolist()
+                key = f"{cname} x {sname}"
+                rows.setdefault(key, {})[f"{'restore' if restore else 'plain'} {len(levels)}"] = {
+                    "mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd, "style_dist": sd}
+                print(f"{key:<18} {'on' if restore else 'off':<7} {len(levels):<7} "
+                      f"{', '.join(f'{v:.2f}' for v in mean_r):<22} {', '.join(f'{v:.2f}' for v in std_r):<22} "
+                      f"{cd:>13.4f} {sd:>11.4f}")
+                row.append(F.interpolate(res.image[None], size=(side, side), mode="bilinear")[0])
+        tiles += row
     for key, r in rows.items():
-        three, two = r[3], r[2]
-        ok_dark = all(0.7 <= v <= 1.3 for v in three["mean_ratio"] + three["std_ratio"])
-        print(f"{key}: 3-level not dark (mean/std within 30%): {ok_dark}; content dist 3 <= 2: "
-              f"{three['content_dist'] <= two['content_dist']}; style dist 3 <= 2: {three['style_dist'] <= two['style_dist']}")
+        for variant in ("restore", "plain"):
+            three, two = r[f"{variant} 3"], r[f"{variant} 2"]
+            ok_dark = all(0.7 <= v <= 1.3 for v in three["mean_ratio"] + three["std_ratio"])
+            print(f"{key} (detail {'on' if variant == 'restore' else 'off'}): 3-level mean/std within 30% of the "
+                  f"content's: {ok_dark}; content dist 3 <= 2: {three['content_dist'] <= two['content_dist']}; "
+                  f"style dist 3 <= 2: {three['style_dist'] <= two['style_dist']}")
     from torchvision.utils import make_grid
 
     grid = Path(args.out) / "cascade_grid.png"
-    save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=4, padding=4, pad_value=1.0), grid,
-               metadata={"rows": "content | style | 3 levels | 2 levels (relu3_1,relu2_1)", "random_weights": True})
-    print(f"grid: {grid} (content | style | 3 levels | 2 levels)")
-    report["cascade"] = {"pairs": rows, "train_losses": losses, "train_seconds": t_train}
+    caption = "content | style | 3 levels | 2 levels (relu3_1,relu2_1) | the same without restore_detail"
+    save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=6, padding=4, pad_value=1.0), grid,
+               metadata={"rows": caption, "random_weights": True})
+    print(f"grid: {grid} ({caption})")
+    report["cascade"] = {"pairs": rows, "train_losses": losses}
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -336,6 +349,7 @@ def main() -> int:
     p.add_argument("--train-width", type=float, default=0.5)
     p.add_argument("--train-lr", type=float, default=1e-3)
     p.add_argument("--cascade-size", type=int, default=256)
+    p.add_argument("--cascade-decoders", default=None, help="cascade: load these decoders instead of training")
     p.add_argument("--out", default="benchmark_out", help="folder for images and the JSON report")
     p.add_argument("--quick", action="store_true", help="256 px decoder path, 128 px optimisation, 30 training steps")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)

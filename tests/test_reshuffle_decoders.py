@@ -247,7 +247,8 @@ def test_cascade_carries_each_blend_through_the_next_level_decoder(encoder, monk
     monkeypatch.setattr(decoders, "to_next", spy("to_next", decoders.to_next))
     monkeypatch.setattr(decoders, "to_image", spy("to_image", decoders.to_image))
     monkeypatch.setattr(encoder, "encode", spy("encode", encoder.encode))
-    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1)(torch.rand(3, 48, 48), torch.rand(3, 48, 48))
+    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, restore_detail=False)(
+        torch.rand(3, 48, 48), torch.rand(3, 48, 48))
     assert [(n, args) for n, args, _ in calls] == [("encode", ("relu4_1",)), ("to_next", ("relu4_1", "relu3_1")),
                                                    ("to_next", ("relu3_1", "relu2_1")), ("to_image", ("relu2_1",))]
     (_, c4, blend4), (_, c3, blend3), (_, c2, _) = seen
@@ -257,13 +258,18 @@ def test_cascade_carries_each_blend_through_the_next_level_decoder(encoder, monk
 
 
 def test_cascade_with_the_content_kept_is_the_decoder_chain(encoder):
-    """alpha=1 keeps every blend equal to its content features: the output is exactly the decoded chain."""
+    """alpha=1 keeps every blend equal to its content features: the output is exactly the decoded chain, or, with
+    the content's decoding losses added back (the default), exactly the content."""
     from genkit.models.reshuffle import ReshuffleDecoders, Stylizer
 
     torch.manual_seed(1)
     decoders = ReshuffleDecoders(LEVELS, width=0.125).eval()
     x = torch.rand(1, 3, 48, 48)
-    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0)(x, torch.rand(3, 48, 48))
+    kept = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0)(x, torch.rand(3, 48, 48))
+    torch.testing.assert_close(kept.image, x[0])
+    assert kept.settings["decoder"]["restore_detail"] is True
+    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0, restore_detail=False)(
+        x, torch.rand(3, 48, 48))
     with torch.no_grad():
         f4 = encoder.encode(x, "relu4_1")
         chain = decoders.to_image(decoders.to_next(decoders.to_next(f4, "relu4_1", "relu3_1"), "relu3_1", "relu2_1"),

@@ -80,6 +80,8 @@ def register(sub) -> None:
     g.add_argument("--patch-dims", type=_dims, default=None,
                    help="PCA of whole patch vectors per level ('none' = exact; default none/64/64); smaller is faster")
     g.add_argument("--top-k", type=int, default=32, help="candidates per position in the global search")
+    g.add_argument("--no-restore-detail", dest="restore_detail", action="store_false",
+                   help="decoder path: do not add back what the next-level decoders lose of the content")
     g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
                    help="keep the content's colours: luminance-only transfer, or style colours matched to content")
     g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
@@ -178,7 +180,7 @@ def run(args) -> int:
                                level_steps=args.level_steps, coarse_steps=args.coarse_steps)
     st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
                   device=args.device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
-                  convert_modes=args.convert_modes, config=config)
+                  convert_modes=args.convert_modes, config=config, restore_detail=args.restore_detail)
 
     pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once
     written, skipped = [], []

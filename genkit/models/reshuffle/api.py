@@ -141,19 +141,22 @@ class Stylizer:
     :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``/``style_size``: long side
     of the content/style after resizing (None: keep, rounded to the deepest level's stride).
     ``config`` or keyword options (see :func:`~genkit.models.reshuffle.config.build_config`) set the transfer.
+    ``restore_detail``: with next-level decoders, add back what the decoders lose of the content (see
+    :class:`~genkit.models.reshuffle.decoders.DecoderReconstructor`).
     """
 
     def __init__(self, decoder: str | Path | ReshuffleDecoders | None = None,
                  optimize: bool | OptimizeSettings | dict = False, config: ReshuffleConfig | None = None,
                  size: int | None = 512, style_size: int | None = None, device: str | torch.device = "cpu",
                  allow_random: bool = False, vgg_weights: str | None = None, encoder: torch.nn.Module | None = None,
-                 convert_modes: bool = False, **options):
+                 convert_modes: bool = False, restore_detail: bool = True, **options):
         if (decoder is None) == (not optimize):
             raise ConfigError("choose one reconstruction: a decoder checkpoint (decoder=...) or optimize=True")
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("device 'cuda' was asked for but CUDA is not available")
         self.size, self.style_size, self.convert_modes = size, style_size, convert_modes
+        self.restore_detail = bool(restore_detail)
         self.decoder_path = None
         structure = None  # the decoder set's structure, checked before the (slow) encoder is built
         if isinstance(decoder, (str, Path)):
@@ -225,7 +228,8 @@ class Stylizer:
         if self.decoders is not None:
             out["decoder"] = {"path": str(self.decoder_path) if self.decoder_path else None,
                               "levels": list(self.decoders.levels), "width": self.decoders.width,
-                              "target": self.decoders.target, "chain": self.decoders.chain()}
+                              "target": self.decoders.target, "chain": self.decoders.chain(),
+                              "restore_detail": self.restore_detail and self.decoders.target != "image"}
             if self.decoder_path is not None:
                 from genkit.weights import sha256_file
 
@@ -263,7 +267,8 @@ class Stylizer:
         s_feats, s_grams = self._style_features(s_in, key)
         t_style = time.perf_counter() - t0
         if self.decoders is not None:
-            reconstruct = DecoderReconstructor(self.decoders, self.encoder)
+            reconstruct = DecoderReconstructor(self.decoders, self.encoder, restore_detail=self.restore_detail,
+                                               alphas={lv.tap: lv.alpha for lv in self.config.levels})
         else:
             reconstruct = OptimizationReconstructor(self.encoder, self.optimize_settings, s_grams)
         out, stats = transfer(self.encoder, c_in.to(self.device), s_feats, self.config, reconstruct, cmask, smask)

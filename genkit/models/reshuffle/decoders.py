@@ -115,27 +115,54 @@ def _fit(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class DecoderReconstructor:
     """The fast path: next-level decoders carry each blend down; the finest one is decoded to the image.
 
+    ``restore_detail``: add back, in proportion to the level's content weight ``alpha``, what the decoder loses of
+    the *content* itself: ``h = dec(blend) + alpha * (F_next(content) - dec(F(content)))`` (and the same for the
+    image). With ``alpha = 1`` the cascade then returns the content exactly; with a perfect decoder the term is
+    zero (the release's behaviour). It costs one more decoder pass per level and one encoder pass, and keeps
+    briefly trained decoders from blurring the content away level after level.
     With legacy ``image`` decoders each blend is decoded to an image and re-encoded at the next level.
     """
 
     name = "decoder"
     needs_targets = False  # the blends of earlier levels are not used (memory)
 
-    def __init__(self, decoders: ReshuffleDecoders, encoder: nn.Module | None = None):
+    def __init__(self, decoders: ReshuffleDecoders, encoder: nn.Module | None = None, restore_detail: bool = True,
+                 alphas: dict[str, float] | None = None):
         if decoders.target == "image" and encoder is None:
             raise ValueError("image decoders need the encoder to re-encode every level's image")
+        if restore_detail and decoders.target != "image" and (encoder is None or alphas is None):
+            raise ValueError("restore_detail needs the encoder and the content weight (alpha) of every level")
         self.decoders, self.encoder = decoders, encoder
+        self.restore_detail = restore_detail and decoders.target != "image"
+        self.needs_content_features = self.restore_detail
+        self.alphas = alphas or {}
+
+    def _content(self, ctx: dict, tap: str) -> torch.Tensor:
+        feats = ctx.setdefault("content_features", {})
+        if tap not in feats:
+            feats.update(self.encoder(ctx["content"], taps=set(self.decoders.levels) & set(self.encoder.taps)))
+        return feats[tap]
 
     @torch.no_grad()
     def next_features(self, tap: str, next_tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor:
         if self.decoders.target == "image":
             image = _fit(self.decoders.decode(blend, tap), ctx["content"])
             return self.encoder.encode(image, next_tap)
-        return self.decoders.to_next(blend, tap, next_tap)
+        out = self.decoders.to_next(blend, tap, next_tap)
+        if self.restore_detail and self.alphas.get(tap, 0.0) > 0:
+            lost = self._content(ctx, next_tap) - self.decoders.to_next(self._content(ctx, tap), tap, next_tap)
+            out = (out + self.alphas[tap] * lost).clamp_min(0)  # relu features are non-negative
+        return out
 
     @torch.no_grad()
     def image(self, tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor:
-        return _fit(self.decoders.to_image(blend, tap).clamp(0, 1), ctx["content"])
+        out = self.decoders.to_image(blend, tap)
+        if self.restore_detail and self.alphas.get(tap, 0.0) > 0:
+            content = ctx["content"]
+            recon = self.decoders.to_image(self._content(ctx, tap), tap)
+            if recon.shape[-2:] == content.shape[-2:]:
+                out = out + self.alphas[tap] * (content - recon)
+        return _fit(out.clamp(0, 1), ctx["content"])
 
 
 def encoder_identity(encoder) -> dict:

@@ -48,7 +48,11 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
     generator = torch.Generator().manual_seed(cfg.seed)
     t0 = now(content)
     with torch.no_grad():
-        fc = encoder.encode(content, cfg.levels[0].tap)[0]
+        if getattr(reconstruct, "needs_content_features", False):  # one pass for every level's content features
+            ctx["content_features"] = encoder(content, taps=cfg.taps)
+            fc = ctx["content_features"][cfg.levels[0].tap][0]
+        else:
+            fc = encoder.encode(content, cfg.levels[0].tap)[0]
     t_encode = now(content) - t0
     image = None
     for i, level in enumerate(cfg.levels):
