@@ -343,6 +343,11 @@ def test_a_label_without_any_style_cell_falls_back_with_a_warning(encoder, decod
     assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])  # the other labels stay restricted
     assert "unrestricted" in coarse.usage_limit
     assert (counts_of(coarse) <= coarse.capacity.reshape(-1)).all()
+    with pytest.warns(UserWarning, match="relu4_1"):  # style-swap takes the same fallback
+        swap = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1, max_usage=None)(
+            photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    got = labels_s[swap.level("relu4_1").assignment.reshape(-1)]
+    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])
 
 
 def test_a_too_large_global_search_runs_pooled_and_says_so(encoder, photos):

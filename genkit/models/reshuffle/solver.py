@@ -14,16 +14,20 @@ preferences that come from one shared similarity, the stable matching this produ
 greedy one, and every round is a handful of vectorised sorts instead of a Python loop over pairs.
 
 :func:`fill_unassigned` then places the leftover positions (all their candidates were full) on the free capacity
-**by similarity only**: a greedy pass over each leftover's most similar free style positions, then a maximum-
-similarity assignment (``scipy.optimize.linear_sum_assignment``) of the rest to the free slots: in one piece when
-few are left, else chunk by chunk (the most similar leftovers first), each chunk exactly. No position is placed by
-grid order; every similarity is computed exactly (no subsampled search).
+**by similarity only**: the most similar free position near each one's best candidate, greedy passes over each
+one's most similar free positions anywhere, then a maximum-similarity assignment
+(``scipy.optimize.linear_sum_assignment``) of the rest to the free slots: in one piece when few are left, else
+chunk by chunk (the most similar leftovers first), each chunk exactly. No position is placed by grid order; every
+similarity is computed exactly (no subsampled search).
+
+:func:`solve` runs the three for one iteration of a level.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
 import torch
 
 from genkit.errors import ConfigError
@@ -325,7 +329,8 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vector
         left_all = (capacity - usage_counts(assign, n_style)).clamp_min(0)
         if lab is not None:
             todo &= labels_c == lab
-            left_all = left_all * (labels_s == lab)
+            if lab >= 0:  # label -1: matched without the mask restriction
+                left_all = left_all * (labels_s == lab)
         rows_g = todo.nonzero().squeeze(1)  # global rows of this group
         if int(left_all.sum()) < rows_g.numel():
             raise RuntimeError("usage capacity exhausted while filling; this is a bug")
