@@ -1,17 +1,32 @@
-"""Benchmark of the reshuffle style transfer: per-stage times, relu4_1 matching, the optimisation path's time
-per iteration, and peak memory.
+"""Benchmark of the reshuffle style transfer: this tree side by side with a baseline commit, in one run.
 
-    .venv/bin/python benchmarks/stylize.py                       # 512 px, 2 threads, CPU, + a 1024 px memory run
-    .venv/bin/python benchmarks/stylize.py --device cuda --repeats 5
-    .venv/bin/python benchmarks/stylize.py --size 256 --memory-size 0 --repeats 1   # quick
+    .venv/bin/python benchmarks/stylize.py                     # all parts (see --parts), baseline bee7bd7
+    .venv/bin/python benchmarks/stylize.py --quick             # small sizes, one run each, a short decoder training
+    .venv/bin/python benchmarks/stylize.py --parts decoder --sizes 512 --repeats 3
+    .venv/bin/python benchmarks/stylize.py --baseline none     # this tree only
+    .venv/bin/python benchmarks/stylize.py --device cuda
 
-VGG-19 and the decoders run with RANDOM weights (no download possible here; decoders untrained, full width):
-the arithmetic is the same as with real weights, so the timings are representative; the images are not.
-Peak memory is measured in a fresh child process (``ru_maxrss`` on CPU, ``max_memory_allocated`` on CUDA).
+Parts:
 
-OpenMP threads: unless ``OMP_WAIT_POLICY`` is already set, this script sets it to ``PASSIVE`` before torch is
-imported. With the default (spinning) policy and cores shared with other processes, the matching stage (many
-medium-sized ops) ran up to 5x slower with 2 threads than with 1; passive waiting removes that.
+* ``decoder``: the decoder path at each ``--sizes`` (astronaut content, gravel style), each code version with its
+  own defaults (bee7bd7: 5/3/2 iterations, tap->image decoders; this tree: the release's 5 iterations per level
+  with early stopping, level-to-level decoders). Every run is a fresh process (so its peak RSS is its own);
+  baseline and current runs alternate, so a change of machine load hits both.
+* ``optimize``: the optimisation path at ``--opt-size`` with each version's defaults: wall time and the final
+  feature loss (both versions report it the same way: the sum over levels of the output's feature error against
+  that level's blended target, each normalised by the target's mean square).
+* ``gram``: the relative Gram-matrix error of the voted target against the style, per level, reshuffle vs
+  style-swap (overlapping patches are averaged, so only 1x1 patches keep the Gram matrix exactly).
+* ``cascade``: decoders of this tree trained for the same short budget on the sample photos, then the same pairs
+  stylised with 3 levels (relu4_1,relu3_1,relu2_1) and with 2 (relu3_1,relu2_1), with and without
+  ``restore_detail``: per-channel mean/std against the content (not dark: within 30%), content distance (relu4_1)
+  and Gram style distance. Writes a grid PNG and the decoders (``--cascade-decoders`` reuses them).
+
+VGG-19 runs with RANDOM weights, decoders with random (``decoder``) or briefly trained (``cascade``) weights: no
+download is possible here. Timings are representative of the arithmetic; the images are not of real quality.
+The baseline code is extracted with ``git archive <commit> genkit`` into a temporary folder and run with
+``PYTHONPATH`` pointing there. Unless ``OMP_WAIT_POLICY`` is set, it is set to ``PASSIVE`` (spinning OpenMP
+threads on shared cores made the matching up to 5x slower).
 """
 
 from __future__ import annotations
@@ -26,192 +41,359 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LEVELS = ["relu4_1", "relu3_1", "relu2_1"]
 
 
-def build(args):
+# ---------------------------------------------------------------------------------------------- child processes
+# Children import only what both code versions share: Stylizer, ReshuffleDecoders, VGG19Encoder, sample_photo.
+def _encoder(levels):
+    from genkit.nn.vgg import VGG19Encoder
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return VGG19Encoder(taps=levels, weights="random")
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all threads, user + system): less sensitive to other load than wall time."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def child_decoder(args) -> dict:
     import torch
 
     from genkit.data.samples import sample_photo
     from genkit.models.reshuffle import ReshuffleDecoders, Stylizer
     from genkit.nn.init import variance_preserving_init
-    from genkit.nn.vgg import VGG19Encoder
 
-    levels = args.levels.split(",")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        encoder = VGG19Encoder(taps=levels, weights="random")
-    decoders = variance_preserving_init(ReshuffleDecoders(levels, width=1.0))
-    its = [int(v) for v in args.iterations.split(",")] if args.iterations else None
-    st = Stylizer(decoder=decoders, encoder=encoder, size=args.size, device=args.device, levels=levels, iterations=its)
+    encoder = _encoder(LEVELS)
+    decoders = variance_preserving_init(ReshuffleDecoders(LEVELS, width=1.0))
+    st = Stylizer(decoder=decoders, encoder=encoder, size=args.size, device=args.device)
     content, style = sample_photo(args.content), sample_photo(args.style)
-    return torch, st, encoder, content, style
-
-
-def sync(torch, device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def bench_decoder_path(args) -> dict:
-    torch, st, encoder, content, style = build(args)
-    runs = []
-    st(content, style)  # warm-up (allocator, kernels, lazy library loads)
-    for _ in range(args.repeats):
-        sync(torch, args.device)
-        t0 = time.perf_counter()
+    for _ in range(args.warmup):
+        st(content, style)
+    walls, cpus, res = [], [], None
+    for _ in range(args.runs):
+        _sync(args.device)
+        t0, c0 = time.perf_counter(), _cpu()
         res = st(content, style)
-        sync(torch, args.device)
-        wall = time.perf_counter() - t0
-        runs.append({"wall": wall, **res.timings})
-    keys = runs[0].keys()
-    med = {k: statistics.median(r[k] for r in runs) for k in keys}
-    return {"median": med, "runs": [r["wall"] for r in runs], "levels": res.summary(),
-            "image": list(res.image.shape)}
-
-
-def bench_matching(args) -> dict:
-    """relu4_1 matching alone: one global top-k + greedy + fill solve, and the level's full iterations."""
-    import torch
-
-    from genkit.models.reshuffle.api import fit_size, to_tensor
-    from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
-    from genkit.models.reshuffle.level import reshuffle_level
-
-    torch_, st, encoder, content, style = build(args)
-    with torch.no_grad():
-        fc = encoder.encode(fit_size(to_tensor(content), args.size, 8).to(args.device), "relu4_1")[0]
-        fs = encoder.encode(fit_size(to_tensor(style), args.size, 8).to(args.device), "relu4_1")[0]
-    out = {"positions": [fc.shape[1] * fc.shape[2], fs.shape[1] * fs.shape[2]]}
-    for name, iters in (("one_global_solve", 1), ("level_5_iterations", 5)):
-        level = LevelConfig.default("relu4_1", iterations=iters)
-        cfg = ReshuffleConfig(levels=[level])
-        times, res = [], None
-        reshuffle_level(fc, fs, level, cfg)  # warm-up
-        for _ in range(args.repeats):
-            sync(torch, args.device)
-            t0 = time.perf_counter()
-            res = reshuffle_level(fc, fs, level, cfg)
-            sync(torch, args.device)
-            times.append(time.perf_counter() - t0)
-        out[name] = {"median_s": statistics.median(times), "match_s": res.stats.seconds["match"],
-                     "vote_s": res.stats.seconds["vote"], "distinct_used": res.stats.distinct_used,
-                     "max_usage": res.stats.max_usage, "limit": res.stats.usage_limit, "n_filled": res.stats.n_filled}
-    free_level = LevelConfig.default("relu4_1", iterations=1)
-    free = reshuffle_level(fc, fs, free_level, ReshuffleConfig(levels=[free_level], max_usage=None))
-    out["unconstrained_distinct_used"] = free.stats.distinct_used
-    out["unconstrained_max_usage"] = free.stats.max_usage
-    return out
-
-
-def bench_optimisation(args) -> dict:
-    """Seconds per optimiser iteration (VGG forward + backward to relu4_1, three feature targets)."""
-    import torch
-
-    from genkit.models.reshuffle.api import fit_size, to_tensor
-    from genkit.models.reshuffle.optimize import OptimizationReconstructor, OptimizeSettings, gram
-
-    torch_, st, encoder, content, style = build(args)
-    x = fit_size(to_tensor(content), args.size, 8).to(args.device)
-    with torch.no_grad():
-        targets = {k: v.clone() for k, v in encoder(fit_size(to_tensor(style), args.size, 8).to(args.device)).items()}
-    out = {}
-    for opt in ("adam", "lbfgs"):
-        for gw in (0.0, 1.0):
-            grams = {k: gram(v) for k, v in targets.items()} if gw else None
-            rec = OptimizationReconstructor(encoder, OptimizeSettings(steps=args.opt_iters, optimizer=opt, gram_weight=gw),
-                                            grams)
-            rec("relu2_1", None, x, targets)
-            h = rec.history[-1]
-            out[f"{opt}{'+gram' if gw else ''}"] = {"s_per_iter": h["seconds_per_iteration"], "iterations": h["iterations"]}
-    return out
-
-
-def child_memory(args) -> dict:
-    import torch
-
-    if args.device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    res = bench_decoder_path(argparse.Namespace(**{**vars(args), "repeats": 1}))
-    out = {"size": args.size, "total_s": res["median"]["total"], "peak_rss_mb":
-           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        _sync(args.device)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(_cpu() - c0)
+    out = {"walls": walls, "cpu": cpus, "timings": res.timings, "levels": res.summary(),
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if args.device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
 
 
+def child_optimize(args) -> dict:
+    from genkit.data.samples import sample_photo
+    from genkit.models.reshuffle import Stylizer
+
+    st = Stylizer(optimize=True, encoder=_encoder(LEVELS), size=args.size, device=args.device)
+    _sync(args.device)
+    t0, c0 = time.perf_counter(), _cpu()
+    res = st(sample_photo(args.content), sample_photo(args.style))
+    _sync(args.device)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
+    if args.save:
+        res.save(args.save)
+    return {"walls": [wall], "cpu": [cpu], "history": res.optimization, "final_loss": res.optimization[-1]["final_loss"],
+            "levels": res.summary(), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_child(part: str, pythonpath: Path, args, size: int, **extra) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, "--size", str(size), "--threads",
+           str(args.threads), "--device", args.device, "--content", args.content, "--style", args.style]
+    for k, v in extra.items():
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": str(args.threads)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{part} child ({pythonpath}) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def extract_baseline(commit: str, into: Path) -> Path:
+    """``git archive <commit> genkit`` unpacked into ``into``; returns the folder to put on PYTHONPATH."""
+    import io
+    import tarfile
+
+    data = subprocess.run(["git", "-C", str(REPO), "archive", commit, "genkit"], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+# ---------------------------------------------------------------------------------------------- parts
+def part_decoder(args, versions: dict[str, Path], report: dict) -> None:
+    for size in args.sizes:
+        big = size > 512
+        repeats = args.repeats
+        results: dict[str, list[dict]] = {name: [] for name in versions}
+        for _ in range(repeats):
+            for name, path in versions.items():  # alternate, one process each: load changes hit both
+                results[name].append(run_child("decoder", path, args, size, warmup=0 if big else 1, runs=1))
+        print(f"\n## decoder path, {size} px ({args.content} x {args.style}), {args.threads} threads, "
+              f"load avg {os.getloadavg()[0]:.2f}" + f" (median of {repeats} processes"
+              + (", no warm-up run)" if big else ", each after a warm-up run)"))
+        print(f"{'code':<34} {'iterations per level':<22} {'median s':>9} {'CPU s':>7} {'peak RSS MB':>12}  stages (s)")
+        rows = {}
+        for name, res in results.items():
+            r = res[-1]
+            walls = [w for x in res for w in x["walls"]]
+            med = statistics.median(walls)
+            cpu = statistics.median([c for x in res for c in x["cpu"]])
+            its = ",".join(str(lv["iterations"]) for lv in r["levels"].values())
+            stages = "  ".join(f"{tap} {sum(v for k, v in r['timings'].items() if k.startswith(tap + '/')):.2f}"
+                               for tap in r["levels"])
+            cuda = f" (CUDA {r['cuda_peak_mb']:.0f})" if "cuda_peak_mb" in r else ""
+            rss = max(x["peak_rss_mb"] for x in res)
+            print(f"{name:<34} {its:<22} {med:>9.2f} {cpu:>7.1f} {rss:>12.0f}{cuda}  style "
+                  f"{r['timings']['style_encode']:.2f}  {stages}")
+            rows[name] = {"median_s": med, "cpu_s": cpu, "walls": walls, "peak_rss_mb": rss, "iterations": its,
+                          "levels": r["levels"], "timings": r["timings"]}
+        if len(rows) == 2:
+            (bn, b), (cn, c) = rows.items()
+            print(f"ratio current / baseline: wall {c['median_s'] / b['median_s']:.2f}, CPU {c['cpu_s'] / b['cpu_s']:.2f}")
+        report[f"decoder_{size}"] = rows
+
+
+def part_optimize(args, versions: dict[str, Path], report: dict) -> None:
+    out = Path(args.out)
+    rows = {}
+    for name, path in versions.items():
+        tag = "baseline" if path != REPO else "current"
+        rows[name] = run_child("optimize", path, args, args.opt_size, save=out / f"optimize_{tag}.png")
+    print(f"\n## optimisation path, {args.opt_size} px ({args.content} x {args.style}), {args.threads} threads, "
+          f"load avg {os.getloadavg()[0]:.2f}")
+    print(f"{'code':<34} {'seconds':>9} {'CPU s':>7} {'final feature loss':>19}  stages (evaluations)")
+    for name, r in rows.items():
+        stages = ", ".join(f"{h.get('stage', h['tap'])} {h['iterations']}" for h in r["history"])
+        print(f"{name:<34} {r['walls'][0]:>9.2f} {r['cpu'][0]:>7.1f} {r['final_loss']:>19.4f}  {stages}")
+    if len(rows) == 2:
+        (bn, b), (cn, c) = rows.items()
+        print(f"speed-up baseline / current: wall {b['walls'][0] / c['walls'][0]:.2f}x, CPU {b['cpu'][0] / c['cpu'][0]:.2f}x; "
+              f"final loss current / baseline: {c['final_loss'] / b['final_loss']:.2f}")
+    report["optimize"] = rows
+
+
+def part_gram(args, report: dict) -> None:
+    """How far the voted target's Gram matrix is from the style's, per level: reshuffle vs style-swap."""
+    import torch
+
+    from genkit.data.samples import sample_photo
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+    from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
+    from genkit.models.reshuffle.level import reshuffle_level
+
+    encoder = _encoder(LEVELS)
+    size = args.sizes[0]
+    with torch.no_grad():
+        fc = encoder(fit_size(to_tensor(sample_photo(args.content)), size, 8), taps=LEVELS)
+        fs = encoder(fit_size(to_tensor(sample_photo(args.style)), size, 8), taps=LEVELS)
+
+    def gram(f):
+        x = f.reshape(f.shape[0], -1).double()
+        return x @ x.T / x.shape[1]
+
+    print(f"\n## Gram error of the voted target vs the style ({size} px, {args.content} x {args.style}, "
+          "content features of the content image, one level at a time, default settings)")
+    print(f"{'level':<9} {'reshuffle':>10} {'style-swap':>11}   (relative Frobenius error ||G(voted)-G(style)|| / ||G(style)||)")
+    rows = {}
+    for tap in LEVELS:
+        level = LevelConfig.default(tap)
+        errs = {}
+        for name, max_usage in (("reshuffle", "auto"), ("style-swap", None)):
+            res = reshuffle_level(fc[tap][0], fs[tap][0], level, ReshuffleConfig(levels=[level], max_usage=max_usage))
+            g_s = gram(fs[tap][0])
+            errs[name] = float((gram(res.voted) - g_s).norm() / g_s.norm())
+        rows[tap] = errs
+        print(f"{tap:<9} {errs['reshuffle']:>10.1%} {errs['style-swap']:>11.1%}")
+    report["gram"] = rows
+
+
+def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: int = 0):
+    """This tree's level-to-level decoders trained on the sample photos with the experiment's loss."""
+    import torch
+
+    from genkit.data.samples import SamplePhotoDataset
+    from genkit.models.reshuffle.module import ReshuffleDecoderModule
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ReshuffleDecoderModule(levels=LEVELS, width=width, vgg_weights="random",
+                                       optimizer={"_target_": "torch.optim.Adam", "lr": lr})
+    opt = model.configure_optimizers()
+    data = torch.stack([d["image"] for d in SamplePhotoDataset(image_size)])
+    g = torch.Generator().manual_seed(seed)
+    losses = None
+    for _ in range(steps):
+        x = data[torch.randint(0, len(data), (4,), generator=g)]
+        if torch.rand(1, generator=g) < 0.5:
+            x = x.flip(-1)
+        losses = model._losses(x)
+        opt.zero_grad()
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.decoders.parameters(), 1.0)
+        opt.step()
+    return model.eval(), {k: float(v) for k, v in losses.items()}
+
+
+def part_cascade(args, report: dict) -> None:
+    import torch
+    from torch.nn import functional as F
+
+    from genkit.data.samples import sample_photo
+    from genkit.io import pil_to_tensor, save_image
+    from genkit.metrics.style import content_distance, gram_style_distance
+    from genkit.models.reshuffle import Stylizer
+    from genkit.models.reshuffle.decoders import load_decoders, save_decoders
+    from genkit.nn.vgg import STYLE_TAPS, VGG19Encoder
+
+    t0 = time.perf_counter()
+    encoder = _encoder(LEVELS)
+    if args.cascade_decoders:
+        decoders, _ = load_decoders(args.cascade_decoders, encoder=encoder)
+        losses, trained = {}, f"loaded from {args.cascade_decoders}"
+    else:
+        model, losses = train_decoders(args.train_steps, args.train_size, args.train_width, args.train_lr)
+        decoders = model.decoders.requires_grad_(False)
+        path = save_decoders(Path(args.out) / "cascade_decoders.pt", decoders, model.encoder)
+        trained = (f"trained {args.train_steps} steps at {args.train_size} px (width {args.train_width}, lr "
+                   f"{args.train_lr}; {time.perf_counter() - t0:.0f} s; saved to {path})")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metric_encoder = VGG19Encoder(taps=STYLE_TAPS, weights="random")
+    pairs = [("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "gravel")]
+    print(f"\n## 3 levels vs 2 levels, the same decoders {trained}, stylised at {args.cascade_size} px, "
+          f"load avg {os.getloadavg()[0]:.2f}")
+    if losses:
+        print("final training losses: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
+                                                    if k.endswith(("/level", "/pixel")) or k == "loss"))
+    print(f"{'pair':<18} {'detail':<7} {'levels':<7} {'mean / content (R,G,B)':<22} {'std / content (R,G,B)':<22} "
+          f"{'content dist':>13} {'style dist':>11}")
+    tiles, rows = [], {}
+    for cname, sname in pairs:
+        c_img, s_img = sample_photo(cname), sample_photo(sname)
+        side = args.cascade_size
+        row = [pil_to_tensor(c_img.resize((side, side))), pil_to_tensor(s_img.resize((side, side)))]
+        for restore in (True, False):
+            for levels in (LEVELS, LEVELS[1:]):
+                res = Stylizer(decoder=decoders, encoder=encoder, size=side, levels=levels,
+                               restore_detail=restore)(c_img, s_img)
+                x = res.image[None]
+                c = F.interpolate(pil_to_tensor(c_img)[None], size=x.shape[-2:], mode="bilinear", antialias=True)
+                s = pil_to_tensor(s_img)[None]
+                with torch.no_grad():
+                    cd = float(content_distance(x, c, metric_encoder))
+                    sd = float(gram_style_distance(x, s, metric_encoder)[0])
+                mean_r = (x.mean((0, 2, 3)) / c.mean((0, 2, 3))).tolist()
+                std_r = (x.std((0, 2, 3)) / c.std((0, 2, 3))).tolist()
+                key = f"{cname} x {sname}"
+                rows.setdefault(key, {})[f"{'restore' if restore else 'plain'} {len(levels)}"] = {
+                    "mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd, "style_dist": sd}
+                print(f"{key:<18} {'on' if restore else 'off':<7} {len(levels):<7} "
+                      f"{', '.join(f'{v:.2f}' for v in mean_r):<22} {', '.join(f'{v:.2f}' for v in std_r):<22} "
+                      f"{cd:>13.4f} {sd:>11.4f}")
+                row.append(F.interpolate(res.image[None], size=(side, side), mode="bilinear")[0])
+        tiles += row
+    for key, r in rows.items():
+        for variant in ("restore", "plain"):
+            three, two = r[f"{variant} 3"], r[f"{variant} 2"]
+            ok_dark = all(0.7 <= v <= 1.3 for v in three["mean_ratio"] + three["std_ratio"])
+            print(f"{key} (detail {'on' if variant == 'restore' else 'off'}): 3-level mean/std within 30% of the "
+                  f"content's: {ok_dark}; content dist 3 <= 2: {three['content_dist'] <= two['content_dist']}; "
+                  f"style dist 3 <= 2: {three['style_dist'] <= two['style_dist']}")
+    from torchvision.utils import make_grid
+
+    grid = Path(args.out) / "cascade_grid.png"
+    caption = "content | style | 3 levels | 2 levels (relu3_1,relu2_1) | the same without restore_detail"
+    save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=6, padding=4, pad_value=1.0), grid,
+               metadata={"rows": caption, "random_weights": True})
+    print(f"grid: {grid} ({caption})")
+    report["cascade"] = {"pairs": rows, "train_losses": losses}
+
+
+# ---------------------------------------------------------------------------------------------- main
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--size", type=int, default=512, help="long side in px")
-    p.add_argument("--memory-size", type=int, default=1024, help="long side of the peak-memory run (0: skip)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--parts", default="decoder,optimize,gram,cascade",
+                   help="comma list of decoder, optimize, gram, cascade")
+    p.add_argument("--sizes", default="512,1024", help="long sides of the decoder-path runs")
+    p.add_argument("--opt-size", type=int, default=256, help="long side of the optimisation-path run")
+    p.add_argument("--repeats", type=int, default=3, help="processes per version and size (alternating versions)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--levels", default="relu4_1,relu3_1,relu2_1")
-    p.add_argument("--iterations", default=None, help="iterations per level, e.g. 5,3,2 (default: the library's)")
+    p.add_argument("--baseline", default="bee7bd7", help="commit to compare with ('none': this tree only)")
     p.add_argument("--content", default="astronaut")
     p.add_argument("--style", default="gravel")
-    p.add_argument("--opt-iters", type=int, default=4, help="optimiser iterations timed")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: decoder,matching,optimize")
-    p.add_argument("--child-memory", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--train-steps", type=int, default=150, help="cascade: decoder training steps")
+    p.add_argument("--train-size", type=int, default=128)
+    p.add_argument("--train-width", type=float, default=0.5)
+    p.add_argument("--train-lr", type=float, default=1e-3)
+    p.add_argument("--cascade-size", type=int, default=256)
+    p.add_argument("--cascade-decoders", default=None, help="cascade: load these decoders instead of training")
+    p.add_argument("--out", default="benchmark_out", help="folder for images and the JSON report")
+    p.add_argument("--quick", action="store_true", help="256 px decoder path, 128 px optimisation, 30 training steps")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, default=512, help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--save", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.child_memory:
-        print(json.dumps(child_memory(args)))
+    if args.child:  # genkit comes from PYTHONPATH: this tree or the extracted baseline
+        out = {"decoder": child_decoder, "optimize": child_optimize}[args.child](args)
+        print(json.dumps(out, default=str))
         return 0
-    skip = set(filter(None, args.skip.split(",")))
-    print(f"# reshuffle benchmark: {args.size} px long side, levels {args.levels} (iterations "
-          f"{args.iterations or 'default 5,3,2'}), device {args.device}, "
-          f"{args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.2f}")
-    print("# RANDOM VGG-19 and RANDOM full-width decoders (timing only; images not meaningful)")
-    report = {"settings": vars(args)}
-    if "decoder" not in skip:
-        r = bench_decoder_path(args)
-        report["decoder_path"] = r
-        m = r["median"]
-        print(f"\n## decoder path, median of {args.repeats} (image {r['image']})")
-        print(f"total                 {m['total']:7.3f} s   (runs: {', '.join(f'{v:.2f}' for v in r['runs'])})")
-        print(f"style encode          {m['style_encode']:7.3f} s")
-        for tap in args.levels.split(","):
-            parts = "  ".join(f"{k} {m[f'{tap}/{k}']:.3f}" for k in ("encode", "match", "vote", "reconstruct"))
-            lv = r["levels"][tap]
-            print(f"{tap:<10} {parts}   [used {lv['distinct_used']}/{lv['style_hw'][0] * lv['style_hw'][1]}, "
-                  f"max usage {lv['max_usage']} <= {lv['usage_limit']}, filled {lv['n_filled']}]")
-    if "matching" not in skip:
-        r = bench_matching(args)
-        report["matching"] = r
-        print(f"\n## relu4_1 matching ({r['positions'][0]} x {r['positions'][1]} positions), median of {args.repeats}")
-        for k in ("one_global_solve", "level_5_iterations"):
-            v = r[k]
-            print(f"{k:<20} {v['median_s']:7.3f} s  (match {v['match_s']:.3f}, vote {v['vote_s']:.3f}; used "
-                  f"{v['distinct_used']}, max usage {v['max_usage']} <= {v['limit']}, filled {v['n_filled']})")
-        print(f"unconstrained (style-swap): used {r['unconstrained_distinct_used']} style patches, "
-              f"max usage {r['unconstrained_max_usage']}")
-    if "optimize" not in skip:
-        r = bench_optimisation(args)
-        report["optimization"] = r
-        print(f"\n## optimisation path at {args.size} px (VGG forward+backward to relu4_1, targets relu4_1/3_1/2_1)")
-        for k, v in r.items():
-            print(f"{k:<12} {v['s_per_iter']:7.3f} s / iteration ({v['iterations']} iterations timed)")
-    if args.memory_size:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child-memory", "--size", str(args.memory_size),
-               "--device", args.device, "--threads", str(args.threads), "--levels", args.levels,
-               *(["--iterations", args.iterations] if args.iterations else []),
-               "--content", args.content, "--style", args.style]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        r = json.loads(out)
-        report["memory"] = r
-        cuda = f", CUDA peak {r['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in r else ""
-        print(f"\n## peak memory at {r['size']} px (fresh process, decoder path, one image incl. warm-up)")
-        print(f"peak RSS {r['peak_rss_mb']:.0f} MB{cuda}; total {r['total_s']:.2f} s")
-    if os.environ.get("GENKIT_BENCH_JSON"):
-        with open(os.environ["GENKIT_BENCH_JSON"], "w") as f:
-            json.dump(report, f, indent=2, default=str)
+    sys.path.insert(0, str(REPO))  # the parts run in this process measure this tree, not an installed genkit
+    if args.quick:
+        args.sizes, args.opt_size, args.repeats = "256", 128, 1
+        args.train_steps, args.train_size, args.cascade_size = 30, 64, 128
+    args.sizes = [int(v) for v in str(args.sizes).split(",") if v]
+    parts = set(filter(None, args.parts.split(",")))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    print(f"# reshuffle benchmark: {args.threads} threads, device {args.device}, torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+          f"load avg {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("# RANDOM VGG-19 weights (timing and pipeline checks; images are not of real quality)")
+    report: dict = {"settings": {k: v for k, v in vars(args).items() if k not in ("child",)}}
+    with tempfile.TemporaryDirectory() as tmp:
+        versions = {}
+        if args.baseline != "none":
+            versions[f"{args.baseline} (baseline defaults)"] = extract_baseline(args.baseline, Path(tmp))
+        versions["current (release defaults)"] = REPO
+        if "decoder" in parts:
+            part_decoder(args, versions, report)
+        if "optimize" in parts:
+            part_optimize(args, versions, report)
+    if "gram" in parts:
+        part_gram(args, report)
+    if "cascade" in parts:
+        part_cascade(args, report)
+    with open(Path(args.out) / "stylize_benchmark.json", "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    print(f"\nreport: {Path(args.out) / 'stylize_benchmark.json'}")
     return 0
 
 

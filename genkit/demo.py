@@ -75,7 +75,7 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
 
     dec = _train(settings, "reshuffle_decoders", [
         "experiment=reshuffle_decoders", f"data.image_size={settings.pick(128, 64)}", "data.batch_size=4",
-        f"model.width={settings.pick(0.5, 0.25)}", "model.lr=1e-3", f"trainer.max_steps={settings.pick(150, 4)}", "trainer.max_epochs=-1",
+        f"model.width={settings.pick(0.5, 0.25)}", "model.optimizer.lr=1e-3", f"trainer.max_steps={settings.pick(150, 4)}", "trainer.max_epochs=-1",
         f"trainer.check_val_every_n_epoch={settings.pick(25, 1)}", "logger=wandb", "test=false",
         f"callbacks.image_grid.every_n_steps={settings.pick(100, 2)}"])
     size = settings.pick(256, 96)

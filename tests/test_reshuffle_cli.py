@@ -71,7 +71,9 @@ def test_single_pair_with_optimisation_writes_image_and_metadata(files, tmp_path
     assert [lv["alpha"] for lv in meta["settings"]["levels"]] == [0.5, 0.6, 0.7]
     assert meta["levels"]["relu2_1"]["max_usage"] <= meta["levels"]["relu2_1"]["usage_limit"]
     assert meta["content"].endswith("astro.png") and meta["style"].endswith("brick.png")
-    assert len(meta["optimization"]) == 3 and meta["optimization"][0]["seconds_per_iteration"] > 0
+    assert [h["stage"] for h in meta["optimization"]] == ["relu2_1"]  # one image, against every level's target
+    assert meta["optimization"][0]["seconds_per_iteration"] > 0
+    assert meta["levels"]["relu2_1"]["placed_without_similarity"] == 0
 
 
 def test_folder_batch_with_decoder(files, decoder_files, tmp_path, capsys):
@@ -117,7 +119,7 @@ def test_decoder_for_another_level_set_is_a_clear_error(files, decoder_files, tm
     rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",
                      "--decoder", decoder_files["fine"], "--levels", ",".join(LEVELS), "--allow-random")
     assert rc == 2
-    assert "relu3_1,relu2_1" in err and "relu4_1 missing" in err
+    assert "relu3_1,relu2_1" in err and "relu4_1->relu3_1 missing" in err
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"nope")
     rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",

@@ -13,6 +13,7 @@ from genkit.nn.decoder import VGGMirrorDecoder, mirror_ops
 from genkit.nn.vgg import VGG19_CHANNELS, VGG19Encoder
 
 LEVELS = ["relu4_1", "relu3_1", "relu2_1"]
+ADAM = {"_target_": "torch.optim.Adam", "lr": 1e-3}  # a plain _target_ mapping works as well as a Hydra partial
 CONF = Path(__file__).resolve().parents[1] / "genkit" / "conf"
 
 
@@ -76,7 +77,7 @@ def trained(tmp_path_factory):
     L.seed_everything(0, workers=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = ReshuffleDecoderModule(levels=LEVELS, width=0.25, lr=1e-3, vgg_weights="random",
+        model = ReshuffleDecoderModule(levels=LEVELS, width=0.25, optimizer=ADAM, vgg_weights="random",
                                        perceptual_taps=["relu1_1", "relu2_1"])
         dm = ImageFolderDataModule(root=None, image_size=32, batch_size=4, val_fraction=0.2)
         dm.setup()
@@ -109,8 +110,15 @@ def test_decoders_train_and_log_reconstructions(trained):
 def test_checkpoint_records_levels_and_encoder_and_omits_the_encoder(trained):
     ckpt = torch.load(trained["last"], map_location="cpu", weights_only=True)
     assert ckpt["genkit"]["levels"] == LEVELS
+    assert ckpt["genkit"]["target"] == "next_level" and ckpt["genkit"]["format"] == 2
+    assert ckpt["genkit"]["chain"] == "relu4_1->relu3_1->relu2_1->image"
     assert ckpt["genkit"]["encoder"]["random"] is True
     assert not any(k.startswith("encoder.") for k in ckpt["state_dict"])
+    names = {k.split(".")[2] for k in ckpt["state_dict"]}
+    assert names == {"relu4_1_to_relu3_1", "relu3_1_to_relu2_1", "relu2_1_to_image"}
+    # the optimiser factory is stored as a plain _target_ mapping (safe loading)
+    assert ckpt["hyper_parameters"]["optimizer"]["_target_"].endswith("Adam")
+    assert ckpt["hyper_parameters"]["optimizer"]["lr"] == 1e-3
 
 
 def test_checkpoint_loads_for_stylize_and_for_resuming(trained, encoder):
@@ -121,8 +129,10 @@ def test_checkpoint_loads_for_stylize_and_for_resuming(trained, encoder):
     decoders, record = load_decoders(trained["last"], encoder=encoder)
     assert decoders.levels == LEVELS and record["width"] == 0.25
     torch.testing.assert_close(decoders.state_dict(), trained["model"].decoders.state_dict())
-    sub, _ = load_decoders(trained["last"], ["relu4_1", "relu3_1"], encoder=encoder)  # a subset is fine
-    assert sub.levels == ["relu4_1", "relu3_1"]
+    sub, _ = load_decoders(trained["last"], ["relu3_1", "relu2_1"], encoder=encoder)  # a suffix runs as well
+    assert sub.levels == ["relu3_1", "relu2_1"] and set(sub.decoders) == {"relu3_1_to_relu2_1", "relu2_1_to_image"}
+    torch.testing.assert_close(sub.decoders["relu2_1_to_image"].state_dict(),
+                               trained["model"].decoders.decoders["relu2_1_to_image"].state_dict())
     res = Stylizer(decoder=trained["last"], encoder=encoder, size=32, iterations=1)(torch.rand(3, 32, 32),
                                                                                    torch.rand(3, 32, 32))
     assert res.settings["decoder"]["levels"] == LEVELS and len(res.settings["decoder"]["sha256"]) == 64
@@ -140,7 +150,7 @@ def test_resume_continues_the_step_count(trained, tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = ReshuffleDecoderModule(levels=LEVELS, width=0.25, lr=1e-3, vgg_weights="random",
+        model = ReshuffleDecoderModule(levels=LEVELS, width=0.25, optimizer=ADAM, vgg_weights="random",
                                        perceptual_taps=["relu1_1", "relu2_1"])
         trainer = L.Trainer(max_steps=26, accelerator="cpu", logger=False, enable_progress_bar=False,
                             enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
@@ -154,8 +164,11 @@ def test_wrong_checkpoints_give_clear_errors(trained, encoder, tmp_path):
 
     from genkit.models.reshuffle.decoders import load_decoders, save_decoders
 
-    with pytest.raises(CheckpointError, match="trained for levels relu4_1,relu3_1,relu2_1.*relu1_1 missing"):
+    with pytest.raises(CheckpointError, match=r"covers levels relu4_1,relu3_1,relu2_1 .*relu2_1->relu1_1, "
+                                              r"relu1_1->image missing.*--levels relu3_1,relu2_1"):
         load_decoders(trained["last"], ["relu4_1", "relu3_1", "relu2_1", "relu1_1"], encoder=encoder)
+    with pytest.raises(CheckpointError, match="relu3_1->image missing"):  # a prefix lacks its image decoder
+        load_decoders(trained["last"], ["relu4_1", "relu3_1"], encoder=encoder)
     other = copy.deepcopy(encoder)
     with torch.no_grad():
         other.features[0].weight.mul_(1.5)  # stands in for another weights file
@@ -187,8 +200,101 @@ def test_hydra_experiment_composes_and_instantiates():
                                           "model.width=0.125", "data.image_size=32"])
     assert cfg.task_name == "reshuffle_decoders" and cfg.optimized_metric == "val/loss"
     assert cfg.data._target_.endswith("ImageFolderDataModule") and cfg.data.root is None
+    assert cfg.model.optimizer._partial_ is True and cfg.model.scheduler is None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = instantiate(cfg.model)
+        model = instantiate(cfg.model, _convert_="partial")
     assert model.hparams.levels == LEVELS and model.hparams.allow_random is True
     assert isinstance(model.hparams.levels, list)  # plain types: checkpoints load with weights_only=True
+    assert model.decoders.target == "next_level"
+    opt = model.configure_optimizers()
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["lr"] == 1e-4 and tuple(opt.defaults["betas"]) == (0.9, 0.999)
+    # a scheduler (also a _partial_ config) is returned with the panel name "lr"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=reshuffle_decoders", "weights.allow_random=true", "model.width=0.125",
+                                          "model.optimizer.lr=0.003", "+model.scheduler._target_=torch.optim.lr_scheduler.StepLR",
+                                          "+model.scheduler._partial_=true", "+model.scheduler.step_size=5"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = instantiate(cfg.model, _convert_="partial")
+    out = model.configure_optimizers()
+    assert out["optimizer"].defaults["lr"] == 0.003
+    assert out["lr_scheduler"]["name"] == "lr" and isinstance(out["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.StepLR)
+
+
+def test_cascade_carries_each_blend_through_the_next_level_decoder(encoder, monkeypatch):
+    """The relu4_1 blend reaches relu3_1 through the relu4_1->relu3_1 decoder (no image, no re-encoding)."""
+    from genkit.models.reshuffle import ReshuffleDecoders, Stylizer, pyramid
+
+    torch.manual_seed(0)
+    decoders = ReshuffleDecoders(LEVELS, width=0.125)
+    seen, calls = [], []
+    real_level = pyramid.reshuffle_level
+
+    def spy_level(content, style, level, *a, **kw):
+        res = real_level(content, style, level, *a, **kw)
+        seen.append((level.tap, content, res.features))
+        return res
+
+    def spy(name, fn):
+        def wrapped(*a, **kw):
+            out = fn(*a, **kw)
+            calls.append((name, a[1:], out))
+            return out
+        return wrapped
+
+    monkeypatch.setattr(pyramid, "reshuffle_level", spy_level)
+    monkeypatch.setattr(decoders, "to_next", spy("to_next", decoders.to_next))
+    monkeypatch.setattr(decoders, "to_image", spy("to_image", decoders.to_image))
+    monkeypatch.setattr(encoder, "encode", spy("encode", encoder.encode))
+    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, restore_detail=False)(
+        torch.rand(3, 48, 48), torch.rand(3, 48, 48))
+    assert [(n, args) for n, args, _ in calls] == [("encode", ("relu4_1",)), ("to_next", ("relu4_1", "relu3_1")),
+                                                   ("to_next", ("relu3_1", "relu2_1")), ("to_image", ("relu2_1",))]
+    (_, c4, blend4), (_, c3, blend3), (_, c2, _) = seen
+    torch.testing.assert_close(c3, decoders.decoders["relu4_1_to_relu3_1"](blend4[None])[0])
+    torch.testing.assert_close(c2, decoders.decoders["relu3_1_to_relu2_1"](blend3[None])[0])
+    assert res.settings["decoder"]["target"] == "next_level"
+
+
+def test_cascade_with_the_content_kept_is_the_decoder_chain(encoder):
+    """alpha=1 keeps every blend equal to its content features: the output is exactly the decoded chain, or, with
+    the content's decoding losses added back (the default), exactly the content."""
+    from genkit.models.reshuffle import ReshuffleDecoders, Stylizer
+
+    torch.manual_seed(1)
+    decoders = ReshuffleDecoders(LEVELS, width=0.125).eval()
+    x = torch.rand(1, 3, 48, 48)
+    kept = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0)(x, torch.rand(3, 48, 48))
+    torch.testing.assert_close(kept.image, x[0])
+    assert kept.settings["decoder"]["restore_detail"] is True
+    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0, restore_detail=False)(
+        x, torch.rand(3, 48, 48))
+    with torch.no_grad():
+        f4 = encoder.encode(x, "relu4_1")
+        chain = decoders.to_image(decoders.to_next(decoders.to_next(f4, "relu4_1", "relu3_1"), "relu3_1", "relu2_1"),
+                                  "relu2_1").clamp(0, 1)
+        via_images = decoders.decode(f4, "relu4_1")
+    torch.testing.assert_close(res.image, chain[0])
+    torch.testing.assert_close(via_images, chain)  # decode() of a coarse tap runs the same chain
+
+
+def test_format_1_image_decoders_still_load_and_run(encoder, tmp_path):
+    """Checkpoints of per-level tap->image decoders (format 1) load, say so, and re-encode every level."""
+    from genkit.models.reshuffle import ReshuffleDecoders, Stylizer
+    from genkit.models.reshuffle.decoders import encoder_identity, load_decoders
+
+    torch.manual_seed(2)
+    old = ReshuffleDecoders(LEVELS, width=0.125, target="image")
+    assert set(old.decoders) == set(LEVELS)  # format 1 state-dict keys: one decoder per tap
+    path = tmp_path / "format1.ckpt"
+    torch.save({"genkit": {"kind": "reshuffle_decoders", "format": 1, "levels": LEVELS, "width": 0.125,
+                           "target": "image", "encoder": encoder_identity(encoder)},
+                "state_dict": {f"decoders.{k}": v for k, v in old.state_dict().items()}}, path)
+    dec, record = load_decoders(path, encoder=encoder)
+    assert dec.target == "image" and record["format"] == 1
+    torch.testing.assert_close(dec.state_dict(), old.state_dict())
+    sub, _ = load_decoders(path, ["relu4_1", "relu3_1"], encoder=encoder)  # any subset of an image-decoder set
+    assert sub.levels == ["relu4_1", "relu3_1"]
+    res = Stylizer(decoder=path, encoder=encoder, size=48, iterations=1)(torch.rand(3, 48, 48), torch.rand(3, 48, 48))
+    assert res.settings["decoder"]["target"] == "image" and res.image.shape == (3, 48, 48)

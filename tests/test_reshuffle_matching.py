@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
-from genkit.models.reshuffle.features import MatchSpace, gather_patches, in_map_counts
+from genkit.models.reshuffle.features import MatchSpace, gather_patches
 from genkit.models.reshuffle.level import reshuffle_level
 from genkit.models.reshuffle.matching import (dense_topk, local_candidates, mask_duplicates, pair_scores,
                                               upsample_assignment)
@@ -21,8 +21,8 @@ def features(c, h, w, seed):
 
 
 def brute_patch_cosine(fc: torch.Tensor, fs: torch.Tensor, p: int) -> torch.Tensor:
-    """Explicit loops: mean per-position cosine over the in-map part of each patch pair, scaled like the code
-    (zero outside the map, each patch vector normalised by sqrt(#in-map positions))."""
+    """Explicit loops: the cosine of every pair of p x p patches of position-normalised features (zero outside
+    the map)."""
     r = p // 2
 
     def patches(f):
@@ -31,13 +31,12 @@ def brute_patch_cosine(fc: torch.Tensor, fs: torch.Tensor, p: int) -> torch.Tens
         out = []
         for y in range(h):
             for x in range(w):
-                v, n = torch.zeros(c, p, p), 0
+                v = torch.zeros(c, p, p)
                 for dy in range(-r, r + 1):
                     for dx in range(-r, r + 1):
                         if 0 <= y + dy < h and 0 <= x + dx < w:
                             v[:, dy + r, dx + r] = f[:, y + dy, x + dx]
-                            n += 1
-                out.append(v.flatten() / n ** 0.5)
+                out.append(v.flatten() / v.norm().clamp_min(1e-12))
         return torch.stack(out)
 
     return patches(fc) @ patches(fs).T
@@ -58,20 +57,36 @@ def test_gather_patches_agrees_with_embed():
     space = MatchSpace(3)
     emb = space.embed(f)
     ys, xs = torch.tensor([0, 2, 5, 5]), torch.tensor([0, 3, 4, 1])
-    scale = in_map_counts(6, 5, 3)[ys, xs].rsqrt()[:, None]
-    from genkit.models.reshuffle.features import normalize_positions
+    from genkit.models.reshuffle.features import normalize_positions, normalize_rows
 
-    torch.testing.assert_close(gather_patches(normalize_positions(f), ys, xs, 3) * scale, emb[ys * 5 + xs])
+    torch.testing.assert_close(normalize_rows(gather_patches(normalize_positions(f), ys, xs, 3)), emb[ys * 5 + xs])
 
 
-def test_pca_projections_approximate_the_exact_similarity():
+@pytest.mark.parametrize("pca_dims,patch_dims", [(24, 120), (24, None), (None, 120)])
+def test_pca_projections_keep_true_cosines(pca_dims, patch_dims):
     fc, fs = features(32, 10, 10, 3), features(32, 10, 10, 4)
     exact = MatchSpace.fit(fc, fs, 3)
-    approx = MatchSpace.fit(fc, fs, 3, pca_dims=24, patch_dims=120)
+    approx = MatchSpace.fit(fc, fs, 3, pca_dims=pca_dims, patch_dims=patch_dims)
+    ec = approx.embed(fc)
+    # renormalised after every projection: a patch compared with itself scores exactly 1 (a true cosine)
+    torch.testing.assert_close(ec.norm(dim=1), torch.ones(ec.shape[0]))
     s_exact = exact.embed(fc) @ exact.embed(fs).T
-    s_approx = approx.embed(fc) @ approx.embed(fs).T
-    assert approx.embed(fc).shape[1] == 120
-    assert (s_exact - s_approx).abs().mean() < 0.05 * s_exact.abs().mean()
+    s_approx = ec @ approx.embed(fs).T
+    assert torch.corrcoef(torch.stack([s_exact.flatten(), s_approx.flatten()]))[0, 1] > 0.95
+    assert (s_exact - s_approx).abs().mean() < 0.05
+    assert approx.describe(32)  # the approximation is named in the metadata
+
+
+def test_assigned_patch_cosine_is_the_true_full_dimensional_cosine():
+    from genkit.models.reshuffle.features import assigned_patch_cosine
+
+    fc, fs = features(6, 7, 9, 0), features(6, 8, 6, 1)
+    assign = torch.randint(0, 48, (63,), generator=torch.Generator().manual_seed(0))
+    for p in (1, 3, 5):
+        ref = brute_patch_cosine(fc, fs, p)[torch.arange(63), assign]
+        torch.testing.assert_close(assigned_patch_cosine(fc, fs, assign, p, chunk_elements=40), ref)
+    ident = assigned_patch_cosine(fs, fs, torch.arange(48), 5)
+    torch.testing.assert_close(ident, torch.ones(48))  # a perfect match scores 1, not ~0.94
 
 
 def test_chunked_and_unchunked_global_search_agree():
@@ -132,23 +147,41 @@ def test_upsample_assignment_keeps_identity_and_cell_offsets():
     assert up[0].tolist() == [2, 3, 0, 1] and up[1].tolist() == [6, 7, 4, 5]
 
 
+def brute_vote(fs: torch.Tensor, assign: torch.Tensor, hw: tuple[int, int], p: int) -> torch.Tensor:
+    """Explicit loops: every content position sends its matched style patch; targets average what they get."""
+    c, hs, ws = fs.shape
+    hc, wc = hw
+    r = p // 2
+    acc, cnt = torch.zeros(c, hc, wc), torch.zeros(hc, wc)
+    for i, s in enumerate(assign.tolist()):
+        y, x, sy, sx = i // wc, i % wc, s // ws, s % ws
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                if 0 <= y + dy < hc and 0 <= x + dx < wc and 0 <= sy + dy < hs and 0 <= sx + dx < ws:
+                    acc[:, y + dy, x + dx] += fs[:, sy + dy, sx + dx]
+                    cnt[y + dy, x + dx] += 1
+    return acc / cnt.clamp_min(1)
+
+
 @pytest.mark.parametrize("p", [1, 3, 5])
 def test_vote_identity_and_permutation(p):
     fs = features(5, 6, 7, 8)
     ident = torch.arange(6 * 7)
     torch.testing.assert_close(vote(fs, ident, (6, 7), p), fs)
-    torch.testing.assert_close(vote(fs, ident, (6, 7), p, chunk_elements=10), fs)
     perm = torch.randperm(42, generator=torch.Generator().manual_seed(0))
     if p == 1:
         torch.testing.assert_close(vote(fs, perm, (6, 7), 1), fs.reshape(5, -1)[:, perm].view(5, 6, 7))
-    else:  # overlap average: each target value is a mean of style values received from neighbouring matches
-        out = vote(fs, perm, (6, 7), p)
-        assert out.shape == fs.shape and (out >= 0).all() and out.max() <= fs.max() + 1e-6
-        torch.testing.assert_close(vote(fs, perm, (6, 7), p, chunk_elements=10), out)
+    torch.testing.assert_close(vote(fs, perm, (6, 7), p), brute_vote(fs, perm, (6, 7), p))
+    # content and style of different sizes, many-to-one matches
+    many = torch.randint(0, 42, (4 * 9,), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(vote(fs, many, (4, 9), p), brute_vote(fs, many, (4, 9), p))
 
 
 def test_patch_descriptor_convolution_equals_projected_patches():
     fc, fs = features(12, 9, 7, 9), features(12, 8, 8, 10)
     space = MatchSpace.fit(fc, fs, 5, pca_dims=6, patch_dims=20)
     exact = MatchSpace(5, channel_basis=space.channel_basis)  # same channel PCA, full patch vectors
-    torch.testing.assert_close(space.embed(fc), exact.embed(fc) @ space.patch_basis, atol=1e-5, rtol=1e-4)
+    from genkit.models.reshuffle.features import normalize_rows
+
+    torch.testing.assert_close(space.embed(fc), normalize_rows(exact.embed(fc) @ space.patch_basis), atol=1e-5,
+                               rtol=1e-4)

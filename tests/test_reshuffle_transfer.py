@@ -57,10 +57,13 @@ def test_usage_limit_holds_exactly_on_every_level(encoder, decoders, photos, opt
     for lv in res.levels:
         counts = counts_of(lv)
         limit = lv.usage_limit
-        expected = options.get("max_usage") or math.ceil(options.get("slack", 1.0) * lv.n_content / lv.n_style - 1e-9)
+        total = max(lv.n_content, math.ceil(options.get("slack", 1.0) * lv.n_content - 1e-9))
+        expected = options.get("max_usage") or math.ceil(total / lv.n_style - 1e-9)
         assert limit == expected and (limit > 1) == bool(options)
         assert int(counts.max()) <= limit, lv.tap
+        assert (counts <= lv.capacity.reshape(-1)).all()  # per position: floor or ceil of the quota
         assert counts.sum() == lv.n_content
+        assert lv.placed_without_similarity == 0
         assert lv.max_usage == int(counts.max()) and lv.distinct_used == int((counts > 0).sum())
     assert res.image.shape == (3, 64, 64) and 0 <= float(res.image.min()) and float(res.image.max()) <= 1
     # finer levels start from the upsampled assignment and only search locally
@@ -178,19 +181,51 @@ def test_api_batches_pairs_and_reports_statistics(encoder, decoders, photos):
 
 
 def test_optimisation_path_lowers_its_loss(encoder, photos):
-    res = stylize(photos["astronaut"], photos["brick"], optimize={"steps": 6, "optimizer": "adam", "lr": 0.05,
-                                                                  "gram_weight": 1.0},
-                  encoder=encoder, size=48, levels=["relu4_1", "relu3_1"], iterations=1)
-    assert [h["tap"] for h in res.optimization] == ["relu4_1", "relu3_1"]
-    assert all(h["iterations"] == 6 and h["seconds_per_iteration"] > 0 for h in res.optimization)
+    opt = {"steps": 6, "optimizer": "adam", "lr": 0.05, "gram_weight": 1.0, "tolerance": 0.0}
+    res = stylize(photos["astronaut"], photos["brick"], optimize=opt, encoder=encoder, size=48,
+                  levels=["relu4_1", "relu3_1"], iterations=1)
+    # one image, solved at the end against the targets of both levels
+    assert [h["stage"] for h in res.optimization] == ["relu3_1"]
+    assert res.optimization[0]["iterations"] == 6 and res.optimization[0]["seconds_per_iteration"] > 0
+    carried = stylize(photos["astronaut"], photos["brick"], optimize={**opt, "level_steps": 3}, encoder=encoder,
+                      size=48, levels=["relu4_1", "relu3_1"], iterations=1)
+    assert [(h["stage"], h["iterations"]) for h in carried.optimization] == [("relu4_1", 3), ("relu3_1", 6)]
     from genkit.models.reshuffle.optimize import OptimizationReconstructor, OptimizeSettings
 
     x = torch.rand(1, 3, 48, 48)
     target = {"relu4_1": torch.relu(torch.randn(1, 512, 6, 6))}
-    rec = OptimizationReconstructor(encoder, OptimizeSettings(steps=8, optimizer="lbfgs"))
-    before = float(rec.loss(x, target))
-    rec("relu4_1", target["relu4_1"], x, target)
-    assert rec.history[-1]["final_loss"] < before
+    for coarse in (0, 4):  # with and without a half-resolution solve first
+        rec = OptimizationReconstructor(encoder, OptimizeSettings(steps=8, optimizer="lbfgs", coarse_steps=coarse))
+        before = float(rec.loss(x, target))
+        out = rec.image("relu4_1", target["relu4_1"], {"content": x, "targets": target})
+        assert rec.history[-1]["final_loss"] < before and out.shape == x.shape
+    # early stop: a loss that cannot fall stops after two checks, not after all the steps
+    flat = OptimizeSettings(steps=100, optimizer="adam", lr=1e-9, check_every=5, tolerance=0.01)
+    from genkit.models.reshuffle.optimize import minimize
+
+    _, info = minimize(x, lambda im: (im * 0).sum() + 1.0, flat)
+    assert info["stopped_early"] and info["iterations"] == 10
+
+
+def test_gram_transfer_baseline_moves_the_gram_matrices_to_the_style(photos):
+    from genkit.metrics.style import gram_style_distance
+    from genkit.models.reshuffle import gram_transfer
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+    from genkit.nn.vgg import STYLE_TAPS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        enc = VGG19Encoder(taps=STYLE_TAPS, weights="random")
+    res = gram_transfer(photos["astronaut"], photos["brick"], encoder=enc, size=48,
+                        optimize={"steps": 10, "tolerance": 0.0}, style_weight=10.0)
+    c = fit_size(to_tensor(photos["astronaut"]), 48, 16)
+    s = fit_size(to_tensor(photos["brick"]), 48, 16)
+    with torch.no_grad():
+        before = float(gram_style_distance(c, s, enc)[0])
+        after = float(gram_style_distance(res.image[None], s, enc)[0])
+    assert after < 0.8 * before
+    assert res.image.shape == (3, 48, 48) and res.settings["reconstruction"] == "gram_transfer"
+    assert res.optimization[0]["iterations"] == 10 and res.levels == [] and res.random_weights
 
 
 def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
@@ -216,3 +251,119 @@ def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
 
     with pytest.raises(CheckpointError, match="relu5_1"):
         Stylizer(decoder=decoders, encoder=encoder, levels=["relu5_1", "relu4_1"])
+
+
+def test_fractional_slack_gives_exact_capacity_totals(encoder, decoders, photos):
+    seen = {}
+    for slack in (1.25, 2.0):
+        res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2, slack=slack)(
+            photos["astronaut"], photos["brick"])
+        for lv in res.levels:
+            cap = lv.capacity.reshape(-1)
+            total = math.ceil(slack * lv.n_content - 1e-9)
+            q = total / lv.n_style
+            assert int(cap.sum()) == lv.capacity_total == total, (slack, lv.tap)
+            assert set(cap.unique().tolist()) <= {math.floor(q), math.ceil(q)}
+            assert (counts_of(lv) <= cap).all() and lv.usage_quota == pytest.approx(q, abs=1e-6)
+        seen[slack] = [lv.capacity_total for lv in res.levels]
+    assert seen[1.25] != seen[2.0]  # the old integer ceil made these the same
+
+
+def test_leftovers_of_a_level_are_placed_by_similarity(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 96, 8), "relu3_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 96, 8), "relu3_1")[0]
+    level = LevelConfig.default("relu3_1", iterations=1, search="global")
+    for exact_rows in (0, 512):
+        cfg = ReshuffleConfig(levels=[level], top_k=2, exact_fill_rows=exact_rows)  # short lists: many leftovers
+        res = reshuffle_level(fc, fs, level, cfg)
+        st = res.stats
+        assert st.n_filled > 50
+        assert st.placed_without_similarity == 0 and sum(st.fill.values()) == st.n_filled
+        assert (st.fill["exact"] > 0) == bool(exact_rows)
+        assert sorted(res.assign.tolist()) == list(range(fs.shape[1] * fs.shape[2]))  # the limit holds exactly
+        assert st.as_dict()["placed_without_similarity"] == 0
+
+
+def test_levels_stop_early_once_the_target_settles(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        f = encoder.encode(fit_size(to_tensor(photos["coffee"]), 64, 8), "relu3_1")[0]
+    level = LevelConfig("relu3_1", alpha=0.0, patch_size=3, iterations=5, pca_dims=None)
+    res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level]))  # identity: nothing moves after one
+    assert res.stats.iterations == 2 and res.stats.converged and res.stats.changes[1] == 0.0
+    res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level], tolerance=0.0))
+    assert res.stats.iterations == 5 and not res.stats.converged
+    # a real pair: at most 5 iterations, stopping exactly when the change falls below the tolerance
+    st = Stylizer(optimize=True, encoder=encoder, size=64)
+    assert [lv.iterations for lv in st.config.levels] == [5, 5, 5]  # the release's iterations
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 64, 8), "relu3_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 64, 8), "relu3_1")[0]
+    lv = LevelConfig.default("relu3_1")
+    res = reshuffle_level(fc, fs, lv, ReshuffleConfig(levels=[lv], tolerance=0.05))
+    ch = res.stats.changes
+    assert len(ch) == res.stats.iterations <= 5
+    assert res.stats.converged == (ch[-1] < 0.05) and all(c >= 0.05 for c in ch[1:-1])
+
+
+def test_thin_style_regions_survive_downsampling(encoder, decoders, photos):
+    c_mask = torch.zeros(64, 64, dtype=torch.long)
+    c_mask[:, 40:] = 1
+    s_mask = torch.zeros(64, 64, dtype=torch.long)
+    s_mask[:, 30:33] = 1  # a 3 px stripe: no relu4_1 cell (8x8 px) has it as the majority label
+    res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2)(
+        photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    from genkit.models.reshuffle.masks import _pooled_fractions, presence_labels
+
+    labels, frac = _pooled_fractions(s_mask, (8, 8))
+    assert 1 not in labels[frac.argmax(0)].unique().tolist()  # the majority vote alone loses the stripe
+    coarse = res.level("relu4_1")
+    assert 1 in coarse.mask_pooled and coarse.mask_unrestricted == []
+    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
+    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
+    assert torch.equal(labels_s[coarse.assignment.reshape(-1)], labels_c)  # still restricted by label
+
+
+def test_a_label_without_any_style_cell_falls_back_with_a_warning(encoder, decoders, photos):
+    c_mask = torch.zeros(64, 64, dtype=torch.long)
+    c_mask[:32, :32], c_mask[32:, 32:] = 1, 2
+    s_mask = torch.zeros(64, 64, dtype=torch.long)
+    s_mask[0:2, 0:2], s_mask[4:6, 4:6] = 1, 2  # two tiny regions inside one relu4_1 cell: only one can keep it
+    with pytest.warns(UserWarning, match=r"relu4_1: content label\(s\) \[2\].*15x15 px"):
+        res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1)(
+            photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    coarse, finer = res.level("relu4_1"), res.level("relu3_1")
+    assert coarse.mask_unrestricted == [2] and finer.mask_unrestricted == []  # relu3_1 cells are 4x4 px
+    from genkit.models.reshuffle.masks import presence_labels
+
+    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
+    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
+    got = labels_s[coarse.assignment.reshape(-1)]
+    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])  # the other labels stay restricted
+    assert "unrestricted" in coarse.usage_limit
+    assert (counts_of(coarse) <= coarse.capacity.reshape(-1)).all()
+    with pytest.warns(UserWarning, match="relu4_1"):  # style-swap takes the same fallback
+        swap = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1, max_usage=None)(
+            photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    got = labels_s[swap.level("relu4_1").assignment.reshape(-1)]
+    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])
+
+
+def test_a_too_large_global_search_runs_pooled_and_says_so(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 128, 8), "relu4_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 128, 8), "relu4_1")[0]
+    level = LevelConfig.default("relu4_1", iterations=2)
+    exact = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level]))
+    pooled = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level], max_global_pairs=64 * 64))
+    assert exact.stats.searches == ["global", "local"] and pooled.stats.searches == ["local", "local"]
+    assert any("2x average-pooled grid" in note for note in pooled.stats.approximate)
+    assert not any("pooled" in note for note in exact.stats.approximate)
+    assert sorted(pooled.assign.tolist()) == list(range(256))  # the usage limit still holds exactly
+    assert pooled.stats.mean_similarity > 0.9 * exact.stats.mean_similarity

@@ -73,20 +73,33 @@ def register(sub) -> None:
     g.add_argument("--max-usage", type=_max_usage, default="auto",
                    help="uses allowed per style patch: auto (ceil(slack*Nc/Ns)), an integer, or none (style-swap)")
     g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
-    g.add_argument("--iterations", type=_ints, default=None, help="match-vote-blend iterations per level")
+    g.add_argument("--iterations", type=_ints, default=None,
+                   help="at most this many match-vote-blend iterations per level (default 5, as the release)")
+    g.add_argument("--tolerance", type=float, default=0.01,
+                   help="a level stops early once its blended target changes by less than this per iteration "
+                        "(relative; 0: always run --iterations)")
     g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
     g.add_argument("--pca-dims", type=_dims, default=None,
                    help="channel PCA dims per level ('none' = off; default 80/40/20 at relu4_1/3_1/2_1)")
     g.add_argument("--patch-dims", type=_dims, default=None,
                    help="PCA of whole patch vectors per level ('none' = exact; default none/64/64); smaller is faster")
     g.add_argument("--top-k", type=int, default=32, help="candidates per position in the global search")
+    g.add_argument("--no-restore-detail", dest="restore_detail", action="store_false",
+                   help="decoder path: do not add back what the next-level decoders lose of the content")
     g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
                    help="keep the content's colours: luminance-only transfer, or style colours matched to content")
     g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
     g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
     g.add_argument("--seed", type=int, default=0, help="random seed (PCA directions, candidate sampling)")
     o = p.add_argument_group("optimisation (--optimize)")
-    o.add_argument("--steps", type=int, default=50, help="optimiser iterations per level")
+    o.add_argument("--steps", type=int, default=50,
+                   help="at most this many optimiser evaluations of the output image (fewer once the loss stops "
+                        "falling by 2%% per 10)")
+    o.add_argument("--level-steps", type=int, default=0,
+                   help="also solve an image at every earlier level, this many evaluations, and take the next "
+                        "level's content from it (default 0: every level uses the content's features)")
+    o.add_argument("--coarse-steps", type=int, default=0,
+                   help="a half-resolution solve of this many evaluations before each full-resolution one")
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
     o.add_argument("--lr", type=float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
     o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
@@ -182,7 +195,7 @@ def run(args) -> int:
                           iterations=args.iterations, patch_size=args.patch_size,
                           pca_dims="default" if args.pca_dims is None else args.pca_dims,
                           patch_dims="default" if args.patch_dims is None else args.patch_dims, max_usage=args.max_usage,
-                          slack=args.slack, top_k=args.top_k, seed=args.seed,
+                          slack=args.slack, top_k=args.top_k, seed=args.seed, tolerance=args.tolerance,
                           preserve_color=None if args.preserve_color == "none" else args.preserve_color)
     if not batch:  # fail fast on a bad image, before the networks are built
         for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
@@ -191,10 +204,11 @@ def run(args) -> int:
             check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
     opt = None
     if args.optimize:
-        opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight)
+        opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight,
+                               level_steps=args.level_steps, coarse_steps=args.coarse_steps)
     st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
                   device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
-                  reading=reading, config=config)
+                  reading=reading, config=config, restore_detail=args.restore_detail)
 
     pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once
     c_names, s_names = output_names(contents), output_names(styles)
@@ -237,7 +251,8 @@ def run(args) -> int:
         for lv in res.levels:
             d = lv.as_dict()
             print(f"{lv.tap}: {d['distinct_used']}/{lv.n_style} style patches used "
-                  f"(max usage {d['max_usage']}, limit {d['usage_limit']}), mean similarity {d['mean_similarity']:.3f}")
+                  f"(max usage {d['max_usage']}, limit {d['usage_limit']}), mean similarity {d['mean_similarity']:.3f}, "
+                  f"{d['iterations']} iteration(s){' (converged)' if d['converged'] else ''}")
     random_note = " (RANDOM VGG weights: not meaningful for quality)" if any(r.random_weights for _, r in written) else ""
     where = out if batch else (written[0][0] if written else out)
     print(f"wrote {len(written)} image(s) to {where}{random_note}")

@@ -13,11 +13,11 @@ Modules, one job each: ``features`` (matching representation), ``matching`` (glo
 from genkit.models.reshuffle.api import Stylizer, StyleResult, stylize
 from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig, build_config
 from genkit.models.reshuffle.decoders import ReshuffleDecoders, load_decoders, save_decoders
-from genkit.models.reshuffle.optimize import OptimizeSettings
+from genkit.models.reshuffle.optimize import OptimizeSettings, gram_transfer
 from genkit.models.reshuffle.stats import LevelStats
 
 __all__ = ["stylize", "Stylizer", "StyleResult", "LevelConfig", "ReshuffleConfig", "build_config",
-           "ReshuffleDecoders", "load_decoders", "save_decoders", "OptimizeSettings", "LevelStats",
+           "ReshuffleDecoders", "load_decoders", "save_decoders", "OptimizeSettings", "gram_transfer", "LevelStats",
            "ReshuffleDecoderModule"]
 
 

@@ -25,7 +25,8 @@ from genkit.errors import CheckpointError, ConfigError, DataError
 from genkit.io import ReadPolicy
 from genkit.models.reshuffle import color
 from genkit.models.reshuffle.config import ReshuffleConfig, build_config
-from genkit.models.reshuffle.decoders import DecoderReconstructor, ReshuffleDecoders, load_decoders, read_checkpoint
+from genkit.models.reshuffle.decoders import (DecoderReconstructor, ReshuffleDecoders, check_levels, decoders_from_record,
+                                              load_decoders, read_checkpoint)
 from genkit.models.reshuffle.masks import check_masks, load_mask, resize_mask
 from genkit.models.reshuffle.optimize import OptimizationReconstructor, OptimizeSettings, gram
 from genkit.models.reshuffle.pyramid import transfer
@@ -157,38 +158,37 @@ class Stylizer:
     :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``/``style_size``: long side
     of the content/style after resizing (None: keep, rounded to the deepest level's stride).
     ``config`` or keyword options (see :func:`~genkit.models.reshuffle.config.build_config`) set the transfer.
+    ``restore_detail``: with next-level decoders, add back what the decoders lose of the content (see
+    :class:`~genkit.models.reshuffle.decoders.DecoderReconstructor`).
     """
 
     def __init__(self, decoder: str | Path | ReshuffleDecoders | None = None,
                  optimize: bool | OptimizeSettings | dict = False, config: ReshuffleConfig | None = None,
                  size: int | None = 512, style_size: int | None = None, device: str | torch.device = "cpu",
                  allow_random: bool = False, vgg_weights: str | None = None, encoder: torch.nn.Module | None = None,
-                 reading: ReadPolicy | None = None, **options):
+                 reading: ReadPolicy | None = None, restore_detail: bool = True, **options):
         if (decoder is None) == (not optimize):
             raise ConfigError("choose one reconstruction: a decoder checkpoint (decoder=...) or optimize=True")
         self.device = resolve_device(device)
         self.size, self.style_size, self.reading = size, style_size, reading
+        self.restore_detail = bool(restore_detail)
         self.decoder_path = None
-        decoder_levels = None
+        structure = None  # the decoder set's structure, checked before the (slow) encoder is built
         if isinstance(decoder, (str, Path)):
             self.decoder_path = Path(decoder)
-            decoder_levels = read_checkpoint(decoder)["genkit"].get("levels")
+            structure = decoders_from_record(read_checkpoint(decoder)["genkit"])
         elif isinstance(decoder, ReshuffleDecoders):
-            decoder_levels = decoder.levels
+            structure = decoder
         if config is None:
             if "levels" not in options or not options["levels"]:
-                options["levels"] = decoder_levels
+                options["levels"] = structure.levels if structure is not None else None
             config = build_config(**options)
         elif options:
             raise ConfigError(f"pass either config= or keyword options, not both ({sorted(options)})")
         self.config = config
-        if decoder_levels is not None:  # checked before the (slow) encoder is built
-            missing = [t for t in config.taps if t not in decoder_levels]
-            if missing:
-                where = f"{self.decoder_path}: decoder checkpoint" if self.decoder_path else "the decoders"
-                raise CheckpointError(f"{where} covers levels {','.join(decoder_levels)}, but levels "
-                                      f"{','.join(config.taps)} were asked for ({','.join(missing)} missing); use "
-                                      f"--levels {','.join(decoder_levels)} or train decoders for this level set")
+        if structure is not None:
+            check_levels(structure, config.taps,
+                         f"{self.decoder_path}: decoder checkpoint" if self.decoder_path else "the decoders")
         self.optimize_settings = None
         if optimize:
             if isinstance(optimize, OptimizeSettings):
@@ -242,7 +242,9 @@ class Stylizer:
                **self.config.to_dict()}
         if self.decoders is not None:
             out["decoder"] = {"path": str(self.decoder_path) if self.decoder_path else None,
-                              "levels": list(self.decoders.levels), "width": self.decoders.width}
+                              "levels": list(self.decoders.levels), "width": self.decoders.width,
+                              "target": self.decoders.target, "chain": self.decoders.chain(),
+                              "restore_detail": self.restore_detail and self.decoders.target != "image"}
             if self.decoder_path is not None:
                 from genkit.weights import sha256_file
 
@@ -281,7 +283,8 @@ class Stylizer:
         s_feats, s_grams = self._style_features(s_in, key)
         t_style = time.perf_counter() - t0
         if self.decoders is not None:
-            reconstruct = DecoderReconstructor(self.decoders)
+            reconstruct = DecoderReconstructor(self.decoders, self.encoder, restore_detail=self.restore_detail,
+                                               alphas={lv.tap: lv.alpha for lv in self.config.levels})
         else:
             reconstruct = OptimizationReconstructor(self.encoder, self.optimize_settings, s_grams)
         out, stats = transfer(self.encoder, c_in.to(self.device), s_feats, self.config, reconstruct, cmask, smask)

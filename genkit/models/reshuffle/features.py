@@ -4,15 +4,18 @@ Steps (fixed per level, fitted once on the content and style maps):
 
 1. L2-normalise the feature vector at every position (zero vectors stay zero);
 2. optionally project channels onto the top principal directions (``pca_dims``; uncentred, so dot products,
-   i.e. cosines, are what is preserved);
-3. take the dense ``p x p`` patch around every position (stride 1, zeros outside the map) and scale it by
-   ``1/sqrt(number of in-map positions)``, so the dot product of two interior patch vectors is the mean
-   per-position cosine, i.e. the patch cosine;
+   i.e. cosines, are what is preserved) and L2-normalise again, as the official release does (its PCA comes
+   before the normalisation), so that position similarities stay true cosines;
+3. take the dense ``p x p`` patch around every position (stride 1, zeros outside the map);
 4. optionally project the patch vector onto its top principal directions (``patch_dims``): a compact
-   descriptor that makes local search a cheap gather.
+   descriptor that makes local search a cheap gather;
+5. L2-normalise the (patch or descriptor) vector.
 
-The similarity of a content and a style position is the dot product of their vectors. Everything is computed
-in row bands of at most ``chunk_elements`` values, so memory stays bounded at large sizes.
+The similarity of a content and a style position is the dot product of their vectors: the cosine of the two
+(projected) patches, 1.0 for identical patches. :func:`assigned_patch_cosine` gives the same cosine on the
+full-dimensional features, for reporting. Everything is computed in row bands of at most ``chunk_elements``
+values, so memory stays bounded at large sizes. The PCA bases are fitted on at most 4096 sampled positions per
+map (a basis, not a search: every position is still compared).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from torch.nn import functional as F
 def normalize_positions(f: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """(C, H, W) -> same, each position's C-vector scaled to unit L2 norm (zero vectors stay zero)."""
     return f * (f * f).sum(0, keepdim=True).clamp_min(eps * eps).rsqrt()
+
+
+def normalize_rows(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(N, D) -> same, each row scaled to unit L2 norm (zero rows stay zero)."""
+    return x * (x * x).sum(1, keepdim=True).clamp_min(eps * eps).rsqrt()
 
 
 def _top_directions(x: torch.Tensor, dims: int, seed: int) -> torch.Tensor:
@@ -49,17 +57,6 @@ def _sample_positions(n: int, count: int, generator: torch.Generator) -> torch.T
     if n <= count:
         return torch.arange(n)
     return torch.randperm(n, generator=generator)[:count]
-
-
-def in_map_counts(h: int, w: int, p: int) -> torch.Tensor:
-    """(H, W) number of positions of each p x p patch that lie inside an H x W map."""
-    r = p // 2
-
-    def counts(n: int) -> torch.Tensor:
-        i = torch.arange(n)
-        return (torch.minimum(i + r, torch.tensor(n - 1)) - torch.maximum(i - r, torch.tensor(0)) + 1).float()
-
-    return counts(h)[:, None] * counts(w)[None, :]
 
 
 def gather_patches(g: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, p: int) -> torch.Tensor:
@@ -108,8 +105,7 @@ class MatchSpace:
                 h, w = proj.shape[1:]
                 pos = _sample_positions(h * w, max_samples // 2, g).to(m.device)
                 ys, xs = pos // w, pos % w
-                scale = in_map_counts(h, w, patch_size).to(m.device).reshape(-1)[pos].rsqrt()
-                rows.append(gather_patches(proj, ys, xs, patch_size) * scale[:, None])
+                rows.append(normalize_rows(gather_patches(proj, ys, xs, patch_size)))
             space.patch_basis = _top_directions(torch.cat(rows, 0), patch_dims, seed)
         return space
 
@@ -118,22 +114,32 @@ class MatchSpace:
         return None if self.patch_basis is None else self.patch_basis.shape[1]
 
     def _project_channels(self, normalized: torch.Tensor) -> torch.Tensor:
+        """Channel PCA of position-normalised features, renormalised (identity without a basis)."""
         if self.channel_basis is None:
             return normalized
-        return torch.einsum("cd,chw->dhw", self.channel_basis, normalized)
+        return normalize_positions(torch.einsum("cd,chw->dhw", self.channel_basis, normalized))
+
+    def _position_vectors(self, f: torch.Tensor) -> torch.Tensor:
+        """Steps 1-2: unit per-position vectors. With a channel basis the first normalisation is skipped: it only
+        scales each position, which the renormalisation after the projection undoes (one full-size map less)."""
+        if self.channel_basis is None:
+            return normalize_positions(f)
+        return normalize_positions(torch.einsum("cd,chw->dhw", self.channel_basis.to(f.dtype), f))
 
     def embed(self, f: torch.Tensor) -> torch.Tensor:
-        """(C, H, W) -> (H*W, E) position vectors (see the module docstring)."""
+        """(C, H, W) -> (H*W, E) unit position vectors (see the module docstring)."""
         p, r = self.patch_size, self.patch_size // 2
-        g = self._project_channels(normalize_positions(f))
+        g = self._position_vectors(f)
         d, h, w = g.shape
-        scale = in_map_counts(h, w, p).to(device=f.device, dtype=f.dtype).rsqrt()
         if self.patch_basis is not None:
             # the patch projection is linear: one p x p convolution with the basis as filters (no unfolded copy)
             e = self.patch_basis.shape[1]
-            weight = self.patch_basis.T.reshape(e, d, p, p).to(g.dtype)
-            out = F.conv2d(g[None], weight, padding=r)[0] * scale
-            return out.permute(1, 2, 0).reshape(h * w, e).contiguous()
+            cl = torch.channels_last
+            weight = self.patch_basis.T.reshape(e, d, p, p).to(g.dtype).contiguous(memory_format=cl)
+            # channels-last in and out: the (H*W, E) rows, gathered by index later, come out row-major as a view
+            # (a transposed view made the gathers 8x slower; a copy cost as much as the convolution)
+            out = F.conv2d(g[None].contiguous(memory_format=cl), weight, padding=r)[0]
+            return normalize_rows(out.permute(1, 2, 0).reshape(h * w, e).contiguous())
         e = d * p * p
         out = torch.empty(h * w, e, device=f.device, dtype=f.dtype)
         gp = F.pad(g, (r, r, r, r))
@@ -141,5 +147,56 @@ class MatchSpace:
         for y0 in range(0, h, band):
             y1 = min(h, y0 + band)
             u = F.unfold(gp[None, :, y0:y1 + 2 * r], p)[0].T  # (band*W, D*p*p)
-            out[y0 * w:y1 * w] = u * scale[y0:y1].reshape(-1, 1)
+            out[y0 * w:y1 * w] = normalize_rows(u)
         return out
+
+    def describe(self, channels: int) -> list[str]:
+        """The approximations this space makes, for the metadata."""
+        notes = []
+        d = channels
+        if self.channel_basis is not None:
+            d = self.channel_basis.shape[1]
+            notes.append(f"channel PCA to {d} of {channels} dims")
+        if self.patch_basis is not None:
+            notes.append(f"patch descriptors: PCA to {self.patch_basis.shape[1]} of {d * self.patch_size ** 2} dims")
+        return notes
+
+
+def _padded_rows(f: torch.Tensor, r: int) -> torch.Tensor:
+    """(C, H, W) -> ((H+2r)*(W+2r), C): position-normalised, zero-padded, channels last."""
+    return F.pad(normalize_positions(f), (r, r, r, r)).permute(1, 2, 0).reshape(-1, f.shape[0]).contiguous()
+
+
+def assigned_patch_cosine(content: torch.Tensor, style: torch.Tensor, assign: torch.Tensor, patch_size: int,
+                          chunk_elements: int = 1 << 22, positions: torch.Tensor | None = None) -> torch.Tensor:
+    """The true cosine, on the full-dimensional features, of each content patch and its assigned style patch.
+
+    ``content`` (C, Hc, Wc), ``style`` (C, Hs, Ws), ``assign`` (Hc*Wc,) flat style indices. Patches are the
+    ``p x p`` blocks of position-normalised features, zero outside the map (as in the matching). Returns one
+    value in [-1, 1] per content position (or per entry of ``positions``); 1.0 means an identical patch.
+    """
+    c, hc, wc = content.shape
+    _, hs, ws = style.shape
+    r = patch_size // 2
+    pc, ps = _padded_rows(content, r), _padded_rows(style, r)
+    wcp, wsp = wc + 2 * r, ws + 2 * r
+    pos = torch.arange(hc * wc, device=content.device) if positions is None else positions
+    n = pos.numel()
+    base_c = (pos // wc + r) * wcp + pos % wc + r
+    matched = assign.index_select(0, pos)
+    base_s = (matched // ws + r) * wsp + matched % ws + r
+    out = torch.empty(n, dtype=content.dtype, device=content.device)
+    step = max(1, chunk_elements // max(1, 2 * c))
+    for i in range(0, n, step):
+        bc, bs = base_c[i:i + step], base_s[i:i + step]
+        num = torch.zeros(bc.numel(), dtype=content.dtype, device=content.device)
+        na, nb = num.clone(), num.clone()
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                a = pc.index_select(0, bc + dy * wcp + dx)
+                b = ps.index_select(0, bs + dy * wsp + dx)
+                num += (a * b).sum(1)
+                na += (a * a).sum(1)
+                nb += (b * b).sum(1)
+        out[i:i + step] = num / (na * nb).sqrt().clamp_min(1e-12)
+    return out

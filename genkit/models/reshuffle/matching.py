@@ -17,6 +17,11 @@ import torch
 NEG_INF = float("-inf")
 
 
+def label_mismatch(labels_c: torch.Tensor, labels_s: torch.Tensor) -> torch.Tensor:
+    """Broadcast mask of (content, style) pairs whose labels differ; content label -1 (unrestricted) matches all."""
+    return (labels_c != labels_s) & (labels_c >= 0)
+
+
 def _chunk_rows(n_cols: int, chunk_elements: int) -> int:
     return max(1, int(chunk_elements) // max(1, n_cols))
 
@@ -25,7 +30,8 @@ def dense_topk(ec: torch.Tensor, es: torch.Tensor, k: int, rows: torch.Tensor | 
                cols: torch.Tensor | None = None, labels_c: torch.Tensor | None = None,
                labels_s: torch.Tensor | None = None, chunk_elements: int = 1 << 24
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each content row, the ``k`` most similar style positions (among ``cols``; same label if labels).
+    """For each content row, the ``k`` most similar style positions (among ``cols``; same label if labels, content
+    label -1 matching any).
 
     Returns ``(cand, sim)``, both ``(len(rows), k')`` with ``k' = min(k, len(cols))``; ``cand`` holds global style
     indices, ``sim`` the dot products (``-inf`` where no same-label candidate was left).
@@ -44,7 +50,7 @@ def dense_topk(ec: torch.Tensor, es: torch.Tensor, k: int, rows: torch.Tensor | 
         r = rows[i:i + step]
         s = ec.index_select(0, r) @ es_sub.T
         if lab_s is not None:
-            s.masked_fill_(labels_c.index_select(0, r)[:, None] != lab_s[None, :], NEG_INF)
+            s.masked_fill_(label_mismatch(labels_c.index_select(0, r)[:, None], lab_s[None, :]), NEG_INF)
         v, j = s.topk(k, dim=1)
         sims[i:i + step] = v
         cand[i:i + step] = j if cols is None else cols[j]
@@ -53,17 +59,22 @@ def dense_topk(ec: torch.Tensor, es: torch.Tensor, k: int, rows: torch.Tensor | 
 
 def pair_scores(ec: torch.Tensor, es: torch.Tensor, cand: torch.Tensor, rows: torch.Tensor | None = None,
                 chunk_elements: int = 1 << 24) -> torch.Tensor:
-    """Similarity of each content row with each of its candidates: ``(M, K)``."""
+    """Similarity of each content row with each of its candidates: ``(M, K)``.
+
+    Gathers the candidates' vectors block by block into one reused buffer and reduces them in place (a batched
+    matrix product of 1-column matrices was 3-4x slower on the CPU).
+    """
     rows = torch.arange(ec.shape[0], device=ec.device) if rows is None else rows
     m, k = cand.shape
     e = ec.shape[1]
     out = torch.empty(m, k, dtype=ec.dtype, device=ec.device)
-    step = _chunk_rows(k * e, chunk_elements)
+    step = max(1, min(m, 4096, chunk_elements // max(1, k * e)))
+    buf = torch.empty(step * k, e, dtype=es.dtype, device=es.device)
     for i in range(0, m, step):
-        c = cand[i:i + step]
-        b = es.index_select(0, c.reshape(-1)).view(c.shape[0], k, e)
-        a = ec.index_select(0, rows[i:i + step]).unsqueeze(2)
-        out[i:i + step] = torch.matmul(b, a).squeeze(2)
+        c = cand[i:i + step].reshape(-1)
+        b = torch.index_select(es, 0, c, out=buf[:c.numel()]).view(-1, k, e)
+        b.mul_(ec.index_select(0, rows[i:i + step]).unsqueeze(1))
+        torch.sum(b, dim=2, out=out[i:i + step])
     return out
 
 

@@ -1,26 +1,35 @@
-"""Coarse-to-fine transfer: reshuffle at each level, reconstruct an image, continue one level finer.
+"""Coarse-to-fine transfer: reshuffle at each level, carry the blend to the next level, decode the finest one.
 
-At the first (coarsest) level the content features are the content image's; at every finer level they are
-those of the current result (the previous level's reconstruction, re-encoded), and the assignment starts
-from the coarser one, upsampled, refined by local search, so no fine-level step is quadratic. A
-*reconstructor* turns the level's blended target into an image: a trained decoder
-(:class:`~genkit.models.reshuffle.decoders.DecoderReconstructor`) or image optimisation
-(:class:`~genkit.models.reshuffle.optimize.OptimizationReconstructor`).
+At the first (coarsest) level the content features are the content image's. At every finer level they are the
+previous level's blended target **carried down** by the reconstructor: a level-to-level decoder
+(relu4_1 -> relu3_1 -> relu2_1, as the official release does with its decoder's intermediate activations), the
+features of an optimised image, or (legacy image decoders) the re-encoded decoded image. Only the finest blend
+becomes the output image. The assignment of a finer level starts from the coarser one, upsampled, refined by
+local search, so no fine-level step is quadratic.
+
+A *reconstructor* has two methods: ``next_features(tap, next_tap, blend, ctx)`` -> (1, C', h', w') content
+features of ``next_tap``, and ``image(tap, blend, ctx)`` -> (1, 3, H, W) in [0, 1]. ``ctx`` holds the content
+image (``"content"``, the size and starting point of image reconstruction) and the blended targets of the levels
+done so far (``"targets"``; kept only for a reconstructor whose ``needs_targets`` is not False).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Protocol
 
 import torch
 
 from genkit.models.reshuffle.config import ReshuffleConfig
 from genkit.models.reshuffle.level import reshuffle_level
-from genkit.models.reshuffle.masks import grid_labels
+from genkit.models.reshuffle.masks import level_labels
 from genkit.models.reshuffle.matching import upsample_assignment
 from genkit.models.reshuffle.stats import LevelStats, now
 
-Reconstructor = Callable[[str, torch.Tensor, torch.Tensor, dict], torch.Tensor]
+
+class Reconstructor(Protocol):
+    def next_features(self, tap: str, next_tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor: ...
+
+    def image(self, tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor: ...
 
 
 def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: dict[str, torch.Tensor],
@@ -32,32 +41,49 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
     each (1, C, h, w); masks: (H, W) and (Hs, Ws) label maps at image resolution. Returns the image
     (1, 3, H, W) and per-level statistics.
     """
-    image = content
     stats: list[LevelStats] = []
-    targets: dict[str, torch.Tensor] = {}
-    prev = None
+    keep_targets = getattr(reconstruct, "needs_targets", True)
+    ctx: dict = {"content": content, "targets": {}}
+    prev = None  # (assignment, content grid, style grid) of the previous level
     generator = torch.Generator().manual_seed(cfg.seed)
-    for level in cfg.levels:
-        t0 = now(content)
-        with torch.no_grad():
-            fc = encoder.encode(image, level.tap)[0]
-        t_encode = now(content) - t0
+    t0 = now(content)
+    with torch.no_grad():
+        if getattr(reconstruct, "needs_content_features", False):  # one pass for every level's content features
+            ctx["content_features"] = encoder(content, taps=cfg.taps)
+            fc = ctx["content_features"][cfg.levels[0].tap][0]
+        else:
+            fc = encoder.encode(content, cfg.levels[0].tap)[0]
+    t_encode = now(content) - t0
+    image = None
+    for i, level in enumerate(cfg.levels):
         fs = style_features[level.tap][0]
         labels_c = labels_s = None
+        pooled: list[int] = []
+        unrestricted: list[int] = []
         if content_mask is not None:
-            labels_c = grid_labels(content_mask, tuple(fc.shape[1:])).to(fc.device)
-            labels_s = grid_labels(style_mask, tuple(fs.shape[1:])).to(fs.device)
+            labels_c, labels_s, pooled, unrestricted = level_labels(
+                content_mask, style_mask, tuple(fc.shape[1:]), tuple(fs.shape[1:]), level.tap, level.stride)
+            labels_c, labels_s = labels_c.to(fc.device), labels_s.to(fs.device)
         init = None
         if prev is not None:
-            init = upsample_assignment(prev.assign, prev.stats.content_hw, prev.stats.style_hw,
-                                       tuple(fc.shape[1:]), tuple(fs.shape[1:]))
+            init = upsample_assignment(prev[0], prev[1], prev[2], tuple(fc.shape[1:]), tuple(fs.shape[1:]))
         with torch.no_grad():
             res = reshuffle_level(fc, fs, level, cfg, init_assign=init, labels_c=labels_c, labels_s=labels_s,
                                   generator=generator)
-        targets[level.tap] = res.features[None]
+        del fc, init  # memory: only the blend and the assignment go on
+        res.stats.mask_pooled, res.stats.mask_unrestricted = pooled, unrestricted
+        blend, level_stats = res.features[None], res.stats
+        prev = (res.assign, level_stats.content_hw, level_stats.style_hw)
+        del res
+        if keep_targets:
+            ctx["targets"][level.tap] = blend
         t0 = now(content)
-        image = reconstruct(level.tap, res.features[None], image, targets)
-        res.stats.seconds = {"encode": t_encode, **res.stats.seconds, "reconstruct": now(content) - t0}
-        stats.append(res.stats)
-        prev = res
+        if i + 1 < len(cfg.levels):
+            fc = reconstruct.next_features(level.tap, cfg.levels[i + 1].tap, blend, ctx)[0].detach()
+        else:
+            image = reconstruct.image(level.tap, blend, ctx)
+        del blend
+        seconds = {"encode": t_encode} if i == 0 else {}
+        level_stats.seconds = {**seconds, **level_stats.seconds, "reconstruct": now(content) - t0}
+        stats.append(level_stats)
     return image, stats

@@ -1,6 +1,11 @@
 """Constrained assignment: every content position gets one style position, no style position more than its
 capacity (the usage limit).
 
+Capacities (:func:`capacities`): with the automatic limit each style position may be used ``q = slack*Nc/Ns``
+times *on average*: ``floor(q)`` or ``ceil(q)`` per position, the ceil going to the positions the content asks
+for most, so that the total is exactly ``max(Nc, ceil(slack*Nc))`` (slack 1: every slot is used, usage is as even
+as integers allow). A fixed ``max_usage`` gives every position that integer.
+
 :func:`greedy_assign` computes exactly the result of one global greedy pass over all candidate pairs sorted by
 similarity (accept a pair while the content position is free and the style position has capacity left), the
 solver the design notes measured to work. It is run as deferred acceptance: content positions propose down
@@ -8,22 +13,124 @@ their candidate lists, each style position holds its best ``capacity`` proposals
 preferences that come from one shared similarity, the stable matching this produces is unique and equals the
 greedy one, and every round is a handful of vectorised sorts instead of a Python loop over pairs.
 
-:func:`fill_unassigned` then gives the leftover positions (all their candidates were full) the most similar
-style positions that still have capacity, so the limit holds exactly; the total capacity covers all content
-positions, so this always completes.
+:func:`fill_unassigned` then places the leftover positions (all their candidates were full) on the free capacity
+**by similarity only**: the most similar free position near each one's best candidate, greedy passes over each
+one's most similar free positions anywhere, then a maximum-similarity assignment
+(``scipy.optimize.linear_sum_assignment``) of the rest to the free slots: in one piece when few are left, else
+chunk by chunk (the most similar leftovers first), each chunk exactly. No position is placed by grid order; every
+similarity is computed exactly (no subsampled search).
+
+:func:`solve` runs the three for one iteration of a level.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from dataclasses import dataclass, field
 
 import torch
 
 from genkit.errors import ConfigError
+from genkit.models.reshuffle.matching import mask_duplicates, pair_scores
 
-TopkFn = Callable[[torch.Tensor, torch.Tensor, int], "tuple[torch.Tensor, torch.Tensor]"]
+NEG_INF = float("-inf")
 
 
+# ------------------------------------------------------------------------------------------------ capacities
+@dataclass(frozen=True)
+class UsageRule:
+    """How often a style position may be used.
+
+    ``mode``: ``"auto"`` (average ``slack * Nc / Ns`` per position, floor/ceil split, exact total),
+    ``"fixed"`` (``limit`` uses per position) or ``"none"`` (unconstrained: style-swap).
+    """
+
+    mode: str = "auto"
+    slack: float = 1.0
+    limit: int | None = None
+
+    def total(self, n_content: int, n_style: int) -> int | None:
+        """Total capacity of a region: what the per-position capacities sum to."""
+        if self.mode == "none":
+            return None
+        if self.mode == "fixed":
+            return int(self.limit) * n_style
+        return max(n_content, math.ceil(self.slack * n_content - 1e-9))
+
+
+def split_capacity(n_style: int, total: int, demand: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """``n_style`` integer capacities, each ``floor(total/n_style)`` or ``ceil``, summing exactly to ``total``.
+
+    The ``total mod n_style`` extra units go to the positions of highest ``demand`` (e.g. how many content
+    positions rank them first; ties by index), or evenly spread over the positions when no demand is given.
+    """
+    base, extra = divmod(int(total), int(n_style))
+    cap = torch.full((n_style,), base, dtype=torch.long, device=device)
+    if extra:
+        if demand is None:
+            idx = (torch.arange(extra, device=device) * n_style) // extra
+        else:
+            idx = demand.to(device).argsort(descending=True, stable=True)[:extra]
+        cap[idx] += 1
+    return cap
+
+
+@dataclass
+class Capacity:
+    """Per-style-position capacity (``cap`` None: unconstrained) and what it came from, per label."""
+
+    cap: torch.Tensor | None
+    info: dict = field(default_factory=dict)  # label (or "all") -> {"quota", "limit", "total"}
+
+    @property
+    def limit(self):
+        """The largest per-position capacity: an int, one per label (dict), or None."""
+        if self.cap is None:
+            return None
+        if set(self.info) == {"all"}:
+            return self.info["all"]["limit"]
+        return {k: v["limit"] for k, v in self.info.items()}
+
+
+def _region(rule: UsageRule, n_content: int, n_style: int, demand, device, what: str) -> tuple[torch.Tensor, dict]:
+    total = rule.total(n_content, n_style)
+    if total < n_content:
+        raise ConfigError(f"max_usage={rule.limit} is too small{what}: {n_style} style positions x {rule.limit} < "
+                          f"{n_content} content positions (raise max_usage or use 'auto')")
+    cap = split_capacity(n_style, total, demand, device)
+    info = {"quota": round(total / n_style, 6), "limit": int(cap.max()), "total": int(total)}
+    return cap, info
+
+
+def capacities(rule: UsageRule, n_style: int, n_content: int, labels_c: torch.Tensor | None = None,
+               labels_s: torch.Tensor | None = None, demand: torch.Tensor | None = None, device=None) -> Capacity:
+    """Capacities for one assignment problem.
+
+    With labels, content positions of label ``l`` may only use style positions of label ``l`` and each label
+    gets its own quota (``labels_c`` must only hold labels present in ``labels_s``; unrestricted positions are
+    solved separately). ``demand``: per style position, how strongly the content wants it (the extra units of
+    a fractional quota go there).
+    """
+    if rule.mode == "none":
+        return Capacity(None, {"all": {"quota": None, "limit": None, "total": None}})
+    if labels_c is None:
+        cap, info = _region(rule, n_content, n_style, demand, device, "")
+        return Capacity(cap, {"all": info})
+    cap = torch.zeros(n_style, dtype=torch.long, device=device)
+    infos = {}
+    c_labels, c_counts = labels_c.unique(return_counts=True)
+    for lab, nc in zip(c_labels.tolist(), c_counts.tolist()):
+        where = (labels_s == lab).nonzero().squeeze(1)
+        if where.numel() == 0:
+            raise ValueError(f"content label {lab} has no style positions; solve it unrestricted")
+        sub, info = _region(rule, nc, where.numel(), None if demand is None else demand[where], device,
+                            f" for label {lab}")
+        cap[where] = sub
+        infos[lab] = info
+    return Capacity(cap, infos)
+
+
+# ------------------------------------------------------------------------------------------------ greedy
 def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
                   max_rounds: int | None = None) -> torch.Tensor:
     """Capacity-limited greedy matching over candidate lists.
@@ -31,6 +138,10 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     ``cand``/``sim``: ``(N, K)`` style indices and similarities (``-inf`` marks an unusable candidate);
     ``capacity``: ``(N_style,)`` how often each style position may still be used. Returns ``(N,)`` style
     indices, ``-1`` where a content position got none of its candidates.
+
+    A rejected position skips, in one step, every candidate that would reject it too: a full style position
+    whose weakest held proposal is at least as similar (held proposals only get better, so the skip is exact).
+    Contested lists then take a few rounds instead of one round per candidate.
     """
     n, k = cand.shape
     dev = cand.device
@@ -41,6 +152,7 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     cand = cand.gather(1, order)
     sim = sim.gather(1, order)
     n_style = capacity.numel()
+    cols = torch.arange(k, device=dev)
     ptr = torch.zeros(n, dtype=torch.long, device=dev)
     held_c = torch.empty(0, dtype=torch.long, device=dev)
     held_s = torch.empty(0, dtype=torch.long, device=dev)
@@ -49,10 +161,20 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     rounds = 0
     while free.numel() and (max_rounds is None or rounds < max_rounds):
         rounds += 1
+        if rounds > 1 and held_s.numel():
+            # the weakest held value of every full style position: anything not above it is rejected there
+            count = torch.bincount(held_s, minlength=n_style)
+            weakest = torch.full((n_style,), float("inf"), dtype=sim.dtype, device=dev)
+            weakest.scatter_reduce_(0, held_s, held_v, reduce="amin")
+            bar = torch.where(count >= capacity, weakest, torch.full_like(weakest, NEG_INF))
+            c_free, s_free = cand[free], sim[free]
+            viable = (s_free > bar[c_free]) & (cols[None, :] >= ptr[free, None])
+            has = viable.any(dim=1)
+            ptr[free] = torch.where(has, viable.int().argmax(dim=1), torch.full_like(ptr[free], k))
         free = free[ptr[free] < k]
         p = ptr[free]
         v = sim[free, p]
-        ok = v > float("-inf")
+        ok = v > NEG_INF
         free, p, v = free[ok], p[ok], v[ok]
         if not free.numel():
             break
@@ -91,106 +213,229 @@ def usage_counts(assign: torch.Tensor, n_style: int) -> torch.Tensor:
     return torch.bincount(assign[assign >= 0], minlength=n_style)
 
 
-def capacities(limit_for: Callable[[int, int], int | None], n_style: int, n_content: int,
-               labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None,
-               device=None) -> tuple[torch.Tensor | None, dict]:
-    """Per-style-position capacity (``None``: unconstrained) and the limit used per label.
+# ------------------------------------------------------------------------------------------------ fill
+@dataclass
+class FillStats:
+    """How the leftovers of the greedy pass were placed (all by similarity)."""
 
-    ``limit_for(n_content, n_style)`` gives the usage limit for a region; with labels each label gets its own
-    (content positions of label ``l`` may only use style positions of label ``l``).
+    filled: int = 0  # positions the fill placed
+    local: int = 0  # ... by a greedy pass over the free positions near their best (full) candidate
+    greedy: int = 0  # ... by a greedy pass over their most similar free style positions
+    exact: int = 0  # ... by one exact maximum-similarity assignment of all that were left
+    chunked: int = 0  # ... by exact assignments chunk by chunk (most similar leftovers first)
+    placed_without_similarity: int = 0  # positions placed without comparing similarities (always 0 here)
+
+    def add(self, other: "FillStats") -> None:
+        for k in ("filled", "local", "greedy", "exact", "chunked", "placed_without_similarity"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+class _FreeScores:
+    """Similarities of the leftover rows with the style positions that were free when the fill started (only
+    those can gain users), by local index. Held densely when small enough, else computed per row chunk from the
+    cached vectors; positions that filled up since are masked with -inf."""
+
+    def __init__(self, row_vectors: torch.Tensor, col_vectors: torch.Tensor, chunk_elements: int):
+        self.rv, self.cv, self.chunk_elements = row_vectors, col_vectors, chunk_elements
+        self.dense = None
+        if row_vectors.shape[0] * col_vectors.shape[0] <= 4 * chunk_elements:
+            self.dense = self._compute(torch.arange(row_vectors.shape[0], device=row_vectors.device))
+
+    def _compute(self, rows: torch.Tensor) -> torch.Tensor:
+        out = torch.empty(rows.numel(), self.cv.shape[0], device=self.rv.device, dtype=self.rv.dtype)
+        step = max(1, self.chunk_elements // max(1, self.cv.shape[0]))
+        for i in range(0, rows.numel(), step):
+            out[i:i + step] = self.rv.index_select(0, rows[i:i + step]) @ self.cv.T
+        return out
+
+    def rows(self, rows: torch.Tensor, full: torch.Tensor | None = None) -> torch.Tensor:
+        """(len(rows), n_cols) similarities; columns in ``full`` (bool, by local index) set to -inf."""
+        s = self.dense.index_select(0, rows) if self.dense is not None else self._compute(rows)
+        if full is not None:
+            s = s.masked_fill(full[None, :], NEG_INF)
+        return s
+
+    def topk(self, rows: torch.Tensor, full: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-``k`` free local columns of each row (row chunks bound the memory)."""
+        k = min(k, int((~full).sum()))
+        cand = torch.empty(rows.numel(), k, dtype=torch.long, device=rows.device)
+        sims = torch.empty(rows.numel(), k, device=rows.device, dtype=self.rv.dtype)
+        step = max(1, self.chunk_elements // max(1, self.cv.shape[0]))
+        for i in range(0, rows.numel(), step):
+            sims[i:i + step], cand[i:i + step] = self.rows(rows[i:i + step], full).topk(k, dim=1)
+        return cand, sims
+
+
+def _exact_fill(rows: torch.Tensor, left: torch.Tensor, scores: _FreeScores,
+                max_entries: int | None = None) -> torch.Tensor | None:
+    """Maximum-total-similarity assignment of local ``rows`` to the free slots (``left`` per local column).
+
+    Only each row's ``len(rows)`` most similar free columns take part (an optimal assignment never needs
+    another: one of them always has a slot no other row took), each with at most ``len(rows)`` slots. Returns
+    the local column of every row, or None when that problem has more than ``max_entries`` entries.
     """
-    if labels_c is None:
-        limit = limit_for(n_content, n_style)
-        if limit is None:
-            return None, {"all": None}
-        if limit * n_style < n_content:
-            raise ConfigError(f"max_usage={limit} is too small: {n_style} style positions x {limit} < "
-                              f"{n_content} content positions (raise max_usage or use 'auto')")
-        return torch.full((n_style,), limit, dtype=torch.long, device=device), {"all": limit}
-    cap = torch.zeros(n_style, dtype=torch.long, device=device)
-    limits = {}
-    c_labels, c_counts = labels_c.unique(return_counts=True)
-    s_labels, s_counts = labels_s.unique(return_counts=True)
-    s_count = dict(zip(s_labels.tolist(), s_counts.tolist()))
-    for lab, nc in zip(c_labels.tolist(), c_counts.tolist()):
-        ns = s_count.get(lab, 0)
-        if ns == 0:
-            raise ConfigError(f"content mask label {lab} has no region in the style mask at this level "
-                              f"(style labels: {sorted(s_count)}); every content label needs a style region")
-        limit = limit_for(nc, ns)
-        limits[lab] = limit
-        if limit is not None and limit * ns < nc:
-            raise ConfigError(f"max_usage={limit} is too small for label {lab}: {ns} style positions x {limit} < {nc}")
-    if any(v is None for v in limits.values()):
-        return None, limits
-    for lab, limit in limits.items():
-        cap[labels_s == lab] = limit
-    return cap, limits
+    from scipy.optimize import linear_sum_assignment
+
+    m = rows.numel()
+    sims = scores.rows(rows)
+    top = sims.masked_fill((left == 0)[None, :], NEG_INF).topk(min(m, int((left > 0).sum())), dim=1)[1]
+    top = top.reshape(-1).unique()
+    mult = left[top].clamp_max(m)
+    if max_entries is not None and m * int(mult.sum()) > max_entries:
+        return None
+    slot_cols = torch.repeat_interleave(top, mult)
+    matrix = sims.index_select(1, slot_cols).double().cpu().numpy()
+    r, c = linear_sum_assignment(matrix, maximize=True)
+    out = torch.empty(m, dtype=torch.long, device=rows.device)
+    out[torch.as_tensor(r, device=rows.device)] = slot_cols[torch.as_tensor(c, device=rows.device)]
+    return out
 
 
-def morton(idx: torch.Tensor, width: int) -> torch.Tensor:
-    """Z-order code of flat grid indices: sorting by it keeps 2-D neighbours mostly together."""
-    y, x = idx // width, idx % width
-
-    def spread(v: torch.Tensor) -> torch.Tensor:
-        v = v & 0xFFFF
-        v = (v | (v << 8)) & 0x00FF00FF
-        v = (v | (v << 4)) & 0x0F0F0F0F
-        v = (v | (v << 2)) & 0x33333333
-        return (v | (v << 1)) & 0x55555555
-
-    return (spread(y) << 1) | spread(x)
+def _window_candidates(hints: torch.Tensor, style_hw: tuple[int, int], radius: int, step: int) -> torch.Tensor:
+    """Style positions on a ``step``-spaced grid of radius ``radius`` around each hint: (N, K) flat indices."""
+    hs, ws = style_hw
+    offs = torch.arange(-radius, radius + 1, step, device=hints.device)
+    y = (hints // ws)[:, None, None] + offs[None, :, None]
+    x = (hints % ws)[:, None, None] + offs[None, None, :]
+    return (y.clamp(0, hs - 1) * ws + x.clamp(0, ws - 1)).reshape(hints.numel(), -1)
 
 
-def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, topk_fn: TopkFn, labels_c: torch.Tensor | None = None,
-                    labels_s: torch.Tensor | None = None, style_width: int | None = None, k: int = 32,
-                    max_attempts: int = 8, min_progress: float = 0.1, max_pairs: int = 1 << 26,
-                    max_rounds: int | None = 50, generator: torch.Generator | None = None) -> int:
-    """Assign (in place) every ``-1`` position to its most similar style positions with capacity left.
+def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vectors: torch.Tensor,
+                    style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None,
+                    labels_s: torch.Tensor | None = None, k: int = 32, exact_rows: int = 512, chunk_rows: int = 64,
+                    exact_entries: int = 1 << 21, chunk_elements: int = 1 << 22, max_rounds: int | None = 50,
+                    min_progress: float = 0.25, hints: torch.Tensor | None = None,
+                    style_hw: tuple[int, int] | None = None) -> FillStats:
+    """Assign (in place) every ``-1`` position to free style capacity, by similarity only.
 
-    ``topk_fn(rows, cols, k)`` returns the top-k candidates of content ``rows`` among style ``cols`` (global indices,
-    same-label restriction applied by the caller). Each attempt searches only the style positions that still
-    have capacity and runs the greedy solver on them (when leftovers x free columns exceed ``max_pairs``, a
-    random subset of the free columns is searched). Attempts stop when one fills less than ``min_progress`` of
-    what is left (e.g. when all leftovers want the same few style patches). The rest is paired with the free
-    slots in the Z-order of the style grid, each leftover placed near its best (taken) match, so the usage limit
-    always holds exactly. Returns the number of positions filled.
+    Similarities are dot products of ``content_vectors`` (one row per entry of ``assign``) and ``style_vectors``
+    (one per style position). With labels, rows of label ``l`` only take style positions of label ``l``. With
+    ``hints`` (a style position per entry of ``assign``, e.g. its best candidate, which was full) and
+    ``style_hw``, more than ``exact_rows`` leftovers first look for the most similar free position near their
+    hint (greedy over the free positions of a 5x5, then a 17x17 (every other position) window). More than
+    ``exact_rows`` leftovers then get greedy passes over their ``k`` most similar free style positions
+    (while a pass places at least ``min_progress`` of what is left). The rest are assigned by maximum total
+    similarity: in one piece when at most ``exact_rows`` remain (and the problem has at most ``exact_entries``
+    entries), else chunk by chunk of ``chunk_rows`` (the most similar leftovers first), each chunk exactly.
+    Raises ``RuntimeError`` if the free capacity cannot hold the leftovers (the capacities guarantee it can).
     """
+    stats = FillStats()
     n_style = capacity.numel()
-    start = int((assign < 0).sum())
-    if start == 0:
-        return 0
-    hint = torch.zeros_like(assign)  # best style position seen for each leftover
-    for _ in range(max_attempts):
-        rows = (assign < 0).nonzero().squeeze(1)
-        if rows.numel() == 0:
-            return start
-        left = capacity - usage_counts(assign, n_style)
-        cols = (left > 0).nonzero().squeeze(1)
-        if rows.numel() * cols.numel() > max_pairs:
-            keep = max(max_pairs // rows.numel(), 1)
-            cols = cols[torch.randperm(cols.numel(), generator=generator)[:keep].to(cols.device)].sort().values
-        cand, sim = topk_fn(rows, cols, min(cols.numel(), k))
-        usable = sim[:, 0] > float("-inf")
-        hint[rows[usable]] = cand[usable, 0]
-        new = greedy_assign(cand, sim, left, max_rounds=max_rounds)
-        assign[rows] = new
-        if int((new >= 0).sum()) < min_progress * rows.numel():
-            break
-    rows = (assign < 0).nonzero().squeeze(1)
-    if rows.numel():
-        left = capacity - usage_counts(assign, n_style)
-        groups = [(rows, torch.ones(n_style, dtype=torch.bool, device=rows.device))] if labels_c is None else [
-            (rows[labels_c[rows] == lab], labels_s == lab) for lab in labels_c[rows].unique().tolist()]
-        for r, allowed in groups:
-            slots = torch.repeat_interleave(torch.arange(n_style, device=r.device), left * allowed)
-            if slots.numel() < r.numel():  # cannot happen when capacities() accepted the problem
-                raise RuntimeError("usage capacity exhausted while filling; this is a bug")
-            if style_width:  # pair leftovers and free slots in Z-order: each lands near its best match
-                r = r[morton(hint[r], style_width).argsort(stable=True)]
-                slots = slots[morton(slots, style_width).argsort(stable=True)]
-                take = torch.linspace(0, slots.numel() - 1, r.numel(), device=r.device).round().long()
-                assign[r] = slots[take]
-            else:
-                assign[r] = slots[:r.numel()]
-    return start
+    if not bool((assign < 0).any()):
+        return stats
+    groups = [None] if labels_c is None else (labels_c[assign < 0]).unique().tolist()
+    for lab in groups:
+        todo = assign < 0
+        left_all = (capacity - usage_counts(assign, n_style)).clamp_min(0)
+        if lab is not None:
+            todo &= labels_c == lab
+            if lab >= 0:  # label -1: matched without the mask restriction
+                left_all = left_all * (labels_s == lab)
+        rows_g = todo.nonzero().squeeze(1)  # global rows of this group
+        if int(left_all.sum()) < rows_g.numel():
+            raise RuntimeError("usage capacity exhausted while filling; this is a bug")
+        stats.filled += rows_g.numel()
+        if hints is not None and style_hw is not None:  # first: the free positions near each hint
+            for radius, step in ((2, 1), (8, 2)):
+                if rows_g.numel() <= exact_rows:
+                    break
+                cand = _window_candidates(hints[rows_g], style_hw, radius, step)
+                sim = pair_scores(content_vectors, style_vectors, cand, rows=rows_g)
+                sim = mask_duplicates(cand, sim.masked_fill(left_all[cand] == 0, NEG_INF))
+                new = greedy_assign(cand, sim, left_all, max_rounds=max_rounds)
+                ok = new >= 0
+                assign[rows_g[ok]] = new[ok]
+                left_all -= torch.bincount(new[ok], minlength=n_style)
+                stats.local += int(ok.sum())
+                rows_g = rows_g[~ok]
+        if not rows_g.numel():
+            continue
+        cols_g = (left_all > 0).nonzero().squeeze(1)  # global style positions with free capacity
+        left = left_all[cols_g].clone()  # free capacity per local column
+        scores = _FreeScores(content_vectors.index_select(0, rows_g), style_vectors.index_select(0, cols_g),
+                             chunk_elements)
+        got = torch.full((rows_g.numel(),), -1, dtype=torch.long, device=assign.device)  # local column per row
+        rows = torch.arange(rows_g.numel(), device=assign.device)
+        best = torch.zeros(rows_g.numel(), device=assign.device)  # similarity of each row's best free column
+        while rows.numel() > exact_rows:  # greedy passes over short lists place most of them
+            cand, sim = scores.topk(rows, left == 0, k)
+            best[rows] = sim[:, 0]
+            new = greedy_assign(cand, sim, left, max_rounds=max_rounds)
+            ok = new >= 0
+            got[rows[ok]] = new[ok]
+            left -= torch.bincount(new[ok], minlength=left.numel())
+            stats.greedy += int(ok.sum())
+            placed, rows = int(ok.sum()), rows[~ok]
+            if placed < min_progress * (placed + rows.numel()):  # contested: the rest goes to exact chunks
+                break
+        if rows.numel() and rows.numel() <= exact_rows:
+            one = _exact_fill(rows, left, scores, exact_entries)
+            if one is not None:
+                got[rows] = one
+                stats.exact += rows.numel()
+                rows = rows[:0]
+        if rows.numel():
+            rows = rows[best[rows].argsort(descending=True, stable=True)]  # the most similar leftovers choose first
+            for i in range(0, rows.numel(), chunk_rows):
+                r = rows[i:i + chunk_rows]
+                got[r] = _exact_fill(r, left, scores)
+                left -= torch.bincount(got[r], minlength=left.numel())
+                stats.chunked += r.numel()
+        assign[rows_g] = cols_g[got]
+    return stats
+
+
+# ------------------------------------------------------------------------------------------------ one problem
+def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, content_vectors: torch.Tensor,
+          style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None,
+          top_k: int = 32, exact_rows: int = 512, max_rounds: int | None = 200, chunk_elements: int = 1 << 22,
+          style_hw: tuple[int, int] | None = None) -> tuple[torch.Tensor, FillStats, Capacity]:
+    """The usage-limited assignment of one iteration: capacities, greedy pass over the candidates, fill.
+
+    ``cand``/``sim``: ``(N, K)`` candidates of every content position (``-inf``: unusable, e.g. another label);
+    ``content_vectors``/``style_vectors``: the position vectors whose dot products are the similarities (for the
+    fill); ``style_hw``: the style grid (the fill then looks near each leftover's best candidate first). Content
+    label -1 marks positions matched without
+    the mask restriction (their label has no style region at this level): they are solved after the others,
+    on a capacity of their own, so the labelled regions keep theirs. Returns the assignment, how the leftovers
+    were filled and the capacities (summed over the groups).
+    """
+    n = cand.shape[0]
+    dev = cand.device
+    assign = torch.full((n,), -1, dtype=torch.long, device=dev)
+    fill = FillStats()
+    if rule.mode == "none":
+        best = argmax_assign(cand, sim)
+        ok = sim.max(dim=1).values > NEG_INF
+        assign[ok] = best[ok]
+        if not bool(ok.all()):  # no usable candidate (all of another label): best allowed style position
+            unlimited = torch.full((n_style,), n, dtype=torch.long, device=dev)
+            fill = fill_unassigned(assign, unlimited, content_vectors, style_vectors, labels_c, labels_s, k=1,
+                                   exact_rows=0, chunk_elements=chunk_elements)
+        return assign, fill, capacities(rule, n_style, n)
+    usable = sim.max(dim=1).values > NEG_INF
+    first = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
+    demand = torch.bincount(first[usable], minlength=n_style)
+    if labels_c is None:
+        groups = [(torch.arange(n, device=dev), None)]
+    else:
+        wild = labels_c < 0
+        groups = [(g, labels_c[g]) for g in (torch.nonzero(~wild).squeeze(1),) if g.numel()]
+        if bool(wild.any()):
+            groups.append((torch.nonzero(wild).squeeze(1), None))
+    total = torch.zeros(n_style, dtype=torch.long, device=dev)
+    info: dict = {}
+    for rows, lab in groups:
+        cap = capacities(rule, n_style, rows.numel(), lab, labels_s if lab is not None else None, demand, dev)
+        sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds)
+        fill.add(fill_unassigned(sub, cap.cap, content_vectors.index_select(0, rows), style_vectors, lab,
+                                 labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
+                                 chunk_elements=chunk_elements, max_rounds=max_rounds, hints=first[rows],
+                                 style_hw=style_hw))
+        assign[rows] = sub
+        total += cap.cap
+        if labels_c is not None and lab is None:
+            info["unrestricted"] = cap.info["all"]
+        else:
+            info.update(cap.info)
+    return assign, fill, Capacity(total, info)

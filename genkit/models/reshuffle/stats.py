@@ -19,18 +19,29 @@ class LevelStats:
     tap: str
     content_hw: tuple[int, int]
     style_hw: tuple[int, int]
-    usage_limit: int | None | dict  # per label when semantic masks are used
+    usage_limit: int | None | dict  # the largest capacity of one style position (per label with semantic masks)
     max_usage: int
     distinct_used: int
     distinct_fraction: float
     effective_fraction: float  # exp(entropy of the usage distribution) / N_style; 1.0 = perfectly even
-    mean_similarity: float
-    n_filled: int  # positions the final iteration's greedy pass left to the capacity-aware fill
-    iterations: int
+    mean_similarity: float  # mean true cosine of each content patch and its style patch (full-dimensional features)
+    n_filled: int  # positions the final iteration's greedy pass left to the fill
+    iterations: int  # iterations run (<= max_iterations: early stop)
     searches: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    placed_without_similarity: int = 0  # positions placed without comparing similarities (target: 0)
+    fill: dict = field(default_factory=dict)  # final iteration: leftovers placed by a "greedy" pass / "exact" / "chunked"
+    usage_quota: float | None | dict = None  # average uses allowed per style position (slack * Nc / Ns)
+    capacity_total: int | None = None  # sum of the per-position capacities
+    max_iterations: int = 0
+    converged: bool = False  # stopped early: the blended target changed by less than the tolerance
+    changes: list[float] = field(default_factory=list)  # relative change of the blended target, per iteration
+    approximate: list[str] = field(default_factory=list)  # approximations made at this level (empty: exact)
+    mask_pooled: list[int] = field(default_factory=list)  # labels kept at this level by presence pooling
+    mask_unrestricted: list[int] = field(default_factory=list)  # labels matched without the mask restriction
     assignment: torch.Tensor | None = field(default=None, repr=False)  # (Hc, Wc) flat style indices
     usage: torch.Tensor | None = field(default=None, repr=False)  # (Hs, Ws) use count per style position
+    capacity: torch.Tensor | None = field(default=None, repr=False)  # (Hs, Ws) capacity per style position
 
     @property
     def n_content(self) -> int:
@@ -42,15 +53,22 @@ class LevelStats:
 
     def as_dict(self) -> dict:
         """JSON-friendly summary (no tensors)."""
+        def keyed(v):
+            return {str(k): v for k, v in v.items()} if isinstance(v, dict) else v
+
         return {
             "tap": self.tap, "content_hw": list(self.content_hw), "style_hw": list(self.style_hw),
-            "usage_limit": ({str(k): v for k, v in self.usage_limit.items()} if isinstance(self.usage_limit, dict)
-                            else self.usage_limit),
+            "usage_limit": keyed(self.usage_limit), "usage_quota": keyed(self.usage_quota),
+            "capacity_total": self.capacity_total,
             "max_usage": self.max_usage, "distinct_used": self.distinct_used,
             "distinct_fraction": round(self.distinct_fraction, 6),
             "effective_fraction": round(self.effective_fraction, 6),
             "mean_similarity": round(self.mean_similarity, 6), "n_filled": self.n_filled,
-            "iterations": self.iterations, "searches": list(self.searches),
+            "placed_without_similarity": self.placed_without_similarity, "fill": dict(self.fill),
+            "iterations": self.iterations, "max_iterations": self.max_iterations, "converged": self.converged,
+            "changes": [round(c, 6) for c in self.changes], "searches": list(self.searches),
+            "approximate": list(self.approximate),
+            "mask_pooled": list(self.mask_pooled), "mask_unrestricted": list(self.mask_unrestricted),
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
         }
 

@@ -2,8 +2,12 @@
 
 Content position ``c`` matched to style position ``s`` contributes the style patch around ``s`` to the target
 patch around ``c``; every target position is the average of the contributions it receives (parts of a style
-patch that fall outside the style map contribute nothing). With 1x1 patches the target is exactly the style
-features rearranged by the assignment.
+patch that fall outside the style map contribute nothing; the official release's ``avg_vote``). With 1x1 patches
+the target is exactly the style features rearranged by the assignment.
+
+Target ``t`` receives, for every patch offset ``o``, the style feature at ``a(t - o) + o``: one index per offset,
+so the vote is a sum of gathered rows, computed by ``F.embedding_bag`` (a fused gather-and-sum, several times
+faster than materialising the gathered patches).
 """
 
 from __future__ import annotations
@@ -12,38 +16,65 @@ import torch
 from torch.nn import functional as F
 
 
-def vote(style: torch.Tensor, assign: torch.Tensor, content_hw: tuple[int, int], patch_size: int,
-         chunk_elements: int = 1 << 20) -> torch.Tensor:
-    """``style`` (C, Hs, Ws), ``assign`` (Hc*Wc,) flat style indices -> target (C, Hc, Wc).
-
-    Works on bands of content rows: the whole style patch of every position in the band is gathered at once
-    (neighbouring rows of the padded style map, so memory access is nearly contiguous), then each patch offset
-    is added to the shifted target. ``chunk_elements`` bounds the gathered block (keep it cache-sized).
-    """
-    c, hs, ws = style.shape
+def source_indices(assign: torch.Tensor, content_hw: tuple[int, int], style_hw: tuple[int, int],
+                   patch_size: int, invalid: int = -1) -> torch.Tensor:
+    """``(Hc*Wc, p*p)`` flat style index voted into each target position per patch offset (``invalid``: none)."""
     hc, wc = content_hw
-    p, r = patch_size, patch_size // 2
-    if p == 1:
-        return style.reshape(c, -1).index_select(1, assign).view(c, hc, wc)
-    dev, dt = style.device, style.dtype
-    wsp = ws + 2 * r
-    # (Np, C+1): the style features, zero outside the map, plus a validity column that counts contributions
-    rows = torch.cat([F.pad(style, (r, r, r, r)), F.pad(torch.ones(1, hs, ws, device=dev, dtype=dt), (r, r, r, r))])
-    rows = rows.permute(1, 2, 0).reshape(-1, c + 1).contiguous()
-    base = ((assign // ws + r) * wsp + (assign % ws + r)).view(hc, wc)
-    dys = torch.arange(-r, r + 1, device=dev).repeat_interleave(p)
-    dxs = torch.arange(-r, r + 1, device=dev).repeat(p)
-    offs = dys * wsp + dxs
-    acc = torch.zeros(hc + 2 * r, wc + 2 * r, c + 1, device=dev, dtype=dt)
-    band = max(1, min(hc, chunk_elements // max(1, wc * p * p * (c + 1))))
-    buf = torch.empty(band * wc * p * p, c + 1, device=dev, dtype=dt)  # reused: fresh big buffers cost page faults
-    for y0 in range(0, hc, band):
-        y1 = min(hc, y0 + band)
-        idx = (base[y0:y1].reshape(-1, 1) + offs).reshape(-1)
-        g = torch.index_select(rows, 0, idx, out=buf[:idx.numel()]).view(y1 - y0, wc, p * p, c + 1)
-        for k, (dy, dx) in enumerate(zip(dys.tolist(), dxs.tolist())):
-            # content position (y, x) sends style (sy+dy, sx+dx) to target (y+dy, x+dx)
-            acc[y0 + r + dy:y1 + r + dy, r + dx:r + dx + wc] += g[:, :, k]
-    out = acc[r:r + hc, r:r + wc]
-    out = out[..., :c] / out[..., c:].clamp_min(1e-12)
-    return out.permute(2, 0, 1).contiguous()
+    hs, ws = style_hw
+    r = patch_size // 2
+    a = assign.view(hc, wc)
+    far = -(1 << 20)  # outside the content map: lands outside the style map for every offset
+    ay = F.pad(a // ws, (r, r, r, r), value=far)
+    ax = F.pad(a % ws, (r, r, r, r), value=far)
+    out = torch.empty(hc, wc, patch_size * patch_size, dtype=torch.long, device=assign.device)
+    k = 0
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # target (y, x) receives from content (y - dy, x - dx) its match shifted by (dy, dx)
+            sy = ay[r - dy:r - dy + hc, r - dx:r - dx + wc] + dy
+            sx = ax[r - dy:r - dy + hc, r - dx:r - dx + wc] + dx
+            ok = (sy >= 0) & (sy < hs) & (sx >= 0) & (sx < ws)
+            out[:, :, k] = torch.where(ok, sy * ws + sx, invalid)
+            k += 1
+    return out.view(hc * wc, -1)
+
+
+class Voter:
+    """Votes for one style map: its rows are laid out once (channels last, in blocks of ``block`` channels, so
+    no intermediate is large), and the target buffer is reused by every iteration of a level."""
+
+    def __init__(self, style: torch.Tensor, patch_size: int, block: int = 32):
+        c, hs, ws = style.shape
+        self.channels, self.style_hw, self.patch_size = c, (hs, ws), patch_size
+        flat = style.reshape(c, -1)
+        # per block: (Hs*Ws + 1, block) rows, plus a zero row that invalid offsets point to
+        self.blocks = [torch.cat([flat[i:i + block].T, flat.new_zeros(1, min(block, c - i))]).contiguous()
+                       for i in range(0, c, block)]
+        self.pad = hs * ws
+        self.out: torch.Tensor | None = None
+
+    def __call__(self, assign: torch.Tensor, content_hw: tuple[int, int]) -> torch.Tensor:
+        """The voted target (C, Hc, Wc). The same buffer is returned on every call: copy it to keep it."""
+        hc, wc = content_hw
+        c = self.channels
+        if self.out is None or self.out.shape != (c, hc, wc):
+            self.out = self.blocks[0].new_empty(c, hc, wc)
+        out = self.out.view(c, -1)
+        if self.patch_size == 1:
+            idx, weights = assign[:, None], None
+        else:
+            idx = source_indices(assign, content_hw, self.style_hw, self.patch_size, invalid=self.pad)
+            valid = idx != self.pad
+            weights = valid / valid.sum(1, keepdim=True).clamp_min(1)  # average of the contributions received
+            weights = weights.to(self.blocks[0].dtype)
+        i = 0
+        for rows in self.blocks:
+            part = F.embedding_bag(idx, rows, mode="sum", per_sample_weights=weights)
+            out[i:i + rows.shape[1]].copy_(part.T)
+            i += rows.shape[1]
+        return self.out
+
+
+def vote(style: torch.Tensor, assign: torch.Tensor, content_hw: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """``style`` (C, Hs, Ws), ``assign`` (Hc*Wc,) flat style indices -> target (C, Hc, Wc)."""
+    return Voter(style, patch_size)(assign, content_hw).clone()
