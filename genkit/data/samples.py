@@ -8,11 +8,18 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 CONTENT_SAMPLES = ("astronaut", "grace_hopper", "coffee", "chelsea")
-STYLE_SAMPLES = ("brick", "gravel", "rocket", "coffee")
+# colourful style images: photos that ship with scikit-image, and genkit's procedural paintings
+STYLE_SAMPLES = ("brush_strokes", "mosaic", "immunohistochemistry", "coffee")  # hubble_deep_field: mostly black sky
+TEXTURE_SAMPLES = ("brick", "gravel")  # grey textures: patterns transfer, colour cannot
 
 
 def sample_photo(name: str) -> Image.Image:
-    """One sample photo as an RGB PIL image."""
+    """One sample image as an RGB PIL image: a photo shipped with scikit-image or matplotlib, or one of genkit's
+    procedural paintings (:mod:`genkit.data.paintings`, drawn at 256 px)."""
+    from genkit.data.paintings import PAINTINGS, painting
+
+    if name in PAINTINGS:
+        return painting(name, size=256)
     if name == "grace_hopper":
         from matplotlib import cbook
 
