@@ -298,3 +298,42 @@ def test_format_1_image_decoders_still_load_and_run(encoder, tmp_path):
     assert sub.levels == ["relu4_1", "relu3_1"]
     res = Stylizer(decoder=path, encoder=encoder, size=48, iterations=1)(torch.rand(3, 48, 48), torch.rand(3, 48, 48))
     assert res.settings["decoder"]["target"] == "image" and res.image.shape == (3, 48, 48)
+
+
+def test_decoders_record_their_encoder_variant_and_refuse_another(trained, encoder, tmp_path):
+    """Decoders invert one encoder: a Caffe-VGG decoder set must not run on torchvision's VGG (or back), even when
+    both are random with the same seed (same first-layer weights, different preprocessing)."""
+    from genkit.models.reshuffle import Stylizer
+    from genkit.models.reshuffle.decoders import load_decoders, save_decoders
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        caffe = VGG19Encoder(taps=LEVELS, weights="random", variant="caffe")
+        torch.manual_seed(0)
+        tv = VGG19Encoder(taps=LEVELS, weights="random")
+    path = save_decoders(tmp_path / "caffe.pt", trained["model"].decoders, caffe)
+    record = torch.load(path, map_location="cpu", weights_only=True)["genkit"]["encoder"]
+    assert record["variant"] == "caffe" and record["identity"] == "vgg19-caffe:random"
+    with pytest.raises(CheckpointError, match=r"caffe VGG-19.*torchvision VGG-19.*--vgg-variant caffe"):
+        load_decoders(path, encoder=tv)
+    dec, _ = load_decoders(path, encoder=caffe)
+    assert dec.levels == LEVELS
+    # the Stylizer builds the encoder the checkpoint names when no variant is asked for, and refuses a clash
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        st = Stylizer(decoder=path, vgg_weights="random", size=32, iterations=1)
+        assert st.encoder.variant == "caffe"
+        assert st.settings()["encoder"] == "vgg19-caffe:random"
+        with pytest.raises(CheckpointError, match="caffe VGG-19"):
+            Stylizer(decoder=path, vgg_weights="random", vgg_variant="torchvision", size=32, iterations=1)
+    # a training checkpoint made for torchvision's VGG does not resume into a Caffe-VGG module
+    from genkit.models.reshuffle.module import ReshuffleDecoderModule
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = ReshuffleDecoderModule(levels=LEVELS, width=0.25, optimizer=ADAM, vgg_weights="random",
+                                        vgg_variant="caffe", perceptual_taps=["relu1_1", "relu2_1"])
+    ckpt = torch.load(trained["last"], map_location="cpu", weights_only=True)
+    with pytest.raises(CheckpointError, match="torchvision VGG-19.*caffe VGG-19"):
+        module.on_load_checkpoint(ckpt)

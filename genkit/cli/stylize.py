@@ -109,6 +109,9 @@ def register(sub) -> None:
     r.add_argument("--allow-random", action="store_true",
                    help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
     r.add_argument("--vgg-weights", default=None, help="a VGG-19 weights file, or 'random'")
+    r.add_argument("--vgg-variant", choices=("torchvision", "caffe"), default=None,
+                   help="the VGG-19 encoder: torchvision's, or the Caffe VGG-19 of the paper's release (default: "
+                        "the one the --decoder checkpoint was trained for, else torchvision)")
     r.add_argument("--skip-errors", action="store_true",
                    help="batch mode: skip unreadable images (counted) instead of stopping")
     r.add_argument("--skip-existing", action="store_true", help="batch mode: keep outputs that already exist")
@@ -208,7 +211,8 @@ def run(args) -> int:
                                level_steps=args.level_steps, coarse_steps=args.coarse_steps)
     st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
                   device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
-                  reading=reading, config=config, restore_detail=args.restore_detail)
+                  reading=reading, config=config, restore_detail=args.restore_detail,
+                  vgg_variant=args.vgg_variant)
 
     pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once
     c_names, s_names = output_names(contents), output_names(styles)

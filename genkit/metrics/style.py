@@ -152,9 +152,9 @@ class StyleTransferMetrics(Metric):
     is_differentiable = False
 
     def __init__(self, encoder: VGG19Encoder | None = None, lpips_model=None, allow_random: bool = False,
-                 **kwargs: Any) -> None:
+                 vgg_variant: str = "torchvision", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.encoder = encoder if encoder is not None else build_style_encoder(allow_random)
+        self.encoder = encoder if encoder is not None else build_style_encoder(allow_random, variant=vgg_variant)
         self.lpips_model = lpips_model
         for name in ("content", "style", "lpips"):
             self.add_state(f"sum_{name}", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")

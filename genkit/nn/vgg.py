@@ -156,6 +156,14 @@ class VGG19Encoder(nn.Module):
     def train(self, mode: bool = True):
         return super().train(False if self.frozen else mode)
 
+    @classmethod
+    def from_option(cls, taps: Sequence[str], vgg_weights: str | None = None, allow_random: bool = False,
+                    variant: str = "torchvision") -> "VGG19Encoder":
+        """The encoder a user option names: ``vgg_weights`` is None (the registry's file for ``variant``),
+        ``"random"``, or a weights file in torchvision's key layout."""
+        return cls(taps=taps, weights="random" if vgg_weights == "random" else "imagenet", allow_random=allow_random,
+                   weights_path=None if vgg_weights in (None, "random") else vgg_weights, variant=variant)
+
     def forward(self, x: torch.Tensor, taps: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
         wanted = set(self.taps if taps is None else taps)
         missing = wanted - set(self.taps)

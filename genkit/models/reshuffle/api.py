@@ -166,7 +166,8 @@ class Stylizer:
                  optimize: bool | OptimizeSettings | dict = False, config: ReshuffleConfig | None = None,
                  size: int | None = 512, style_size: int | None = None, device: str | torch.device = "cpu",
                  allow_random: bool = False, vgg_weights: str | None = None, encoder: torch.nn.Module | None = None,
-                 reading: ReadPolicy | None = None, restore_detail: bool = True, **options):
+                 reading: ReadPolicy | None = None, restore_detail: bool = True, vgg_variant: str | None = None,
+                 **options):
         if (decoder is None) == (not optimize):
             raise ConfigError("choose one reconstruction: a decoder checkpoint (decoder=...) or optimize=True")
         self.device = resolve_device(device)
@@ -174,9 +175,11 @@ class Stylizer:
         self.restore_detail = bool(restore_detail)
         self.decoder_path = None
         structure = None  # the decoder set's structure, checked before the (slow) encoder is built
+        encoder_record = None
         if isinstance(decoder, (str, Path)):
             self.decoder_path = Path(decoder)
-            structure = decoders_from_record(read_checkpoint(decoder)["genkit"])
+            record = read_checkpoint(decoder)["genkit"]
+            structure, encoder_record = decoders_from_record(record), record.get("encoder")
         elif isinstance(decoder, ReshuffleDecoders):
             structure = decoder
         if config is None:
@@ -198,9 +201,9 @@ class Stylizer:
         if encoder is None:
             from genkit.nn.vgg import VGG19Encoder
 
-            weights = "random" if vgg_weights == "random" else "imagenet"
-            path = None if vgg_weights in (None, "random") else vgg_weights
-            encoder = VGG19Encoder(taps=config.taps, weights=weights, allow_random=allow_random, weights_path=path)
+            if vgg_variant is None:  # the encoder the decoders were trained for, else torchvision's
+                vgg_variant = (encoder_record or {}).get("variant", "torchvision")
+            encoder = VGG19Encoder.from_option(config.taps, vgg_weights, allow_random, vgg_variant)
         missing = set(config.taps) - set(encoder.taps)
         if missing:
             raise ConfigError(f"the encoder has no taps {sorted(missing)}")
@@ -239,7 +242,7 @@ class Stylizer:
     def settings(self) -> dict:
         out = {"reconstruction": "decoder" if self.decoders is not None else "optimize",
                "size": self.size, "style_size": self.style_size, "device": str(self.device),
-               **self.config.to_dict()}
+               "encoder": getattr(self.encoder, "identity", None), **self.config.to_dict()}
         if self.decoders is not None:
             out["decoder"] = {"path": str(self.decoder_path) if self.decoder_path else None,
                               "levels": list(self.decoders.levels), "width": self.decoders.width,

@@ -166,18 +166,38 @@ class DecoderReconstructor:
 
 
 def encoder_identity(encoder) -> dict:
-    """What a decoder was trained to invert: random or not, and a fingerprint of the first convolution."""
+    """What a decoder was trained to invert: the VGG-19 variant (its preprocessing), random or not, the weights
+    file's sha256 and a fingerprint of the first convolution."""
     first = next(m for m in encoder.features if isinstance(m, nn.Conv2d))
     data = torch.cat([first.weight.detach().float().cpu().reshape(-1), first.bias.detach().float().cpu()])
-    ident = {"random": bool(getattr(encoder, "random_weights", False)),
+    ident = {"variant": getattr(encoder, "variant", "torchvision"),
+             "random": bool(getattr(encoder, "random_weights", False)),
              "fingerprint": hashlib.sha256(data.numpy().tobytes()).hexdigest()[:16]}
-    if not ident["random"]:
-        from genkit import weights
-
-        prov = weights.provenance().get("vgg19")
-        if prov and not prov.get("random"):
-            ident["sha256"] = prov.get("sha256")
+    if hasattr(encoder, "identity"):
+        ident["identity"] = encoder.identity
+    if not ident["random"] and getattr(encoder, "weights_sha256", None):
+        ident["sha256"] = encoder.weights_sha256
     return ident
+
+
+def check_encoder(record: dict | None, encoder, where: str) -> None:
+    """Raise :class:`CheckpointError` when decoders recorded as ``record`` were trained for another encoder than
+    ``encoder`` (another VGG-19 variant, or other weights). Records from before variants existed are torchvision's."""
+    theirs, mine = dict(record or {}), encoder_identity(encoder)
+    if not theirs:
+        return
+    variant = theirs.get("variant", "torchvision")
+    if variant != mine["variant"]:
+        raise CheckpointError(f"{where}: the decoders were trained for the {variant} VGG-19, but the encoder in use is "
+                              f"the {mine['variant']} VGG-19 (another preprocessing and feature scale); use "
+                              f"--vgg-variant {variant} (model.vgg_variant={variant}) or decoders trained for this "
+                              "encoder")
+    if theirs.get("fingerprint") is not None and theirs["fingerprint"] != mine["fingerprint"]:
+        def describe(ident):
+            return "RANDOM VGG-19 weights" if ident.get("random") else f"VGG-19 weights {ident.get('fingerprint')}"
+        raise CheckpointError(f"{where}: the decoders were trained to invert {describe(theirs)}, but the encoder "
+                              f"in use has {describe(mine)}; use the matching VGG weights "
+                              "(--vgg-weights random / a weights file) or decoders trained for this encoder")
 
 
 def checkpoint_record(decoders: ReshuffleDecoders, encoder) -> dict:
@@ -243,13 +263,7 @@ def load_decoders(path: str | Path, levels: Sequence[str] | None = None, encoder
     want = list(levels) if levels else list(full.levels)
     check_levels(full, want, f"{path}: decoder checkpoint")
     if encoder is not None:
-        mine, theirs = encoder_identity(encoder), record.get("encoder", {})
-        if theirs.get("fingerprint") != mine["fingerprint"]:
-            def describe(ident):
-                return "RANDOM VGG-19 weights" if ident.get("random") else f"VGG-19 weights {ident.get('fingerprint')}"
-            raise CheckpointError(f"{path}: the decoders were trained to invert {describe(theirs)}, but the encoder "
-                                  f"in use has {describe(mine)}; use the matching VGG weights "
-                                  "(--vgg-weights random / a weights file) or decoders trained for this encoder")
+        check_encoder(record.get("encoder"), encoder, str(path))
     decoders = ReshuffleDecoders(want, width=full.width, target=full.target)
     prefix = "decoders."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}

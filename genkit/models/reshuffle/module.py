@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from genkit.errors import CheckpointError
 from genkit.models.reshuffle.config import DEFAULT_LEVELS
-from genkit.models.reshuffle.decoders import ReshuffleDecoders, checkpoint_record, encoder_identity
+from genkit.models.reshuffle.decoders import ReshuffleDecoders, check_encoder, checkpoint_record
 from genkit.nn.vgg import VGG19_RELU_INDEX, VGG19Encoder
 
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1.0e-4, "betas": [0.9, 0.999],
@@ -90,7 +90,7 @@ class ReshuffleDecoderModule(L.LightningModule):
                  perceptual_weight: float = 1.0, feature_weight: float = 1.0, level_weight: float = 1.0,
                  cycle_weight: float = 0.0, stats_weight: float = 1.0, chain_weight: float = 1.0,
                  perceptual_taps: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1"),
-                 allow_random: bool = False, vgg_weights: str | None = None):
+                 allow_random: bool = False, vgg_weights: str | None = None, vgg_variant: str = "torchvision"):
         super().__init__()
         # plain Python types, so checkpoints load with weights_only=True (Hydra passes ListConfig)
         levels = [str(t) for t in levels]
@@ -106,9 +106,7 @@ class ReshuffleDecoderModule(L.LightningModule):
         self.hparams.optimizer = as_partial(optimizer, DEFAULT_OPTIMIZER)
         self.hparams.scheduler = as_partial(scheduler)
         taps = sorted(set(levels) | set(perceptual_taps), key=VGG19_RELU_INDEX.__getitem__)
-        weights = "random" if vgg_weights == "random" else "imagenet"
-        path = None if vgg_weights in (None, "random") else vgg_weights
-        self.encoder = VGG19Encoder(taps=taps, weights=weights, allow_random=allow_random, weights_path=path)
+        self.encoder = VGG19Encoder.from_option(taps, vgg_weights, allow_random, vgg_variant)
         self.decoders = ReshuffleDecoders(levels, width=width, target=target)
 
     # --------------------------------------------------------------------------------------- losses
@@ -225,12 +223,7 @@ class ReshuffleDecoderModule(L.LightningModule):
         if record and target != self.decoders.target:
             raise CheckpointError(f"checkpoint holds {target!r} decoders, this model trains {self.decoders.target!r} "
                                   "decoders (model.target)")
-        theirs = (record.get("encoder") or {}).get("fingerprint")
-        mine = encoder_identity(self.encoder)["fingerprint"]
-        if theirs is not None and theirs != mine:
-            raise CheckpointError("checkpoint decoders were trained for a different VGG-19 encoder "
-                                  f"({'random' if record['encoder'].get('random') else theirs}) than this one "
-                                  f"({'random' if self.encoder.random_weights else mine})")
+        check_encoder(record.get("encoder"), self.encoder, "checkpoint")
         state = checkpoint["state_dict"]
         for k, v in self.encoder.state_dict().items():
             state.setdefault(f"encoder.{k}", v)

@@ -188,7 +188,7 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
                   style_taps: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
                   style_weight: float = 1.0, optimize: OptimizeSettings | dict | None = None,
                   allow_random: bool = False, vgg_weights: str | None = None, device: str | torch.device = "cpu",
-                  reading=None):
+                  reading=None, vgg_variant: str = "torchvision"):
     """Gram-only style transfer (Gatys et al. 2016) on the same optimiser: a baseline for comparisons.
 
     Optimises the image, starting from the content, to match the content's ``content_tap`` features and the
@@ -205,9 +205,7 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
     if encoder is None:
         from genkit.nn.vgg import VGG19Encoder
 
-        kind = "random" if vgg_weights == "random" else "imagenet"
-        encoder = VGG19Encoder(taps=taps, weights=kind, allow_random=allow_random,
-                               weights_path=None if vgg_weights in (None, "random") else vgg_weights)
+        encoder = VGG19Encoder.from_option(taps, vgg_weights, allow_random, vgg_variant)
     device = resolve_device(device)
     encoder = encoder.to(device).eval()
     c = fit_size(to_tensor(content, "content", reading), size, 16).to(device)
@@ -226,7 +224,7 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
     x, info = minimize(c, loss, settings)
     record = {"tap": "image", "stage": "gram", **info, "seconds_per_iteration": info["seconds"] / max(info["iterations"], 1)}
     return StyleResult(image=x[0].cpu(), levels=[], settings={
-        "reconstruction": "gram_transfer", "content_tap": content_tap, "style_taps": list(style_taps),
+        "reconstruction": "gram_transfer", "encoder": getattr(encoder, "identity", None), "content_tap": content_tap, "style_taps": list(style_taps),
         "style_weight": style_weight, "size": size, "style_size": style_size, "optimize": settings.to_dict()},
         timings={"total": time.perf_counter() - t_start}, random_weights=bool(getattr(encoder, "random_weights", False))
         or weights.used_random_weights(), weights=weights.provenance(), content_name=_name_of(content, "content"),
