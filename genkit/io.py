@@ -229,6 +229,21 @@ def to_rgb(img: Image.Image, policy: ReadPolicy = PHOTOS) -> tuple[Image.Image, 
     return out, note
 
 
+
+def as_rgb(img: Image.Image, policy: ReadPolicy, where) -> tuple[Image.Image, str | None]:
+    """``img`` as 8-bit RGB under ``policy`` with the conversion note (None if it was RGB already); a strict policy,
+    or a mode that cannot be converted, is a :class:`DataError` naming ``where``."""
+    if img.mode == "RGB":
+        return img, None
+    if policy.strict:
+        raise DataError(where, f"image is {mode_name(img.mode)}, not 8-bit RGB, and strict mode refuses "
+                               "conversions (drop --strict-modes / strict_modes=true to convert it)")
+    try:
+        return to_rgb(img, policy)
+    except ValueError as exc:
+        raise DataError(where, str(exc)) from None
+
+
 def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int = MIN_IMAGE_SIDE,
                **overrides) -> Image.Image:
     """Read an image file as 8-bit RGB under ``policy`` (see :class:`ReadPolicy`).
@@ -251,14 +266,8 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
                 notes.append(f"EXIF orientation {orientation} applied")
         except Exception as exc:  # noqa: BLE001 - a damaged EXIF block must not hide the picture
             log.warning("%s: EXIF orientation ignored (%s)", path, _short(exc))
-    if img.mode != "RGB":
-        if policy.strict:
-            raise DataError(path, f"image is {mode_name(img.mode)}, not 8-bit RGB, and strict mode refuses "
-                                  "conversions (drop --strict-modes / strict_modes=true to convert it)")
-        try:
-            img, note = to_rgb(img, policy)
-        except ValueError as exc:
-            raise DataError(path, str(exc)) from None
+    img, note = as_rgb(img, policy, path)
+    if note:
         notes.insert(0, note)
         if policy.profile != "photo" and "clip to white" in note and not _CLIP_WARNED:
             _CLIP_WARNED.append(path)

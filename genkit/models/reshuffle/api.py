@@ -97,7 +97,7 @@ def to_tensor(x, name: str = "image", reading: ReadPolicy | None = None,
     8-bit RGB, EXIF orientation applied; a strict policy refuses non-RGB images); ``notes`` (a dict), when given,
     receives ``name -> conversion`` for inputs that were converted.
     """
-    from genkit.io import PHOTOS, conversion_note, mode_name, pil_to_tensor, read_image, to_rgb
+    from genkit.io import PHOTOS, as_rgb, conversion_note, pil_to_tensor, read_image
 
     reading = reading or PHOTOS
     if isinstance(x, (str, Path)):
@@ -105,16 +105,9 @@ def to_tensor(x, name: str = "image", reading: ReadPolicy | None = None,
         if notes is not None and conversion_note(x):
             notes[name] = conversion_note(x)
     if isinstance(x, Image.Image):
-        if x.mode != "RGB":
-            if reading.strict:
-                raise DataError(name, f"image is {mode_name(x.mode)}, not 8-bit RGB, and strict mode refuses "
-                                      "conversions")
-            try:
-                x, note = to_rgb(x, reading)
-            except ValueError as exc:
-                raise DataError(name, str(exc)) from None
-            if notes is not None:
-                notes[name] = note
+        x, note = as_rgb(x, reading, name)
+        if notes is not None and note:
+            notes[name] = note
         return pil_to_tensor(x)[None]
     if isinstance(x, torch.Tensor):
         t = x.detach().float()
