@@ -239,11 +239,11 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     from genkit.models.portrait.editor import PortraitEditor
 
     size = 64
-    n_train = settings.pick(256, 96)
+    n_train = settings.pick(256, 128)
     portrait = _train(settings, "portrait_synthetic", [
         "experiment=portrait_synthetic", "model.generator.variational=true", "model.validation.lpips=false",
         f"data.dataset.n={n_train}", f"trainer.max_epochs={settings.pick(5, 1)}", "test=false",
-        f"callbacks.image_grid.every_n_steps={settings.pick(80, 4)}"])
+        f"callbacks.image_grid.every_n_steps={settings.pick(80, 20)}"])
     editor = PortraitEditor.from_checkpoint(portrait["checkpoint"])
     iterations = int(portrait.get("global_step", 0) or 0)
 
@@ -252,6 +252,7 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     faces = ev.synthetic_transfer_set(n_eval, size, seed=settings.seed + 7_000_000)
     images = (faces["image"] + 1) / 2  # [0, 1]
     masks, perm = faces["mask"], faces["perm"]
+    donors = most_different_donors(images, masks, editor.generator.layout)
     lab = {n: HELEN11.index(n) for n in HELEN11.classes}
     mouth = [lab["upper_lip"], lab["inner_mouth"], lab["lower_lip"]]
     out = settings.out / "portrait"
@@ -260,7 +261,7 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     recon_err, face_err = [], []
     for i in range(n_rows):
         t_img, t_mask = images[i], masks[i]
-        d = int(perm[i])
+        d = donors[i]
         d_img, d_mask = images[d], masks[d]
         save_image(t_img, out / f"face{i}_target.png")
         save_label_map(t_mask.numpy().astype(np.uint8), out / f"face{i}_mask.png")
@@ -320,7 +321,8 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     section = report.section(
         "Portrait editing (mask-guided cGAN) on synthetic faces",
         f"The portrait_synthetic experiment ({iterations} iterations at {size} px, VAE component embeddings), on "
-        f"held-out synthetic faces; each face takes components from the next one (its donor). Look for: the "
+        f"held-out synthetic faces; each face takes components from the face whose colours differ most from its own (its "
+        f"donor, so each change is visible; the metrics below use every face with the next one). Look for: the "
         "reconstruction matches the target photo; each transfer changes only its component toward the donor's "
         "colour (eyes are a few pixels at 64 px); moving the mouth in the label map moves it in the image; removing "
         "the hair fills in background; outside the face every pixel is the target photo's own. Synthetic faces: a "
@@ -335,6 +337,21 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
 
     metrics["portrait/iterations"] = iterations
     metrics["_portrait"] = {"n_eval": n_eval, "direction": direction, "hair": hair}
+
+
+def most_different_donors(images: torch.Tensor, masks: torch.Tensor, layout,
+                          groups=("left_eye", "mouth", "skin", "hair")) -> list[int]:
+    """For each face, the other face whose components' mean colours differ most from its own (summed over
+    ``groups``): the grid's donors, so that each transfer has something visible to change."""
+    means = []
+    for name in groups:
+        region = layout.region(masks, name)  # (B, 1, H, W)
+        area = region.sum((2, 3)).clamp_min(1)
+        means.append((images * region).sum((2, 3)) / area)  # (B, 3)
+    feats = torch.cat(means, 1)
+    dist = torch.cdist(feats, feats)
+    dist.fill_diagonal_(-1)
+    return [int(j) for j in dist.argmax(1)]
 
 
 def _paste_margin(editor) -> int:
@@ -410,7 +427,7 @@ def _log_wandb(settings: DemoSettings, report_images: list[tuple[str, Path]], me
                      settings=wandb.Settings(silent=True, console="off"))
     try:
         run.log({**{k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)},
-                 **{f"images/{Path(p).stem}": wandb.Image(str(p), caption=c) for c, p in report_images}})
+                 **{Path(p).stem: wandb.Image(str(p), caption=c) for c, p in report_images}})
         run.summary["random_weights"] = _random_used()
     finally:
         run.finish()
@@ -430,6 +447,7 @@ def run_demo(settings: DemoSettings) -> Path:
     torch.manual_seed(settings.seed)
     report = Report("genkit demo")
     metrics: dict = {}
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     style_section(settings, report, metrics)
     portrait_section(settings, report, metrics)
@@ -449,7 +467,10 @@ def run_demo(settings: DemoSettings) -> Path:
     if omitted:
         report.section("Left out, and why").table = omitted
     settings.timings["total"] = time.perf_counter() - t0
-    timing = report.section("Timings (seconds)", f"torch threads: {torch.get_num_threads()}")
+    load = ", ".join(f"{v:.2f}" for v in load_before) + " at the start, " + \
+        ", ".join(f"{v:.2f}" for v in os.getloadavg()) + " at the end"
+    timing = report.section("Timings (seconds)", f"torch threads: {torch.get_num_threads()}; CPU cores: "
+                                                 f"{os.cpu_count()}; load average (1, 5, 15 min): {load}.")
     timing.table = [{"stage": k, "seconds": round(v, 1)} for k, v in settings.timings.items()]
     images = [img for s in report.sections for img in s.images]
     flat = {f"{r['metric']}": r["value"] for r in shown}
@@ -460,5 +481,6 @@ def run_demo(settings: DemoSettings) -> Path:
     atomic_write_json(settings.out / "metrics.json", {
         "metrics": {k: v for k, v in metrics.items() if not k.startswith("_")},
         "table": shown, "left_out": omitted, "style_settings": metrics.get("_style_settings"),
-        "timings": settings.timings, "random_weights": weights.used_random_weights(), "weights": weights.provenance()})
+        "timings": settings.timings, "load_average": {"start": load_before, "end": os.getloadavg()},
+        "torch_threads": torch.get_num_threads(), "random_weights": weights.used_random_weights(), "weights": weights.provenance()})
     return report.write(settings.out / "report.html")

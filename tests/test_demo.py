@@ -97,11 +97,12 @@ def test_demo_wandb_run_holds_the_report_images_and_stays_quiet(quick_demo):
     out, proc = quick_demo
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    logged = list((runs[0] / "files" / "media" / "images").glob("*.png"))
+    logged = {p.name.rsplit("_", 2)[0] for p in (runs[0] / "files" / "media" / "images").glob("*.png")}
     parser = _Images()
     parser.feed((out / "report.html").read_text())
-    assert len(logged) >= len(parser.srcs) - 1  # every report figure (the training grid may be left out)
-    assert "wandb:" not in proc.stdout and "wandb:" not in proc.stderr, "W&B console chatter"
+    assert {Path(src).stem for src in parser.srcs} <= logged, "every report image is in the W&B run"
+    chatter = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("wandb:")]
+    assert not chatter, f"W&B console chatter: {chatter[:3]}"
 
 
 @pytest.mark.slow
@@ -128,10 +129,11 @@ def _component_region(mask: np.ndarray, component: str) -> np.ndarray:
     return np.isin(mask, [HELEN11.index(n) for n in names])
 
 
-@pytest.mark.slow
-def test_each_transfer_changes_its_component(quick_demo):
-    out, _ = quick_demo
-    folder = out / "portrait"
+# the quick budget (32 iterations) teaches the eyes' and the skin's codes; the mouth's and the hair's need the full one
+QUICK_TRANSFERS = ("eyes", "skin")
+
+
+def check_transfers_change_their_component(folder: Path, components) -> None:
     edits = json.loads((folder / "edits.json").read_text())["edits"]
     transfers = [e for e in edits if e["operation"].endswith("from donor")]
     assert {e["component"] for e in transfers} == {"eyes", "mouth", "skin", "hair"}
@@ -140,7 +142,11 @@ def test_each_transfer_changes_its_component(quick_demo):
         mask = np.asarray(Image.open(folder / e["target_mask"]))
         region = _component_region(mask, e["component"])
         diff = np.abs(_img(folder / e["file"]) - _img(folder / recon["file"])).mean(-1)
-        assert diff[region].mean() > 0.03, (e["file"], diff[region].mean())
+        inside, outside = diff[region].mean(), diff[~region].mean()
+        if e["component"] in components:
+            assert inside > 0.03, f"{e['file']}: the transfer barely changes the {e['component']} ({inside:.3f})"
+            assert inside > 3 * outside, f"{e['file']}: the change is not in its component ({inside:.3f} vs " \
+                                         f"{outside:.3f})"
     # the mask edits change the image where the mask changed
     for e in (e for e in edits if e["operation"].startswith("mask edit")):
         before = np.asarray(Image.open(folder / e["target_mask"]))
@@ -149,7 +155,24 @@ def test_each_transfer_changes_its_component(quick_demo):
         assert changed.sum() > 10, e
         recon = next(r for r in edits if r["face"] == e["face"] and r["operation"] == "reconstruction")
         diff = np.abs(_img(folder / e["file"]) - _img(folder / recon["file"])).mean(-1)
-        assert diff[changed].mean() > 0.03, (e["file"], diff[changed].mean())
+        assert diff[changed].mean() > 0.05, (e["file"], diff[changed].mean())
+
+
+@pytest.mark.slow
+def test_each_transfer_changes_its_component(quick_demo):
+    check_transfers_change_their_component(quick_demo[0] / "portrait", QUICK_TRANSFERS)
+
+
+@pytest.mark.benchmark
+def test_full_demo_within_budget_and_every_transfer_shows(tmp_path):
+    """The full `genkit demo` (about 3-4 minutes on 2 cores): all four transfers visibly change their component."""
+    import time
+
+    t0 = time.perf_counter()
+    run_cli(["genkit", "demo", "--out", str(tmp_path / "demo")], tmp_path, timeout=900, env={"OMP_NUM_THREADS": "2"})
+    seconds = time.perf_counter() - t0
+    check_transfers_change_their_component(tmp_path / "demo" / "portrait", ("eyes", "mouth", "skin", "hair"))
+    assert seconds < 300, f"the full demo took {seconds:.0f} s (budget: 5 minutes on 2 cores)"
 
 
 @pytest.mark.slow
