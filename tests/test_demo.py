@@ -247,3 +247,16 @@ def test_metrics_table_leaves_out_what_means_nothing_at_this_n():
     assert "N=8" in fid["why left out"] and "random" in fid["why left out"]
     eyes = next(r for r in shown if r["metric"].startswith("eyes"))
     assert eyes["value"] == 0.9 and "7 face pairs" in eyes["on"]
+
+
+def test_demo_threads_leave_busy_cores_alone(monkeypatch):
+    from genkit import demo
+
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (1.1, 1.0, 1.0))
+    assert demo.free_cores() == 1  # one core busy elsewhere: oversubscribing it was 5x slower
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (0.2, 1.0, 1.0))
+    assert demo.free_cores() == 2
+    monkeypatch.setattr(demo.os, "getloadavg", lambda: (7.0, 1.0, 1.0))
+    assert demo.free_cores() == 1

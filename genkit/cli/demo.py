@@ -13,7 +13,7 @@ def register(sub) -> None:
                    help="refuse to run with random weights when the pretrained files are missing")
     p.add_argument("--seed", type=int, default=0, help="random seed of every part of the demo")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; on a busy machine 1 can be much faster)")
+                   help="torch CPU threads (default: the cores that the load average leaves free)")
     p.set_defaults(handler=_demo)
 
 
