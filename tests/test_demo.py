@@ -260,3 +260,12 @@ def test_demo_threads_leave_busy_cores_alone(monkeypatch):
     assert demo.free_cores() == 2
     monkeypatch.setattr(demo.os, "getloadavg", lambda: (7.0, 1.0, 1.0))
     assert demo.free_cores() == 1
+
+
+def test_style_settings_follow_the_weights():
+    from genkit.demo import StyleDemoSettings
+
+    assert StyleDemoSettings.choose(quick=False, real_vgg=True).alpha == 0.6  # the paper's default
+    rnd = StyleDemoSettings.choose(quick=False, real_vgg=False)
+    assert rnd.alpha < 0.6 and "Random" in rnd.why
+    assert StyleDemoSettings.choose(quick=True, real_vgg=False).size < rnd.size
