@@ -99,6 +99,26 @@ def _vgg_is_real() -> bool:
     return weights.status("vgg19") == "present"
 
 
+@torch.no_grad()
+def output_patch_usage(output: torch.Tensor, style: torch.Tensor, encoder, tap: str = "relu4_1",
+                       patch: int = 3) -> torch.Tensor:
+    """How often each style patch is the nearest (cosine of ``patch`` x ``patch`` feature patches at ``tap``) to a
+    position of the OUTPUT image: (Hs * Ws,) counts. Unlike a method's own assignment this exists for every method,
+    Gram included, and measures what the image shows rather than what was asked for."""
+    from torch.nn import functional as F
+
+    from genkit.models.reshuffle.features import normalize_positions, normalize_rows
+    from genkit.models.reshuffle.matching import dense_topk
+
+    def patches(img):
+        f = normalize_positions(encoder.encode(img, tap)[0])
+        return normalize_rows(F.unfold(f[None], patch, padding=patch // 2)[0].T)  # (H*W, C*p*p)
+
+    ps = patches(style)
+    nearest, _ = dense_topk(patches(output), ps, k=1)
+    return torch.bincount(nearest[:, 0], minlength=ps.shape[0])
+
+
 def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None:
     from genkit.data.samples import sample_photo
     from genkit.demo_plots import labelled_grid, usage_plot
@@ -135,7 +155,7 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
     cname, sname = STYLE_PAIR
     content, style = sample_photo(cname), sample_photo(sname)
     t_all = time.perf_counter()
-    results, table, usage, distances, files = {}, [], {}, {}, {}
+    results, table, usage, output_usage, distances, files = {}, [], {}, {}, {}, {}
     for method in ("reshuffle", "style-swap", "Gram (Gatys)"):
         res, seconds = run(method, content, style)
         slug = method.split()[0].lower()
@@ -147,8 +167,14 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
         distances[method] = (m[keys.KEY_CONTENT], m[keys.KEY_STYLE])
         lvl = res.levels[0] if res.levels else None
         usage[method] = lvl.usage if lvl is not None else None
+        seen = output_patch_usage(res.image[None], s, encoder)
+        output_usage[method] = seen
+        seen_stats = patch_usage_stats(seen)
         row = {"method": method, "content dist (relu4_1)": m[keys.KEY_CONTENT],
-               "Gram style dist": m[keys.KEY_STYLE], "seconds": round(seconds, 1)}
+               "Gram style dist": m[keys.KEY_STYLE], "seconds": round(seconds, 1),
+               "style patches seen in the output": f"{int((seen > 0).sum())}/{seen.numel()}",
+               "their evenness": seen_stats[keys.KEY_USAGE_ENTROPY]}
+        metrics[f"style/{method}/output_patches_seen_fraction"] = float(seen_stats[keys.KEY_USAGE_FRACTION])
         if lvl is not None:
             u = patch_usage_stats(lvl.usage)
             row.update({"style patches used (relu4_1)": f"{lvl.distinct_used}/{lvl.n_style}",
@@ -169,7 +195,8 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
                            f"style-swap (α={cfg.alpha})", f"Gram / Gatys (weight {cfg.gram_weight:g})"],
                           out / "comparison_strip.png", tile_inches=2.4)
     note = "random VGG-19 weights: distances compare the methods with each other only" if _random_used() else ""
-    plot = usage_plot(usage, distances, out / "patch_usage.png", level="relu4_1", note=note)
+    plot = usage_plot(usage, distances, out / "patch_usage.png", level="relu4_1", note=note,
+                      output_usage=output_usage)
 
     extra_rows, extra_labels = [], []
     for c_name, s_name in settings.pick(MORE_PAIRS, ()):
@@ -189,9 +216,11 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
         "the content but reuses a few style patches (fewer tiles, paler); the Gram baseline shifts the colours "
         "without the tile pattern. " + cfg.why + ".")
     section.images.append(("content | style | reshuffle | style-swap | Gram (Gatys)", strip))
-    section.images.append(("left: how often each style patch is used at relu4_1 (reshuffle: every patch about "
-                           "equally often; style-swap: a few patches many times and many never - wash-out); right: "
-                           "content and Gram style distances of each output", plot))
+    section.images.append(("left: how often each style patch is used by the method's target at relu4_1 (reshuffle: "
+                           "every patch about equally often; style-swap: a few patches many times and many never - "
+                           "wash-out); middle: the same count for the output images (each output position's nearest "
+                           "style patch), which exists for the Gram baseline too; right: content and Gram style "
+                           "distances of each output", plot))
     section.table = table
     if extra_rows:
         more = labelled_grid(extra_rows, ["content", "style", f"reshuffle (α={cfg.alpha})"],

@@ -69,14 +69,7 @@ def labelled_grid(rows: Sequence[Sequence[torch.Tensor | None]], col_labels: Seq
     return _save(fig, Path(path), dpi)
 
 
-def usage_plot(usage: dict[str, torch.Tensor | None], distances: dict[str, tuple[float, float]], path: str | Path,
-               level: str = "relu4_1", note: str = "") -> Path:
-    """Left: each method's style-patch use counts at ``level``, sorted from most to least used (a flat line at 1 is
-    even use; a tall head and a long zero tail is wash-out); a method without an assignment (``None``) is listed as
-    such. Right: each method's content distance and Gram style distance (lower is closer)."""
-    plt = _figure()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
-    colours = {"reshuffle": "tab:blue", "style-swap": "tab:orange", "Gram (Gatys)": "tab:green"}
+def _sorted_usage(ax, usage: dict[str, torch.Tensor | None], colours: dict[str, str], title: str, xlabel: str):
     for name, counts in usage.items():
         if counts is None:
             ax.plot([], [], color=colours.get(name), label=f"{name}: no patch assignment (statistics only)")
@@ -84,12 +77,30 @@ def usage_plot(usage: dict[str, torch.Tensor | None], distances: dict[str, tuple
         c = np.sort(counts.flatten().cpu().numpy())[::-1]
         used = int((c > 0).sum())
         ax.plot(np.arange(1, len(c) + 1), c, color=colours.get(name), lw=2,
-                label=f"{name}: {used}/{len(c)} patches used, max {int(c.max())}x")
-    ax.set_xlabel(f"style patches at {level}, most used first")
-    ax.set_ylabel("times used")
-    ax.set_title("style-patch usage (flat = even use, tall head + zero tail = wash-out)", fontsize=9)
-    ax.legend(fontsize=8)
+                label=f"{name}: {used}/{len(c)} used, max {int(c.max())}x")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("times used", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+
+
+def usage_plot(usage: dict[str, torch.Tensor | None], distances: dict[str, tuple[float, float]], path: str | Path,
+               level: str = "relu4_1", note: str = "", output_usage: dict[str, torch.Tensor] | None = None) -> Path:
+    """Left: each method's style-patch use counts at ``level``, sorted from most to least used (a flat line at 1 is
+    even use; a tall head and a long zero tail is wash-out); a method without an assignment (``None``) is listed as
+    such. Middle (with ``output_usage``): the same for the output images' nearest style patches. Right: each
+    method's content distance and Gram style distance (lower is closer)."""
+    plt = _figure()
+    n = 3 if output_usage else 2
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.8), gridspec_kw={"width_ratios": [1.3] * (n - 1) + [1]})
+    colours = {"reshuffle": "tab:blue", "style-swap": "tab:orange", "Gram (Gatys)": "tab:green"}
+    _sorted_usage(axes[0], usage, colours, "the method's target: style-patch usage\n(flat = even, tall head + zero "
+                  "tail = wash-out)", f"style patches at {level}, most used first")
+    if output_usage:
+        _sorted_usage(axes[1], output_usage, colours, "the output image: nearest style patch\nof each position",
+                      f"style patches at {level}, most used first")
+    bx = axes[-1]
     names = list(distances)
     x = np.arange(len(names))
     cd = [distances[n][0] for n in names]
@@ -97,8 +108,8 @@ def usage_plot(usage: dict[str, torch.Tensor | None], distances: dict[str, tuple
     bx.bar(x - 0.2, cd, 0.4, label="content distance (relu4_1)", color="tab:gray")
     bx.bar(x + 0.2, sd, 0.4, label="Gram style distance (relu1-5)", color="tab:purple")
     bx.set_xticks(x, names, fontsize=8)
-    bx.set_title("distances to content and style (lower = closer)", fontsize=9)
-    bx.legend(fontsize=8)
+    bx.set_title("distances to content and style\n(lower = closer)", fontsize=9)
+    bx.legend(fontsize=7)
     bx.grid(alpha=0.3, axis="y")
     if note:
         fig.text(0.5, 0.01, note, ha="center", fontsize=8, color="#a05000")
