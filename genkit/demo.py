@@ -145,24 +145,25 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
             res = stylizers[method](content, style)
         return res, time.perf_counter() - t0
 
-    def resized(img, like):
+    def resized(img, hw):
+        """A PIL image as a (1, 3, *hw) tensor in [0, 1]: the content at its output's size, the style at the size
+        the methods used (``cfg.size``, square paintings)."""
         from genkit.io import pil_to_tensor
 
-        t = pil_to_tensor(img)[None]
-        return torch.nn.functional.interpolate(t, size=like.shape[-2:], mode="bicubic", align_corners=False,
-                                               antialias=True).clamp(0, 1)
+        return torch.nn.functional.interpolate(pil_to_tensor(img)[None], size=tuple(hw), mode="bicubic",
+                                               align_corners=False, antialias=True).clamp(0, 1)
 
     cname, sname = STYLE_PAIR
     content, style = sample_photo(cname), sample_photo(sname)
     t_all = time.perf_counter()
-    results, table, usage, output_usage, distances, files = {}, [], {}, {}, {}, {}
+    results, table, usage, output_usage, distances = {}, [], {}, {}, {}
+    s = resized(style, (cfg.size, cfg.size))
     for method in ("reshuffle", "style-swap", "Gram (Gatys)"):
         res, seconds = run(method, content, style)
         slug = method.split()[0].lower()
-        files[method] = res.save(out / f"{cname}__{sname}__{slug}.png")
+        res.save(out / f"{cname}__{sname}__{slug}.png")
         results[method] = res
-        c = resized(content, res.image)
-        s = resized(style, torch.empty(1, 3, cfg.size, cfg.size))
+        c = resized(content, res.image.shape[-2:])
         m = style_transfer_metrics(res.image[None], c, s, encoder)
         distances[method] = (m[keys.KEY_CONTENT], m[keys.KEY_STYLE])
         lvl = res.levels[0] if res.levels else None
@@ -187,10 +188,9 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
         metrics[f"style/{method}/content_dist"] = float(m[keys.KEY_CONTENT])
         metrics[f"style/{method}/gram_style_dist"] = float(m[keys.KEY_STYLE])
         table.append(row)
-    content_img = resized(content, results["reshuffle"].image)[0]
-    files["content"] = save_image(content_img, out / f"{cname}__content.png")
-    style_img = resized(style, torch.empty(1, 3, cfg.size, cfg.size))[0]
-    strip = labelled_grid([[content_img, style_img, *(results[m].image for m in results)]],
+    content_img = resized(content, results["reshuffle"].image.shape[-2:])[0]
+    save_image(content_img, out / f"{cname}__content.png")
+    strip = labelled_grid([[content_img, s[0], *(results[m].image for m in results)]],
                           [f"content ({cname})", f"style ({sname})", f"reshuffle (α={cfg.alpha})",
                            f"style-swap (α={cfg.alpha})", f"Gram / Gatys (weight {cfg.gram_weight:g})"],
                           out / "comparison_strip.png", tile_inches=2.4)
@@ -198,15 +198,14 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
     plot = usage_plot(usage, distances, out / "patch_usage.png", level="relu4_1", note=note,
                       output_usage=output_usage)
 
-    extra_rows, extra_labels = [], []
+    extra_rows = []
     for c_name, s_name in settings.pick(MORE_PAIRS, ()):
         c_img, s_img = sample_photo(c_name), sample_photo(s_name)
         res, _ = run("reshuffle", c_img, s_img)
-        files[f"{c_name}__{s_name}"] = res.save(out / f"{c_name}__{s_name}__reshuffle.png")
-        save_image(resized(c_img, res.image)[0], out / f"{c_name}__content.png")
-        extra_rows.append([resized(c_img, res.image)[0], resized(s_img, torch.empty(1, 3, cfg.size, cfg.size))[0],
+        res.save(out / f"{c_name}__{s_name}__reshuffle.png")
+        save_image(resized(c_img, res.image.shape[-2:])[0], out / f"{c_name}__content.png")
+        extra_rows.append([resized(c_img, res.image.shape[-2:])[0], resized(s_img, (cfg.size, cfg.size))[0],
                            res.image])
-        extra_labels.append(f"{c_name} x {s_name}")
     settings.timings["style transfer"] = time.perf_counter() - t_all
 
     section = report.section(
@@ -435,9 +434,10 @@ def metrics_table(metrics: dict, random_weights: dict[str, bool]) -> tuple[list[
                       "on": f"{h['far_pixels']} pixels ({on})", "meaning": "0 = the photo is kept exactly"})
         omitted.append({"metric": "FID / KID of the portraits", "why left out":
                         f"needs hundreds of images (N={n} here): at this N the estimate is mostly bias"
-                        + ("; and the Inception weights are random" if random_weights.get("inception-fid") else "")})
+                        + ("; and the Inception weights are missing (it would run on random ones)"
+                           if random_weights.get("inception-fid") else "")})
         omitted.append({"metric": "LPIPS (reconstruction, diversity)", "why left out":
-                        "the LPIPS trunk is random (weights missing): its distances rank nothing"
+                        "the LPIPS trunk weights are missing: a random trunk's distances rank nothing"
                         if random_weights.get("lpips-alex") else "the pixel errors above measure the same against known "
                                                                  "truths at this N"})
         omitted.append({"metric": "mask consistency (parser mIoU)", "why left out":

@@ -244,7 +244,7 @@ def test_metrics_table_leaves_out_what_means_nothing_at_this_n():
                                    {"vgg19": True, "inception-fid": True, "lpips-alex": True})
     assert not any("FID" in r["metric"] for r in shown)
     fid = next(r for r in omitted if "FID" in r["metric"])
-    assert "N=8" in fid["why left out"] and "random" in fid["why left out"]
+    assert "N=8" in fid["why left out"] and "Inception weights are missing" in fid["why left out"]
     eyes = next(r for r in shown if r["metric"].startswith("eyes"))
     assert eyes["value"] == 0.9 and "7 face pairs" in eyes["on"]
 
