@@ -499,6 +499,10 @@ def run_demo(settings: DemoSettings) -> Path:
             "RANDOM WEIGHTS were used for: " + ", ".join(k for k, v in random.items() if v)
             + ". The pretrained ImageNet files were not found (see `genkit weights list`). The images show what each "
               "method does with random features; numbers that need the real weights are marked or left out.")
+    if settings.quick:
+        report.notes.append("--quick: small images and short budgets (style at 96 px, 10 optimiser steps; the portrait "
+                            "model trained for about 30 iterations). The eye and skin transfers show; the mouth and "
+                            "hair codes need the full demo's training to change anything visible.")
     report.notes.append("Portraits are procedural synthetic faces (no dataset download); style transfer reconstructs "
                         "by image optimisation. The reshuffle decoders are not trained here: they need the real VGG-19 "
                         "weights and far longer training to look good (genkit-train experiment=reshuffle_decoders).")
