@@ -39,9 +39,10 @@ class Report:
         root = path.parent
         parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>",
                  "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-                 "figure{display:inline-block;margin:.5em;vertical-align:top}img{max-width:100%;"
+                 "figure{display:block;margin:.8em 0}img{max-width:100%;"
                  "image-rendering:pixelated;border:1px solid #ccc}figcaption{font-size:.85em;color:#444}"
-                 "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left}"
+                 "table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left;"
+                 "vertical-align:top}"
                  ".warn{background:#fff3cd;border:1px solid #e0b000;padding:.6em 1em}</style></head><body>",
                  f"<h1>{html.escape(self.title)}</h1>",
                  f"<p>Generated {time.strftime('%Y-%m-%d %H:%M:%S')}</p>"]

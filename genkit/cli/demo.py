@@ -7,10 +7,13 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="stylise sample photos, train + edit a small portrait model, compute metrics, "
                                     "write an HTML report (runs offline)")
     p.add_argument("--out", default="outputs/demo", help="output folder (report.html, images, runs/)")
-    p.add_argument("--quick", action="store_true", help="minimal sizes and steps (a smoke run in well under a minute)")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes and budgets: the same report in about 30 s (rougher images; used by the tests)")
     p.add_argument("--no-random", dest="allow_random", action="store_false",
                    help="refuse to run with random weights when the pretrained files are missing")
     p.add_argument("--seed", type=int, default=0, help="random seed of every part of the demo")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the cores that the load average leaves free)")
     p.set_defaults(handler=_demo)
 
 
@@ -19,7 +22,8 @@ def _demo(args) -> int:
 
     from genkit.demo import DemoSettings, run_demo
 
-    settings = DemoSettings(out=Path(args.out), allow_random=args.allow_random, quick=args.quick, seed=args.seed)
+    settings = DemoSettings(out=Path(args.out), allow_random=args.allow_random, quick=args.quick, seed=args.seed,
+                            threads=args.threads)
     report = run_demo(settings)
     print(f"\ngenkit demo: report written to {report.resolve()}")
     print(f"  open it in a browser: file://{report.resolve()}")
