@@ -170,7 +170,10 @@ def run(cfg: DictConfig) -> dict:
 
     from genkit import tracking, weights
     from genkit.callbacks.run_record import RunRecord
+    from genkit.console import one_line_per_lightning_record
     from genkit.io import atomic_write_json
+
+    one_line_per_lightning_record()
 
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
@@ -389,6 +392,9 @@ def main() -> None:
     # (hydra/default.yaml: job_logging.loggers), those handlers are replaced and every line prints once.
     import lightning  # noqa: F401
 
+    from genkit.console import silence_random_weights_warning
+
+    silence_random_weights_warning()
     _hydra_main()
 
 

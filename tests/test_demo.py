@@ -106,6 +106,16 @@ def test_demo_wandb_run_holds_the_report_images_and_stays_quiet(quick_demo):
 
 
 @pytest.mark.slow
+def test_demo_prints_each_line_once(quick_demo):
+    """Lightning's own console handler and the random-weights warning must not double the log lines."""
+    _, proc = quick_demo
+    output = proc.stdout + proc.stderr
+    for line in ("Seed set to 0", "GPU available:", "RANDOM WEIGHTS: 'vgg19'"):
+        assert output.count(line) == 1, f"{line!r} printed {output.count(line)} times"
+    assert "litlogger" not in output  # Lightning's advertisement
+
+
+@pytest.mark.slow
 def test_demo_outputs_are_not_flat(quick_demo):
     out, _ = quick_demo
     files = [p for p in (out / "style").glob("*__*.png")]

@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from genkit.console import silence_random_weights_warning
     from genkit.errors import GenkitError
 
     parser = build_parser()
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    silence_random_weights_warning()
     try:
         result = args.handler(args)
     except GenkitError as exc:
