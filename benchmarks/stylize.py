@@ -256,6 +256,9 @@ def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: i
     return model.eval(), {k: float(v) for k, v in losses.items()}
 
 
+ALPHA_SCHEDULE = (0.9, 0.6667, 0.6)
+
+
 def part_cascade(args, report: dict) -> None:
     import torch
     from torch.nn import functional as F
@@ -294,38 +297,43 @@ def part_cascade(args, report: dict) -> None:
         c_img, s_img = sample_photo(cname), sample_photo(sname)
         side = args.cascade_size
         row = [pil_to_tensor(c_img.resize((side, side))), pil_to_tensor(s_img.resize((side, side)))]
-        for restore in (True, False):
-            for levels in (LEVELS, LEVELS[1:]):
-                res = Stylizer(decoder=decoders, encoder=encoder, size=side, levels=levels,
-                               restore_detail=restore)(c_img, s_img)
-                x = res.image[None]
-                c = F.interpolate(pil_to_tensor(c_img)[None], size=x.shape[-2:], mode="bilinear", antialias=True)
-                s = pil_to_tensor(s_img)[None]
-                with torch.no_grad():
-                    cd = float(content_distance(x, c, metric_encoder))
-                    sd = float(gram_style_distance(x, s, metric_encoder)[0])
-                mean_r = (x.mean((0, 2, 3)) / c.mean((0, 2, 3))).tolist()
-                std_r = (x.std((0, 2, 3)) / c.std((0, 2, 3))).tolist()
-                key = f"{cname} x {sname}"
-                rows.setdefault(key, {})[f"{'restore' if restore else 'plain'} {len(levels)}"] = {
-                    "mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd, "style_dist": sd}
-                print(f"{key:<18} {'on' if restore else 'off':<7} {len(levels):<7} "
-                      f"{', '.join(f'{v:.2f}' for v in mean_r):<22} {', '.join(f'{v:.2f}' for v in std_r):<22} "
-                      f"{cd:>13.4f} {sd:>11.4f}")
-                row.append(F.interpolate(res.image[None], size=(side, side), mode="bilinear")[0])
+        # the last run: 3 levels whose content share after relu3_1 equals the 2-level run's (0.9 x 0.667 = 0.6)
+        for restore, levels, alpha in [(True, LEVELS, None), (True, LEVELS[1:], None), (False, LEVELS, None),
+                                       (False, LEVELS[1:], None), (True, LEVELS, ALPHA_SCHEDULE)]:
+            res = Stylizer(decoder=decoders, encoder=encoder, size=side, levels=levels, restore_detail=restore,
+                           **({"alpha": list(alpha)} if alpha else {}))(c_img, s_img)
+            x = res.image[None]
+            c = F.interpolate(pil_to_tensor(c_img)[None], size=x.shape[-2:], mode="bilinear", antialias=True)
+            s = pil_to_tensor(s_img)[None]
+            with torch.no_grad():
+                cd = float(content_distance(x, c, metric_encoder))
+                sd = float(gram_style_distance(x, s, metric_encoder)[0])
+            mean_r = (x.mean((0, 2, 3)) / c.mean((0, 2, 3))).tolist()
+            std_r = (x.std((0, 2, 3)) / c.std((0, 2, 3))).tolist()
+            key = f"{cname} x {sname}"
+            name = f"{'restore' if restore else 'plain'} {len(levels)}" + (" schedule" if alpha else "")
+            rows.setdefault(key, {})[name] = {
+                "mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd, "style_dist": sd}
+            print(f"{key:<18} {'on' if restore else 'off':<7} {str(len(levels)) + ('*' if alpha else ''):<7} "
+                  f"{', '.join(f'{v:.2f}' for v in mean_r):<22} {', '.join(f'{v:.2f}' for v in std_r):<22} "
+                  f"{cd:>13.4f} {sd:>11.4f}")
+            row.append(F.interpolate(res.image[None], size=(side, side), mode="bilinear")[0])
         tiles += row
+    print(f"3*: alpha {', '.join(map(str, ALPHA_SCHEDULE))} per level (the content's share after relu3_1 as in the "
+          "2-level run)")
     for key, r in rows.items():
-        for variant in ("restore", "plain"):
-            three, two = r[f"{variant} 3"], r[f"{variant} 2"]
+        for variant, three_key in (("restore", "restore 3"), ("plain", "plain 3"), ("restore", "restore 3 schedule")):
+            three, two = r[three_key], r[f"{variant} 2"]
             ok_dark = all(0.7 <= v <= 1.3 for v in three["mean_ratio"] + three["std_ratio"])
-            print(f"{key} (detail {'on' if variant == 'restore' else 'off'}): 3-level mean/std within 30% of the "
+            print(f"{key} (detail {'on' if variant == 'restore' else 'off'}{', α schedule' if 'schedule' in three_key else ''}): 3-level mean/std within 30% of the "
                   f"content's: {ok_dark}; content dist 3 <= 2: {three['content_dist'] <= two['content_dist']}; "
                   f"style dist 3 <= 2: {three['style_dist'] <= two['style_dist']}")
     from torchvision.utils import make_grid
 
     grid = Path(args.out) / "cascade_grid.png"
-    caption = "content | style | 3 levels | 2 levels (relu3_1,relu2_1) | the same without restore_detail"
-    save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=6, padding=4, pad_value=1.0), grid,
+    caption = ("content | style | 3 levels | 2 levels (relu3_1,relu2_1) | the same without restore_detail | "
+               "3 levels with the alpha schedule")
+    save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=7, padding=4, pad_value=1.0), grid,
                metadata={"rows": caption, "random_weights": True})
     print(f"grid: {grid} ({caption})")
     report["cascade"] = {"pairs": rows, "train_losses": losses}
