@@ -272,7 +272,7 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
         "experiment=portrait_synthetic", "model.generator.variational=true", "model.validation.lpips=false",
         f"data.dataset.n={n_train}", f"trainer.max_epochs={settings.pick(5, 1)}", "test=false",
         f"callbacks.image_grid.every_n_steps={settings.pick(80, 1000)}",
-        *settings.pick([], ["+trainer.num_sanity_val_steps=0"])])
+        *settings.pick([], ["+trainer.num_sanity_val_steps=0", "trainer.limit_val_batches=2"])])
     editor = PortraitEditor.from_checkpoint(portrait["checkpoint"])
     iterations = int(portrait.get("global_step", 0) or 0)
 
