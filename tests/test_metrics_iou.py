@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from genkit.data.schemas import HELEN11
 from genkit.metrics.mask_consistency import MaskConsistency
 from genkit.metrics.segmentation import per_class_iou
+from helpers import iou_example
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,15 +42,7 @@ def _images_for(labels: torch.Tensor) -> torch.Tensor:
     return x
 
 
-PRED = torch.tensor([[[0, 0, 1, 1],
-                      [0, 0, 1, 1],
-                      [2, 2, 2, 2],
-                      [2, 2, 2, 0]]])
-TARGET = torch.tensor([[[0, 0, 1, 1],
-                        [0, 1, 1, 1],
-                        [2, 2, 1, 1],
-                        [2, 2, 2, 2]]])
-HAND_IOU = [3 / 5, 4 / 7, 5 / 8]  # classes 0-2 (see tests/test_parsing_metric.py); 3-4 absent from both
+PRED, TARGET, HAND_IOU, _ = iou_example()  # classes 0-2 by hand; 3-4 absent from both
 
 
 def test_per_class_iou_of_absent_classes_is_nan_and_the_mean_ignores_them():
