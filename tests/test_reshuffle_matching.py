@@ -185,3 +185,36 @@ def test_patch_descriptor_convolution_equals_projected_patches():
 
     torch.testing.assert_close(space.embed(fc), normalize_rows(exact.embed(fc) @ space.patch_basis), atol=1e-5,
                                rtol=1e-4)
+
+
+def test_fit_on_sampled_positions_equals_the_whole_map_projection(monkeypatch):
+    """The bases are fitted from the sampled positions alone; the samples they are fitted on equal those of
+    normalising and projecting the whole maps first (the earlier, slower way)."""
+    from genkit.models.reshuffle import features as feats
+    from genkit.models.reshuffle.features import _sample_positions, normalize_positions, normalize_rows
+
+    seen = []
+    real = feats._top_directions
+    monkeypatch.setattr(feats, "_top_directions", lambda x, dims, seed: seen.append(x) or real(x, dims, seed))
+    fc, fs = features(32, 12, 10, 3), features(32, 9, 11, 4)
+    space = MatchSpace.fit(fc, fs, 3, pca_dims=12, patch_dims=40, max_samples=64)
+    g = torch.Generator().manual_seed(0)
+    maps = [normalize_positions(fc), normalize_positions(fs)]
+    cols = [m.reshape(32, -1)[:, _sample_positions(m.shape[1] * m.shape[2], 64, g)] for m in maps]
+    torch.testing.assert_close(seen[0], torch.cat(cols, 1).T)
+    rows = []
+    for m in maps:
+        proj = normalize_positions(torch.einsum("cd,chw->dhw", space.channel_basis, m))
+        pos = _sample_positions(m.shape[1] * m.shape[2], 32, g)
+        rows.append(normalize_rows(gather_patches(proj, pos // m.shape[2], pos % m.shape[2], 3)))
+    torch.testing.assert_close(seen[1], torch.cat(rows, 0))
+
+
+def test_assigned_patch_cosine_on_selected_positions():
+    from genkit.models.reshuffle.features import assigned_patch_cosine
+
+    fc, fs = features(6, 7, 9, 0), features(6, 8, 6, 1)
+    assign = torch.randint(0, 48, (63,), generator=torch.Generator().manual_seed(0))
+    some = torch.tensor([0, 8, 9, 31, 62])
+    torch.testing.assert_close(assigned_patch_cosine(fc, fs, assign, 5, positions=some),
+                               assigned_patch_cosine(fc, fs, assign, 5)[some])

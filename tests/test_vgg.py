@@ -42,3 +42,18 @@ def test_forward_from_continues_the_trunk(encoder):
 def test_unknown_tap_is_an_error(encoder):
     with pytest.raises(ValueError, match="unknown VGG-19 taps"):
         VGG19Encoder(taps=("relu9_9",), allow_random=True)
+
+
+def test_channels_last_convolutions_give_the_plain_features_in_the_standard_layout(encoder):
+    """On the CPU the trunk runs channels-last (oneDNN's faster path); callers still get contiguous NCHW maps
+    equal to a plain layer-by-layer forward."""
+    x = torch.rand(1, 3, 64, 64)
+    out = encoder(x, taps=("relu2_1", "relu4_1"))
+    h, plain = encoder.normalize(x), {}
+    for i, layer in enumerate(encoder.features):
+        h = layer(h.contiguous())
+        if i in (6, 20):
+            plain[i] = h
+    for name, i in (("relu2_1", 6), ("relu4_1", 20)):
+        assert out[name].is_contiguous()
+        torch.testing.assert_close(out[name], plain[i], rtol=1e-4, atol=1e-4)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from genkit.nn.layout import conv_layout, standard_layout
 from genkit.nn.vgg import VGG19_CHANNELS, VGG19_RELU_INDEX, VGG19_STRIDE
 
 # torchvision's VGG-19 ("E") configuration: channel counts, "M" = 2x2 max-pool
@@ -111,4 +112,4 @@ class VGGMirrorDecoder(nn.Module):
         return VGG19_STRIDE[self.from_tap] // (1 if self.to_tap is None else VGG19_STRIDE[self.to_tap])
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.layers(h)
+        return standard_layout(self.layers(conv_layout(h)))

@@ -27,6 +27,7 @@ from torch import nn
 from genkit import weights as weights_registry
 from genkit.errors import ConfigError, WeightsUnavailableError
 from genkit.nn.init import variance_preserving_init
+from genkit.nn.layout import conv_layout, standard_layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -172,11 +173,11 @@ class VGG19Encoder(nn.Module):
         deepest = max(VGG19_RELU_INDEX[t] for t in wanted)
         index_to_name = {VGG19_RELU_INDEX[t]: t for t in wanted}
         out = {}
-        h = self.normalize(x)
+        h = conv_layout(self.normalize(x))
         for i, layer in enumerate(self.features):
             h = layer(h)
             if i in index_to_name:
-                out[index_to_name[i]] = h
+                out[index_to_name[i]] = standard_layout(h)
             if i >= deepest:
                 break
         return out
@@ -189,6 +190,7 @@ class VGG19Encoder(nn.Module):
         a, b = VGG19_RELU_INDEX[start], VGG19_RELU_INDEX[end]
         if b < a:
             raise ValueError(f"{end} comes before {start}")
+        h = conv_layout(h)
         for layer in list(self.features)[a + 1: b + 1]:
             h = layer(h)
-        return h
+        return standard_layout(h)

@@ -90,34 +90,34 @@ class MatchSpace:
         g = torch.Generator().manual_seed(seed)
         c = content.shape[0]
         space = cls(patch_size, chunk_elements=chunk_elements)
-        maps = [normalize_positions(content), normalize_positions(style)]
+        maps = (content, style)
+        # only the sampled positions are normalised and projected (the result equals doing it on whole maps)
         if pca_dims is not None and pca_dims < c:
-            cols = []
-            for m in maps:
-                flat = m.reshape(c, -1)
-                cols.append(flat[:, _sample_positions(flat.shape[1], max_samples, g).to(flat.device)])
+            cols = [unit_columns_at(m, _sample_positions(m.shape[1] * m.shape[2], max_samples, g).to(m.device))
+                    for m in maps]
             space.channel_basis = _top_directions(torch.cat(cols, 1).T, pca_dims, seed)
         d = c if space.channel_basis is None else space.channel_basis.shape[1]
         if patch_dims is not None and patch_dims < d * patch_size ** 2:
             rows = []
             for m in maps:
-                proj = space._project_channels(m)
-                h, w = proj.shape[1:]
+                h, w = m.shape[1:]
                 pos = _sample_positions(h * w, max_samples // 2, g).to(m.device)
-                ys, xs = pos // w, pos % w
-                rows.append(normalize_rows(gather_patches(proj, ys, xs, patch_size)))
+                rows.append(normalize_rows(space._patch_rows(m, pos // w, pos % w)))
             space.patch_basis = _top_directions(torch.cat(rows, 0), patch_dims, seed)
         return space
+
+    def _patch_rows(self, f: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
+        """Unnormalised patch vectors (S, D*p*p), ``F.unfold`` order, of the channel-projected unit positions
+        around (ys, xs) of the raw map ``f`` (zeros outside the map)."""
+        py, px = patch_offsets(ys, xs, self.patch_size)
+        v = unit_columns_at(f, py.reshape(-1), px.reshape(-1))  # (C, S*p*p), offsets of a patch together
+        if self.channel_basis is not None:
+            v = normalize_columns(self.channel_basis.to(v.dtype).T @ v)
+        return v.view(-1, ys.numel(), self.patch_size ** 2).transpose(0, 1).reshape(ys.numel(), -1)
 
     @property
     def dims(self) -> int | None:
         return None if self.patch_basis is None else self.patch_basis.shape[1]
-
-    def _project_channels(self, normalized: torch.Tensor) -> torch.Tensor:
-        """Channel PCA of position-normalised features, renormalised (identity without a basis)."""
-        if self.channel_basis is None:
-            return normalized
-        return normalize_positions(torch.einsum("cd,chw->dhw", self.channel_basis, normalized))
 
     def _position_vectors(self, f: torch.Tensor) -> torch.Tensor:
         """Steps 1-2: unit per-position vectors. With a channel basis the first normalisation is skipped: it only
@@ -162,9 +162,31 @@ class MatchSpace:
         return notes
 
 
-def _padded_rows(f: torch.Tensor, r: int) -> torch.Tensor:
-    """(C, H, W) -> ((H+2r)*(W+2r), C): position-normalised, zero-padded, channels last."""
-    return F.pad(normalize_positions(f), (r, r, r, r)).permute(1, 2, 0).reshape(-1, f.shape[0]).contiguous()
+def patch_offsets(ys: torch.Tensor, xs: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, p*p) row and column of every position of the ``p x p`` patch around each (ys, xs), row-major."""
+    r = p // 2
+    offs = torch.arange(-r, r + 1, device=ys.device)
+    py = (ys[:, None, None] + offs[None, :, None]).expand(-1, p, p)
+    px = (xs[:, None, None] + offs[None, None, :]).expand(-1, p, p)
+    return py.reshape(-1, p * p), px.reshape(-1, p * p)
+
+
+def normalize_columns(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(D, N) -> same, each column scaled to unit L2 norm (zero columns stay zero)."""
+    return x * (x * x).sum(0, keepdim=True).clamp_min(eps * eps).rsqrt()
+
+
+def unit_columns_at(f: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor | None = None) -> torch.Tensor:
+    """(C, N) unit feature vectors of ``f`` (C, H, W) at positions (ys, xs), one per column, zero outside the map
+    (``xs`` None: ``ys`` holds flat positions). Equal to indexing :func:`normalize_positions` of the zero-padded
+    map, without normalising the whole map."""
+    c, h, w = f.shape
+    if xs is None:
+        ys, xs = ys // w, ys % w
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    flat = ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)
+    v = normalize_columns(f.reshape(c, -1).index_select(1, flat))
+    return v * inside[None, :].to(v.dtype)
 
 
 def assigned_patch_cosine(content: torch.Tensor, style: torch.Tensor, assign: torch.Tensor, patch_size: int,
@@ -174,29 +196,23 @@ def assigned_patch_cosine(content: torch.Tensor, style: torch.Tensor, assign: to
     ``content`` (C, Hc, Wc), ``style`` (C, Hs, Ws), ``assign`` (Hc*Wc,) flat style indices. Patches are the
     ``p x p`` blocks of position-normalised features, zero outside the map (as in the matching). Returns one
     value in [-1, 1] per content position (or per entry of ``positions``); 1.0 means an identical patch.
+    Only the positions asked for are read and normalised.
     """
     c, hc, wc = content.shape
-    _, hs, ws = style.shape
-    r = patch_size // 2
-    pc, ps = _padded_rows(content, r), _padded_rows(style, r)
-    wcp, wsp = wc + 2 * r, ws + 2 * r
+    ws = style.shape[2]
+    pp = patch_size ** 2
     pos = torch.arange(hc * wc, device=content.device) if positions is None else positions
     n = pos.numel()
-    base_c = (pos // wc + r) * wcp + pos % wc + r
     matched = assign.index_select(0, pos)
-    base_s = (matched // ws + r) * wsp + matched % ws + r
     out = torch.empty(n, dtype=content.dtype, device=content.device)
-    step = max(1, chunk_elements // max(1, 2 * c))
+    step = max(1, chunk_elements // max(1, 2 * c * pp))
     for i in range(0, n, step):
-        bc, bs = base_c[i:i + step], base_s[i:i + step]
-        num = torch.zeros(bc.numel(), dtype=content.dtype, device=content.device)
-        na, nb = num.clone(), num.clone()
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                a = pc.index_select(0, bc + dy * wcp + dx)
-                b = ps.index_select(0, bs + dy * wsp + dx)
-                num += (a * b).sum(1)
-                na += (a * a).sum(1)
-                nb += (b * b).sum(1)
+        a = unit_columns_at(content, *(o.reshape(-1) for o in patch_offsets(pos[i:i + step] // wc,
+                                                                              pos[i:i + step] % wc, patch_size)))
+        b = unit_columns_at(style, *(o.reshape(-1) for o in patch_offsets(matched[i:i + step] // ws,
+                                                                            matched[i:i + step] % ws, patch_size)))
+        m = a.shape[1] // pp
+        num = (a * b).sum(0).view(m, pp).sum(1)
+        na, nb = (a * a).sum(0).view(m, pp).sum(1), (b * b).sum(0).view(m, pp).sum(1)
         out[i:i + step] = num / (na * nb).sqrt().clamp_min(1e-12)
     return out

@@ -157,6 +157,7 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     held_c = torch.empty(0, dtype=torch.long, device=dev)
     held_s = torch.empty(0, dtype=torch.long, device=dev)
     held_v = torch.empty(0, dtype=sim.dtype, device=dev)
+    cand_flat, sim_flat = cand.reshape(-1), sim.reshape(-1)
     free = torch.arange(n, device=dev)
     rounds = 0
     while free.numel() and (max_rounds is None or rounds < max_rounds):
@@ -167,38 +168,41 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
             weakest = torch.full((n_style,), float("inf"), dtype=sim.dtype, device=dev)
             weakest.scatter_reduce_(0, held_s, held_v, reduce="amin")
             bar = torch.where(count >= capacity, weakest, torch.full_like(weakest, NEG_INF))
-            c_free, s_free = cand[free], sim[free]
-            viable = (s_free > bar[c_free]) & (cols[None, :] >= ptr[free, None])
+            c_free, s_free = cand.index_select(0, free), sim.index_select(0, free)
+            viable = (s_free > bar[c_free]) & (cols[None, :] >= ptr.index_select(0, free)[:, None])
             has = viable.any(dim=1)
-            ptr[free] = torch.where(has, viable.int().argmax(dim=1), torch.full_like(ptr[free], k))
-        free = free[ptr[free] < k]
-        p = ptr[free]
-        v = sim[free, p]
-        ok = v > NEG_INF
-        free, p, v = free[ok], p[ok], v[ok]
+            ptr[free] = torch.where(has, viable.int().argmax(dim=1), torch.full_like(free, k))
+        free = free[ptr.index_select(0, free) < k]
+        p = ptr.index_select(0, free)
+        flat = free * k + p  # (row, pointer) pairs as flat indices: one gather instead of 2-D indexing
+        v = sim_flat.index_select(0, flat)
+        ok = (v > NEG_INF).nonzero().squeeze(1)
+        free, v = free.index_select(0, ok), v.index_select(0, ok)
         if not free.numel():
             break
-        s = cand[free, p]
-        # only style positions that received proposals re-rank their pool
+        s = cand_flat.index_select(0, flat.index_select(0, ok))
+        # only style positions that received proposals re-rank their pool (index lists, not boolean masks: each
+        # mask would run its own nonzero per tensor it selects from)
         touched = torch.zeros(n_style, dtype=torch.bool, device=dev)
         touched[s] = True
         in_pool = touched[held_s]
-        pool_c = torch.cat([held_c[in_pool], free])
-        pool_s = torch.cat([held_s[in_pool], s])
-        pool_v = torch.cat([held_v[in_pool], v])
+        rejoin, stay = in_pool.nonzero().squeeze(1), (~in_pool).nonzero().squeeze(1)
+        pool_c = torch.cat([held_c.index_select(0, rejoin), free])
+        pool_s = torch.cat([held_s.index_select(0, rejoin), s])
+        pool_v = torch.cat([held_v.index_select(0, rejoin), v])
         o = pool_v.argsort(descending=True, stable=True)
-        pool_c, pool_s, pool_v = pool_c[o], pool_s[o], pool_v[o]
-        o = pool_s.argsort(stable=True)
-        pool_c, pool_s, pool_v = pool_c[o], pool_s[o], pool_v[o]
+        o = o.index_select(0, pool_s.index_select(0, o).argsort(stable=True))  # by style, best first within one
+        pool_c, pool_s, pool_v = pool_c.index_select(0, o), pool_s.index_select(0, o), pool_v.index_select(0, o)
         pos = torch.arange(pool_s.numel(), device=dev)
         first = torch.ones_like(pool_s, dtype=torch.bool)
         first[1:] = pool_s[1:] != pool_s[:-1]
         rank = pos - torch.where(first, pos, torch.zeros_like(pos)).cummax(0).values  # rank within its style group
-        keep = rank < capacity[pool_s]
-        held_c = torch.cat([held_c[~in_pool], pool_c[keep]])
-        held_s = torch.cat([held_s[~in_pool], pool_s[keep]])
-        held_v = torch.cat([held_v[~in_pool], pool_v[keep]])
-        free = pool_c[~keep]
+        keep = rank < capacity.index_select(0, pool_s)
+        kept, dropped = keep.nonzero().squeeze(1), (~keep).nonzero().squeeze(1)
+        held_c = torch.cat([held_c.index_select(0, stay), pool_c.index_select(0, kept)])
+        held_s = torch.cat([held_s.index_select(0, stay), pool_s.index_select(0, kept)])
+        held_v = torch.cat([held_v.index_select(0, stay), pool_v.index_select(0, kept)])
+        free = pool_c.index_select(0, dropped)
         ptr[free] += 1
     assign[held_c] = held_s
     return assign
