@@ -18,9 +18,10 @@ Parts:
 * ``gram``: the relative Gram-matrix error of the voted target against the style, per level, reshuffle vs
   style-swap (overlapping patches are averaged, so only 1x1 patches keep the Gram matrix exactly).
 * ``cascade``: decoders of this tree trained for the same short budget on the sample photos, then the same pairs
-  stylised with 3 levels (relu4_1,relu3_1,relu2_1) and with 2 (relu3_1,relu2_1), with and without
-  ``restore_detail``: per-channel mean/std against the content (not dark: within 30%), content distance (relu4_1)
-  and Gram style distance. Writes a grid PNG and the decoders (``--cascade-decoders`` reuses them).
+  (grey textures and colourful style samples) stylised with 3 levels (relu4_1,relu3_1,relu2_1) and with 2
+  (relu3_1,relu2_1), with and without ``restore_detail``, and with 3 levels at the release's alpha 0.6 everywhere:
+  per-channel mean/std against the content (not dark: within 30%), content distance (relu4_1) and Gram style
+  distance. Writes a grid PNG and the decoders (``--cascade-decoders`` reuses them).
 
 VGG-19 runs with RANDOM weights, decoders with random (``decoder``) or briefly trained (``cascade``) weights: no
 download is possible here. Timings are representative of the arithmetic; the images are not of real quality.
@@ -256,7 +257,7 @@ def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: i
     return model.eval(), {k: float(v) for k, v in losses.items()}
 
 
-ALPHA_SCHEDULE = (0.9, 0.6667, 0.6)
+RELEASE_ALPHA = (0.6, 0.6, 0.6)
 
 
 def part_cascade(args, report: dict) -> None:
@@ -267,6 +268,7 @@ def part_cascade(args, report: dict) -> None:
     from genkit.io import pil_to_tensor, save_image
     from genkit.metrics.style import content_distance, gram_style_distance
     from genkit.models.reshuffle import Stylizer
+    from genkit.models.reshuffle.config import carried_alphas
     from genkit.models.reshuffle.decoders import load_decoders, save_decoders
     from genkit.nn.vgg import STYLE_TAPS, VGG19Encoder
 
@@ -284,22 +286,28 @@ def part_cascade(args, report: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metric_encoder = VGG19Encoder(taps=STYLE_TAPS, weights="random")
-    pairs = [("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "gravel")]
+    # grey textures (their contrast is a third to a half of the photos') and genkit's colourful style samples
+    pairs = [("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "gravel"), ("astronaut", "brush_strokes"),
+             ("chelsea", "mosaic"), ("grace_hopper", "immunohistochemistry")]
     print(f"\n## 3 levels vs 2 levels, the same decoders {trained}, stylised at {args.cascade_size} px, "
           f"load avg {os.getloadavg()[0]:.2f}")
     if losses:
         print("final training losses: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
                                                     if k.endswith(("/level", "/pixel")) or k == "loss"))
-    print(f"{'pair':<18} {'detail':<7} {'levels':<7} {'mean / content (R,G,B)':<22} {'std / content (R,G,B)':<22} "
+    print(f"{'pair':<34} {'detail':<7} {'levels':<7} {'mean / content (R,G,B)':<22} {'std / content (R,G,B)':<22} "
           f"{'content dist':>13} {'style dist':>11}")
     tiles, rows = [], {}
     for cname, sname in pairs:
         c_img, s_img = sample_photo(cname), sample_photo(sname)
         side = args.cascade_size
         row = [pil_to_tensor(c_img.resize((side, side))), pil_to_tensor(s_img.resize((side, side)))]
-        # the last run: 3 levels whose content share after relu3_1 equals the 2-level run's (0.9 x 0.667 = 0.6)
+        c0, s0 = row[0], row[1]  # the style's own colour and contrast, for reading the ratios below
+        style_mean_r, style_std_r = (s0.mean((1, 2)) / c0.mean((1, 2))).tolist(), (s0.std((1, 2)) / c0.std((1, 2))).tolist()
+        print(f"{cname + ' x ' + sname:<34} {'style':<7} {'-':<7} {', '.join(f'{v:.2f}' for v in style_mean_r):<22} "
+              f"{', '.join(f'{v:.2f}' for v in style_std_r):<22}")
+        # defaults (decoder path: carried_alphas), then the release's 0.6 at every one of 3 levels
         for restore, levels, alpha in [(True, LEVELS, None), (True, LEVELS[1:], None), (False, LEVELS, None),
-                                       (False, LEVELS[1:], None), (True, LEVELS, ALPHA_SCHEDULE)]:
+                                       (False, LEVELS[1:], None), (True, LEVELS, RELEASE_ALPHA)]:
             res = Stylizer(decoder=decoders, encoder=encoder, size=side, levels=levels, restore_detail=restore,
                            **({"alpha": list(alpha)} if alpha else {}))(c_img, s_img)
             x = res.image[None]
@@ -311,28 +319,38 @@ def part_cascade(args, report: dict) -> None:
             mean_r = (x.mean((0, 2, 3)) / c.mean((0, 2, 3))).tolist()
             std_r = (x.std((0, 2, 3)) / c.std((0, 2, 3))).tolist()
             key = f"{cname} x {sname}"
-            name = f"{'restore' if restore else 'plain'} {len(levels)}" + (" schedule" if alpha else "")
-            rows.setdefault(key, {})[name] = {
+            name = f"{'restore' if restore else 'plain'} {len(levels)}" + (" release alpha" if alpha else "")
+            rows.setdefault(key, {}).setdefault("style image", {"mean_ratio": style_mean_r, "std_ratio": style_std_r})
+            rows[key][name] = {
                 "mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd, "style_dist": sd}
-            print(f"{key:<18} {'on' if restore else 'off':<7} {str(len(levels)) + ('*' if alpha else ''):<7} "
+            print(f"{key:<34} {'on' if restore else 'off':<7} {str(len(levels)) + ('*' if alpha else ''):<7} "
                   f"{', '.join(f'{v:.2f}' for v in mean_r):<22} {', '.join(f'{v:.2f}' for v in std_r):<22} "
                   f"{cd:>13.4f} {sd:>11.4f}")
             row.append(F.interpolate(res.image[None], size=(side, side), mode="bilinear")[0])
         tiles += row
-    print(f"3*: alpha {', '.join(map(str, ALPHA_SCHEDULE))} per level (the content's share after relu3_1 as in the "
-          "2-level run)")
+    print(f"default alpha: {', '.join(f'{a:.3f}' for a in carried_alphas(3))} for 3 levels, 0.6, 0.6 for 2; "
+          f"3*: the release's {RELEASE_ALPHA[0]} at every level")
     for key, r in rows.items():
-        for variant, three_key in (("restore", "restore 3"), ("plain", "plain 3"), ("restore", "restore 3 schedule")):
+        for variant, three_key in (("restore", "restore 3"), ("plain", "plain 3"), ("restore", "restore 3 release alpha")):
             three, two = r[three_key], r[f"{variant} 2"]
-            ok_dark = all(0.7 <= v <= 1.3 for v in three["mean_ratio"] + three["std_ratio"])
-            print(f"{key} (detail {'on' if variant == 'restore' else 'off'}{', α schedule' if 'schedule' in three_key else ''}): 3-level mean/std within 30% of the "
-                  f"content's: {ok_dark}; content dist 3 <= 2: {three['content_dist'] <= two['content_dist']}; "
-                  f"style dist 3 <= 2: {three['style_dist'] <= two['style_dist']}")
+            r[three_key]["not_dark"] = all(0.7 <= v <= 1.3 for v in three["mean_ratio"] + three["std_ratio"])
+            r[three_key]["content_no_worse"] = three["content_dist"] <= two["content_dist"]
+            r[three_key]["style_no_worse"] = three["style_dist"] <= two["style_dist"]
+            print(f"{key} (detail {'on' if variant == 'restore' else 'off'}"
+                  f"{', release alpha' if 'release' in three_key else ''}): 3-level mean/std within 30% of the "
+                  f"content's: {three['not_dark']}; content dist 3 <= 2: {three['content_no_worse']}; "
+                  f"style dist 3 <= 2: {three['style_no_worse']}")
+    for three_key in ("restore 3", "restore 3 release alpha"):
+        print(f"{three_key}: no worse content distance than 2 levels for "
+              f"{sum(r[three_key]['content_no_worse'] for r in rows.values())}/{len(rows)} pairs, style distance "
+              f"{sum(r[three_key]['style_no_worse'] for r in rows.values())}/{len(rows)}, not dark "
+              f"{sum(r[three_key]['not_dark'] for r in rows.values())}/{len(rows)} "
+              f"(2 levels: {sum(all(0.7 <= v <= 1.3 for v in r['restore 2']['mean_ratio'] + r['restore 2']['std_ratio']) for r in rows.values())}/{len(rows)})")
     from torchvision.utils import make_grid
 
     grid = Path(args.out) / "cascade_grid.png"
     caption = ("content | style | 3 levels | 2 levels (relu3_1,relu2_1) | the same without restore_detail | "
-               "3 levels with the alpha schedule")
+               "3 levels with the release's alpha 0.6 at every level")
     save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=7, padding=4, pad_value=1.0), grid,
                metadata={"rows": caption, "random_weights": True})
     print(f"grid: {grid} ({caption})")

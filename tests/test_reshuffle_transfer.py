@@ -367,3 +367,26 @@ def test_a_too_large_global_search_runs_pooled_and_says_so(encoder, photos):
     assert not any("pooled" in note for note in exact.stats.approximate)
     assert sorted(pooled.assign.tolist()) == list(range(256))  # the usage limit still holds exactly
     assert pooled.stats.mean_similarity > 0.9 * exact.stats.mean_similarity
+
+
+def test_carried_levels_keep_the_two_level_content_share_by_default():
+    """Decoders carry each blend down, so every extra level would dilute the content again (0.6^3 of it after three
+    levels at the release's alpha). By default the levels before the last split the first level's alpha
+    geometrically: the content's share of the final target is 0.6^2 whatever the number of levels."""
+    three = [lv.alpha for lv in build_config(carried=True).levels]
+    assert three[:2] == pytest.approx([0.6 ** 0.5] * 2) and three[2] == pytest.approx(0.6)
+    assert math.prod(three) == pytest.approx(0.6 ** 2)
+    two = build_config(levels=["relu3_1", "relu2_1"], carried=True)
+    assert [lv.alpha for lv in two.levels] == [0.6, 0.6]  # two levels: unchanged
+    four = build_config(levels=["relu5_1", "relu4_1", "relu3_1", "relu2_1"], carried=True)
+    assert math.prod(lv.alpha for lv in four.levels) == pytest.approx(0.6 ** 2)
+    # levels that each blend the content's own features (optimisation path) and explicit values are untouched
+    assert [lv.alpha for lv in build_config().levels] == [0.6] * 3
+    assert [lv.alpha for lv in build_config(alpha=0.6, carried=True).levels] == [0.6] * 3
+    assert [lv.alpha for lv in build_config(alpha=[0.9, 0.5, 0.7], carried=True).levels] == [0.9, 0.5, 0.7]
+
+
+def test_stylizer_defaults_follow_the_reconstruction(encoder, decoders):
+    assert math.prod(lv.alpha for lv in Stylizer(decoder=decoders, encoder=encoder).config.levels) == pytest.approx(0.36)
+    assert [lv.alpha for lv in Stylizer(optimize=True, encoder=encoder).config.levels] == [0.6] * 3
+    assert [lv.alpha for lv in Stylizer(decoder=decoders, encoder=encoder, alpha=0.6).config.levels] == [0.6] * 3

@@ -67,7 +67,8 @@ def register(sub) -> None:
     g.add_argument("--levels", type=lambda s: s.split(","), default=None,
                    help="coarse-to-fine VGG taps (default relu4_1,relu3_1,relu2_1, or the decoder's levels)")
     g.add_argument("--alpha", type=_floats, default=None,
-                   help="content weight per level (one value or one per level; default 0.6)")
+                   help="content weight per level (one value or one per level; default 0.6, and with --decoder "
+                        "0.6 at the last level while the earlier ones split one 0.6: 0.775,0.775,0.6 for 3 levels)")
     g.add_argument("--size", type=int, default=512, help="long side of the content/output in px (0: keep; default 512)")
     g.add_argument("--style-size", type=int, default=None, help="long side of the style image (default: --size)")
     g.add_argument("--max-usage", type=_max_usage, default="auto",
@@ -195,6 +196,7 @@ def run(args) -> int:
     to_folder = _output_is_folder(out, batch)
     reading = reading_policy(args)
     config = build_config(levels=args.levels or _decoder_levels(args.decoder), alpha=args.alpha,
+                          carried=args.decoder is not None,
                           iterations=args.iterations, patch_size=args.patch_size,
                           pca_dims="default" if args.pca_dims is None else args.pca_dims,
                           patch_dims="default" if args.patch_dims is None else args.patch_dims, max_usage=args.max_usage,

@@ -178,7 +178,7 @@ class Stylizer:
         if config is None:
             if "levels" not in options or not options["levels"]:
                 options["levels"] = structure.levels if structure is not None else None
-            config = build_config(**options)
+            config = build_config(**options, carried=decoder is not None)
         elif options:
             raise ConfigError(f"pass either config= or keyword options, not both ({sorted(options)})")
         self.config = config
