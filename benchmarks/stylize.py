@@ -254,7 +254,7 @@ def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: i
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.decoders.parameters(), 1.0)
         opt.step()
-    return model.eval(), {k: float(v) for k, v in losses.items()}
+    return model.eval(), {k: float(v.detach()) for k, v in losses.items()}
 
 
 RELEASE_ALPHA = (0.6, 0.6, 0.6)
