@@ -66,9 +66,21 @@ def test_usage_limit_holds_exactly_on_every_level(encoder, decoders, photos, opt
         assert lv.placed_without_similarity == 0
         assert lv.max_usage == int(counts.max()) and lv.distinct_used == int((counts > 0).sum())
     assert res.image.shape == (3, 64, 64) and 0 <= float(res.image.min()) and float(res.image.max()) <= 1
-    # finer levels start from the upsampled assignment and only search locally
-    assert res.levels[0].searches[0] == "global"
-    assert all(s == "local" for lv in res.levels[1:] for s in lv.searches)
+    # small maps: every level's first search is global (an exact search within max_global_pairs), then local
+    assert all(lv.searches[0] == "global" and set(lv.searches[1:]) <= {"local"} for lv in res.levels)
+
+
+def test_finer_levels_start_from_the_coarser_assignment_when_a_global_search_is_too_large(encoder, decoders, photos):
+    """Above max_global_pairs a finer level does not search globally: it refines the coarser level's assignment,
+    upsampled, by local search (never quadratic); below it, it matches afresh, as the release does every level."""
+    small = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2)(photos["astronaut"], photos["brick"])
+    assert [lv.searches[0] for lv in small.levels] == ["global"] * 3
+    # relu4_1 at 64 px: 8x8 positions (4096 pairs); relu3_1: 16x16 (65536 pairs) is above this limit
+    large = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2, max_global_pairs=4096)(
+        photos["astronaut"], photos["brick"])
+    assert large.levels[0].searches == ["global", "local"]
+    assert all(lv.searches == ["local", "local"] for lv in large.levels[1:])
+    assert all(not any("pooled" in note for note in lv.approximate) for lv in large.levels[1:])
 
 
 def test_permutation_keeps_the_style_gram_matrix(encoder, photos):

@@ -4,8 +4,9 @@ At the first (coarsest) level the content features are the content image's. At e
 previous level's blended target **carried down** by the reconstructor: a level-to-level decoder
 (relu4_1 -> relu3_1 -> relu2_1, as the official release does with its decoder's intermediate activations), the
 features of an optimised image, or (legacy image decoders) the re-encoded decoded image. Only the finest blend
-becomes the output image. The assignment of a finer level starts from the coarser one, upsampled, refined by
-local search, so no fine-level step is quadratic.
+becomes the output image. A finer level matches afresh (global search) when that search is within
+``max_global_pairs``, as the release does at every level; above it, it starts from the coarser assignment,
+upsampled, refined by local search, so no fine-level step is quadratic (:func:`starts_from_coarser`).
 
 A *reconstructor* has two methods: ``next_features(tap, next_tap, blend, ctx)`` -> (1, C', h', w') content
 features of ``next_tap``, and ``image(tap, blend, ctx)`` -> (1, 3, H, W) in [0, 1]. ``ctx`` holds the content
@@ -30,6 +31,16 @@ class Reconstructor(Protocol):
     def next_features(self, tap: str, next_tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor: ...
 
     def image(self, tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor: ...
+
+
+def starts_from_coarser(level, cfg: ReshuffleConfig, content_hw: tuple[int, int], style_hw: tuple[int, int]) -> bool:
+    """Whether a finer level starts from the coarser level's assignment (upsampled, refined by local search) rather
+    than matching afresh with a global search, as the release does at every level: when its search mode is
+    ``local``, or ``auto`` and the exact global search would exceed ``max_global_pairs``."""
+    if level.search == "global":
+        return False
+    pairs = content_hw[0] * content_hw[1] * style_hw[0] * style_hw[1]
+    return level.search == "local" or pairs > cfg.max_global_pairs
 
 
 def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: dict[str, torch.Tensor],
@@ -65,7 +76,7 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
                 content_mask, style_mask, tuple(fc.shape[1:]), tuple(fs.shape[1:]), level.tap, level.stride)
             labels_c, labels_s = labels_c.to(fc.device), labels_s.to(fs.device)
         init = None
-        if prev is not None:
+        if prev is not None and starts_from_coarser(level, cfg, tuple(fc.shape[1:]), tuple(fs.shape[1:])):
             init = upsample_assignment(prev[0], prev[1], prev[2], tuple(fc.shape[1:]), tuple(fs.shape[1:]))
         with torch.no_grad():
             res = reshuffle_level(fc, fs, level, cfg, init_assign=init, labels_c=labels_c, labels_s=labels_s,
