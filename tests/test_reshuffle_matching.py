@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
-from genkit.models.reshuffle.features import MatchSpace, gather_patches
+from genkit.models.reshuffle.features import MatchSpace
 from genkit.models.reshuffle.level import reshuffle_level
 from genkit.models.reshuffle.matching import (dense_topk, local_candidates, mask_duplicates, pair_scores,
                                               upsample_assignment)
@@ -52,14 +52,20 @@ def test_embedding_equals_explicit_patches_and_chunking_is_invisible(p):
     torch.testing.assert_close(tiny_chunks.embed(fc), space.embed(fc))
 
 
-def test_gather_patches_agrees_with_embed():
+def unfolded_patches(g: torch.Tensor) -> torch.Tensor:
+    """(D, H, W) -> (H*W, D*p*p) zero-padded 3x3 patch vectors in ``F.unfold`` order: the reference layout."""
+    return torch.nn.functional.unfold(g[None], 3, padding=1)[0].T
+
+
+def test_sampled_patch_rows_agree_with_embed():
     f = features(4, 6, 5, 2)
     space = MatchSpace(3)
     emb = space.embed(f)
     ys, xs = torch.tensor([0, 2, 5, 5]), torch.tensor([0, 3, 4, 1])
     from genkit.models.reshuffle.features import normalize_positions, normalize_rows
 
-    torch.testing.assert_close(normalize_rows(gather_patches(normalize_positions(f), ys, xs, 3)), emb[ys * 5 + xs])
+    torch.testing.assert_close(normalize_rows(space._patch_rows(f, ys, xs)), emb[ys * 5 + xs])
+    torch.testing.assert_close(space._patch_rows(f, ys, xs), unfolded_patches(normalize_positions(f))[ys * 5 + xs])
 
 
 @pytest.mark.parametrize("pca_dims,patch_dims", [(24, 120), (24, None), (None, 120)])
@@ -206,7 +212,7 @@ def test_fit_on_sampled_positions_equals_the_whole_map_projection(monkeypatch):
     for m in maps:
         proj = normalize_positions(torch.einsum("cd,chw->dhw", space.channel_basis, m))
         pos = _sample_positions(m.shape[1] * m.shape[2], 32, g)
-        rows.append(normalize_rows(gather_patches(proj, pos // m.shape[2], pos % m.shape[2], 3)))
+        rows.append(normalize_rows(unfolded_patches(proj)[pos]))
     torch.testing.assert_close(seen[1], torch.cat(rows, 0))
 
 

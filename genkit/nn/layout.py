@@ -1,7 +1,7 @@
 """Memory layout for convolution stacks on the CPU.
 
 oneDNN's convolutions run about 25% faster on channels-last (NHWC) tensors on the CPU (VGG-19 to relu4_1 at
-1024 px: 3.9 s -> 2.9 s on 2 cores; measured in benchmarks/stylize.py). Networks switch their input to that
+1024 px: 3.9 s -> 2.9 s on the 2-core build machine; the same speed with gradients). Networks switch their input to that
 layout and hand their outputs back contiguous (NCHW), so callers that ``view`` or ``reshape`` them see no change.
 On other devices the layout is left as it is.
 """

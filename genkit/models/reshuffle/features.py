@@ -59,19 +59,6 @@ def _sample_positions(n: int, count: int, generator: torch.Generator) -> torch.T
     return torch.randperm(n, generator=generator)[:count]
 
 
-def gather_patches(g: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, p: int) -> torch.Tensor:
-    """Patch vectors of selected positions of a (D, H, W) map, in ``F.unfold`` order, unscaled: (S, D*p*p)."""
-    r = p // 2
-    d = g.shape[0]
-    gp = F.pad(g, (r, r, r, r))
-    wp = gp.shape[2]
-    flat = gp.reshape(d, -1)
-    offs = torch.arange(p, device=g.device)
-    idx = (ys[:, None, None] + offs[None, :, None]) * wp + (xs[:, None, None] + offs[None, None, :])  # (S, p, p)
-    vals = flat[:, idx.reshape(-1)].reshape(d, ys.numel(), p * p)
-    return vals.permute(1, 0, 2).reshape(ys.numel(), d * p * p)
-
-
 class MatchSpace:
     """Fixed projections of one level; :meth:`embed` maps a (C, H, W) map to (H*W, E) position vectors."""
 
