@@ -286,9 +286,11 @@ def part_cascade(args, report: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metric_encoder = VGG19Encoder(taps=STYLE_TAPS, weights="random")
-    # grey textures (their contrast is a third to a half of the photos') and genkit's colourful style samples
+    # grey textures (their contrast is a third to a half of the photos'), genkit's colourful style samples, the speed
+    # benchmark's pair (astronaut x gravel) and the demo's (astronaut x mosaic)
     pairs = [("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "gravel"), ("astronaut", "brush_strokes"),
-             ("chelsea", "mosaic"), ("grace_hopper", "immunohistochemistry")]
+             ("chelsea", "mosaic"), ("grace_hopper", "immunohistochemistry"), ("astronaut", "gravel"),
+             ("astronaut", "mosaic")]
     print(f"\n## 3 levels vs 2 levels, the same decoders {trained}, stylised at {args.cascade_size} px, "
           f"load avg {os.getloadavg()[0]:.2f}")
     if losses:

@@ -193,8 +193,8 @@ def carried_alphas(n_levels: int, alpha: float = DEFAULT_ALPHA) -> list[float]:
     (0.216 after the release's three levels, against 0.36 after two). Here the last level blends at ``alpha`` and
     the levels before it split one ``alpha`` geometrically, so the content's share is ``alpha**2`` for any number
     of levels (two levels: unchanged). Measured with briefly trained decoders (benchmarks/stylize.py, cascade): the
-    release's equal weights made the 3-level content distance 20-37% higher than the 2-level one for all six pairs;
-    this split makes it lower for all six, and the style distance lower for five (docs/style-transfer.md).
+    release's equal weights made the 3-level content distance 20-37% higher than the 2-level one for all eight pairs;
+    this split makes it lower for all eight, and the style distance lower for seven (docs/style-transfer.md).
     """
     if n_levels <= 2:
         return [alpha] * n_levels
