@@ -6,7 +6,7 @@
 What it measures, in one process, on one set of synthetic-face folders (written to a temp folder):
 
 1. bare forward: the Inception alone on images already decoded in memory (the ceiling);
-2. genkit: both folders' statistics (decode with genkit.io, forward, float64 statistics), then the distance;
+2. genkit: both folders' statistics (decode with genkit.core, forward, float64 statistics), then the distance;
 3. torch-fidelity: both folders' statistics (its dataset, DataLoader and forward; ``fid_input_id_to_statistics``),
    then its distance (``fid_statistics_to_metric``: ``eigvals`` of the 2048 x 2048 product);
 4. genkit again, end to end through ``fid_between``: the statistics now come from the cache (no image is read);

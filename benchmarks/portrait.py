@@ -20,7 +20,7 @@ whose components' appearance is known:
   diversity of prior samples per component (LPIPS with a RANDOM trunk when its weights are missing: then only the
   ordering means something).
 
-The full-size architecture is the default (``genkit/conf/model/portrait.yaml``: 512-d codes, 256-channel component maps,
+The full-size architecture is the default (``conf/model/portrait.yaml``: 512-d codes, 256-channel component maps,
 9 residual blocks, two 2-scale discriminators, VGG-19 perceptual loss, a 32-channel depth-4 face parser for the
 parsing loss). Pretrained weights are not needed: random weights cost the same time. A training iteration is what
 ``PortraitGAN.training_step`` does (generator losses + backward + Adam step, discriminator losses + backward + Adam
@@ -151,7 +151,7 @@ def edit_gflops(model, image, mask) -> float:
 # ------------------------------------------------------------------------------------------------ quality
 def train_synthetic(out: Path, extra: list[str]) -> tuple[Path, float]:
     """Train the portrait_synthetic experiment into ``out``; returns its checkpoint and the training time."""
-    from genkit.train import compose, run
+    from genkit.training.entry import compose, run
 
     cfg = compose(["experiment=portrait_synthetic", "weights.allow_random=true", "logger=csv", "test=false",
                    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -195,7 +195,7 @@ def quality(args) -> dict:
 
 
 def diversity(gen, image, mask, n: int = 6) -> dict:
-    from genkit import weights
+    from genkit.core import weights
     from genkit.metrics.lpips import build_lpips, lpips_diversity
     from genkit.models.portrait.evaluation import prior_samples
 
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
         print_quality(results)
         print(f"load average after: {os.getloadavg()}")
         if args.json:
-            from genkit.io import atomic_write_json
+            from genkit.core.files import atomic_write_json
 
             atomic_write_json(args.json, results)
         return 0
@@ -309,7 +309,7 @@ def main(argv=None) -> int:
     print(f"  edit (transfer one component, {args.size} px): {statistics.mean(edits):.3f} s mean, "
           f"{statistics.median(edits):.3f} s median; generator forward alone {statistics.mean(forwards):.3f} s")
     if args.json:
-        from genkit.io import atomic_write_json
+        from genkit.core.files import atomic_write_json
 
         atomic_write_json(args.json, {"info": info, "results": results})
     return 0

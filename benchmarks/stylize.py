@@ -265,7 +265,8 @@ def part_cascade(args, report: dict) -> None:
     from torch.nn import functional as F
 
     from genkit.data.samples import sample_photo
-    from genkit.io import pil_to_tensor, save_image
+    from genkit.core.saving import save_image
+    from genkit.core.tensors import pil_to_tensor
     from genkit.metrics.style import content_distance, gram_style_distance
     from genkit.models.reshuffle import Stylizer
     from genkit.models.reshuffle.config import carried_alphas

@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING
 # the cores are shared (measured on 2-core machines). Set before torch loads; an explicit setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from genkit.core import moved as _moved
+
+_moved.install()  # module paths recorded by genkit 0.2 (checkpoints, run records) still import
+
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
 # name -> "module:attribute"
@@ -32,11 +36,11 @@ _EXPORTS = {
     "kid": "genkit.metrics.kid:kid_between",
     "lpips": "genkit.metrics.lpips:lpips_between",
     "load_parser": "genkit.models.parsing.checkpoint:load_parser",
-    "GenkitError": "genkit.errors:GenkitError",
+    "GenkitError": "genkit.core.errors:GenkitError",
 }
 
 if TYPE_CHECKING:
-    from genkit.errors import GenkitError
+    from genkit.core.errors import GenkitError
     from genkit.metrics.fid import fid_between as fid
     from genkit.metrics.kid import kid_between as kid
     from genkit.metrics.lpips import lpips_between as lpips

@@ -9,6 +9,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("GENKIT_OFFLINE", "1")
 os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+# commands the tests start (genkit, genkit-train) import this checkout's genkit, also from a git worktree
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_REPO, os.environ.get("PYTHONPATH")) if p)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -23,7 +23,7 @@ from genkit.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CONF = ROOT / "genkit" / "conf"
+CONF = ROOT / "conf"
 SOURCES = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
 
 FENCE = re.compile(r"^(```|~~~)")
@@ -86,7 +86,7 @@ def _program(tokens: list[str]) -> tuple[str | None, list[str]]:
     first = os.path.basename(tokens[0])
     if first in ("genkit", "genkit-train"):
         return first, tokens[1:]
-    if first.startswith("python") and tokens[1:3] == ["-m", "genkit.train"]:
+    if first.startswith("python") and tokens[1:3] == ["-m", "genkit.training.entry"]:
         return "genkit-train", tokens[3:]
     if first.startswith("python") and tokens[1:3] == ["-m", "genkit"]:
         return "genkit", tokens[3:]

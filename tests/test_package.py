@@ -135,10 +135,12 @@ def test_benchmark_marked_tests_are_excluded_by_default(tmp_path):
 
 
 def test_the_wheel_carries_every_config_and_data_file(tmp_path):
-    """Built from a copy of the sources (no stale build/ folder): every non-Python file under genkit/ ships."""
+    """Built from a copy of the sources (no stale build/ folder): every non-Python file under genkit/ ships, and
+    the top-level conf/ (the one copy of the configs) ships mapped into the package as genkit/conf/."""
     src = tmp_path / "src"
     shutil.copytree(REPO / "genkit", src / "genkit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    shutil.copytree(REPO / "conf", src / "conf")
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                            "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=300)
@@ -147,9 +149,10 @@ def test_the_wheel_carries_every_config_and_data_file(tmp_path):
     assert wheel.name.startswith(f"genkit-{genkit.__version__}-py3-none-any")
     names = set(zipfile.ZipFile(wheel).namelist())
     data = {p.relative_to(src).as_posix() for p in (src / "genkit").rglob("*") if p.is_file() and p.suffix != ".py"}
-    assert any(n.startswith("genkit/conf/experiment/") for n in data)
-    assert data - names == set(), f"missing from the wheel: {sorted(data - names)}"
-    assert {n for n in names if n.endswith(".yaml")} == {n for n in data if n.endswith(".yaml")}
+    configs = {"genkit/" + p.relative_to(src).as_posix() for p in (src / "conf").rglob("*.yaml")}
+    assert any(n.startswith("genkit/conf/experiment/") for n in configs)
+    assert (data | configs) - names == set(), f"missing from the wheel: {sorted((data | configs) - names)}"
+    assert {n for n in names if n.endswith(".yaml")} == configs
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(meta).decode()
     assert "Requires-Python: <3.12,>=3.11" in text or "Requires-Python: >=3.11,<3.12" in text
@@ -212,7 +215,7 @@ API = {
     "kid": "genkit.metrics.kid:kid_between",
     "lpips": "genkit.metrics.lpips:lpips_between",
     "load_parser": "genkit.models.parsing.checkpoint:load_parser",
-    "GenkitError": "genkit.errors:GenkitError",
+    "GenkitError": "genkit.core.errors:GenkitError",
 }
 
 
@@ -301,7 +304,7 @@ def test_one_device_policy_for_every_command():
     assert len({a.help for a in actions.values()}) == 1, {k: a.help for k, a in actions.items()}
 
 
-@pytest.mark.parametrize("helper, home", [("resolve_device", "genkit/device.py"), ("cache_dir", "genkit/weights.py")])
+@pytest.mark.parametrize("helper, home", [("resolve_device", "genkit/core/device.py"), ("cache_dir", "genkit/core/weights.py")])
 def test_shared_helpers_are_defined_once(helper, home):
     defs = [f"{p.relative_to(REPO)}" for p in sorted((REPO / "genkit").rglob("*.py"))
             if re.search(rf"^\s*def {helper}\b", p.read_text(), re.M)]
@@ -311,8 +314,8 @@ def test_shared_helpers_are_defined_once(helper, home):
 def test_resolve_device_follows_the_policy(monkeypatch):
     import torch
 
-    from genkit.device import resolve_device
-    from genkit.errors import ConfigError
+    from genkit.core.device import resolve_device
+    from genkit.core.errors import ConfigError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == torch.device("cpu") and resolve_device(None) == torch.device("cpu")
@@ -343,7 +346,7 @@ def test_device_errors_are_clean_cli_errors(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_console_scripts_are_declared():
-    assert PYPROJECT["project"]["scripts"] == {"genkit": "genkit.cli:main", "genkit-train": "genkit.train:main"}
+    assert PYPROJECT["project"]["scripts"] == {"genkit": "genkit.cli:main", "genkit-train": "genkit.training.entry:main"}
     assert (BIN / "genkit").exists() and (BIN / "genkit-train").exists()
 
 
@@ -352,7 +355,7 @@ def test_python_api_takes_the_same_device_names(monkeypatch):
     import torch
 
     from genkit import PortraitEditor, Stylizer
-    from genkit.errors import ConfigError
+    from genkit.core.errors import ConfigError
 
     class Encoder(torch.nn.Module):  # stands in for VGG-19 (only its taps are read here)
         taps = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -364,3 +367,45 @@ def test_python_api_takes_the_same_device_names(monkeypatch):
         Stylizer(optimize=True, device="cuda", encoder=Encoder())
     with pytest.raises(ConfigError, match="CUDA is not available"):
         PortraitEditor(torch.nn.Identity(), device="cuda:0")
+
+
+# ------------------------------------------------------------------------------------ the layers
+
+LAYERS = [  # lowest first: a package may import its own layer and those before it, never a later one
+    ("core",), ("nn",), ("data",), ("metrics",), ("models",), ("training",), ("apps",), ("cli",),
+]
+
+
+def _genkit_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("genkit."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("genkit.")}
+    return found
+
+
+def test_the_top_level_holds_at_most_three_modules_and_every_package_states_its_job():
+    package = REPO / "genkit"
+    modules = sorted(p.name for p in package.glob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    assert len(modules) <= 3, modules
+    for init in package.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text()))
+        assert doc and len(doc) > 40, f"{init.relative_to(REPO)} does not say what its package is for"
+
+
+def test_a_lower_layer_never_imports_a_higher_one():
+    rank = {name: i for i, names in enumerate(LAYERS) for name in names}
+    package = REPO / "genkit"
+    wrong = []
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).parts
+        if len(parts) < 2 or parts[0] not in rank:
+            continue
+        for module in _genkit_imports(path):
+            top = module.split(".")[1]
+            if top in rank and rank[top] > rank[parts[0]]:
+                wrong.append(f"{path.relative_to(REPO)} imports {module}")
+    assert not wrong, "\n".join(wrong)

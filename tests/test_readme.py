@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 

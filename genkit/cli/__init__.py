@@ -2,7 +2,7 @@
 
 Each module in this package that defines ``register(subparsers)`` adds one sub-command (``data``, ``weights``,
 ``stylize``, ``eval``, ...). Heavy imports happen inside the handlers so ``genkit --help`` stays fast.
-User errors (:class:`~genkit.errors.GenkitError`) print one clear line and exit non-zero; ``--debug`` shows the
+User errors (:class:`~genkit.core.errors.GenkitError`) print one clear line and exit non-zero; ``--debug`` shows the
 traceback.
 
 Every parser of the tree is a :class:`ArgumentParser`: help shows each option's default, docstring markup in
@@ -59,7 +59,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> argparse.Action:
-    """``--device`` with genkit's one policy (resolve the value with :func:`genkit.device.resolve_device`)."""
+    """``--device`` with genkit's one policy (resolve the value with :func:`genkit.core.device.resolve_device`)."""
     return parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genkit.console import silence_random_weights_warning
-    from genkit.errors import GenkitError
+    from genkit.core.console import silence_random_weights_warning
+    from genkit.core.errors import GenkitError
 
     parser = build_parser()
     args = parser.parse_args(argv)

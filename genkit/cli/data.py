@@ -55,9 +55,9 @@ def register(sub) -> None:
 
 def _synth(args) -> int:
     from genkit.data.synthetic import write_synthetic_folder
-    from genkit.errors import ConfigError
+    from genkit.core.errors import ConfigError
 
-    from genkit.io import check_output_dir
+    from genkit.core.outputs import check_output_dir
 
     if args.n < 1 or args.size < 16:
         raise ConfigError("need -n >= 1 and --size >= 16")
@@ -69,9 +69,9 @@ def _synth(args) -> int:
 
 def _prepare(args) -> int:
     from genkit.data.celebamask import prepare_celebamask
-    from genkit.errors import ConfigError
+    from genkit.core.errors import ConfigError
 
-    from genkit.io import check_output_dir
+    from genkit.core.outputs import check_output_dir
 
     if args.workers < 0:
         raise ConfigError("--workers must be >= 0")

@@ -1,4 +1,4 @@
-"""``genkit demo``: the main job on the embedded defaults (see :mod:`genkit.demo`)."""
+"""``genkit demo``: the main job on the embedded defaults (see :mod:`genkit.apps.demo.pipeline`)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ def register(sub) -> None:
 def _demo(args) -> int:
     from pathlib import Path
 
-    from genkit.demo import DemoSettings, run_demo
+    from genkit.apps.demo.pipeline import DemoSettings, run_demo
 
     settings = DemoSettings(out=Path(args.out), allow_random=args.allow_random, quick=args.quick, seed=args.seed,
                             threads=args.threads)
     report = run_demo(settings)
     print(f"\ngenkit demo: report written to {report.resolve()}")
     print(f"  open it in a browser: file://{report.resolve()}")
-    from genkit import weights
+    from genkit.core import weights
 
     if weights.used_random_weights():
         print("  NOTE: random pretrained-network weights were used (files missing); see `genkit weights list`.")

@@ -72,7 +72,7 @@ def register(sub) -> None:
 def split_source(text: str) -> tuple[str, str | None]:
     """``IMG`` or ``IMG:MASK``. A ':' splits only where both sides are image file names, so paths with drive
     letters or colons (``C:/faces/b.png``) still work."""
-    from genkit.io import IMAGE_EXTENSIONS
+    from genkit.core.reading import IMAGE_EXTENSIONS
 
     for i in range(len(text) - 1, 0, -1):
         if text[i] == ":":
@@ -83,9 +83,11 @@ def split_source(text: str) -> tuple[str, str | None]:
 
 
 def _edit(args) -> int:
-    from genkit.device import resolve_device
-    from genkit.errors import ConfigError
-    from genkit.io import IMAGE_FORMATS, atomic_torch_save, check_output_file, save_label_map
+    from genkit.core.device import resolve_device
+    from genkit.core.errors import ConfigError
+    from genkit.core.checkpoints import atomic_torch_save
+    from genkit.core.outputs import check_output_file
+    from genkit.core.saving import IMAGE_FORMATS, save_label_map
     from genkit.models.portrait.editor import PortraitEditor
 
     if args.sample and args.edited_mask:
@@ -100,7 +102,7 @@ def _edit(args) -> int:
                           "folders (the aligned face is parsed with --parser)")
     out = Path(args.out)
     if folder_mode:
-        from genkit.io import check_output_dir
+        from genkit.core.outputs import check_output_dir
 
         check_output_dir(out, "--out")
     else:
@@ -171,7 +173,7 @@ def _provenance_notes(meta: dict) -> None:
 
 def face_folder(folder: Path) -> list[tuple[Path, Path | None]]:
     """``(image, mask or None)`` of a folder: ``images/`` + ``masks/`` (masks optional), or plain images."""
-    from genkit.io import list_images
+    from genkit.core.reading import list_images
 
     images = folder / "images"
     if not images.is_dir():
@@ -185,8 +187,8 @@ def _edit_folders(args, editor, out: Path) -> int:
     import torch
     from tqdm import tqdm
 
-    from genkit.errors import ConfigError
-    from genkit.io import save_image
+    from genkit.core.errors import ConfigError
+    from genkit.core.saving import save_image
 
     if out.suffix:
         raise ConfigError(f"with --donors, --out is a folder (got {out.name})")

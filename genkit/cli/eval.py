@@ -116,8 +116,8 @@ def register_portrait_metrics(esub) -> None:
 
 def _check(args) -> None:
     """Options and output paths, checked before any network is built or image read."""
-    from genkit.errors import ConfigError
-    from genkit.io import check_output_file
+    from genkit.core.errors import ConfigError
+    from genkit.core.outputs import check_output_file
 
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
@@ -138,7 +138,7 @@ def _fmt(v) -> str:
 
 def _report(args, title: str, values: dict, result: dict) -> int:
     """Table on stdout (unless ``--json`` alone), JSON on stdout or to a file."""
-    from genkit.io import atomic_write_json
+    from genkit.core.files import atomic_write_json
     from genkit.metrics import keys
 
     protocol = result.get(keys.KEY_PROTOCOL, {})
@@ -314,10 +314,10 @@ def sample_groups(folder) -> dict[str, list]:
 def _diversity(args) -> int:
     import torch
 
-    from genkit.errors import DataError
+    from genkit.core.errors import DataError
     from genkit.metrics import keys
     from genkit.metrics.folders import read_uint8
-    from genkit.device import resolve_device
+    from genkit.core.device import resolve_device
     from genkit.metrics.lpips import build_lpips, lpips_diversity
 
     _check(args)
@@ -346,11 +346,11 @@ def _mask_consistency(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
-    from genkit.errors import ConfigError, DataError
-    from genkit.io import read_label_map
+    from genkit.core.errors import ConfigError, DataError
+    from genkit.core.reading import read_label_map
     from genkit.metrics import keys
     from genkit.metrics.folders import paired_files, read_uint8
-    from genkit.device import resolve_device
+    from genkit.core.device import resolve_device
     from genkit.metrics.mask_consistency import MaskConsistency
     from genkit.models.parsing.checkpoint import load_parser_with_info
 

@@ -45,8 +45,8 @@ def register(sub) -> None:
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
     """Photo files from files and folders; missing paths and duplicate names are errors."""
-    from genkit.errors import ConfigError, DataError
-    from genkit.io import list_images
+    from genkit.core.errors import ConfigError, DataError
+    from genkit.core.reading import list_images
 
     files: list[Path] = []
     for item in inputs:
@@ -69,7 +69,7 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
 def check_existing_schema(out: Path, schema) -> None:
     from genkit.data.datasets import find_schema_file
     from genkit.data.schemas import load_schema
-    from genkit.errors import ConfigError, DataError
+    from genkit.core.errors import ConfigError, DataError
 
     try:
         existing_file = find_schema_file(out)
@@ -87,9 +87,11 @@ def _parse(args) -> int:
     from tqdm import tqdm
 
     from genkit.data.schemas import save_schema
-    from genkit.device import resolve_device
-    from genkit.errors import ConfigError, DataError, GenkitError
-    from genkit.io import check_output_dir, conversion_note, read_image, save_image, save_label_map
+    from genkit.core.device import resolve_device
+    from genkit.core.errors import ConfigError, DataError, GenkitError
+    from genkit.core.outputs import check_output_dir
+    from genkit.core.reading import conversion_note, read_image
+    from genkit.core.saving import save_image, save_label_map
     from genkit.models.parsing.checkpoint import load_parser_with_info
     from genkit.data.transforms import center_crop_resize
     from genkit.models.parsing.inference import predict_labels

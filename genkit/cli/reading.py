@@ -1,13 +1,13 @@
 """The image-reading options every command that reads photos shares (``--strict-modes``, ``--transparency``).
 
-The policy itself lives in :class:`genkit.io.ReadPolicy`; this only maps the command line onto it.
+The policy itself lives in :class:`genkit.core.reading.ReadPolicy`; this only maps the command line onto it.
 """
 
 from __future__ import annotations
 
 
 def add_reading_options(p, what: str = "images") -> None:
-    from genkit.io import TRANSPARENCY
+    from genkit.core.reading import TRANSPARENCY
 
     g = p.add_argument_group("image reading")
     g.add_argument("--strict-modes", action="store_true",
@@ -19,7 +19,7 @@ def add_reading_options(p, what: str = "images") -> None:
 
 
 def reading_policy(args, profile: str = "photo"):
-    """The :class:`~genkit.io.ReadPolicy` the options ask for (``profile``: ``photo`` or ``torch-fidelity``)."""
-    from genkit.io import ReadPolicy
+    """The :class:`~genkit.core.reading.ReadPolicy` the options ask for (``profile``: ``photo`` or ``torch-fidelity``)."""
+    from genkit.core.reading import ReadPolicy
 
     return ReadPolicy(strict=args.strict_modes, transparency=args.transparency, profile=profile)

@@ -121,8 +121,8 @@ def register(sub) -> None:
 
 
 def _inputs(path: str, what: str) -> tuple[list[Path], bool]:
-    from genkit.errors import DataError
-    from genkit.io import list_images
+    from genkit.core.errors import DataError
+    from genkit.core.reading import list_images
 
     p = Path(path)
     if p.is_dir():
@@ -135,8 +135,9 @@ def _inputs(path: str, what: str) -> tuple[list[Path], bool]:
 def _output_is_folder(out: Path, batch: bool) -> bool:
     """Check ``-o`` before any work: a folder (batch mode, an existing folder, or a name without extension) or an
     image file whose extension names its format."""
-    from genkit.errors import ConfigError
-    from genkit.io import IMAGE_FORMATS, check_output_dir, check_output_file
+    from genkit.core.errors import ConfigError
+    from genkit.core.outputs import check_output_dir, check_output_file
+    from genkit.core.saving import IMAGE_FORMATS
 
     if batch:
         if out.suffix.lower() in IMAGE_FORMATS and not out.is_dir():
@@ -177,8 +178,8 @@ def run(args) -> int:
 
     import torch
 
-    from genkit.device import resolve_device
-    from genkit.errors import ConfigError, DataError
+    from genkit.core.device import resolve_device
+    from genkit.core.errors import ConfigError, DataError
     from genkit.models.reshuffle.api import Stylizer, check_min_size, fit_size, to_tensor
     from genkit.models.reshuffle.config import build_config
     from genkit.models.reshuffle.optimize import OptimizeSettings
@@ -243,7 +244,7 @@ def run(args) -> int:
                     meta["command"] = "genkit stylize"
                     meta["content"], meta["style"] = str(c), str(s)
                     meta["image_reading"] = reading.record()
-                    from genkit.io import save_image
+                    from genkit.core.saving import save_image
 
                     save_image(res.image, dest, metadata=meta)
                     written.append((dest, res))

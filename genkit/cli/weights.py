@@ -15,7 +15,7 @@ def register(sub) -> None:
 
 
 def _list(args) -> int:
-    from genkit import weights
+    from genkit.core import weights
 
     print(f"cache: {weights.cache_dir()}")
     width = max(15, *(len(name) for name in weights.REGISTRY))
@@ -27,7 +27,7 @@ def _list(args) -> int:
 
 
 def _import(args) -> int:
-    from genkit import weights
+    from genkit.core import weights
 
     dest = weights.import_weights(args.name, args.file)
     print(f"installed {args.name} -> {dest}")

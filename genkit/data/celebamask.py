@@ -34,8 +34,8 @@ import numpy as np
 from genkit.data.datasets import MaskedImageDataset, check_on_bad_file
 from genkit.data.schemas import (CELEBAMASK19, CELEBAMASK_PART_ORDER, CELEBAMASK_TO_HELEN, LabelSchema,
                                  SchemaMapping, get_schema, load_schema)
-from genkit.errors import ConfigError, DataError
-from genkit.io import IMAGE_EXTENSIONS, PHOTOS, ReadPolicy, open_image, read_image
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.reading import IMAGE_EXTENSIONS, PHOTOS, ReadPolicy, open_image, read_image
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,8 @@ def _prepare_one(job: tuple[str, str, int, str, int | None, ReadPolicy]) -> tupl
     Runs in worker processes, so the error travels as plain data (a DataError does not survive pickling).
     """
     from genkit.data.transforms import resize_image, resize_labels
-    from genkit.io import atomic_write_bytes, save_image, save_label_map
+    from genkit.core.files import atomic_write_bytes
+    from genkit.core.saving import save_image, save_label_map
 
     src, out, image_id, image_path, size, reading = job
     out_dir, image_path = Path(out), Path(image_path)
@@ -313,13 +314,13 @@ def prepare_celebamask(src: str | Path, out: str | Path, size: int | None = None
     ``size``: also resize photos (bicubic) and masks (nearest) to ``size``² (default: keep them as they are).
     ``on_bad_file="skip"``: a bad photo or part mask drops that image (reported) instead of stopping.
     ``workers``: processes for decoding/merging (0 = in this process). ``reading``: how photos are decoded
-    (default :data:`~genkit.io.PHOTOS`; a strict policy refuses non-RGB photos). Photos are copied unchanged
+    (default :data:`~genkit.core.reading.PHOTOS`; a strict policy refuses non-RGB photos). Photos are copied unchanged
     when ``size`` is None (the datasets convert them when they read them).
     """
     from tqdm import tqdm
 
     from genkit.data.schemas import save_schema
-    from genkit.io import atomic_write_json, atomic_write_text
+    from genkit.core.files import atomic_write_json, atomic_write_text
 
     src, out = Path(src), Path(out)
     check_on_bad_file(on_bad_file)

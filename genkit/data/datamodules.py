@@ -13,7 +13,7 @@ from genkit.data.sampling import EpochSampler, SeededSamples
 from genkit.data.schemas import get_schema
 from genkit.data.sources import make_source
 from genkit.data.transforms import PairedTransform
-from genkit.errors import ConfigError
+from genkit.core.errors import ConfigError
 
 
 def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[int]]:

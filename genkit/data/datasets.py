@@ -3,8 +3,8 @@
 Every image+mask dataset yields ``{"image": float (3, H, W), "mask": long (H, W), "name": str}`` after its
 :class:`~genkit.data.transforms.PairedTransform`, with labels in the dataset's *target* schema (Helen-11 for
 the portrait model). Files are decoded and validated when a sample is read; problems raise
-:class:`~genkit.errors.DataError` naming the file. Photos are read under a :class:`~genkit.io.ReadPolicy`
-(default :data:`~genkit.io.PHOTOS`: any mode converted to 8-bit RGB, EXIF orientation applied; ``strict`` refuses
+:class:`~genkit.core.errors.DataError` naming the file. Photos are read under a :class:`~genkit.core.reading.ReadPolicy`
+(default :data:`~genkit.core.reading.PHOTOS`: any mode converted to 8-bit RGB, EXIF orientation applied; ``strict`` refuses
 non-RGB files); label maps stay strict (8-bit single channel, values in the schema).
 
 ``on_bad_file="skip"`` instead validates every sample up front, drops the bad ones, logs their names and
@@ -25,8 +25,9 @@ from torch.utils.data import Dataset
 from genkit.data.schemas import HELEN11, LabelSchema, SchemaMapping, get_schema
 from genkit.data.synthetic import synthetic_face_with_background
 from genkit.data.transforms import PairedTransform, center_crop_resize, resize_image
-from genkit.errors import ConfigError, DataError
-from genkit.io import PHOTOS, ReadPolicy, list_images, pil_to_tensor, read_image, read_label_map
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.reading import PHOTOS, ReadPolicy, list_images, read_image, read_label_map
+from genkit.core.tensors import pil_to_tensor
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from genkit.data.datasets import MaskedImageDataset, check_on_bad_file
 from genkit.data.schemas import HELEN11
-from genkit.errors import ConfigError, DataError
-from genkit.io import IMAGE_EXTENSIONS, open_image, list_images
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.reading import IMAGE_EXTENSIONS, open_image, list_images
 
 LAYOUTS = ("helenstar", "split_dirs", "flat", "smith")
 SPLITS = ("train", "val", "test")

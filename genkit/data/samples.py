@@ -40,7 +40,7 @@ def sample_photo(name: str) -> Image.Image:
 class SamplePhotoDataset(Dataset):
     def __init__(self, size: int = 128, names=CONTENT_SAMPLES + ("brick", "gravel", "rocket")):
         from genkit.data.transforms import center_crop_resize
-        from genkit.io import pil_to_tensor
+        from genkit.core.tensors import pil_to_tensor
 
         self.names = list(names)
         self.images = [pil_to_tensor(center_crop_resize(sample_photo(n), size)[0]) for n in self.names]

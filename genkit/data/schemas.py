@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genkit.errors import DataError
+from genkit.core.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -226,6 +226,6 @@ def load_schema(path: str | Path) -> LabelSchema:
 
 
 def save_schema(schema: LabelSchema, path: str | Path) -> Path:
-    from genkit.io import atomic_write_json
+    from genkit.core.files import atomic_write_json
 
     return atomic_write_json(path, schema.to_dict())

@@ -8,7 +8,7 @@ datamodule calls it once per split with the split's paired transform and the tar
 split), :class:`HelenFaces` (any layout of :mod:`genkit.data.helen`, its official split), :class:`CelebAMaskFaces`
 (a folder prepared by ``genkit data prepare celebamask-hq``, official split) and :class:`CelebAMaskRawFaces` (the
 distributed CelebAMask-HQ layout, part masks merged on the fly). ``on_bad_file`` (``error``/``skip``) and
-the image-reading policy (``strict_modes``, ``transparency``: :class:`genkit.io.ReadPolicy`) apply to every source read
+the image-reading policy (``strict_modes``, ``transparency``: :class:`genkit.core.reading.ReadPolicy`) apply to every source read
 from disk. :data:`FACE_SOURCES` names them for the command line.
 """
 
@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from genkit.data.schemas import LabelSchema, SchemaMapping, find_mapping
 from genkit.data.transforms import PairedTransform
-from genkit.errors import ConfigError
+from genkit.core.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -152,8 +152,8 @@ def build_face_dataset(hp, split: str, transform: PairedTransform, target_schema
 
 
 def reading_policy(options):
-    """The photo :class:`~genkit.io.ReadPolicy` of a data config (``strict_modes``, ``transparency``)."""
-    from genkit.io import ReadPolicy
+    """The photo :class:`~genkit.core.reading.ReadPolicy` of a data config (``strict_modes``, ``transparency``)."""
+    from genkit.core.reading import ReadPolicy
 
     try:
         return ReadPolicy(strict=bool(getattr(options, "strict_modes", False)),

@@ -186,7 +186,8 @@ def write_synthetic_folder(out: str | Path, n: int, size: int = 128, seed: int =
     from tqdm import tqdm
 
     from genkit.data.schemas import save_schema
-    from genkit.io import atomic_write_json, save_image, save_label_map
+    from genkit.core.files import atomic_write_json
+    from genkit.core.saving import save_image, save_label_map
 
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)

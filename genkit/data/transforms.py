@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from genkit.data.schemas import LabelSchema
-from genkit.io import pil_to_tensor
+from genkit.core.tensors import pil_to_tensor
 
 
 VALUE_RANGES = ("unit", "symmetric")  # image tensors in [0, 1] or [-1, 1]

@@ -19,7 +19,7 @@ module                 contents
                        ``patch_usage_stats``, ``style_transfer_metrics``, ``StyleTransferMetrics``
 ``segmentation``       ``mean_iou``, ``per_class_iou`` (NaN for absent classes), ``pixel_accuracy``
 ``mask_consistency``   ``MaskConsistency`` (a frozen parser's mIoU / accuracy on generated images)
-``folders``            folder reading (genkit.io decoding, size bookkeeping, pairing by name)
+``folders``            folder reading (genkit.core decoding, size bookkeeping, pairing by name)
 =====================  ===========================================================================
 """
 

@@ -25,8 +25,8 @@ from scipy.linalg.lapack import dpstrf
 from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance as _TMFrechetInceptionDistance
 
-from genkit.errors import ConfigError, DataError
-from genkit.io import METRICS, ReadPolicy
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.reading import METRICS, ReadPolicy
 from genkit.metrics import keys
 from genkit.metrics.folders import default_num_workers, extract_features, folder_files
 from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
@@ -234,7 +234,7 @@ def folder_stats(folder: str | Path, extractor: InceptionFeatures, batch_size: i
     Returns ``(stats, record)``; the record holds the sample count, image sizes, conversions, skipped files and
     whether the cache was hit. With ``features_out`` (a list), the images are always read and their features
     appended to it (KID needs them); the statistics of that same pass are written to the cache. ``reading``:
-    how files are decoded (default :data:`genkit.io.METRICS`, as torch-fidelity); it is part of the protocol and
+    how files are decoded (default :data:`genkit.core.reading.METRICS`, as torch-fidelity); it is part of the protocol and
     of the cache key, as is ``skip_errors``.
 
     With N <= D (2048) images the statistics are computed from all features at once (centred, float64) and the

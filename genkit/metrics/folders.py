@@ -1,9 +1,9 @@
-"""Reading image folders for metrics: decoding with :mod:`genkit.io`, batching, size bookkeeping.
+"""Reading image folders for metrics: decoding with :mod:`genkit.core`, batching, size bookkeeping.
 
 Images are decoded to uint8 (the FID protocol's input) exactly as torch-fidelity decodes them
-(:data:`genkit.io.METRICS`: ``Image.open(f).convert("RGB")``; alpha dropped unless another policy is given), and
+(:data:`genkit.core.reading.METRICS`: ``Image.open(f).convert("RGB")``; alpha dropped unless another policy is given), and
 what was converted is counted in the :class:`FolderScan`. Decoding errors become a
-:class:`~genkit.errors.DataError` naming the file, also when decoding runs in DataLoader workers (the worker
+:class:`~genkit.core.errors.DataError` naming the file, also when decoding runs in DataLoader workers (the worker
 returns the problem instead of raising, so it is not turned into a bare ``RuntimeError``); with ``skip_errors``
 bad files are skipped and listed instead. Batches may hold images of different sizes: they are split into
 same-size groups before the network sees them.
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from genkit.errors import DataError
-from genkit.io import METRICS, MIN_IMAGE_SIDE, ReadPolicy, conversion_note, list_images, read_image
+from genkit.core.errors import DataError
+from genkit.core.reading import METRICS, MIN_IMAGE_SIDE, ReadPolicy, conversion_note, list_images, read_image
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-from genkit import weights as weights_registry
-from genkit.device import resolve_device  # noqa: F401  (fid, kid, lpips import it from here)
-from genkit.errors import WeightsUnavailableError
+from genkit.core import weights as weights_registry
+from genkit.core.device import resolve_device  # noqa: F401  (fid, kid, lpips import it from here)
+from genkit.core.errors import WeightsUnavailableError
 from genkit.metrics import keys
 from genkit.nn.init import variance_preserving_init
 
@@ -101,14 +101,14 @@ class InceptionFeatures(nn.Module):
 
     def save_weights(self, path: str | Path) -> Path:
         """Write this network's state dict (e.g. the random one) so other tools can load the same weights."""
-        from genkit.io import atomic_torch_save
+        from genkit.core.checkpoints import atomic_torch_save
 
         state = {k: v.detach().cpu().float() for k, v in self.net.state_dict().items()}
         return atomic_torch_save(state, path)
 
 
 def to_uint8(images: torch.Tensor, value_range: tuple[float, float] | None = (0.0, 1.0)) -> torch.Tensor:
-    """Float images in ``value_range`` -> uint8, rounded exactly as :func:`genkit.io.save_image` rounds.
+    """Float images in ``value_range`` -> uint8, rounded exactly as :func:`genkit.core.saving.save_image` rounds.
 
     So a metric computed in memory (validation) equals the one computed on the saved PNGs. uint8 input passes
     through unchanged.
@@ -144,7 +144,7 @@ def build_inception(weights_path: str | Path | None = None, allow_random: bool =
                     device: str | torch.device | None = None) -> InceptionFeatures:
     """The FID/KID Inception: weights from ``weights_path``, else the registry's ``inception-fid`` file.
 
-    Offline and without the file, a :class:`~genkit.errors.WeightsUnavailableError` names the file and where to
+    Offline and without the file, a :class:`~genkit.core.errors.WeightsUnavailableError` names the file and where to
     put it; with ``allow_random`` the network is randomly initialised (variance-preserving, ``seed``), a loud
     warning is logged, and the protocol says ``RANDOM``.
     """

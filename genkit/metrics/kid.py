@@ -18,8 +18,8 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, k
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-from genkit.errors import ConfigError, DataError
-from genkit.io import ReadPolicy
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.reading import ReadPolicy
 from genkit.metrics import keys
 from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
 

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 
-from genkit import weights as weights_registry
-from genkit.errors import ConfigError, DataError, WeightsUnavailableError
-from genkit.io import ReadPolicy
+from genkit.core import weights as weights_registry
+from genkit.core.errors import ConfigError, DataError, WeightsUnavailableError
+from genkit.core.reading import ReadPolicy
 from genkit.metrics import keys
 from genkit.nn.init import variance_preserving_init
 
@@ -235,14 +235,14 @@ def lpips_between(folder1: str | Path, folder2: str | Path, net: str = "alex", w
                   skip_errors: bool = False) -> dict:
     """Mean LPIPS between images of two folders paired by file name (equal sizes required).
 
-    ``reading``: how files are decoded (default :data:`genkit.io.METRICS`); ``skip_errors``: a pair with an
+    ``reading``: how files are decoded (default :data:`genkit.core.reading.METRICS`); ``skip_errors``: a pair with an
     unreadable image is skipped and listed in the protocol instead of stopping.
     """
     from collections import Counter
 
     from tqdm.auto import tqdm
 
-    from genkit.io import METRICS
+    from genkit.core.reading import METRICS
     from genkit.metrics.folders import paired_files, read_uint8_noted, size_label
     from genkit.metrics.inception import resolve_device
 

@@ -59,13 +59,6 @@ class MaskConsistency(WrapperMetric):
         self.iou_per_class = per_class_iou(self.num_classes, ignore_index)
         self.pixel_acc = pixel_accuracy(self.num_classes, ignore_index)
 
-    @classmethod
-    def from_checkpoint(cls, checkpoint_path: str | Path, expected_schema=None, **kwargs) -> "MaskConsistency":
-        """Build from a parser checkpoint (schema checked against ``expected_schema``, e.g. ``"helen11"``)."""
-        from genkit.models.parsing import load_parser
-
-        return cls(load_parser(checkpoint_path, expected_schema), **kwargs)
-
     def train(self, mode: bool = True) -> "MaskConsistency":
         super().train(mode)
         self.parser.eval()

@@ -32,8 +32,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from genkit.errors import ConfigError, DataError
-from genkit.io import atomic_write_bytes
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.files import atomic_write_bytes
 from genkit.metrics import keys
 
 log = logging.getLogger(__name__)

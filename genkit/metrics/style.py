@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from genkit.errors import DataError
+from genkit.core.errors import DataError
 from genkit.metrics import keys
 from genkit.nn.vgg import STYLE_TAPS, VGG19Encoder
 
@@ -131,7 +131,7 @@ def style_transfer_metrics(output: Tensor, content: Tensor, style: Tensor, encod
         out[keys.KEY_LPIPS_CONTENT] = float(lpips_to_content(output, content, lpips_model).mean())
     if usage is not None:
         out.update(patch_usage_stats(usage))
-    from genkit import weights
+    from genkit.core import weights
 
     vgg_sha = getattr(encoder, "weights_sha256", None) or weights.provenance().get("vgg19", {}).get("sha256")
     protocol = {"vgg19": keys.RANDOM_WEIGHTS if encoder.random_weights else f"sha256:{vgg_sha}",

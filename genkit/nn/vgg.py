@@ -24,8 +24,8 @@ from typing import Callable, Iterable, Sequence
 import torch
 from torch import nn
 
-from genkit import weights as weights_registry
-from genkit.errors import ConfigError, WeightsUnavailableError
+from genkit.core import weights as weights_registry
+from genkit.core.errors import ConfigError
 from genkit.nn.init import variance_preserving_init
 from genkit.nn.layout import conv_layout, standard_layout
 
@@ -75,7 +75,7 @@ class VGGVariant:
     """One VGG-19: its registry weights and the preprocessing those weights were trained with."""
 
     name: str
-    weights_name: str  # entry in genkit.weights.REGISTRY
+    weights_name: str  # entry in genkit.core.weights.REGISTRY
     normalize: Callable[[], nn.Module]
     preprocessing: str
 

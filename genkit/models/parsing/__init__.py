@@ -9,11 +9,11 @@ Public API::
 (:mod:`genkit.models.parsing.mapped`).
 """
 
-from genkit.models.parsing.checkpoint import load_parser, load_parser_with_info
+from genkit.models.parsing.checkpoint import load_mask_consistency, load_parser, load_parser_with_info
 from genkit.models.parsing.loss import ParsingLoss
 from genkit.models.parsing.network import ParserNet
 
-__all__ = ["ParserNet", "ParsingLoss", "load_parser", "load_parser_with_info", "ParserModule"]
+__all__ = ["ParserNet", "ParsingLoss", "load_mask_consistency", "load_parser", "load_parser_with_info", "ParserModule"]
 
 
 def __getattr__(name: str):

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from genkit.data.schemas import BISENET19, LabelSchema
-from genkit.errors import CheckpointError
+from genkit.core.errors import CheckpointError
 from genkit.nn.init import variance_preserving_init
 from genkit.nn.vgg import ImageNetNormalize
 

@@ -26,14 +26,14 @@ import torch
 from torch import nn
 
 from genkit.data.schemas import LabelSchema, get_schema
-from genkit.errors import CheckpointError, GenkitError
-from genkit.io import load_checkpoint
+from genkit.core.errors import CheckpointError, GenkitError
+from genkit.core.checkpoints import load_checkpoint
 from genkit.models.parsing.network import ParserNet
 
 CHECKPOINT_KEY = "genkit_parser"
 FORMAT_VERSION = 1
 STATE_PREFIX = "net."
-# pretrained parsers by registry name (genkit.weights); genkit's own parser (a checkpoint) stays the trainable default
+# pretrained parsers by registry name (genkit.core.weights); genkit's own parser (a checkpoint) stays the trainable default
 PRETRAINED_PARSERS = ("bisenet-celebamask",)
 # torch.save's format before PyTorch 1.6 (pickle protocol 2 + its magic number), e.g. the 2019 file 79999_iter.pth
 _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
@@ -146,7 +146,7 @@ def _genkit_parser(ckpt: dict, path: Path) -> tuple[ParserNet, ParserInfo]:
 
 
 def _bisenet_parser(state: dict, path: Path) -> tuple[nn.Module, ParserInfo]:
-    from genkit import weights
+    from genkit.core import weights
     from genkit.models.parsing.bisenet import INPUT_SIZE, PRETRAINED_NAME, bisenet_from_state
 
     if isinstance(state.get("state_dict"), dict):
@@ -162,7 +162,7 @@ def _bisenet_parser(state: dict, path: Path) -> tuple[nn.Module, ParserInfo]:
 def _load_native(source: str | Path) -> tuple[nn.Module, ParserInfo]:
     """The parser in its own schema, from a checkpoint, a BiSeNet file or a pretrained parser's registry name."""
     if isinstance(source, str) and source in PRETRAINED_PARSERS and not Path(source).exists():
-        from genkit import weights
+        from genkit.core import weights
 
         path = weights.resolve(source)  # offline and missing: the registry's error naming the file and the import
         return _bisenet_parser(_load_raw(path), path)
@@ -201,9 +201,17 @@ def load_parser(source: str | Path, expected_schema: LabelSchema | str | Path | 
     parser's registry name (``bisenet-celebamask``). ``expected_schema`` (a :class:`LabelSchema`, a built-in name
     like ``"helen11"`` or a schema file) is compared with the parser's schema by class names: equal, the parser is
     returned as it is; different with a declared mapping (celebamask19 / bisenet19 -> helen11), it is wrapped to
-    output log-probabilities in the expected schema; otherwise :class:`~genkit.errors.CheckpointError`.
+    output log-probabilities in the expected schema; otherwise :class:`~genkit.core.errors.CheckpointError`.
     The result carries ``schema``, ``num_classes``, ``image_size`` (its training size), ``multiple`` (input sides
     must divide by it) and ``class_weights`` (its training weights, or ``None``; e.g.
     ``ParsingLoss(net, net.class_weights)``).
     """
     return load_parser_with_info(source, expected_schema)[0]
+
+
+def load_mask_consistency(source: str | Path, expected_schema: LabelSchema | str | Path | None = None, **kwargs):
+    """:class:`~genkit.metrics.mask_consistency.MaskConsistency` with the parser ``source`` (anything
+    :func:`load_parser` takes), its schema checked against ``expected_schema``; ``kwargs`` go to the metric."""
+    from genkit.metrics.mask_consistency import MaskConsistency
+
+    return MaskConsistency(load_parser(source, expected_schema), **kwargs)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from genkit.errors import DataError, GenkitError
+from genkit.core.errors import DataError, GenkitError
 
 INSTALL_HINT = "pip install facenet-pytorch --no-deps"
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from genkit.io import pil_to_tensor
+from genkit.core.tensors import pil_to_tensor
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from genkit.data.schemas import LabelSchema, SchemaMapping, find_mapping, get_schema
-from genkit.errors import CheckpointError, GenkitError
+from genkit.core.errors import CheckpointError, GenkitError
 
 
 class SchemaMappedParser(nn.Module):

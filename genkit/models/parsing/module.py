@@ -15,12 +15,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.data.transforms import check_value_range, range_to_unit
-from genkit.errors import CheckpointError, ConfigError
+from genkit.core.errors import CheckpointError, ConfigError
 from genkit.metrics.segmentation import per_class_iou
 from genkit.models.parsing.checkpoint import CHECKPOINT_KEY, check_schema, make_info_block, read_info
 from genkit.models.parsing.class_weights import count_classes, median_frequency_weights
 from genkit.models.parsing.network import ParserNet
-from genkit.optim import cosine_schedule, lr_scheduler_config
+from genkit.nn.schedules import cosine_schedule, lr_scheduler_config
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ParserModule(L.LightningModule):
         optimizer: ``params -> Optimizer`` (a ``_partial_`` config, e.g. ``torch.optim.AdamW``); ``None``:
             AdamW with ``lr`` and ``weight_decay`` (the shortcut for Python users).
         scheduler: ``optimizer -> LR scheduler`` (``_partial_``; one with a ``total_steps`` argument gets the
-            training length, see :mod:`genkit.optim`), stepped every ``scheduler_interval``; ``None``: constant LR.
+            training length, see :mod:`genkit.nn.schedules`), stepped every ``scheduler_interval``; ``None``: constant LR.
             Default: cosine decay to 1% at the end of training. Its LR panel is ``lr``.
         class_weights: ``"auto"`` (median-frequency balancing from up to ``class_weight_batches`` training
             batches at the start of training), ``"none"`` (unweighted) or a list of one weight per class.

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from genkit.data.schemas import LabelSchema, get_schema
-from genkit.errors import CheckpointError, GenkitError
-from genkit.io import atomic_torch_save, load_checkpoint
+from genkit.core.errors import CheckpointError, GenkitError
+from genkit.core.checkpoints import atomic_torch_save, load_checkpoint
 
 CHECKPOINT_KEY = "genkit_portrait"
 FORMAT_VERSION = 2

@@ -22,7 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from genkit.data.schemas import LabelSchema, get_schema
-from genkit.errors import ConfigError
+from genkit.core.errors import ConfigError
 
 REFERENCE_SIZE = 256
 FEATURE_STRIDE = 4  # the mask encoder's two stride-2 convs

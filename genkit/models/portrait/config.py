@@ -1,6 +1,6 @@
 """The sub-configs of :class:`~genkit.models.portrait.module.PortraitGAN` and how they become objects.
 
-``model.*`` in ``genkit/conf/model/portrait.yaml`` is a set of small blocks, each mapping to one class::
+``model.*`` in ``conf/model/portrait.yaml`` is a set of small blocks, each mapping to one class::
 
     generator       _target_ PortraitGenerator       (widths, VAE, background branch, paste band)
     discriminator   _target_ MultiScaleDiscriminator  (built twice: paired and transfer)
@@ -25,7 +25,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from genkit.errors import ConfigError
+from genkit.core.errors import ConfigError
 
 META_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_")
 

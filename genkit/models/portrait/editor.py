@@ -30,10 +30,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from genkit.data.transforms import resize_image, resize_labels, to_symmetric, to_unit
-from genkit.device import resolve_device
-from genkit.errors import ConfigError, DataError
-from genkit.io import PHOTOS, conversion_note, pil_to_tensor, read_image, read_label_map, save_image
+from genkit.data.transforms import resize_labels, to_symmetric, to_unit
+from genkit.core.device import resolve_device
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.reading import PHOTOS, conversion_note, read_image, read_label_map
+from genkit.core.saving import save_image
+from genkit.core.tensors import pil_to_tensor
 from genkit.models.portrait import compositing
 from genkit.models.portrait.encoders import ComponentCodes
 
@@ -59,7 +61,7 @@ class EditResult:
     alpha: torch.Tensor | None = None
 
     def to_pil(self) -> Image.Image:
-        from genkit.io import tensor_to_pil
+        from genkit.core.tensors import tensor_to_pil
 
         return tensor_to_pil(self.image)
 
@@ -91,7 +93,7 @@ class PortraitEditor:
         self.source = source
         self.weights = weights  # "ema" or "raw": which generator weights are in use
         self.weights_reason = weights_reason
-        self.reading = PHOTOS  # how photo files are read (genkit.io.ReadPolicy); the CLI sets --strict-modes etc.
+        self.reading = PHOTOS  # how photo files are read (genkit.core.reading.ReadPolicy); the CLI sets --strict-modes etc.
         self.input_conversions: dict[str, str] = {}  # photo file -> what reading converted (for the metadata)
         if self.parser is not None:
             multiple = getattr(self.parser, "multiple", 1)
@@ -419,7 +421,7 @@ class PortraitEditor:
 
     def metadata(self) -> dict:
         """Provenance for saved outputs: checkpoint, EMA use, model size/schema, random weights used."""
-        from genkit import weights
+        from genkit.core import weights
 
         return {"checkpoint": self.source, "ema_weights": self.used_ema, "generator_weights": self.weights,
                 "generator_weights_reason": self.weights_reason, "image_size": self.image_size,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genkit.errors import GenkitError
+from genkit.core.errors import GenkitError
 from genkit.metrics.mask_consistency import MaskConsistency
 from genkit.models.portrait.components import dilate
 from genkit.models.portrait.encoders import ComponentCodes

@@ -37,7 +37,7 @@ from torch import nn
 
 from genkit.data.schemas import get_schema
 from genkit.data.transforms import one_hot, to_unit
-from genkit.errors import CheckpointError, ConfigError
+from genkit.core.errors import CheckpointError, ConfigError
 from genkit.models.portrait import checkpoint as ckpt_io
 from genkit.models.portrait import compositing
 from genkit.models.portrait.components import dilate
@@ -155,7 +155,7 @@ class PortraitGAN(L.LightningModule):
             if not hp.allow_random:
                 raise ConfigError("model.parser.random_init=true uses a RANDOM face parser (meaningless parsing loss);"
                                   " it needs weights.allow_random=true, or give model.parser.checkpoint")
-            from genkit import weights
+            from genkit.core import weights
 
             weights.warn_random("face-parser", "the portrait parsing loss")
             depth = 2 if hp.image_size < 64 else 3
@@ -265,7 +265,7 @@ class PortraitGAN(L.LightningModule):
             hp, v = self.hparams, self.validation_settings
             fid = v.fid
             if fid == "auto":  # on when the Inception weights are installed, or random weights are allowed
-                from genkit import weights
+                from genkit.core import weights
 
                 fid = hp.allow_random or weights.status("inception-fid") == "present"
             metrics = {}
@@ -586,7 +586,7 @@ class PortraitGAN(L.LightningModule):
 
     # ------------------------------------------------------------------------------------- checkpoints
     def checkpoint_block(self) -> dict:
-        from genkit import weights
+        from genkit.core import weights
 
         block = ckpt_io.make_block(self.generator.config(), self.generator_ema is not None,
                                    target=f"{type(self.generator).__module__}.{type(self.generator).__qualname__}")

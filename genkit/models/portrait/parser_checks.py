@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genkit.io import load_checkpoint
+from genkit.core.checkpoints import load_checkpoint
 from genkit.models.parsing.checkpoint import CHECKPOINT_KEY
 
 

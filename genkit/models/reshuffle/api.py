@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from genkit.device import resolve_device
-from genkit.errors import CheckpointError, ConfigError, DataError
-from genkit.io import ReadPolicy
+from genkit.core.device import resolve_device
+from genkit.core.errors import ConfigError, DataError
+from genkit.core.reading import ReadPolicy
 from genkit.models.reshuffle import color
 from genkit.models.reshuffle.config import ReshuffleConfig, build_config
 from genkit.models.reshuffle.decoders import (DecoderReconstructor, ReshuffleDecoders, check_levels, decoders_from_record,
@@ -49,7 +49,7 @@ class StyleResult:
     input_conversions: dict[str, str] = field(default_factory=dict)  # input name -> what reading converted
 
     def to_pil(self) -> Image.Image:
-        from genkit.io import tensor_to_pil
+        from genkit.core.tensors import tensor_to_pil
 
         return tensor_to_pil(self.image)
 
@@ -78,7 +78,7 @@ class StyleResult:
         }
 
     def save(self, path: str | Path) -> Path:
-        from genkit.io import save_image
+        from genkit.core.saving import save_image
 
         return save_image(self.image, path, metadata=self.metadata())
 
@@ -93,11 +93,12 @@ def to_tensor(x, name: str = "image", reading: ReadPolicy | None = None,
               notes: dict[str, str] | None = None) -> torch.Tensor:
     """An image input as a (1, 3, H, W) float tensor in [0, 1].
 
-    Files and PIL images are read under ``reading`` (default :data:`genkit.io.PHOTOS`: any mode is converted to
+    Files and PIL images are read under ``reading`` (default :data:`genkit.core.reading.PHOTOS`: any mode is converted to
     8-bit RGB, EXIF orientation applied; a strict policy refuses non-RGB images); ``notes`` (a dict), when given,
     receives ``name -> conversion`` for inputs that were converted.
     """
-    from genkit.io import PHOTOS, as_rgb, conversion_note, pil_to_tensor, read_image
+    from genkit.core.reading import PHOTOS, as_rgb, conversion_note, read_image
+    from genkit.core.tensors import pil_to_tensor
 
     reading = reading or PHOTOS
     if isinstance(x, (str, Path)):
@@ -242,7 +243,7 @@ class Stylizer:
                               "target": self.decoders.target, "chain": self.decoders.chain(),
                               "restore_detail": self.restore_detail and self.decoders.target != "image"}
             if self.decoder_path is not None:
-                from genkit.weights import sha256_file
+                from genkit.core.weights import sha256_file
 
                 out["decoder"]["sha256"] = sha256_file(self.decoder_path)
                 out["decoder"]["encoder"] = (self.decoder_record or {}).get("encoder")
@@ -255,7 +256,7 @@ class Stylizer:
                  style_name: str | None = None, style_key=None) -> StyleResult:
         """Stylise one pair. ``style_key``: a hashable naming the style; consecutive calls with the same key
         reuse its encoded features (the batch loops use it)."""
-        from genkit import weights
+        from genkit.core import weights
 
         t_start = time.perf_counter()
         cname = content_name or _name_of(content, "content")

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
-from genkit.errors import ConfigError
+from genkit.core.errors import ConfigError
 from genkit.models.reshuffle.solver import UsageRule
 from genkit.nn.vgg import VGG19_RELU_INDEX, VGG19_STRIDE
 

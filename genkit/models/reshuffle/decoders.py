@@ -24,8 +24,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from genkit.errors import CheckpointError
-from genkit.io import load_checkpoint
+from genkit.core.errors import CheckpointError
+from genkit.core.checkpoints import load_checkpoint
 from genkit.nn.decoder import VGGMirrorDecoder
 from genkit.nn.init import variance_preserving_init
 
@@ -208,7 +208,7 @@ def checkpoint_record(decoders: ReshuffleDecoders, encoder) -> dict:
 
 def save_decoders(path: str | Path, decoders: ReshuffleDecoders, encoder, extra: dict | None = None) -> Path:
     """A compact checkpoint (only the decoders) that ``genkit stylize --decoder`` loads."""
-    from genkit.io import atomic_torch_save
+    from genkit.core.checkpoints import atomic_torch_save
 
     state = {f"decoders.{k}": v.detach().cpu() for k, v in decoders.state_dict().items()}
     record = checkpoint_record(decoders, encoder)

@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from genkit.errors import ConfigError, DataError
+from genkit.core.errors import ConfigError, DataError
 
 def load_mask(mask, name: str = "mask") -> torch.Tensor:
     """A label map as a (H, W) long tensor from a path (single-channel PNG), PIL image, array or tensor."""
     if isinstance(mask, (str, Path)):
-        from genkit.io import read_label_map
+        from genkit.core.reading import read_label_map
 
         return torch.from_numpy(read_label_map(mask))
     if isinstance(mask, Image.Image):

@@ -27,7 +27,7 @@ import lightning as L
 import torch
 from torch.nn import functional as F
 
-from genkit.errors import CheckpointError
+from genkit.core.errors import CheckpointError
 from genkit.models.reshuffle.config import DEFAULT_LEVELS
 from genkit.models.reshuffle.decoders import ReshuffleDecoders, check_encoder, checkpoint_record
 from genkit.nn.vgg import VGG19_RELU_INDEX, VGG19Encoder

@@ -22,8 +22,8 @@ from typing import Callable, Sequence
 import torch
 from torch.nn import functional as F
 
-from genkit.device import resolve_device
-from genkit.errors import ConfigError
+from genkit.core.device import resolve_device
+from genkit.core.errors import ConfigError
 from genkit.models.reshuffle.stats import now
 
 
@@ -196,7 +196,7 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
     weighted by ``style_weight``). Returns a :class:`~genkit.models.reshuffle.api.StyleResult` without level
     statistics.
     """
-    from genkit import weights
+    from genkit.core import weights
     from genkit.models.reshuffle.api import StyleResult, _name_of, fit_size, to_tensor
 
     settings = optimize if isinstance(optimize, OptimizeSettings) else OptimizeSettings(**(optimize or {}))

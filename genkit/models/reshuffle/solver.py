@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from genkit.errors import ConfigError
+from genkit.core.errors import ConfigError
 from genkit.models.reshuffle.matching import mask_duplicates, pair_scores
 
 NEG_INF = float("-inf")

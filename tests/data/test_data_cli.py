@@ -1,0 +1,123 @@
+"""``genkit data prepare|check``: progress bar, outputs, and one clear error line (no traceback) on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from fixtures.data_layouts import (expected_celeba_labels, make_celebamask_raw, make_generic_folder, make_helen,
+                                   snapshot, write_labels, write_mode, write_truncated)
+from PIL import Image
+
+from genkit.cli import main
+from genkit.core.errors import DataError
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("genkit: error: ")
+    return lines[0]
+
+
+def test_prepare_celebamask_hq_with_progress_bar(tmp_path, capsys):
+    raw = make_celebamask_raw(tmp_path)
+    before = snapshot(raw.src)
+    rc = main(["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert "CelebAMask-HQ: 100%" in err and "6/6" in err  # the tqdm bar
+    assert "prepared 6 CelebAMask-HQ images (train 2, val 2, test 2)" in out
+    assert snapshot(raw.src) == before
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "masks" / "4003.png")),
+                                  expected_celeba_labels(4003))
+    assert json.loads((tmp_path / "out" / "prepare.json").read_text())["counts"]["test"] == 2
+
+
+def test_prepare_bad_photo_gives_one_line_and_nonzero(tmp_path, capsys):
+    raw = make_celebamask_raw(tmp_path)
+    write_truncated(raw.image(4002))
+    rc = main(["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(tmp_path / "out"),
+               "--no-progress"])
+    assert rc != 0
+    line = _error_line(capsys)
+    assert "4002.jpg" in line and "truncated or corrupt" in line
+
+
+def test_prepare_skip_reports_count_and_names(tmp_path, capsys):
+    raw = make_celebamask_raw(tmp_path)
+    write_mode(raw.image(1), "L", 64)  # a grayscale JPEG: converted by default, refused with --strict-modes
+    rc = main(["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(tmp_path / "out"),
+               "--on-bad-file", "skip", "--no-progress", "--strict-modes"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "(train 1, val 2, test 2)" in out and "skipped 1 bad: 1" in out
+    skipped = json.loads((tmp_path / "out" / "prepare.json").read_text())["skipped"]
+    assert skipped[0]["name"] == "1" and "1.jpg: image is grayscale" in skipped[0]["problem"]
+    assert (tmp_path / "out" / "splits" / "train.txt").read_text().split() == ["0"]
+    assert main(["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(tmp_path / "out2"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "out2" / "splits" / "train.txt").read_text().split() == ["0", "1"]
+
+
+def test_prepare_missing_source_and_debug_traceback(tmp_path, capsys):
+    args = ["data", "prepare", "celebamask-hq", "--src", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]
+    assert main(args) != 0
+    line = _error_line(capsys)
+    assert "missing" in line and "does not exist" in line
+    with pytest.raises(DataError):
+        main(["--debug"] + args)
+
+
+@pytest.mark.parametrize("breaker, needle", [
+    (lambda r, n: write_truncated(r / "images" / f"{n}.png"), "truncated or corrupt"),
+    (lambda r, n: write_mode(r / "images" / f"{n}.png", "L"), "grayscale"),
+    (lambda r, n: write_mode(r / "images" / f"{n}.png", "RGBA"), "RGBA"),
+    (lambda r, n: write_mode(r / "images" / f"{n}.png", "I;16"), "16-bit"),
+    (lambda r, n: write_labels(r / "masks" / f"{n}.png", np.zeros((8, 8))), "mask is 8x8 but its image"),
+    (lambda r, n: write_labels(r / "masks" / f"{n}.png", np.full((32, 32), 30)), "label values 30 are outside"),
+])
+def test_check_folder_stops_at_the_first_bad_file(tmp_path, capsys, breaker, needle):
+    names = make_generic_folder(tmp_path / "f", n=3)
+    breaker(tmp_path / "f", names[1])
+    rc = main(["data", "check", "folder", "--root", str(tmp_path / "f"), "--on-bad-file", "error",
+               "--val-fraction", "0", "--test-fraction", "0", "--split", "train", "--strict-modes"])
+    assert rc != 0
+    line = _error_line(capsys)
+    assert needle in line and names[1] in line
+
+
+def test_check_folder_converts_other_modes_by_default(tmp_path, capsys):
+    names = make_generic_folder(tmp_path / "f", n=3)
+    for name, mode in zip(names, ("L", "RGBA", "I;16")):
+        write_mode(tmp_path / "f" / "images" / f"{name}.png", mode)
+    rc = main(["data", "check", "folder", "--root", str(tmp_path / "f"), "--val-fraction", "0",
+               "--test-fraction", "0", "--split", "train"])
+    assert rc == 0 and "train: 3 good samples" in capsys.readouterr().out
+
+
+def test_check_wrong_schema_and_empty_folder(tmp_path, capsys):
+    make_generic_folder(tmp_path / "f", n=3)
+    (tmp_path / "f" / "schema.json").write_text("[1, 2]")
+    assert main(["data", "check", "folder", "--root", str(tmp_path / "f")]) != 0
+    line = _error_line(capsys)
+    assert "schema.json" in line and "must be a mapping with a 'classes' list" in line
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    assert main(["data", "check", "helen", "--root", str(tmp_path / "empty")]) != 0
+    line = _error_line(capsys)
+    assert "empty" in line and "not a Helen parsing folder" in line
+
+
+def test_check_skip_lists_every_bad_file(tmp_path, capsys):
+    names = make_helen(tmp_path / "h", "split_dirs")
+    write_truncated(tmp_path / "h" / "train" / "images" / f"{names['train'][1]}.jpg")
+    write_labels(tmp_path / "h" / "test" / "labels" / f"{names['test'][0]}.png", np.full((32, 32), 12))
+    rc = main(["data", "check", "helen", "--root", str(tmp_path / "h")])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "train: 3 good samples, 1 bad" in out and "val: 2 good samples" in out
+    assert f"{names['train'][1]}.jpg: cannot be decoded" in out and "label values 12" in out
+    assert main(["data", "check", "helen", "--root", str(tmp_path / "h"), "--split", "val"]) == 0

@@ -1,0 +1,135 @@
+"""``genkit stylize``: single pairs, folder batches, metadata, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from PIL import Image
+
+from genkit.cli import main
+from genkit.core.metadata import read_metadata
+
+LEVELS = ["relu4_1", "relu3_1", "relu2_1"]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from genkit.data.samples import sample_photo
+
+    root = tmp_path_factory.mktemp("stylize")
+    (root / "contents").mkdir()
+    sample_photo("astronaut").resize((64, 64)).save(root / "contents" / "astro.png")
+    sample_photo("coffee").resize((72, 48)).save(root / "contents" / "coffee.jpg")
+    sample_photo("brick").resize((64, 64)).save(root / "brick.png")
+    Image.new("RGBA", (64, 64), (10, 20, 30, 128)).save(root / "alpha.png")
+    Image.new("RGB", (16, 16)).save(root / "tiny.png")
+    (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def decoder_files(tmp_path_factory):
+    """Decoder checkpoints (untrained weights are fine for the plumbing) for the random VGG encoder."""
+    from genkit.models.reshuffle.decoders import ReshuffleDecoders, save_decoders
+    from genkit.nn.vgg import VGG19Encoder
+
+    root = tmp_path_factory.mktemp("ckpt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        encoder = VGG19Encoder(taps=LEVELS, weights="random")
+    torch.manual_seed(0)
+    full = save_decoders(root / "full.pt", ReshuffleDecoders(LEVELS, width=0.125), encoder)
+    fine = save_decoders(root / "fine.pt", ReshuffleDecoders(["relu3_1", "relu2_1"], width=0.125), encoder)
+    return {"full": full, "fine": fine}
+
+
+def run(capsys, *argv):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rc = main(["stylize", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_single_pair_with_optimisation_writes_image_and_metadata(files, tmp_path, capsys):
+    out = tmp_path / "result.png"
+    rc, stdout, _ = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", out, "--optimize",
+                        "--steps", 2, "--size", 48, "--iterations", 1, "--alpha", "0.5,0.6,0.7", "--allow-random")
+    assert rc == 0, stdout
+    assert "RANDOM VGG weights" in stdout and "relu4_1: 36/36 style patches used" in stdout
+    img = Image.open(out)
+    assert img.size == (48, 48) and img.mode == "RGB"
+    meta = read_metadata(out)
+    assert meta["random_weights"] is True
+    assert meta["weights"]["vgg19"] == {"file": None, "sha256": None, "random": True}
+    assert meta["settings"]["reconstruction"] == "optimize" and meta["settings"]["optimize"]["steps"] == 2
+    assert [lv["alpha"] for lv in meta["settings"]["levels"]] == [0.5, 0.6, 0.7]
+    assert meta["levels"]["relu2_1"]["max_usage"] <= meta["levels"]["relu2_1"]["usage_limit"]
+    assert meta["content"].endswith("astro.png") and meta["style"].endswith("brick.png")
+    assert [h["stage"] for h in meta["optimization"]] == ["relu2_1"]  # one image, against every level's target
+    assert meta["optimization"][0]["seconds_per_iteration"] > 0
+    assert meta["levels"]["relu2_1"]["placed_without_similarity"] == 0
+
+
+def test_folder_batch_with_decoder(files, decoder_files, tmp_path, capsys):
+    contents = tmp_path / "contents"
+    contents.mkdir()
+    for p in (files / "contents").iterdir():
+        (contents / p.name).write_bytes(p.read_bytes())
+    (contents / "broken.png").write_bytes(b"garbage")
+    out = tmp_path / "out"
+    rc, stdout, err = run(capsys, contents, files / "brick.png", "-o", out, "--decoder", decoder_files["full"],
+                          "--size", 48, "--iterations", 1, "--preserve-color", "luminance", "--allow-random",
+                          "--skip-errors")
+    assert rc == 0
+    assert sorted(p.name for p in out.iterdir()) == ["astro__brick.png", "coffee__brick.png"]
+    assert "skipped 1 pair(s): broken.png x brick.png" in stdout
+    assert "stylize" in err  # the tqdm progress bar
+    meta = read_metadata(out / "coffee__brick.png")
+    assert meta["settings"]["reconstruction"] == "decoder" and meta["settings"]["preserve_color"] == "luminance"
+    assert meta["settings"]["decoder"]["levels"] == LEVELS and len(meta["settings"]["decoder"]["sha256"]) == 64
+    assert meta["settings"]["decoder"]["encoder"]["random"] is True
+    assert Image.open(out / "coffee__brick.png").size == (48, 32)
+    # without --skip-errors the broken file stops the batch with its name
+    rc, _, err = run(capsys, contents, files / "brick.png", "-o", tmp_path / "out2", "--decoder",
+                     decoder_files["full"], "--size", 48, "--iterations", 1, "--allow-random")
+    assert rc == 2 and "broken.png" in err and "cannot be decoded" in err
+
+
+@pytest.mark.parametrize("name,message", [
+    ("alpha.png", "RGBA (has an alpha channel)"),
+    ("corrupt.png", "cannot be decoded as an image"),
+    ("tiny.png", "16x16 px, too small"),
+    ("missing.png", "does not exist"),
+])
+def test_bad_images_give_clear_errors(files, tmp_path, capsys, name, message):
+    rc, _, err = run(capsys, files / name, files / "brick.png", "-o", tmp_path / "o.png", "--optimize",
+                     "--allow-random", "--strict-modes")  # RGBA is converted by default, refused when strict
+    assert rc == 2
+    assert name in err and message in err
+    assert "Traceback" not in err
+
+
+def test_decoder_for_another_level_set_is_a_clear_error(files, decoder_files, tmp_path, capsys):
+    rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",
+                     "--decoder", decoder_files["fine"], "--levels", ",".join(LEVELS), "--allow-random")
+    assert rc == 2
+    assert "relu3_1,relu2_1" in err and "relu4_1->relu3_1 missing" in err
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"nope")
+    rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",
+                     "--decoder", junk, "--allow-random")
+    assert rc == 2 and "junk.ckpt" in err and "cannot be loaded safely" in err
+
+
+def test_missing_weights_without_allow_random_explains_the_fix(files, tmp_path, capsys):
+    rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",
+                     "--optimize", "--size", 32)
+    assert rc == 2
+    assert "vgg19" in err and "--allow-random" in err
+    assert not (tmp_path / "o.png").exists()

@@ -1,0 +1,404 @@
+"""Coarse-to-fine transfer and the Python API, at tiny sizes with random VGG weights."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from genkit.core.errors import ConfigError, DataError
+from genkit.models.reshuffle import ReshuffleDecoders, Stylizer, stylize
+from genkit.models.reshuffle.color import match_color, rgb_to_ycbcr
+from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig, build_config
+from genkit.models.reshuffle.level import reshuffle_level
+from genkit.nn.vgg import VGG19Encoder
+
+LEVELS = ("relu4_1", "relu3_1", "relu2_1")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return VGG19Encoder(taps=LEVELS, weights="random")
+
+
+@pytest.fixture(scope="module")
+def decoders():
+    torch.manual_seed(0)
+    return ReshuffleDecoders(LEVELS, width=0.125)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from genkit.data.samples import sample_photo
+
+    return {n: sample_photo(n) for n in ("astronaut", "brick", "coffee")}
+
+
+def counts_of(stats):
+    return torch.bincount(stats.assignment.reshape(-1), minlength=stats.n_style)
+
+
+@pytest.mark.parametrize("options", [
+    {},  # auto limit, equal sizes -> 1
+    {"style_size": 40, "slack": 1.5},  # fewer style positions: limit > 1
+    {"max_usage": 3, "style_size": 88},
+])
+def test_usage_limit_holds_exactly_on_every_level(encoder, decoders, photos, options):
+    st = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2, **options)
+    res = st(photos["astronaut"], photos["brick"])
+    assert [lv.tap for lv in res.levels] == list(LEVELS)
+    for lv in res.levels:
+        counts = counts_of(lv)
+        limit = lv.usage_limit
+        total = max(lv.n_content, math.ceil(options.get("slack", 1.0) * lv.n_content - 1e-9))
+        expected = options.get("max_usage") or math.ceil(total / lv.n_style - 1e-9)
+        assert limit == expected and (limit > 1) == bool(options)
+        assert int(counts.max()) <= limit, lv.tap
+        assert (counts <= lv.capacity.reshape(-1)).all()  # per position: floor or ceil of the quota
+        assert counts.sum() == lv.n_content
+        assert lv.placed_without_similarity == 0
+        assert lv.max_usage == int(counts.max()) and lv.distinct_used == int((counts > 0).sum())
+    assert res.image.shape == (3, 64, 64) and 0 <= float(res.image.min()) and float(res.image.max()) <= 1
+    # small maps: every level's first search is global (an exact search within max_global_pairs), then local
+    assert all(lv.searches[0] == "global" and set(lv.searches[1:]) <= {"local"} for lv in res.levels)
+
+
+def test_finer_levels_start_from_the_coarser_assignment_when_a_global_search_is_too_large(encoder, decoders, photos):
+    """Above max_global_pairs a finer level does not search globally: it refines the coarser level's assignment,
+    upsampled, by local search (never quadratic); below it, it matches afresh, as the release does every level."""
+    small = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2)(photos["astronaut"], photos["brick"])
+    assert [lv.searches[0] for lv in small.levels] == ["global"] * 3
+    # relu4_1 at 64 px: 8x8 positions (4096 pairs); relu3_1: 16x16 (65536 pairs) is above this limit
+    large = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2, max_global_pairs=4096)(
+        photos["astronaut"], photos["brick"])
+    assert large.levels[0].searches == ["global", "local"]
+    assert all(lv.searches == ["local", "local"] for lv in large.levels[1:])
+    assert all(not any("pooled" in note for note in lv.approximate) for lv in large.levels[1:])
+
+
+def test_permutation_keeps_the_style_gram_matrix(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 64, 8), "relu3_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 64, 8), "relu3_1")[0]
+    level = LevelConfig("relu3_1", alpha=0.0, patch_size=1, iterations=3, pca_dims=16)
+    res = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level], max_usage=1))
+    assert sorted(res.assign.tolist()) == list(range(fs.shape[1] * fs.shape[2]))  # a permutation
+
+    def gram(f):
+        x = f.reshape(f.shape[0], -1).double()
+        return x @ x.T / x.shape[1]
+
+    torch.testing.assert_close(gram(res.features), gram(fs), rtol=1e-5, atol=1e-6)
+    # the unconstrained matching is not a permutation and changes the Gram matrix
+    free = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level], max_usage=None))
+    assert (gram(free.features) - gram(fs)).abs().max() > 1e-2
+    assert free.stats.distinct_used < res.stats.distinct_used
+
+
+def test_style_equal_to_content_gives_identity(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        f = encoder.encode(fit_size(to_tensor(photos["coffee"]), 64, 8), "relu3_1")[0]
+    exact = LevelConfig("relu3_1", alpha=0.0, patch_size=3, iterations=2, pca_dims=None)
+    res = reshuffle_level(f, f, exact, ReshuffleConfig(levels=[exact]))
+    assert torch.equal(res.assign, torch.arange(f.shape[1] * f.shape[2]))
+    torch.testing.assert_close(res.features, f)
+    fast = LevelConfig.default("relu3_1", alpha=0.0, iterations=2)  # PCA descriptors: near identity
+    res = reshuffle_level(f, f, fast, ReshuffleConfig(levels=[fast]))
+    assert (res.assign == torch.arange(f.shape[1] * f.shape[2])).float().mean() > 0.9
+    assert (res.features - f).norm() / f.norm() < 0.15
+
+
+def test_alpha_one_keeps_the_content_features(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 48, 8), "relu4_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 48, 8), "relu4_1")[0]
+    level = LevelConfig.default("relu4_1", alpha=1.0, iterations=2)
+    res = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level]))
+    torch.testing.assert_close(res.features, fc)
+
+
+def test_unconstrained_mode_washes_out(encoder, decoders, photos):
+    kw = dict(decoder=decoders, encoder=encoder, size=64, iterations=1)
+    limited = Stylizer(**kw)(photos["astronaut"], photos["brick"])
+    free = Stylizer(max_usage=None, **kw)(photos["astronaut"], photos["brick"])
+    for a, b in zip(limited.levels, free.levels):
+        assert a.distinct_fraction > b.distinct_fraction
+        assert b.usage_limit is None and b.max_usage > a.max_usage
+
+
+def test_semantic_masks_restrict_matching_to_same_labels(encoder, decoders, photos):
+    from genkit.models.reshuffle.masks import grid_labels
+
+    c_mask = torch.zeros(64, 64, dtype=torch.long)
+    c_mask[:, 32:] = 1
+    s_mask = torch.zeros(64, 64, dtype=torch.long)
+    s_mask[40:] = 1  # a smaller style region for label 1
+    res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2)(
+        photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    for lv in res.levels:
+        lc = grid_labels(c_mask, lv.content_hw)
+        ls = grid_labels(s_mask, lv.style_hw)
+        assert torch.equal(ls[lv.assignment.reshape(-1)], lc), lv.tap
+        counts = counts_of(lv)
+        for lab, limit in lv.usage_limit.items():
+            assert int(counts[ls == lab].max()) <= limit
+    with pytest.raises(ConfigError, match="do not occur in the style mask"):
+        Stylizer(decoder=decoders, encoder=encoder, size=64)(photos["astronaut"].resize((64, 64)),
+                                                             photos["brick"].resize((64, 64)), c_mask + 1, s_mask)
+
+
+def test_colour_preservation(encoder, decoders, photos):
+    content = photos["coffee"]
+    res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1, preserve_color="luminance")(
+        content, photos["brick"])
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    c = fit_size(to_tensor(content), 64, 8)[0]
+    chroma_out, chroma_c = rgb_to_ycbcr(res.image)[1:], rgb_to_ycbcr(c)[1:]
+    clipped = (res.image <= 0.0) | (res.image >= 1.0)
+    ok = ~clipped.any(0)
+    torch.testing.assert_close(chroma_out[:, ok], chroma_c[:, ok], atol=2e-3, rtol=0)
+    # histogram mode: the style is recoloured to the content's colour statistics first
+    s = fit_size(to_tensor(photos["brick"]), 64, 8)[0]
+    moved = match_color(s, c)
+    torch.testing.assert_close(moved.reshape(3, -1).mean(1), c.reshape(3, -1).mean(1), atol=0.03, rtol=0)
+    res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1, preserve_color="histogram")(content, photos["brick"])
+    assert res.settings["preserve_color"] == "histogram"
+
+
+def test_api_batches_pairs_and_reports_statistics(encoder, decoders, photos):
+    c = torch.rand(3, 40, 56)
+    out = stylize([photos["astronaut"], c], [photos["brick"], photos["coffee"]], decoder=decoders, encoder=encoder,
+                  size=48, iterations=1)
+    assert len(out) == 4
+    assert [r.image.shape for r in out] == [(3, 48, 48), (3, 48, 48), (3, 32, 48), (3, 32, 48)]
+    summary = out[0].summary()
+    assert set(summary) == set(LEVELS)
+    assert {"distinct_used", "max_usage", "usage_limit", "distinct_fraction", "mean_similarity"} <= set(summary["relu4_1"])
+    meta = out[0].metadata()
+    assert meta["random_weights"] is True and meta["settings"]["reconstruction"] == "decoder"
+
+
+def test_optimisation_path_lowers_its_loss(encoder, photos):
+    opt = {"steps": 6, "optimizer": "adam", "lr": 0.05, "gram_weight": 1.0, "tolerance": 0.0}
+    res = stylize(photos["astronaut"], photos["brick"], optimize=opt, encoder=encoder, size=48,
+                  levels=["relu4_1", "relu3_1"], iterations=1)
+    # one image, solved at the end against the targets of both levels
+    assert [h["stage"] for h in res.optimization] == ["relu3_1"]
+    assert res.optimization[0]["iterations"] == 6 and res.optimization[0]["seconds_per_iteration"] > 0
+    carried = stylize(photos["astronaut"], photos["brick"], optimize={**opt, "level_steps": 3}, encoder=encoder,
+                      size=48, levels=["relu4_1", "relu3_1"], iterations=1)
+    assert [(h["stage"], h["iterations"]) for h in carried.optimization] == [("relu4_1", 3), ("relu3_1", 6)]
+    from genkit.models.reshuffle.optimize import OptimizationReconstructor, OptimizeSettings
+
+    x = torch.rand(1, 3, 48, 48)
+    target = {"relu4_1": torch.relu(torch.randn(1, 512, 6, 6))}
+    for coarse in (0, 4):  # with and without a half-resolution solve first
+        rec = OptimizationReconstructor(encoder, OptimizeSettings(steps=8, optimizer="lbfgs", coarse_steps=coarse))
+        before = float(rec.loss(x, target))
+        out = rec.image("relu4_1", target["relu4_1"], {"content": x, "targets": target})
+        assert rec.history[-1]["final_loss"] < before and out.shape == x.shape
+    # early stop: a loss that cannot fall stops after two checks, not after all the steps
+    flat = OptimizeSettings(steps=100, optimizer="adam", lr=1e-9, check_every=5, tolerance=0.01)
+    from genkit.models.reshuffle.optimize import minimize
+
+    _, info = minimize(x, lambda im: (im * 0).sum() + 1.0, flat)
+    assert info["stopped_early"] and info["iterations"] == 10
+
+
+def test_gram_transfer_baseline_moves_the_gram_matrices_to_the_style(photos):
+    from genkit.metrics.style import gram_style_distance
+    from genkit.models.reshuffle import gram_transfer
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+    from genkit.nn.vgg import STYLE_TAPS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        enc = VGG19Encoder(taps=STYLE_TAPS, weights="random")
+    res = gram_transfer(photos["astronaut"], photos["brick"], encoder=enc, size=48,
+                        optimize={"steps": 10, "tolerance": 0.0}, style_weight=10.0)
+    c = fit_size(to_tensor(photos["astronaut"]), 48, 16)
+    s = fit_size(to_tensor(photos["brick"]), 48, 16)
+    with torch.no_grad():
+        before = float(gram_style_distance(c, s, enc)[0])
+        after = float(gram_style_distance(res.image[None], s, enc)[0])
+    assert after < 0.8 * before
+    assert res.image.shape == (3, 48, 48) and res.settings["reconstruction"] == "gram_transfer"
+    assert res.optimization[0]["iterations"] == 10 and res.levels == [] and res.random_weights
+
+
+def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
+    st = Stylizer(decoder=decoders, encoder=encoder, size=64)
+    with pytest.raises(DataError, match="too small"):
+        st(torch.rand(3, 16, 16), photos["brick"])
+    with pytest.raises(DataError, match="resized image"):
+        st(torch.rand(3, 30, 600), photos["brick"])  # long and thin: 64 px long side leaves a 3 px side
+    with pytest.raises(DataError, match=r"values must be in \[0, 1\]"):
+        st(torch.rand(3, 64, 64) * 255, photos["brick"])
+    from genkit.core.reading import ReadPolicy
+
+    strict = Stylizer(decoder=decoders, encoder=encoder, size=64, reading=ReadPolicy(strict=True))
+    with pytest.raises(DataError, match="RGBA.*strict mode refuses"):  # RGBA converts by default (genkit.core)
+        strict(photos["astronaut"].convert("RGBA"), photos["brick"])
+    with pytest.raises(ConfigError, match="coarse to fine"):
+        build_config(levels=["relu2_1", "relu4_1"])
+    with pytest.raises(ConfigError, match="alpha"):
+        build_config(alpha=[0.5, 2.0, 0.5])
+    with pytest.raises(ConfigError, match="one reconstruction"):
+        Stylizer(encoder=encoder)
+    from genkit.core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="relu5_1"):
+        Stylizer(decoder=decoders, encoder=encoder, levels=["relu5_1", "relu4_1"])
+
+
+def test_fractional_slack_gives_exact_capacity_totals(encoder, decoders, photos):
+    seen = {}
+    for slack in (1.25, 2.0):
+        res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2, slack=slack)(
+            photos["astronaut"], photos["brick"])
+        for lv in res.levels:
+            cap = lv.capacity.reshape(-1)
+            total = math.ceil(slack * lv.n_content - 1e-9)
+            q = total / lv.n_style
+            assert int(cap.sum()) == lv.capacity_total == total, (slack, lv.tap)
+            assert set(cap.unique().tolist()) <= {math.floor(q), math.ceil(q)}
+            assert (counts_of(lv) <= cap).all() and lv.usage_quota == pytest.approx(q, abs=1e-6)
+        seen[slack] = [lv.capacity_total for lv in res.levels]
+    assert seen[1.25] != seen[2.0]  # the old integer ceil made these the same
+
+
+def test_leftovers_of_a_level_are_placed_by_similarity(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 96, 8), "relu3_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 96, 8), "relu3_1")[0]
+    level = LevelConfig.default("relu3_1", iterations=1, search="global")
+    for exact_rows in (0, 512):
+        cfg = ReshuffleConfig(levels=[level], top_k=2, exact_fill_rows=exact_rows)  # short lists: many leftovers
+        res = reshuffle_level(fc, fs, level, cfg)
+        st = res.stats
+        assert st.n_filled > 50
+        assert st.placed_without_similarity == 0 and sum(st.fill.values()) == st.n_filled
+        assert (st.fill["exact"] > 0) == bool(exact_rows)
+        assert sorted(res.assign.tolist()) == list(range(fs.shape[1] * fs.shape[2]))  # the limit holds exactly
+        assert st.as_dict()["placed_without_similarity"] == 0
+
+
+def test_levels_stop_early_once_the_target_settles(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        f = encoder.encode(fit_size(to_tensor(photos["coffee"]), 64, 8), "relu3_1")[0]
+    level = LevelConfig("relu3_1", alpha=0.0, patch_size=3, iterations=5, pca_dims=None)
+    res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level]))  # identity: nothing moves after one
+    assert res.stats.iterations == 2 and res.stats.converged and res.stats.changes[1] == 0.0
+    res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level], tolerance=0.0))
+    assert res.stats.iterations == 5 and not res.stats.converged
+    # a real pair: at most 5 iterations, stopping exactly when the change falls below the tolerance
+    st = Stylizer(optimize=True, encoder=encoder, size=64)
+    assert [lv.iterations for lv in st.config.levels] == [5, 5, 5]  # the release's iterations
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 64, 8), "relu3_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 64, 8), "relu3_1")[0]
+    lv = LevelConfig.default("relu3_1")
+    res = reshuffle_level(fc, fs, lv, ReshuffleConfig(levels=[lv], tolerance=0.05))
+    ch = res.stats.changes
+    assert len(ch) == res.stats.iterations <= 5
+    assert res.stats.converged == (ch[-1] < 0.05) and all(c >= 0.05 for c in ch[1:-1])
+
+
+def test_thin_style_regions_survive_downsampling(encoder, decoders, photos):
+    c_mask = torch.zeros(64, 64, dtype=torch.long)
+    c_mask[:, 40:] = 1
+    s_mask = torch.zeros(64, 64, dtype=torch.long)
+    s_mask[:, 30:33] = 1  # a 3 px stripe: no relu4_1 cell (8x8 px) has it as the majority label
+    res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2)(
+        photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    from genkit.models.reshuffle.masks import _pooled_fractions, presence_labels
+
+    labels, frac = _pooled_fractions(s_mask, (8, 8))
+    assert 1 not in labels[frac.argmax(0)].unique().tolist()  # the majority vote alone loses the stripe
+    coarse = res.level("relu4_1")
+    assert 1 in coarse.mask_pooled and coarse.mask_unrestricted == []
+    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
+    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
+    assert torch.equal(labels_s[coarse.assignment.reshape(-1)], labels_c)  # still restricted by label
+
+
+def test_a_label_without_any_style_cell_falls_back_with_a_warning(encoder, decoders, photos):
+    c_mask = torch.zeros(64, 64, dtype=torch.long)
+    c_mask[:32, :32], c_mask[32:, 32:] = 1, 2
+    s_mask = torch.zeros(64, 64, dtype=torch.long)
+    s_mask[0:2, 0:2], s_mask[4:6, 4:6] = 1, 2  # two tiny regions inside one relu4_1 cell: only one can keep it
+    with pytest.warns(UserWarning, match=r"relu4_1: content label\(s\) \[2\].*15x15 px"):
+        res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1)(
+            photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    coarse, finer = res.level("relu4_1"), res.level("relu3_1")
+    assert coarse.mask_unrestricted == [2] and finer.mask_unrestricted == []  # relu3_1 cells are 4x4 px
+    from genkit.models.reshuffle.masks import presence_labels
+
+    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
+    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
+    got = labels_s[coarse.assignment.reshape(-1)]
+    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])  # the other labels stay restricted
+    assert "unrestricted" in coarse.usage_limit
+    assert (counts_of(coarse) <= coarse.capacity.reshape(-1)).all()
+    with pytest.warns(UserWarning, match="relu4_1"):  # style-swap takes the same fallback
+        swap = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1, max_usage=None)(
+            photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    got = labels_s[swap.level("relu4_1").assignment.reshape(-1)]
+    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])
+
+
+def test_a_too_large_global_search_runs_pooled_and_says_so(encoder, photos):
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+
+    with torch.no_grad():
+        fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 128, 8), "relu4_1")[0]
+        fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 128, 8), "relu4_1")[0]
+    level = LevelConfig.default("relu4_1", iterations=2)
+    exact = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level]))
+    pooled = reshuffle_level(fc, fs, level, ReshuffleConfig(levels=[level], max_global_pairs=64 * 64))
+    assert exact.stats.searches == ["global", "local"] and pooled.stats.searches == ["local", "local"]
+    assert any("2x average-pooled grid" in note for note in pooled.stats.approximate)
+    assert not any("pooled" in note for note in exact.stats.approximate)
+    assert sorted(pooled.assign.tolist()) == list(range(256))  # the usage limit still holds exactly
+    assert pooled.stats.mean_similarity > 0.9 * exact.stats.mean_similarity
+
+
+def test_carried_levels_keep_the_two_level_content_share_by_default():
+    """Decoders carry each blend down, so every extra level would dilute the content again (0.6^3 of it after three
+    levels at the release's alpha). By default the levels before the last split the first level's alpha
+    geometrically: the content's share of the final target is 0.6^2 whatever the number of levels."""
+    three = [lv.alpha for lv in build_config(carried=True).levels]
+    assert three[:2] == pytest.approx([0.6 ** 0.5] * 2) and three[2] == pytest.approx(0.6)
+    assert math.prod(three) == pytest.approx(0.6 ** 2)
+    two = build_config(levels=["relu3_1", "relu2_1"], carried=True)
+    assert [lv.alpha for lv in two.levels] == [0.6, 0.6]  # two levels: unchanged
+    four = build_config(levels=["relu5_1", "relu4_1", "relu3_1", "relu2_1"], carried=True)
+    assert math.prod(lv.alpha for lv in four.levels) == pytest.approx(0.6 ** 2)
+    # levels that each blend the content's own features (optimisation path) and explicit values are untouched
+    assert [lv.alpha for lv in build_config().levels] == [0.6] * 3
+    assert [lv.alpha for lv in build_config(alpha=0.6, carried=True).levels] == [0.6] * 3
+    assert [lv.alpha for lv in build_config(alpha=[0.9, 0.5, 0.7], carried=True).levels] == [0.9, 0.5, 0.7]
+
+
+def test_stylizer_defaults_follow_the_reconstruction(encoder, decoders):
+    assert math.prod(lv.alpha for lv in Stylizer(decoder=decoders, encoder=encoder).config.levels) == pytest.approx(0.36)
+    assert [lv.alpha for lv in Stylizer(optimize=True, encoder=encoder).config.levels] == [0.6] * 3
+    assert [lv.alpha for lv in Stylizer(decoder=decoders, encoder=encoder, alpha=0.6).config.levels] == [0.6] * 3
