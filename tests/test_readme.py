@@ -79,6 +79,8 @@ PLANS = {
     "genkit-train experiment=portrait_synthetic model.parser.checkpoint=<parser run>/checkpoints/last.ckpt "
     "weights.allow_random=true": Plan("run", ("data.dataset.n=8", "data.image_size=32", "trainer.max_epochs=1",
                                               "test=false"), slow=True),
+    "genkit-train experiment=portrait_folder data.dataset.root=data/faces weights.allow_random=true": Plan(
+        "run", ("data.image_size=32", "data.batch_size=2", "trainer.max_epochs=1", "test=false"), slow=True),
     "genkit edit --checkpoint <portrait run>/checkpoints/last.ckpt --target a.png --mask a_mask.png "
     "--mouth b.png:b_mask.png -o edited.png": Plan("run", slow=True),
     "genkit eval fid real/ generated/ --allow-random": Plan("run", ("--batch-size", "4")),

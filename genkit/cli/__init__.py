@@ -22,7 +22,7 @@ DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 _MARKUP = re.compile(r"``([^`]+)``|:[a-z]+:`~?([^`]+)`")
 
 
-def plain(text: str) -> str:
+def markup_to_text(text: str) -> str:
     """Docstring markup as plain text: ````x```` -> x, :func:`~a.b` -> a.b."""
     return _MARKUP.sub(lambda m: m.group(1) or m.group(2), text)
 
@@ -31,21 +31,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows ``(default: X)`` for options with a real default whose help does not already state one."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        text = plain(action.help or "")
+        text = markup_to_text(action.help or "")
         if (action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower()
                 or not (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
             return text
         return f"{text} (default: %(default)s)"
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        return super()._fill_text(plain(text), width, indent)
+        return super()._fill_text(markup_to_text(text), width, indent)
 
 
 class RawDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
     """:class:`HelpFormatter` keeping the description's line breaks (usage examples)."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        return super()._fill_text(plain(text), width, indent)
+        return super()._fill_text(markup_to_text(text), width, indent)
 
 
 class ArgumentParser(argparse.ArgumentParser):

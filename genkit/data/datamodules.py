@@ -127,9 +127,9 @@ class ImageFolderDataModule(L.LightningDataModule):
         from genkit.data.samples import SamplePhotoDataset
 
         hp = self.hparams
-        from genkit.data.sources import reading_policy
+        from genkit.data.sources import read_policy_of
 
-        full = (ImageFolderDataset(Path(hp.root), size=hp.image_size, reading=reading_policy(hp)) if hp.root
+        full = (ImageFolderDataset(Path(hp.root), size=hp.image_size, reading=read_policy_of(hp)) if hp.root
                 else SamplePhotoDataset(hp.image_size))
         idx = split_indices(len(full), hp.val_fraction, 0.0, hp.seed)
         if not idx["val"]:

@@ -58,7 +58,7 @@ class _DiskFaces:
     def _common(self, transform: PairedTransform) -> dict:
         from genkit.data.datasets import check_on_bad_file
 
-        return dict(transform=transform, reading=reading_policy(self),
+        return dict(transform=transform, reading=read_policy_of(self),
                     on_bad_file=check_on_bad_file(self.on_bad_file))
 
 
@@ -151,7 +151,7 @@ def build_face_dataset(hp, split: str, transform: PairedTransform, target_schema
     return make_source(hp.source, **vars(hp))(split, transform, target_schema)
 
 
-def reading_policy(options):
+def read_policy_of(options):
     """The photo :class:`~genkit.core.reading.ReadPolicy` of a data config (``strict_modes``, ``transparency``)."""
     from genkit.core.reading import ReadPolicy
 

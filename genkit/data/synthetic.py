@@ -87,10 +87,27 @@ def render_synthetic_face(size: int = 128, seed: int | np.random.Generator = 0, 
     for instance, another face's mouth."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     ys, xs = np.mgrid[0:size, 0:size]
-    xx = (xs + 0.5) / size
-    yy = (ys + 0.5) / size
+    xx, yy = (xs + 0.5) / size, (ys + 0.5) / size
+    colors, drawn = _face_colours(rng, appearance)
+    labels, (cx, cy, fw, fh) = _face_layout(rng, xx, yy)
+    image = _background(rng, size, xx, yy)
+    background = image.copy()
+    fg = labels != BG
+    image[fg] = colors[labels[fg]]
+    # soft shading across the face and hair, plus per-pixel texture noise
+    shade = 1.0 - 0.25 * np.clip(((xx - cx) ** 2 + (yy - cy) ** 2) / (fw * fh * 2), 0, 1)
+    image[fg] *= shade[fg][:, None]
+    freq, phase = rng.uniform(40, 90), rng.uniform(0, 6)
+    drawn["hair_texture"] = (freq, phase)
+    freq, phase = (appearance or {}).get("hair_texture", (freq, phase))
+    hair_tex = 0.08 * np.sin(freq * (xx + 0.3 * yy) + phase)
+    image[labels == HAIR] += hair_tex[labels == HAIR][:, None]
+    noise = rng.normal(0, 0.02, size=image.shape)
+    return _finish(image + noise), labels, _finish(background + noise), drawn
 
-    labels = np.zeros((size, size), dtype=np.int64)
+
+def _face_colours(rng: np.random.Generator, appearance: dict | None) -> tuple[np.ndarray, dict]:
+    """(one colour per label, the face's own colours before ``appearance`` overrides them)."""
     colors = np.zeros((11, 3))
     skin = rng.uniform([0.45, 0.3, 0.2], [0.95, 0.8, 0.7])
     colors[SKIN] = skin
@@ -106,7 +123,12 @@ def render_synthetic_face(size: int = 128, seed: int | np.random.Generator = 0, 
     for k, v in (appearance or {}).items():
         if k != "hair_texture":
             colors[int(k)] = v
+    return colors, drawn
 
+
+def _face_layout(rng: np.random.Generator, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """The label map of one face (hair, oval, fringe, brows, eyes, nose, lips, mouth) and (cx, cy, width, height)."""
+    labels = np.zeros(xx.shape, dtype=np.int64)
     cx = 0.5 + rng.uniform(-0.06, 0.06)
     cy = 0.52 + rng.uniform(-0.05, 0.05)
     fw = rng.uniform(0.24, 0.32)
@@ -121,8 +143,7 @@ def render_synthetic_face(size: int = 128, seed: int | np.random.Generator = 0, 
     hx, hy = at(0, -0.25)
     labels[_ellipse(xx, yy, hx, hy, fw * rng.uniform(1.1, 1.35), fh * hair_h, tilt)] = HAIR
     labels[_ellipse(xx, yy, cx, cy, fw, fh, tilt)] = SKIN
-    # a fringe over the forehead for some faces
-    if rng.random() < 0.5:
+    if rng.random() < 0.5:  # a fringe over the forehead for some faces
         fx, fy = at(rng.uniform(-0.2, 0.2), -0.95)
         labels[_ellipse(xx, yy, fx, fy, fw * rng.uniform(0.7, 1.0), fh * rng.uniform(0.2, 0.35), tilt)] = HAIR
 
@@ -144,28 +165,13 @@ def render_synthetic_face(size: int = 128, seed: int | np.random.Generator = 0, 
     mx, my = at(0, rng.uniform(0.48, 0.58))
     lip_h = fh * rng.uniform(0.05, 0.08)
     open_h = fh * rng.uniform(0.0, 0.06)
-    ux, uy = at(0, rng.uniform(0.48, 0.58) - 0.0)
+    rng.uniform(0.48, 0.58)  # drawn and unused: keeps every seed's face as genkit 0.2 drew it
     labels[_ellipse(xx, yy, mx, my - open_h / 2 * c, mouth_w, lip_h, tilt) & (labels == SKIN)] = ULIP
     lx, ly = mx - s * (open_h / 2 + lip_h * 0.8), my + c * (open_h / 2 + lip_h * 0.8)
     labels[_ellipse(xx, yy, lx, ly, mouth_w * 0.9, lip_h * 1.1, tilt) & (labels == SKIN)] = LLIP
     if open_h > fh * 0.015:
         labels[_ellipse(xx, yy, mx + s * lip_h * 0.4, my + c * lip_h * 0.4, mouth_w * 0.7, open_h, tilt)] = MOUTH
-    del ux, uy
-
-    image = _background(rng, size, xx, yy)
-    background = image.copy()
-    fg = labels != BG
-    image[fg] = colors[labels[fg]]
-    # soft shading across the face and hair, plus per-pixel texture noise
-    shade = 1.0 - 0.25 * np.clip(((xx - cx) ** 2 + (yy - cy) ** 2) / (fw * fh * 2), 0, 1)
-    image[fg] *= shade[fg][:, None]
-    freq, phase = rng.uniform(40, 90), rng.uniform(0, 6)
-    drawn["hair_texture"] = (freq, phase)
-    freq, phase = (appearance or {}).get("hair_texture", (freq, phase))
-    hair_tex = 0.08 * np.sin(freq * (xx + 0.3 * yy) + phase)
-    image[labels == HAIR] += hair_tex[labels == HAIR][:, None]
-    noise = rng.normal(0, 0.02, size=image.shape)
-    return _finish(image + noise), labels, _finish(background + noise), drawn
+    return labels, (cx, cy, fw, fh)
 
 
 def _finish(image: np.ndarray) -> np.ndarray:

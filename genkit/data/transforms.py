@@ -64,15 +64,6 @@ def resize_labels(labels: np.ndarray, size: int | tuple[int, int]) -> np.ndarray
     return np.asarray(Image.fromarray(labels.astype(np.uint8), mode="L").resize(wh, Image.NEAREST), dtype=np.int64)
 
 
-def resize_long_side(img: Image.Image, long_side: int, multiple: int = 1) -> Image.Image:
-    """Resize so that the longer side is ``long_side`` (keeping the aspect), sides rounded to ``multiple``."""
-    w, h = img.size
-    scale = long_side / max(w, h)
-    nw = max(multiple, int(round(w * scale / multiple)) * multiple)
-    nh = max(multiple, int(round(h * scale / multiple)) * multiple)
-    return img if (nw, nh) == (w, h) else img.resize((nw, nh), Image.BICUBIC)
-
-
 def flip_labels(labels: torch.Tensor | np.ndarray, schema: LabelSchema):
     """Horizontally flip a label map and swap its left/right classes."""
     lut = schema.flip_permutation()

@@ -14,7 +14,6 @@ metrics do the distributed syncing.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 from torch import nn

@@ -15,10 +15,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
-import struct
 import time
-from pathlib import Path
-from typing import Any, Iterator
 from urllib.parse import urlparse
 
 log = logging.getLogger(__name__)
@@ -104,71 +101,3 @@ def mark_random_weights(loggers, used: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------- offline run records
-def _wandb_file_records(path: Path) -> Iterator[bytes]:
-    """The raw records of a ``.wandb`` transaction log (LevelDB log format: 32 KiB blocks of chunked records)."""
-    data = path.read_bytes()
-    if data[:4] != b":W&B":
-        raise ValueError(f"{path}: not a W&B transaction log")
-    block, pos, pending = 32768, 7, b""
-    while pos + 7 <= len(data):
-        left = block - pos % block
-        if left < 7:  # block trailer padding
-            pos += left
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        pos += 7
-        chunk, pos = data[pos:pos + length], pos + length
-        if kind == 1:      # full
-            yield chunk
-        elif kind == 2:    # first
-            pending = chunk
-        elif kind == 3:    # middle
-            pending += chunk
-        elif kind == 4:    # last
-            yield pending + chunk
-            pending = b""
-        elif kind == 0 and length == 0:
-            pos += left - 7  # zero padding to the end of the block
-
-
-def read_offline_run(run_dir: str | Path) -> dict[str, Any]:
-    """What an offline W&B run folder (``offline-run-*``) recorded, decoded with wandb's own protobuf messages:
-    ``id``, ``name``, ``group``, ``job_type``, ``tags`` (final), ``config`` and ``summary`` (nested dicts of the
-    last values) and ``history_keys`` (every logged metric)."""
-    import json
-
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    run_dir = Path(run_dir)
-    files = sorted(run_dir.glob("*.wandb"))
-    if not files:
-        raise FileNotFoundError(f"{run_dir}: no .wandb file")
-    out: dict[str, Any] = {"config": {}, "summary": {}, "history_keys": set(), "tags": []}
-
-    def put(tree: dict, item) -> None:
-        keys = list(item.nested_key) or [item.key]
-        node = tree
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = json.loads(item.value_json)
-
-    for raw in _wandb_file_records(files[0]):
-        record = pb.Record()
-        record.ParseFromString(raw)
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            r = record.run
-            out.update(id=r.run_id, name=r.display_name or out.get("name"), group=r.run_group or out.get("group"),
-                       job_type=r.job_type or out.get("job_type"), tags=list(r.tags))
-            for item in r.config.update:
-                put(out["config"], item)
-        elif kind == "config":
-            for item in record.config.update:
-                put(out["config"], item)
-        elif kind == "summary":
-            for item in record.summary.update:
-                put(out["summary"], item)
-        elif kind == "history":
-            out["history_keys"].update("/".join(i.nested_key) if i.nested_key else i.key for i in record.history.item)
-    out["config"].pop("_wandb", None)
-    return out

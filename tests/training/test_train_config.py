@@ -88,7 +88,10 @@ def test_parser_optimizer_and_scheduler_are_partial_targets_with_an_lr_panel(tmp
         opt.step()
         config["scheduler"].step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.02 * 0.01)  # cosine to 1% at the end of training
-    assert "optimizer" not in model.hparams and "lr" not in model.hparams  # plain data only in checkpoints
+    # plain data only in checkpoints: the factories as they run, not the shortcut arguments
+    assert model.hparams["optimizer"] == {"_target_": "torch.optim.adamw.AdamW", "_partial_": True, "lr": 0.02,
+                                          "weight_decay": 1.0e-4}
+    assert "lr" not in model.hparams
     constant = _instantiate(_compose([*PARSER, "model.scheduler=null", f"paths.output_dir={tmp_path}"]).model)
     assert constant.scheduler_factory is None
 

@@ -117,7 +117,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
 
 
 def _offline_run(run_dir):
-    from genkit.training.tracking import read_offline_run
+    from fixtures.wandb_records import read_offline_run
 
     folders = list((run_dir / "wandb").glob("offline-run-*"))
     assert len(folders) == 1, folders

@@ -119,95 +119,88 @@ def output_patch_usage(output: torch.Tensor, style: torch.Tensor, encoder, tap: 
     return torch.bincount(nearest[:, 0], minlength=ps.shape[0])
 
 
-def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None:
-    from genkit.data.samples import sample_photo
-    from genkit.apps.demo.plots import labelled_grid, usage_plot
-    from genkit.core.saving import save_image
-    from genkit.metrics import keys
-    from genkit.metrics.style import build_style_encoder, patch_usage_stats, style_transfer_metrics
-    from genkit.models.reshuffle import Stylizer, gram_transfer
+STYLE_METHODS = ("reshuffle", "style-swap", "Gram (Gatys)")
 
-    t_all = time.perf_counter()
-    cfg = StyleDemoSettings.choose(settings.quick, _vgg_is_real())
-    out = settings.out / "style"
-    encoder = build_style_encoder(allow_random=settings.allow_random)  # one VGG for all methods and metrics
-    optimize = {"steps": cfg.steps}
-    stylizers = {
-        "reshuffle": Stylizer(optimize=optimize, size=cfg.size, alpha=cfg.alpha, encoder=encoder),
-        "style-swap": Stylizer(optimize=optimize, size=cfg.size, alpha=cfg.alpha, encoder=encoder, max_usage=None),
-    }
 
-    def run(method, content, style):
+def _resized(img, hw) -> torch.Tensor:
+    """A PIL image as a (1, 3, *hw) tensor in [0, 1]: the content at its output's size, the style at the size the
+    methods used (``cfg.size``, square paintings)."""
+    from genkit.core.tensors import pil_to_tensor
+
+    return torch.nn.functional.interpolate(pil_to_tensor(img)[None], size=tuple(hw), mode="bicubic",
+                                           align_corners=False, antialias=True).clamp(0, 1)
+
+
+class StyleRunner:
+    """The three methods on one encoder, optimiser and budget; ``run`` returns the result and its seconds."""
+
+    def __init__(self, cfg, encoder):
+        from genkit.models.reshuffle import Stylizer
+
+        self.cfg, self.encoder, self.optimize = cfg, encoder, {"steps": cfg.steps}
+        self.stylizers = {
+            "reshuffle": Stylizer(optimize=self.optimize, size=cfg.size, alpha=cfg.alpha, encoder=encoder),
+            "style-swap": Stylizer(optimize=self.optimize, size=cfg.size, alpha=cfg.alpha, encoder=encoder,
+                                   max_usage=None),
+        }
+
+    def run(self, method: str, content, style):
+        from genkit.models.reshuffle import gram_transfer
+
         t0 = time.perf_counter()
         if method == "Gram (Gatys)":
-            res = gram_transfer(content, style, encoder=encoder, size=cfg.size, style_weight=cfg.gram_weight,
-                                optimize=optimize)
+            res = gram_transfer(content, style, encoder=self.encoder, size=self.cfg.size,
+                                style_weight=self.cfg.gram_weight, optimize=self.optimize)
         else:
-            res = stylizers[method](content, style)
+            res = self.stylizers[method](content, style)
         return res, time.perf_counter() - t0
 
-    def resized(img, hw):
-        """A PIL image as a (1, 3, *hw) tensor in [0, 1]: the content at its output's size, the style at the size
-        the methods used (``cfg.size``, square paintings)."""
-        from genkit.core.tensors import pil_to_tensor
 
-        return torch.nn.functional.interpolate(pil_to_tensor(img)[None], size=tuple(hw), mode="bicubic",
-                                               align_corners=False, antialias=True).clamp(0, 1)
+def _measure_method(method: str, res, content, style: torch.Tensor, encoder, seconds: float, metrics: dict):
+    """One table row for a method's output (distances, patch usage of its target and of the output image); the
+    numbers also go into ``metrics``. Returns (row, target usage or None, output usage, (content, style) dist)."""
+    from genkit.metrics import keys
+    from genkit.metrics.style import patch_usage_stats, style_transfer_metrics
 
-    cname, sname = STYLE_PAIR
-    content, style = sample_photo(cname), sample_photo(sname)
-    results, table, usage, output_usage, distances = {}, [], {}, {}, {}
-    s = resized(style, (cfg.size, cfg.size))
-    for method in ("reshuffle", "style-swap", "Gram (Gatys)"):
-        res, seconds = run(method, content, style)
-        slug = method.split()[0].lower()
-        res.save(out / f"{cname}__{sname}__{slug}.png")
-        results[method] = res
-        c = resized(content, res.image.shape[-2:])
-        m = style_transfer_metrics(res.image[None], c, s, encoder)
-        distances[method] = (m[keys.KEY_CONTENT], m[keys.KEY_STYLE])
-        lvl = res.levels[0] if res.levels else None
-        usage[method] = lvl.usage if lvl is not None else None
-        seen = output_patch_usage(res.image[None], s, encoder)
-        output_usage[method] = seen
-        seen_stats = patch_usage_stats(seen)
-        row = {"method": method, "content dist (relu4_1)": m[keys.KEY_CONTENT],
-               "Gram style dist": m[keys.KEY_STYLE], "seconds": round(seconds, 1),
-               "style patches seen in the output": f"{int((seen > 0).sum())}/{seen.numel()}",
-               "their evenness": seen_stats[keys.KEY_USAGE_ENTROPY]}
-        metrics[f"style/{method}/output_patches_seen_fraction"] = float(seen_stats[keys.KEY_USAGE_FRACTION])
-        if lvl is not None:
-            u = patch_usage_stats(lvl.usage)
-            row.update({"style patches used (relu4_1)": f"{lvl.distinct_used}/{lvl.n_style}",
-                        "most uses of one patch": lvl.max_usage, "usage evenness (entropy, 1 = even)":
-                            u[keys.KEY_USAGE_ENTROPY]})
-            metrics[f"style/{method}/patches_used_fraction"] = float(lvl.distinct_fraction)
-            metrics[f"style/{method}/usage_evenness"] = float(u[keys.KEY_USAGE_ENTROPY])
-        else:
-            row["style patches used (relu4_1)"] = "n/a: matches Gram statistics, no patches"
-        metrics[f"style/{method}/content_dist"] = float(m[keys.KEY_CONTENT])
-        metrics[f"style/{method}/gram_style_dist"] = float(m[keys.KEY_STYLE])
-        table.append(row)
-    content_img = resized(content, results["reshuffle"].image.shape[-2:])[0]
-    save_image(content_img, out / f"{cname}__content.png")
-    strip = labelled_grid([[content_img, s[0], *(results[m].image for m in results)]],
-                          [f"content ({cname})", f"style ({sname})", f"reshuffle (α={cfg.alpha})",
-                           f"style-swap (α={cfg.alpha})", f"Gram / Gatys (weight {cfg.gram_weight:g})"],
-                          out / "comparison_strip.png", tile_inches=2.4)
-    note = "random VGG-19 weights: distances compare the methods with each other only" if _random_used() else ""
-    plot = usage_plot(usage, distances, out / "patch_usage.png", level="relu4_1", note=note,
-                      output_usage=output_usage)
+    m = style_transfer_metrics(res.image[None], _resized(content, res.image.shape[-2:]), style, encoder)
+    lvl = res.levels[0] if res.levels else None
+    seen = output_patch_usage(res.image[None], style, encoder)
+    seen_stats = patch_usage_stats(seen)
+    row = {"method": method, "content dist (relu4_1)": m[keys.KEY_CONTENT], "Gram style dist": m[keys.KEY_STYLE],
+           "seconds": round(seconds, 1), "style patches seen in the output": f"{int((seen > 0).sum())}/{seen.numel()}",
+           "their evenness": seen_stats[keys.KEY_USAGE_ENTROPY]}
+    metrics[f"style/{method}/output_patches_seen_fraction"] = float(seen_stats[keys.KEY_USAGE_FRACTION])
+    if lvl is not None:
+        u = patch_usage_stats(lvl.usage)
+        row.update({"style patches used (relu4_1)": f"{lvl.distinct_used}/{lvl.n_style}",
+                    "most uses of one patch": lvl.max_usage, "usage evenness (entropy, 1 = even)":
+                        u[keys.KEY_USAGE_ENTROPY]})
+        metrics[f"style/{method}/patches_used_fraction"] = float(lvl.distinct_fraction)
+        metrics[f"style/{method}/usage_evenness"] = float(u[keys.KEY_USAGE_ENTROPY])
+    else:
+        row["style patches used (relu4_1)"] = "n/a: matches Gram statistics, no patches"
+    metrics[f"style/{method}/content_dist"] = float(m[keys.KEY_CONTENT])
+    metrics[f"style/{method}/gram_style_dist"] = float(m[keys.KEY_STYLE])
+    return row, (lvl.usage if lvl is not None else None), seen, (m[keys.KEY_CONTENT], m[keys.KEY_STYLE])
 
-    extra_rows = []
+
+def _more_styles(settings: DemoSettings, runner: StyleRunner, out: Path) -> list[list[torch.Tensor]]:
+    """Reshuffle on the extra pairs: rows of content | style | output."""
+    from genkit.core.saving import save_image
+    from genkit.data.samples import sample_photo
+
+    rows = []
     for c_name, s_name in settings.pick(MORE_PAIRS, ()):
         c_img, s_img = sample_photo(c_name), sample_photo(s_name)
-        res, _ = run("reshuffle", c_img, s_img)
+        res, _ = runner.run("reshuffle", c_img, s_img)
         res.save(out / f"{c_name}__{s_name}__reshuffle.png")
-        save_image(resized(c_img, res.image.shape[-2:])[0], out / f"{c_name}__content.png")
-        extra_rows.append([resized(c_img, res.image.shape[-2:])[0], resized(s_img, (cfg.size, cfg.size))[0],
-                           res.image])
-    settings.timings["style transfer"] = time.perf_counter() - t_all
+        c = _resized(c_img, res.image.shape[-2:])[0]
+        save_image(c, out / f"{c_name}__content.png")
+        rows.append([c, _resized(s_img, (runner.cfg.size, runner.cfg.size))[0], res.image])
+    return rows
 
+
+def _style_report(report: Report, cfg, strip: Path, plot: Path, table: list, more: Path | None) -> None:
     section = report.section(
         "Style transfer: reshuffle vs style-swap vs Gram",
         f"Same content, style, optimiser and budget ({cfg.steps} L-BFGS evaluations at {cfg.size} px) for all three. "
@@ -221,13 +214,49 @@ def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None
                            "style patch), which exists for the Gram baseline too; right: content and Gram style "
                            "distances of each output", plot))
     section.table = table
-    if extra_rows:
-        more = labelled_grid(extra_rows, ["content", "style", f"reshuffle (α={cfg.alpha})"],
-                             out / "more_styles.png", tile_inches=2.4)
+    if more is not None:
         report.section("Reshuffle with another style",
                        "Another content and painting: the brush strokes' colours and directions replace the "
                        "photo's surfaces while the cat's outline stays.").images.append(
             ("content | style | reshuffle", more))
+
+
+def style_section(settings: DemoSettings, report: Report, metrics: dict) -> None:
+    from genkit.apps.demo.plots import labelled_grid, usage_plot
+    from genkit.core.saving import save_image
+    from genkit.data.samples import sample_photo
+    from genkit.metrics.style import build_style_encoder
+
+    t_all = time.perf_counter()
+    cfg = StyleDemoSettings.choose(settings.quick, _vgg_is_real())
+    out = settings.out / "style"
+    encoder = build_style_encoder(allow_random=settings.allow_random)  # one VGG for all methods and metrics
+    runner = StyleRunner(cfg, encoder)
+    cname, sname = STYLE_PAIR
+    content, style = sample_photo(cname), sample_photo(sname)
+    s = _resized(style, (cfg.size, cfg.size))
+    results, table, usage, output_usage, distances = {}, [], {}, {}, {}
+    for method in STYLE_METHODS:
+        res, seconds = runner.run(method, content, style)
+        res.save(out / f"{cname}__{sname}__{method.split()[0].lower()}.png")
+        results[method] = res
+        row, usage[method], output_usage[method], distances[method] = _measure_method(
+            method, res, content, s, encoder, seconds, metrics)
+        table.append(row)
+    content_img = _resized(content, results["reshuffle"].image.shape[-2:])[0]
+    save_image(content_img, out / f"{cname}__content.png")
+    strip = labelled_grid([[content_img, s[0], *(results[m].image for m in results)]],
+                          [f"content ({cname})", f"style ({sname})", f"reshuffle (α={cfg.alpha})",
+                           f"style-swap (α={cfg.alpha})", f"Gram / Gatys (weight {cfg.gram_weight:g})"],
+                          out / "comparison_strip.png", tile_inches=2.4)
+    note = "random VGG-19 weights: distances compare the methods with each other only" if _random_used() else ""
+    plot = usage_plot(usage, distances, out / "patch_usage.png", level="relu4_1", note=note,
+                      output_usage=output_usage)
+    extra_rows = _more_styles(settings, runner, out)
+    more = (labelled_grid(extra_rows, ["content", "style", f"reshuffle (α={cfg.alpha})"], out / "more_styles.png",
+                          tile_inches=2.4) if extra_rows else None)
+    settings.timings["style transfer"] = time.perf_counter() - t_all
+    _style_report(report, cfg, strip, plot, table, more)
     metrics["_style_settings"] = {"size": cfg.size, "steps": cfg.steps, "alpha": cfg.alpha, "why": cfg.why}
 
 
@@ -259,11 +288,90 @@ PORTRAIT_COLUMNS = ["target\nphoto", "target\nmask", "recon-\nstruction", "donor
                     "mask edit:\nhair removed"]
 
 
-def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> None:
+def _face_edits(editor, t_img, t_mask, d_img, d_mask, size: int) -> dict:
+    """Every edit the grid shows for one face: {column name: (result, edited component or None)}."""
     from genkit.data.schemas import HELEN11
+
+    lab = {n: HELEN11.index(n) for n in HELEN11.classes}
+    mouth = [lab["upper_lip"], lab["inner_mouth"], lab["lower_lip"]]
+    edits = {"reconstruction": (editor.reconstruct(t_img, t_mask), None)}
+    for comp in ("eyes", "mouth", "skin", "hair"):
+        edits[f"{comp} from donor"] = (editor.transfer(t_img, t_mask, {comp: (d_img, d_mask)}), comp)
+    moved = move_component(t_mask, mouth, dy=max(2, size // 16))
+    bald = remove_component(t_mask, [lab["hair"]])
+    edits["mask edit: mouth moved down"] = (editor.regenerate(t_img, t_mask, moved), "mouth")
+    edits["mask edit: hair removed"] = (editor.regenerate(t_img, t_mask, bald), "hair")
+    return edits
+
+
+def _edit_rows(editor, images, masks, donors, n_rows: int, size: int, out: Path, manifest: list) -> list:
+    """The edit grid's rows (target, its mask, reconstruction, donor, the edits), each file saved and listed."""
+    from genkit.core.saving import save_image, save_label_map
+
+    rows = []
+    for i in range(n_rows):
+        t_img, t_mask, d = images[i], masks[i], donors[i]
+        save_image(t_img, out / f"face{i}_target.png")
+        save_label_map(t_mask.numpy().astype(np.uint8), out / f"face{i}_mask.png")
+        edits = _face_edits(editor, t_img, t_mask, images[d], masks[d], size)
+        row = [t_img, _colour(t_mask), edits["reconstruction"][0].image, images[d]]
+        for name, (res, comp) in edits.items():
+            slug = name.replace("mask edit: ", "").replace(" ", "_")
+            path = res.save(out / f"face{i}_{slug}.png", metadata=editor.metadata())
+            save_label_map(res.mask.numpy().astype(np.uint8), out / f"face{i}_{slug}_layout.png")
+            manifest.append({"face": i, "operation": name, "component": comp, "file": path.name,
+                             "target": f"face{i}_target.png", "target_mask": f"face{i}_mask.png",
+                             "layout_mask": f"face{i}_{slug}_layout.png", "donor": d if "donor" in name else None})
+            if name != "reconstruction":
+                row.append(res.image)
+        rows.append(row)
+    return rows
+
+
+def _prior_samples(editor, images, masks, n_rows: int, seed: int, out: Path, manifest: list) -> Path:
+    """A grid of components drawn from the VAE prior (skin, hair, mouth), each file saved and listed."""
+    from genkit.apps.demo.plots import labelled_grid
+
+    sample_rows = []
+    for i in range(n_rows):
+        drawn = (editor.sample(images[i], masks[i], "skin", n=2, seed=seed + i)
+                 + editor.sample(images[i], masks[i], "hair", n=2, seed=seed + 100 + i)
+                 + editor.sample(images[i], masks[i], "mouth", n=1, seed=seed + 200 + i))
+        sample_rows.append([images[i], *(r.image for r in drawn)])
+        for k, r in enumerate(drawn):
+            comp = "skin" if k < 2 else "hair" if k < 4 else "mouth"
+            p = r.save(out / f"face{i}_sample{k}_{comp}.png", metadata=editor.metadata())
+            manifest.append({"face": i, "operation": f"prior sample ({comp})", "component": comp,
+                             "file": p.name, "target": f"face{i}_target.png", "target_mask": f"face{i}_mask.png",
+                             "layout_mask": f"face{i}_mask.png", "donor": None})
+    return labelled_grid(sample_rows, ["target\nphoto", "skin:\nprior sample 1", "skin:\nprior sample 2",
+                                       "hair:\nprior sample 1", "hair:\nprior sample 2", "mouth:\nprior sample"],
+                         out / "prior_samples.png", row_labels=[f"face {i}" for i in range(n_rows)], tile_inches=1.5)
+
+
+def _portrait_report(report: Report, settings: DemoSettings, iterations: int, size: int, grid: Path,
+                     sample_grid: Path | None) -> None:
+    section = report.section(
+        "Portrait editing (mask-guided cGAN) on synthetic faces",
+        f"The portrait_synthetic experiment ({iterations} iterations at {size} px, VAE component embeddings), on "
+        f"held-out synthetic faces; each face takes components from the face whose colours differ most from its own (its "
+        f"donor, so each change is visible; the metrics below use every face with the next one). Look for: the "
+        "reconstruction matches the target photo; each transfer changes only its component toward the donor's "
+        "colour (eyes are a few pixels at 64 px); moving the mouth in the label map moves it in the image; removing "
+        "the hair fills in background; outside the face every pixel is the target photo's own. Synthetic faces: a "
+        "test of the pipeline, not a quality claim.")
+    section.images.append(("one row per face; columns as labelled", grid))
+    if sample_grid is not None:
+        section.images.append(("components drawn from the VAE prior N(0, I), the rest the face's own", sample_grid))
+    else:
+        section.text += " The model is a plain autoencoder, so it has no prior to sample components from."
+    for p in sorted((settings.out / "runs" / "portrait_synthetic" / "images").glob("*.png"))[-1:]:
+        section.images.append((f"last training image grid ({p.stem}): mask | target | result | transfer | no hair", p))
+
+
+def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> None:
     from genkit.apps.demo.plots import labelled_grid
     from genkit.core.files import atomic_write_json
-    from genkit.core.saving import save_image, save_label_map
     from genkit.models.portrait import evaluation as ev
     from genkit.models.portrait.editor import PortraitEditor
 
@@ -283,62 +391,14 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     images = (faces["image"] + 1) / 2  # [0, 1]
     masks, perm = faces["mask"], faces["perm"]
     donors = most_different_donors(images, masks, editor.generator.layout)
-    lab = {n: HELEN11.index(n) for n in HELEN11.classes}
-    mouth = [lab["upper_lip"], lab["inner_mouth"], lab["lower_lip"]]
     out = settings.out / "portrait"
     n_rows = settings.pick(4, 2)
-    rows, manifest, row_labels = [], [], []
-    recon_err, face_err = [], []
-    for i in range(n_rows):
-        t_img, t_mask = images[i], masks[i]
-        d = donors[i]
-        d_img, d_mask = images[d], masks[d]
-        save_image(t_img, out / f"face{i}_target.png")
-        save_label_map(t_mask.numpy().astype(np.uint8), out / f"face{i}_mask.png")
-        rec = editor.reconstruct(t_img, t_mask)
-        edits = {"reconstruction": (rec, None)}
-        for comp in ("eyes", "mouth", "skin", "hair"):
-            edits[f"{comp} from donor"] = (editor.transfer(t_img, t_mask, {comp: (d_img, d_mask)}), comp)
-        moved = move_component(t_mask, mouth, dy=max(2, size // 16))
-        bald = remove_component(t_mask, [lab["hair"]])
-        edits["mask edit: mouth moved down"] = (editor.regenerate(t_img, t_mask, moved), "mouth")
-        edits["mask edit: hair removed"] = (editor.regenerate(t_img, t_mask, bald), "hair")
-        row = [t_img, _colour(t_mask), rec.image, d_img]
-        for name, (res, comp) in edits.items():
-            slug = name.replace("mask edit: ", "").replace(" ", "_")
-            path = res.save(out / f"face{i}_{slug}.png", metadata=editor.metadata())
-            layout = res.mask
-            save_label_map(layout.numpy().astype(np.uint8), out / f"face{i}_{slug}_layout.png")
-            manifest.append({"face": i, "operation": name, "component": comp, "file": path.name,
-                             "target": f"face{i}_target.png", "target_mask": f"face{i}_mask.png",
-                             "layout_mask": f"face{i}_{slug}_layout.png", "donor": d if "donor" in name else None})
-            if name != "reconstruction":
-                row.append(res.image)
-        rows.append(row)
-        row_labels.append(f"face {i} (donor: face {d})")
-    samples_note = ""
-    if editor.variational:
-        sample_rows = []
-        for i in range(n_rows):
-            s_skin = editor.sample(images[i], masks[i], "skin", n=2, seed=settings.seed + i)
-            s_hair = editor.sample(images[i], masks[i], "hair", n=2, seed=settings.seed + 100 + i)
-            s_mouth = editor.sample(images[i], masks[i], "mouth", n=1, seed=settings.seed + 200 + i)
-            sample_rows.append([images[i], *(r.image for r in s_skin + s_hair + s_mouth)])
-            for k, r in enumerate(s_skin + s_hair + s_mouth):
-                comp = "skin" if k < 2 else "hair" if k < 4 else "mouth"
-                p = r.save(out / f"face{i}_sample{k}_{comp}.png", metadata=editor.metadata())
-                manifest.append({"face": i, "operation": f"prior sample ({comp})", "component": comp,
-                                 "file": p.name, "target": f"face{i}_target.png", "target_mask": f"face{i}_mask.png",
-                                 "layout_mask": f"face{i}_mask.png", "donor": None})
-        sample_grid = labelled_grid(sample_rows, ["target\nphoto", "skin:\nprior sample 1", "skin:\nprior sample 2",
-                                                  "hair:\nprior sample 1", "hair:\nprior sample 2",
-                                                  "mouth:\nprior sample"],
-                                    out / "prior_samples.png", row_labels=[f"face {i}" for i in range(n_rows)],
-                                    tile_inches=1.5)
-    else:
-        sample_grid = None
-        samples_note = "The model is a plain autoencoder, so it has no prior to sample components from."
-    grid = labelled_grid(rows, PORTRAIT_COLUMNS, out / "edit_grid.png", row_labels=row_labels, tile_inches=1.3)
+    manifest = []
+    rows = _edit_rows(editor, images, masks, donors, n_rows, size, out, manifest)
+    sample_grid = (_prior_samples(editor, images, masks, n_rows, settings.seed, out, manifest)
+                   if editor.variational else None)
+    grid = labelled_grid(rows, PORTRAIT_COLUMNS, out / "edit_grid.png",
+                         row_labels=[f"face {i} (donor: face {donors[i]})" for i in range(n_rows)], tile_inches=1.3)
     atomic_write_json(out / "edits.json", {"size": size, "edits": manifest, "paste_grow": _paste_margin(editor)})
 
     # numbers that mean something at this N: pixel errors against known truths, transfer direction on known faces
@@ -347,24 +407,7 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
     direction = ev.transfer_direction(gen, img_sym, m_dev, perm, faces["expected"])
     hair = ev.hair_removal_error(gen, img_sym, m_dev, faces["background"].to(editor.device))
     settings.timings["portrait edits + measures"] = time.perf_counter() - t0
-
-    section = report.section(
-        "Portrait editing (mask-guided cGAN) on synthetic faces",
-        f"The portrait_synthetic experiment ({iterations} iterations at {size} px, VAE component embeddings), on "
-        f"held-out synthetic faces; each face takes components from the face whose colours differ most from its own (its "
-        f"donor, so each change is visible; the metrics below use every face with the next one). Look for: the "
-        "reconstruction matches the target photo; each transfer changes only its component toward the donor's "
-        "colour (eyes are a few pixels at 64 px); moving the mouth in the label map moves it in the image; removing "
-        "the hair fills in background; outside the face every pixel is the target photo's own. Synthetic faces: a "
-        "test of the pipeline, not a quality claim.")
-    section.images.append(("one row per face; columns as labelled", grid))
-    if sample_grid is not None:
-        section.images.append(("components drawn from the VAE prior N(0, I), the rest the face's own", sample_grid))
-    elif samples_note:
-        section.text += " " + samples_note
-    for p in sorted((settings.out / "runs" / "portrait_synthetic" / "images").glob("*.png"))[-1:]:
-        section.images.append((f"last training image grid ({p.stem}): mask | target | result | transfer | no hair", p))
-
+    _portrait_report(report, settings, iterations, size, grid, sample_grid)
     metrics["portrait/iterations"] = iterations
     metrics["_portrait"] = {"n_eval": n_eval, "direction": direction, "hair": hair}
 

@@ -16,6 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardInd
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.data.transforms import check_value_range, range_to_unit
 from genkit.core.errors import CheckpointError, ConfigError
+from genkit.core.hparams import factory, plain
 from genkit.metrics.segmentation import per_class_iou
 from genkit.models.parsing.checkpoint import CHECKPOINT_KEY, check_schema, make_info_block, read_info
 from genkit.models.parsing.class_weights import count_classes, median_frequency_weights
@@ -25,6 +26,8 @@ from genkit.nn.schedules import cosine_schedule, lr_scheduler_config
 log = logging.getLogger(__name__)
 
 CLASS_WEIGHT_MODES = ("auto", "none")
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.AdamW, lr=3.0e-3, weight_decay=1.0e-4)
+DEFAULT_SCHEDULER = functools.partial(cosine_schedule)  # to 1% of the LR at the end of training
 
 
 def segmentation_metrics(num_classes: int, prefix: str) -> MetricCollection:
@@ -44,8 +47,9 @@ class ParserModule(L.LightningModule):
             file); the number of classes comes from it. Must equal the datamodule's ``schema``.
         image_size: training resolution (stored in checkpoints; the default for ``genkit parse``).
         base_channels, depth: network size (see :class:`ParserNet`).
-        optimizer: ``params -> Optimizer`` (a ``_partial_`` config, e.g. ``torch.optim.AdamW``); ``None``:
-            AdamW with ``lr`` and ``weight_decay`` (the shortcut for Python users).
+        optimizer: ``params -> Optimizer`` (a ``_partial_`` config or callable, e.g. ``torch.optim.AdamW``);
+            ``None``: :data:`DEFAULT_OPTIMIZER`, with ``lr`` / ``weight_decay`` when given (the shortcut for
+            Python users).
         scheduler: ``optimizer -> LR scheduler`` (``_partial_``; one with a ``total_steps`` argument gets the
             training length, see :mod:`genkit.nn.schedules`), stepped every ``scheduler_interval``; ``None``: constant LR.
             Default: cosine decay to 1% at the end of training. Its LR panel is ``lr``.
@@ -56,23 +60,25 @@ class ParserModule(L.LightningModule):
     """
 
     def __init__(self, schema: str = "helen11", image_size: int = 256, base_channels: int = 32, depth: int = 4,
-                 optimizer: Callable | None = None, scheduler: Callable | None = cosine_schedule,
-                 scheduler_interval: str = "step", lr: float = 2e-3, weight_decay: float = 1e-4,
+                 optimizer: Callable | dict | None = None, scheduler: Callable | dict | None = DEFAULT_SCHEDULER,
+                 scheduler_interval: str = "step", lr: float | None = None, weight_decay: float | None = None,
                  class_weights: str | list[float] = "auto", max_class_weight: float = 10.0,
                  class_weight_batches: int = 50, input_range: str = "unit"):
         super().__init__()
         if not isinstance(class_weights, str):
             class_weights = [float(w) for w in class_weights]  # plain list (not a Hydra ListConfig) in hparams
         schema = str(schema)
-        # the run's config is logged once by genkit-train (logger=False); the optimiser/scheduler factories are
-        # not plain data, so they stay out of the checkpoint's hparams (the run record keeps their config)
-        shortcut = [] if optimizer is None else ["lr", "weight_decay"]
-        self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler", *shortcut])
-        if optimizer is not None and (lr != 2e-3 or weight_decay != 1e-4):
+        if optimizer is not None and (lr is not None or weight_decay is not None):
             raise ConfigError("give the learning rate in model.optimizer (lr= / weight_decay= are the shortcut "
                               "for when no optimizer is given)")
-        self.optimizer_factory = optimizer or functools.partial(torch.optim.AdamW, lr=lr, weight_decay=weight_decay)
-        self.scheduler_factory = scheduler
+        shortcut = {k: v for k, v in (("lr", lr), ("weight_decay", weight_decay)) if v is not None}
+        self.optimizer_factory = factory(optimizer if optimizer is not None else shortcut or None,
+                                         DEFAULT_OPTIMIZER, "optimizer")
+        self.scheduler_factory = None if scheduler is None else factory(scheduler, DEFAULT_SCHEDULER, "scheduler")
+        # the run's config is logged once by genkit-train (logger=False); the factories are stored as they run
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler", "lr", "weight_decay"])
+        self.hparams.optimizer = plain(self.optimizer_factory)
+        self.hparams.scheduler = plain(self.scheduler_factory)
         self.schema: LabelSchema = get_schema(schema)
         c = self.schema.num_classes
         try:

@@ -34,7 +34,7 @@ class DownBlock(nn.Module):
         return self.body(x)
 
 
-class UpBlock(nn.Module):
+class SkipUpBlock(nn.Module):
     """Bilinear x2 upsampling, concatenation with the skip, double 3x3 conv."""
 
     def __init__(self, in_ch: int, skip_ch: int, out_ch: int, double: bool = True):
@@ -75,7 +75,7 @@ class ParserNet(nn.Module):
         self.stem = conv_bn_relu(3, stem_ch)
         self.down = nn.ModuleList(DownBlock(chans[i], chans[i + 1]) for i in range(depth))
         self.up = nn.ModuleList(
-            UpBlock(chans[i + 1], chans[i], chans[i], double=i > 0) for i in reversed(range(depth))
+            SkipUpBlock(chans[i + 1], chans[i], chans[i], double=i > 0) for i in reversed(range(depth))
         )
         self.head = nn.Conv2d(stem_ch, num_classes, 1)
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)

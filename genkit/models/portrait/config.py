@@ -13,21 +13,16 @@
     validation      _target_ ValidationSettings      (LPIPS, FID)
 
 The model config sets ``_recursive_: false``: the LightningModule receives these blocks as plain dicts, keeps
-them as its hyper-parameters (so checkpoints load with ``weights_only=True``) and builds the objects itself.
+them as its hyper-parameters (so checkpoints load with ``weights_only=True``) and builds the objects itself with
+:mod:`genkit.core.hparams`, as every genkit module does.
 From Python, partial dicts work too (missing keys take the defaults), and optimiser/scheduler/EMA factories
 may be given as ``functools.partial`` objects.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from dataclasses import dataclass
-from typing import Any, Callable
-
-from genkit.core.errors import ConfigError
-
-META_KEYS = ("_target_", "_partial_", "_recursive_", "_convert_")
+from typing import Any
 
 
 @dataclass
@@ -89,93 +84,8 @@ class ValidationSettings:
     the Inception weights are installed or random weights are allowed)."""
 
     lpips: bool = True
-    fid: Any = False
+    fid: Any = "auto"
 
     def __post_init__(self):
         if not isinstance(self.fid, bool) and self.fid != "auto":
             raise ValueError(f"fid must be true, false or auto, got {self.fid!r}")
-
-
-def plain(value: Any) -> Any:
-    """Hydra containers, dataclasses and partials as plain dicts/lists (checkpoint hyper-parameters)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(value, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(value, functools.partial):
-        return {"_target_": _qualname(value.func), "_partial_": True, **plain(dict(value.keywords))}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"_target_": _qualname(type(value)), **plain(dataclasses.asdict(value))}
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if callable(value) and not isinstance(value, (str, bytes)):
-        return {"_target_": _qualname(value), "_partial_": True}
-    return value
-
-
-def _qualname(obj) -> str:
-    return f"{obj.__module__}.{obj.__qualname__}"
-
-
-def _resolve(target: str, key: str):
-    import hydra.utils
-
-    try:
-        return hydra.utils.get_object(target)
-    except Exception as exc:  # hydra raises ImportError or its own errors
-        raise ConfigError(f"model.{key}._target_: cannot import {target!r} ({exc})") from None
-
-
-def build(cfg: dict | None, default: Callable, key: str, **inject):
-    """The object of sub-config ``model.<key>``: ``_target_`` (default ``default``) called with the config's
-    values and ``inject``; with ``_partial_: true`` a ``functools.partial`` instead."""
-    cfg = dict(cfg or {})
-    target = cfg.pop("_target_", None)
-    partial = bool(cfg.pop("_partial_", False))
-    for k in META_KEYS:
-        cfg.pop(k, None)
-    factory = _resolve(target, key) if target else default
-    clash = set(cfg) & set(inject)
-    if clash:
-        raise ConfigError(f"model.{key} must not set {', '.join(sorted(clash))} (they come from the model: "
-                          f"{', '.join(f'{k}={v!r}' for k, v in inject.items() if k in clash)})")
-    try:
-        if partial:
-            _check_keywords(factory, cfg, key)
-            return functools.partial(factory, **inject, **cfg)
-        return factory(**inject, **cfg)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"model.{key}: {exc}") from None
-
-
-def _check_keywords(factory: Callable, cfg: dict, key: str) -> None:
-    import inspect
-
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = set(cfg) - set(params)
-    if unknown:
-        raise ConfigError(f"model.{key}: {_qualname(factory)} has no argument {', '.join(sorted(unknown))}")
-
-
-def factory(value: Any, default: dict, key: str) -> Callable:
-    """An optimiser / scheduler / EMA factory from a partial dict (merged over ``default``) or a callable."""
-    if callable(value) and not isinstance(value, dict):
-        return value
-    cfg = dict(default)
-    if value:
-        given = dict(value)
-        if "_target_" in given and given["_target_"] != default.get("_target_"):
-            cfg = {}  # another class: none of the default's arguments apply
-        cfg.update(given)
-    cfg["_partial_"] = True
-    return build(cfg, None, key)

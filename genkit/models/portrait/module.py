@@ -28,6 +28,7 @@ Frozen helpers (VGG, face parser, metric networks) are not written into checkpoi
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from itertools import chain
 
@@ -41,14 +42,17 @@ from genkit.core.errors import CheckpointError, ConfigError
 from genkit.models.portrait import checkpoint as ckpt_io
 from genkit.models.portrait import compositing
 from genkit.models.portrait.components import dilate
-from genkit.models.portrait.config import (ParserSettings, TrainingScheme, ValidationSettings, build, factory,
-                                           plain)
+from genkit.core.hparams import build, factory, plain
+from genkit.models.portrait.config import ParserSettings, TrainingScheme, ValidationSettings
+from genkit.models.portrait.ema import WarmupEMA
+from genkit.models.portrait.schedule import constant_then_linear
 from genkit.models.portrait.encoders import ComponentCodes
 from genkit.models.portrait.generator import PortraitGenerator
 from genkit.models.portrait.losses import (PIX2PIXHD_VGG, AdversarialLoss, LossWeights, MaskedPerceptualLoss,
                                            appearance_loss, balanced_l1, build_vgg, feature_matching_loss,
                                            kl_divergence, masked_l1, second_moment)
 from genkit.nn.blocks import MultiScaleDiscriminator
+from genkit.nn.schedules import lr_scheduler_config
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +61,11 @@ TINY_GENERATOR = dict(latent_dim=32, feature_channels=16, encoder_channels=8, en
                       n_res_blocks=2, background_channels=8)
 TINY_DISCRIMINATOR = dict(base_channels=8, n_layers=2)
 
-# defaults of the factory sub-configs (the yaml files say the same)
-DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 2.0e-4, "betas": [0.5, 0.999]}
-DEFAULT_SCHEDULER = {"_target_": "genkit.models.portrait.schedule.constant_then_linear", "constant_epochs": 10,
-                     "decay_epochs": 10}
-DEFAULT_EMA = {"_target_": "genkit.models.portrait.ema.WarmupEMA", "decay": 0.999, "warmup": 10}
+# the default factories: the authors' Adam; the schedule's and the EMA's numbers are their functions' defaults
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.Adam, lr=2.0e-4, betas=(0.5, 0.999))
+DEFAULT_SCHEDULER = functools.partial(constant_then_linear)
+DEFAULT_EMA = functools.partial(WarmupEMA)
+SCHEDULER_INTERVALS = ("epoch", "step")
 
 # sub-modules that are frozen copies of external networks: kept out of checkpoints
 FROZEN_PREFIXES = ("perceptual.", "parsing_loss.", "val_metrics.")
@@ -92,15 +96,24 @@ class PortraitGAN(L.LightningModule):
 
     def __init__(self, schema: str = "helen11", image_size: int = 256, generator: dict | None = None,
                  discriminator: dict | None = None, losses: dict | None = None, scheme: dict | None = None,
-                 optimizer_g=None, optimizer_d=None, scheduler=None, ema=None, parser: dict | None = None,
+                 optimizer_g=DEFAULT_OPTIMIZER, optimizer_d=DEFAULT_OPTIMIZER, scheduler=DEFAULT_SCHEDULER,
+                 scheduler_interval: str = "epoch", ema=DEFAULT_EMA, parser: dict | None = None,
                  validation: dict | None = None, allow_random: bool = False):
         super().__init__()
+        if scheduler_interval not in SCHEDULER_INTERVALS:
+            raise ConfigError(f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.make_optimizer_g = factory(optimizer_g, DEFAULT_OPTIMIZER, "optimizer_g")
+        self.make_optimizer_d = factory(optimizer_d, DEFAULT_OPTIMIZER, "optimizer_d")
+        self.make_scheduler = factory(scheduler, DEFAULT_SCHEDULER, "scheduler")
+        make_ema = None if ema is None or ema is False else factory(ema, DEFAULT_EMA, "ema")
+        # plain data only (checkpoints load with weights_only): the factories as they run, defaults included
         hparams = dict(schema=str(schema), image_size=int(image_size), generator=plain(generator),
                        discriminator=plain(discriminator), losses=plain(losses), scheme=plain(scheme),
-                       optimizer_g=plain(optimizer_g), optimizer_d=plain(optimizer_d), scheduler=plain(scheduler),
-                       ema=plain(ema), parser=plain(parser), validation=plain(validation),
+                       optimizer_g=plain(self.make_optimizer_g), optimizer_d=plain(self.make_optimizer_d),
+                       scheduler=plain(self.make_scheduler), scheduler_interval=str(scheduler_interval),
+                       ema=plain(make_ema), parser=plain(parser), validation=plain(validation),
                        allow_random=bool(allow_random))
-        self.save_hyperparameters(hparams, logger=False)  # train.py logs the resolved config once
+        self.save_hyperparameters(hparams, logger=False)  # genkit-train logs the resolved config once
         self.automatic_optimization = False
         self.schema = get_schema(schema)
         hp = self.hparams
@@ -109,9 +122,6 @@ class PortraitGAN(L.LightningModule):
         self.scheme: TrainingScheme = build(hp.scheme, TrainingScheme, "scheme")
         self.parser_settings: ParserSettings = build(hp.parser, ParserSettings, "parser")
         self.validation_settings: ValidationSettings = build(hp.validation, ValidationSettings, "validation")
-        self.make_optimizer_g = factory(optimizer_g, DEFAULT_OPTIMIZER, "optimizer_g")
-        self.make_optimizer_d = factory(optimizer_d, DEFAULT_OPTIMIZER, "optimizer_d")
-        self.make_scheduler = factory(scheduler, DEFAULT_SCHEDULER, "scheduler")
 
         self.generator: PortraitGenerator = build(hp.generator, PortraitGenerator, "generator", schema=self.schema,
                                                   image_size=int(image_size))
@@ -129,9 +139,7 @@ class PortraitGAN(L.LightningModule):
         self.parser_training: dict = {}
         self.parsing_loss = self._build_parsing_loss()
 
-        self.generator_ema = None
-        if ema is not None and ema is not False:
-            self.generator_ema = factory(ema, DEFAULT_EMA, "ema")(self.generator)
+        self.generator_ema = make_ema(self.generator) if make_ema is not None else None
         # which generator validation found better: {"weights": "ema"|"raw", "metric": ..., "raw": x, "ema": y}
         self.selection: dict = {}
         self.val_metrics = None  # built in setup() (needs the device and optional weights)
@@ -450,6 +458,8 @@ class PortraitGAN(L.LightningModule):
     # ----------------------------------------------------------------------------------------- training
     def training_step(self, batch: dict, batch_idx: int):
         self._check_batch(batch)
+        if self.hparams.scheduler_interval == "step":
+            self._sync_schedulers(self.global_step)
         image, mask = batch["image"], batch["mask"]
         opt_g, opt_d = self.optimizers()
         paired = self.is_paired_step(self.global_step, image.shape[0])
@@ -485,26 +495,34 @@ class PortraitGAN(L.LightningModule):
         return g["loss"].detach()
 
     def on_train_epoch_start(self) -> None:
-        """Bring the LR schedulers to the current epoch.
+        """Bring per-epoch LR schedulers to the current epoch.
 
         Done at epoch *start* and idempotently (``last_epoch`` is set from ``current_epoch``), so a run that
         stopped mid-epoch - where Lightning still calls the epoch-end hooks - and was resumed from any checkpoint
         follows exactly the same schedule as an uninterrupted one.
         """
+        if self.hparams.scheduler_interval == "epoch":
+            self._sync_schedulers(self.current_epoch)
+
+    def _sync_schedulers(self, position: int) -> None:
+        """Set every LR scheduler to ``position`` (an epoch or an optimiser step), idempotently."""
         schedulers = self.lr_schedulers()
         if schedulers is None:
             return
         for s in schedulers if isinstance(schedulers, list) else [schedulers]:
-            if s.last_epoch != self.current_epoch:
-                s.last_epoch = self.current_epoch - 1
+            if s.last_epoch != position:
+                s.last_epoch = position - 1
                 s.step()
 
     def configure_optimizers(self):
         opt_g = self.make_optimizer_g(self.generator.parameters())
         opt_d = self.make_optimizer_d(chain(self.d_paired.parameters(), self.d_transfer.parameters()))
-        # "name" is what LearningRateMonitor shows: lr/G and lr/D
-        return ({"optimizer": opt_g, "lr_scheduler": {"scheduler": self.make_scheduler(opt_g), "name": "lr/G"}},
-                {"optimizer": opt_d, "lr_scheduler": {"scheduler": self.make_scheduler(opt_d), "name": "lr/D"}})
+        interval = self.hparams.scheduler_interval
+        out = []
+        for opt, name in ((opt_g, "lr/G"), (opt_d, "lr/D")):  # the names LearningRateMonitor shows
+            sched = lr_scheduler_config(self.make_scheduler, opt, self.trainer, interval, name)
+            out.append({"optimizer": opt, **({"lr_scheduler": sched} if sched else {})})
+        return tuple(out)
 
     # --------------------------------------------------------------------------------------- evaluation
     @torch.no_grad()

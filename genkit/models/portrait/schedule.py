@@ -18,8 +18,9 @@ class LinearDecay:
 
 
 def constant_then_linear(optimizer: torch.optim.Optimizer, constant_epochs: int = 10,
-                         decay_epochs: int = 10) -> torch.optim.lr_scheduler.LambdaLR:
-    """A per-epoch ``LambdaLR``; configured as a ``_partial_`` Hydra target (``model.scheduler``)."""
+                         decay_epochs: int = 45) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-epoch ``LambdaLR``; configured as a ``_partial_`` Hydra target (``model.scheduler``). The defaults are
+    the official schedule (scripts/train.sh: ``--niter 10 --niter_decay 45``)."""
     if constant_epochs < 0 or decay_epochs < 0:
         raise ValueError("constant_epochs and decay_epochs must be >= 0")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, LinearDecay(constant_epochs, decay_epochs))

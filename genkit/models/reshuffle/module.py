@@ -21,55 +21,19 @@ identity is, and a checkpoint only loads for the same encoder and decoder struct
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
 from torch.nn import functional as F
 
 from genkit.core.errors import CheckpointError
+from genkit.core.hparams import factory, plain
 from genkit.models.reshuffle.config import DEFAULT_LEVELS
 from genkit.models.reshuffle.decoders import ReshuffleDecoders, check_encoder, checkpoint_record
 from genkit.nn.vgg import VGG19_RELU_INDEX, VGG19Encoder
 
-DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1.0e-4, "betas": [0.9, 0.999],
-                     "weight_decay": 0.0}
-
-
-def as_partial(spec: Any, default: dict | None = None) -> Callable | None:
-    """A factory from a Hydra ``_partial_`` config: already instantiated (a callable), or a ``_target_`` mapping
-    (what a checkpoint stores, or a plain dict from Python); None gives ``default`` (None: no factory)."""
-    if spec is None:
-        spec = default
-    if spec is None or callable(spec):
-        return spec
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.create(dict(spec) if not OmegaConf.is_config(spec) else spec)
-    cfg["_partial_"] = True
-    return instantiate(cfg, _convert_="all")
-
-
-def _plain(v: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_config(v):
-        return OmegaConf.to_container(v, resolve=True)
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    return v
-
-
-def describe_partial(factory: Any) -> Any:
-    """A ``_target_`` mapping for a ``functools.partial`` (plain types: checkpoints load with weights_only)."""
-    if isinstance(factory, functools.partial):
-        fn = factory.func
-        return {"_target_": f"{fn.__module__}.{fn.__qualname__}", "_partial_": True,
-                **{k: _plain(v) for k, v in factory.keywords.items()}}
-    return _plain(factory)
+DEFAULT_OPTIMIZER = functools.partial(torch.optim.Adam, lr=1.0e-4)  # torch's betas and weight decay
 
 
 def normalized_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -101,10 +65,12 @@ class ReshuffleDecoderModule(L.LightningModule):
         order = [VGG19_RELU_INDEX[t] for t in levels]
         if order != sorted(order, reverse=True) or len(set(order)) != len(order):
             raise ValueError(f"levels must go coarse to fine without repeats, got {levels}")
+        self.make_optimizer = factory(optimizer, DEFAULT_OPTIMIZER, "optimizer")
+        self.make_scheduler = factory(scheduler, None, "scheduler")
         self.save_hyperparameters(logger=False)
+        # plain data only (checkpoints load with weights_only): the factories as they run
         self.hparams.levels, self.hparams.perceptual_taps = levels, perceptual_taps
-        self.hparams.optimizer = as_partial(optimizer, DEFAULT_OPTIMIZER)
-        self.hparams.scheduler = as_partial(scheduler)
+        self.hparams.optimizer, self.hparams.scheduler = plain(self.make_optimizer), plain(self.make_scheduler)
         taps = sorted(set(levels) | set(perceptual_taps), key=VGG19_RELU_INDEX.__getitem__)
         self.encoder = VGG19Encoder.from_option(taps, vgg_weights, allow_random, vgg_variant)
         self.decoders = ReshuffleDecoders(levels, width=width, target=target)
@@ -187,10 +153,10 @@ class ReshuffleDecoderModule(L.LightningModule):
         return self._step(batch, "test")
 
     def configure_optimizers(self):
-        opt = self.hparams.optimizer(params=self.decoders.parameters())
-        if self.hparams.scheduler is None:
+        opt = self.make_optimizer(params=self.decoders.parameters())
+        if self.make_scheduler is None:
             return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.hparams.scheduler(optimizer=opt), "name": "lr"}}
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.make_scheduler(optimizer=opt), "name": "lr"}}
 
     # --------------------------------------------------------------------------------------- visuals
     @torch.no_grad()
@@ -204,15 +170,9 @@ class ReshuffleDecoderModule(L.LightningModule):
 
     # --------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Drop the frozen encoder (rebuilt from the registry), record what the decoders invert, and store the
-        optimiser/scheduler factories as ``_target_`` mappings (plain types: safe loading)."""
+        """Drop the frozen encoder (rebuilt from the registry) and record what the decoders invert."""
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("encoder.")}
         checkpoint["genkit"] = checkpoint_record(self.decoders, self.encoder)
-        hp = checkpoint.get("hyper_parameters")
-        if isinstance(hp, dict):
-            for key in ("optimizer", "scheduler"):
-                if key in hp:
-                    hp[key] = describe_partial(hp[key])
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         record = checkpoint.get("genkit") or {}
