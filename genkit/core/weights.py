@@ -375,22 +375,30 @@ def check_state_dict(state, path: str | Path) -> None:
         raise WeightsFileError(f"{path}: holds NaN or infinite values in {bad[0]!r}{more}; the file is damaged")
 
 
-def load_into(module: torch.nn.Module, state: dict, path: str | Path | None, what: str, prefix: str = "") -> None:
-    """``module.load_state_dict(state)`` with keys and shapes compared first: a mismatch is one
-    :class:`WeightsFileError` line naming the file (missing keys, unexpected keys, wrong shapes). ``prefix``:
-    how the file names the keys (``"features."`` when ``state`` is a sub-dict of the file's)."""
-    expected = module.state_dict()
+def state_mismatch(expected: dict, state: dict, prefix: str = "") -> str | None:
+    """One line naming the keys and shapes by which ``state`` does not fit ``expected`` (a module's
+    ``state_dict()``), or ``None`` when it fits. ``prefix``: how the file names the keys."""
     missing = [prefix + k for k in expected if k not in state]
     unexpected = [prefix + k for k in state if k not in expected]
     shapes = [f"{prefix}{k} {tuple(state[k].shape)} where {tuple(v.shape)} is expected"
               for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        def show(items, label):
-            return f"{len(items)} {label} " + ", ".join(items[:3]) + (" ..." if len(items) > 3 else "")
+    if not (missing or unexpected or shapes):
+        return None
 
-        parts = [show(items, label) for items, label in ((missing, "missing"), (unexpected, "unexpected"),
-                                                        (shapes, "wrong shape:")) if items]
-        raise WeightsFileError(f"{path or 'state dict'}: does not fit {what}: " + "; ".join(parts))
+    def show(items, label):
+        return f"{len(items)} {label} " + ", ".join(items[:3]) + (" ..." if len(items) > 3 else "")
+
+    return "; ".join(show(items, label) for items, label in ((missing, "missing"), (unexpected, "unexpected"),
+                                                             (shapes, "wrong shape:")) if items)
+
+
+def load_into(module: torch.nn.Module, state: dict, path: str | Path | None, what: str, prefix: str = "") -> None:
+    """``module.load_state_dict(state)`` with keys and shapes compared first: a mismatch is one
+    :class:`WeightsFileError` line naming the file (missing keys, unexpected keys, wrong shapes). ``prefix``:
+    how the file names the keys (``"features."`` when ``state`` is a sub-dict of the file's)."""
+    problem = state_mismatch(module.state_dict(), state, prefix)
+    if problem:
+        raise WeightsFileError(f"{path or 'state dict'}: does not fit {what}: {problem}")
     module.load_state_dict(state, strict=True)
 
 

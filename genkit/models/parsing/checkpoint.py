@@ -10,7 +10,9 @@
 
   and the network weights as the ``net.*`` entries of its ``state_dict``;
 * a pretrained parser's registry name (``bisenet-celebamask``: ``79999_iter.pth`` from the weights cache);
-* a BiSeNet state-dict file in the published layout (``79999_iter.pth`` itself, any path).
+* a BiSeNet state-dict file in the published layout (``79999_iter.pth`` itself, any path);
+* a model folder (``config.json`` + ``model.safetensors``, written by ``genkit export pretrained``) or its hub id
+  (``user/name``), read by :mod:`genkit.core.model_folders`.
 
 With ``expected_schema``, a parser of another schema comes back wrapped so it speaks the expected schema when a
 mapping is declared (:mod:`genkit.models.parsing.mapped`), and is refused otherwise.
@@ -28,9 +30,12 @@ from torch import nn
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.core.errors import CheckpointError, GenkitError
 from genkit.core.checkpoints import load_checkpoint
+from genkit.core import model_folders
+from genkit.core.weights import state_mismatch
 from genkit.models.parsing.network import ParserNet
 
 CHECKPOINT_KEY = "genkit_parser"
+FOLDER_KIND = "face-parser"  # genkit_model of a parser's model folder (genkit.core.model_folders)
 FORMAT_VERSION = 1
 STATE_PREFIX = "net."
 # pretrained parsers by registry name (genkit.core.weights); genkit's own parser (a checkpoint) stays the trainable default
@@ -122,6 +127,7 @@ def check_schema(found: LabelSchema, expected: LabelSchema | str | Path | None, 
 
 
 def _genkit_parser(ckpt: dict, path: Path) -> tuple[ParserNet, ParserInfo]:
+    """A genkit parser from a checkpoint dict; a state that does not fit its declared network is one line."""
     info = read_info(ckpt, path)
     if info.network.get("num_classes") != info.schema.num_classes:
         raise CheckpointError(f"{path}: network has {info.network.get('num_classes')} classes but its schema "
@@ -132,10 +138,10 @@ def _genkit_parser(ckpt: dict, path: Path) -> tuple[ParserNet, ParserInfo]:
         raise CheckpointError(f"{path}: parser network settings are invalid ({exc})") from None
     state = ckpt.get("state_dict", {})
     net_state = {k[len(STATE_PREFIX):]: v for k, v in state.items() if k.startswith(STATE_PREFIX)}
-    try:
-        net.load_state_dict(net_state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: parser weights do not fit the declared network: {exc}") from None
+    problem = state_mismatch(net.state_dict(), net_state, STATE_PREFIX)
+    if problem:
+        raise CheckpointError(f"{path}: parser weights do not fit the declared network: {problem}")
+    net.load_state_dict(net_state, strict=True)
     cw = state.get("class_weights")
     if isinstance(cw, torch.Tensor) and cw.numel() == net.num_classes and torch.isfinite(cw).all():
         info = ParserInfo(info.schema, info.image_size, info.network, cw.float().clone())
@@ -159,13 +165,44 @@ def _bisenet_parser(state: dict, path: Path) -> tuple[nn.Module, ParserInfo]:
     return net, info
 
 
+def _folder_parser(source: str | Path) -> tuple[nn.Module, ParserInfo]:
+    """A parser from a model folder or hub id: ``config.json`` says genkit's ParserNet (the checkpoint block) or
+    ``architecture: bisenet`` (the published layout's keys in ``model.safetensors``)."""
+    from genkit.core import weights
+
+    folder = model_folders.read(source, FOLDER_KIND)
+    block = folder.config.get(CHECKPOINT_KEY)
+    if isinstance(block, dict) and block.get("architecture") == "bisenet":
+        from genkit.models.parsing.bisenet import INPUT_SIZE, bisenet_from_state
+
+        net = bisenet_from_state(folder.state, folder.weights_path)
+        return net, ParserInfo(schema=net.schema, image_size=INPUT_SIZE,
+                               network={"architecture": "bisenet", "num_classes": net.num_classes,
+                                        "sha256": weights.sha256_file(folder.weights_path)})
+    ckpt = {CHECKPOINT_KEY: block, "state_dict": {STATE_PREFIX + k: v for k, v in folder.state.items()}}
+    return _genkit_parser(ckpt, folder.config_path)
+
+
+def parser_block(source: str | Path) -> dict:
+    """The ``genkit_parser`` block of a parser checkpoint or model folder (``{}`` when it has none)."""
+    if model_folders.is_model_source(source):
+        config = model_folders.read(source, FOLDER_KIND).config
+        block = config.get(CHECKPOINT_KEY)
+    else:
+        block = load_checkpoint(source, "face-parser checkpoint").get(CHECKPOINT_KEY)
+    return dict(block) if isinstance(block, dict) else {}
+
+
 def _load_native(source: str | Path) -> tuple[nn.Module, ParserInfo]:
-    """The parser in its own schema, from a checkpoint, a BiSeNet file or a pretrained parser's registry name."""
+    """The parser in its own schema, from a checkpoint, a BiSeNet file, a model folder (or hub id) or a pretrained
+    parser's registry name."""
     if isinstance(source, str) and source in PRETRAINED_PARSERS and not Path(source).exists():
         from genkit.core import weights
 
         path = weights.resolve(source)  # offline and missing: the registry's error naming the file and the import
         return _bisenet_parser(_load_raw(path), path)
+    if model_folders.is_model_source(source):
+        return _folder_parser(source)
     path = Path(source)
     if not path.is_file():
         raise CheckpointError(f"{path}: face-parser checkpoint file does not exist (or use a pretrained parser: "
@@ -184,8 +221,8 @@ def load_parser_with_info(source: str | Path, expected_schema: LabelSchema | str
                           ) -> tuple[nn.Module, ParserInfo]:
     """A parser network in eval mode and what its file declares (:class:`ParserInfo`, in its own schema).
 
-    ``source``: a genkit parser checkpoint, a BiSeNet file (``79999_iter.pth``) or a pretrained parser's name
-    (``bisenet-celebamask``). With ``expected_schema``, the network is wrapped to output that schema when a mapping
+    ``source``: a genkit parser checkpoint, a BiSeNet file (``79999_iter.pth``), a model folder or hub id
+    (``user/name``) or a pretrained parser's name (``bisenet-celebamask``). With ``expected_schema``, the network is wrapped to output that schema when a mapping
     from its own is declared (e.g. celebamask19 or bisenet19 -> helen11), and refused otherwise.
     """
     from genkit.models.parsing.mapped import adapt_parser
@@ -197,8 +234,9 @@ def load_parser_with_info(source: str | Path, expected_schema: LabelSchema | str
 def load_parser(source: str | Path, expected_schema: LabelSchema | str | Path | None = None) -> nn.Module:
     """A face parser in eval mode: RGB in [0, 1] (B, 3, H, W) -> logits (B, C, H, W).
 
-    ``source`` is a parser Lightning checkpoint, a BiSeNet state-dict file (``79999_iter.pth``) or a pretrained
-    parser's registry name (``bisenet-celebamask``). ``expected_schema`` (a :class:`LabelSchema`, a built-in name
+    ``source`` is a parser Lightning checkpoint, a BiSeNet state-dict file (``79999_iter.pth``), a model folder
+    (``config.json`` + ``model.safetensors``) or its hub id (``user/name``), or a pretrained parser's registry name
+    (``bisenet-celebamask``). ``expected_schema`` (a :class:`LabelSchema`, a built-in name
     like ``"helen11"`` or a schema file) is compared with the parser's schema by class names: equal, the parser is
     returned as it is; different with a declared mapping (celebamask19 / bisenet19 -> helen11), it is wrapped to
     output log-probabilities in the expected schema; otherwise :class:`~genkit.core.errors.CheckpointError`.

@@ -9,7 +9,9 @@ A training checkpoint (Lightning) carries a ``"genkit_portrait"`` block with pla
 and the weights under ``state_dict`` (``generator.*``, ``generator_ema.module.*`` when EMA is on). ``selection``
 records which of the raw and EMA generators the last validation found better; loading with ``weights="auto"``
 takes that one (the EMA one when no validation ran). An *export* (:func:`export_generator`) is a small file with
-the same block and one generator's weights. Both load with ``torch.load(weights_only=True)``.
+the same block and one generator's weights. Both load with ``torch.load(weights_only=True)``. A model folder
+(``config.json`` with the block + ``model.safetensors``, from ``genkit export pretrained``) or its hub id loads as an
+export.
 
 Format 1 (flat model settings, a generator without the photo-keeping paste) is refused with a clear message: its
 networks differ from the current ones.
@@ -22,8 +24,11 @@ from pathlib import Path
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.core.errors import CheckpointError, GenkitError
 from genkit.core.checkpoints import atomic_torch_save, load_checkpoint
+from genkit.core import model_folders
+from genkit.core.weights import state_mismatch
 
 CHECKPOINT_KEY = "genkit_portrait"
+FOLDER_KIND = "portrait-generator"  # genkit_model of a generator's model folder (genkit.core.model_folders)
 FORMAT_VERSION = 2
 GENERATOR_PREFIX = "generator."
 EMA_PREFIX = "generator_ema.module."
@@ -38,6 +43,11 @@ def make_block(generator_config: dict, ema: bool, target: str | None = None) -> 
 
 
 def load_raw(path: str | Path) -> dict:
+    """A portrait checkpoint's dict; a model folder or hub id reads as an export (block + one generator)."""
+    if model_folders.is_model_source(path):
+        folder = model_folders.read(path, FOLDER_KIND)
+        return {CHECKPOINT_KEY: folder.config.get(CHECKPOINT_KEY), "state_dict": dict(folder.state),
+                "folder": folder}
     return load_checkpoint(path, "portrait checkpoint")
 
 
@@ -162,10 +172,10 @@ def build_generator(block: dict, state: dict, path: str | Path = "checkpoint"):
         gen = cls(**block["generator"])
     except (TypeError, ValueError, GenkitError) as exc:
         raise CheckpointError(f"{path}: generator settings are invalid ({exc})") from None
-    try:
-        gen.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: generator weights do not fit the declared network: {exc}") from None
+    problem = state_mismatch(gen.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: generator weights do not fit the declared network: {problem}")
+    gen.load_state_dict(state, strict=True)
     return gen.eval()
 
 
@@ -174,6 +184,8 @@ def load_generator(path: str | Path, weights: str = "auto", expected_schema: Lab
     """``(PortraitGenerator in eval mode, block, used, why)`` from a training checkpoint or an export; ``weights``:
     ``auto`` (the better of raw and EMA by the last validation), ``ema`` or ``raw``."""
     ckpt = load_raw(path)
+    if "folder" in ckpt:
+        path = ckpt["folder"].config_path  # errors name the file that declares the network
     block = read_block(ckpt, path)
     check_compatible(block, path, expected_schema, expected_image_size)
     state, used, why = generator_state(ckpt, weights)

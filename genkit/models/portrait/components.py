@@ -119,7 +119,7 @@ class ComponentLayout:
         labels = self.labels[name]
         r = torch.zeros_like(mask, dtype=torch.bool)
         for lab in labels:
-            r |= mask == lab
+            r = r | (mask == lab)  # not in place: ONNX export traces this
         return r.unsqueeze(1).float()
 
     def background(self, mask: torch.Tensor) -> torch.Tensor:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genkit.core.checkpoints import load_checkpoint
-from genkit.models.parsing.checkpoint import CHECKPOINT_KEY
+from genkit.models.parsing.checkpoint import parser_block
 
 
 def parser_training(path: str | Path) -> dict:
-    """The ``training`` record of a parser checkpoint (``{}`` when it has none)."""
-    block = load_checkpoint(path, "face-parser checkpoint").get(CHECKPOINT_KEY, {})
-    training = block.get("training", {}) if isinstance(block, dict) else {}
+    """The ``training`` record of a parser checkpoint or model folder (``{}`` when it has none)."""
+    training = parser_block(path).get("training", {})
     return dict(training) if isinstance(training, dict) else {}
 
 

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
+from genkit.core import model_folders
 from genkit.core.device import resolve_device
 from genkit.core.errors import ConfigError, DataError
 from genkit.core.reading import ReadPolicy
@@ -148,8 +149,8 @@ def check_min_size(hw: tuple[int, int], cfg: ReshuffleConfig, name: str, what: s
 class Stylizer:
     """Holds the encoder, the reconstruction (decoders or optimisation) and the settings; call it per pair.
 
-    ``decoder``: a checkpoint path or a :class:`ReshuffleDecoders` (fast path); ``optimize``: True or
-    :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``/``style_size``: long side
+    ``decoder``: a checkpoint path, a model folder or hub id (``user/name``) or a :class:`ReshuffleDecoders` (fast
+    path); ``optimize``: True or :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``/``style_size``: long side
     of the content/style after resizing (None: keep, rounded to the deepest level's stride).
     ``config`` or keyword options (see :func:`~genkit.models.reshuffle.config.build_config`) set the transfer.
     ``restore_detail``: with next-level decoders, add back what the decoders lose of the content (see
@@ -171,8 +172,8 @@ class Stylizer:
         structure = None  # the decoder set's structure, checked before the (slow) encoder is built
         encoder_record = None
         if isinstance(decoder, (str, Path)):
-            self.decoder_path = Path(decoder)
-            record = read_checkpoint(decoder)["genkit"]
+            self.decoder_path = model_folders.local_path(decoder)  # a hub id is fetched once, here
+            record = read_checkpoint(self.decoder_path)["genkit"]
             structure, encoder_record = decoders_from_record(record), record.get("encoder")
         elif isinstance(decoder, ReshuffleDecoders):
             structure = decoder
@@ -243,9 +244,7 @@ class Stylizer:
                               "target": self.decoders.target, "chain": self.decoders.chain(),
                               "restore_detail": self.restore_detail and self.decoders.target != "image"}
             if self.decoder_path is not None:
-                from genkit.core.weights import sha256_file
-
-                out["decoder"]["sha256"] = sha256_file(self.decoder_path)
+                out["decoder"]["sha256"] = model_folders.weights_sha256(self.decoder_path)
                 out["decoder"]["encoder"] = (self.decoder_record or {}).get("encoder")
         if self.optimize_settings is not None:
             out["optimize"] = self.optimize_settings.to_dict()

@@ -10,7 +10,7 @@ Two kinds (``target``), both VGG-mirror decoders (:class:`~genkit.nn.decoder.VGG
   is decoded to an image that the next level re-encodes.
 
 A checkpoint (a Lightning ``.ckpt`` of :class:`~genkit.models.reshuffle.module.ReshuffleDecoderModule`, or a
-compact file from :func:`save_decoders`) carries a ``genkit`` record: the kind, the level set, the decoder
+compact file from :func:`save_decoders`, or a model folder / hub id whose ``config.json`` holds the record) carries a ``genkit`` record: the kind, the level set, the decoder
 ``target``, the width and the identity of the encoder the decoders were trained to invert. Loading checks them: a
 decoder only inverts the encoder it was trained with (random weights and ImageNet weights are different encoders).
 """
@@ -26,10 +26,13 @@ from torch import nn
 
 from genkit.core.errors import CheckpointError
 from genkit.core.checkpoints import load_checkpoint
+from genkit.core import model_folders
+from genkit.core.weights import state_mismatch
 from genkit.nn.decoder import VGGMirrorDecoder
 from genkit.nn.init import variance_preserving_init
 
 CHECKPOINT_KIND = "reshuffle_decoders"
+FOLDER_KIND = "reshuffle-decoders"  # genkit_model of a decoder model folder (genkit.core.model_folders)
 FORMAT_VERSION = 2
 TARGETS = ("next_level", "image")
 
@@ -218,8 +221,15 @@ def save_decoders(path: str | Path, decoders: ReshuffleDecoders, encoder, extra:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    ckpt = load_checkpoint(path, "decoder checkpoint")
+    """A decoder checkpoint's dict (``genkit`` record + ``state_dict``); a model folder or hub id reads as one."""
+    if model_folders.is_model_source(path):
+        folder = model_folders.read(path, FOLDER_KIND)
+        path = folder.config_path
+        ckpt = {"genkit": folder.config.get("genkit"), "folder": folder,
+                "state_dict": {"decoders." + k: v for k, v in folder.state.items()}}
+    else:
+        path = Path(path)
+        ckpt = load_checkpoint(path, "decoder checkpoint")
     record = ckpt.get("genkit") if isinstance(ckpt, dict) else None
     if not isinstance(record, dict) or record.get("kind") != CHECKPOINT_KIND:
         kind = record.get("kind") if isinstance(record, dict) else None
@@ -268,8 +278,10 @@ def load_decoders(path: str | Path, levels: Sequence[str] | None = None, encoder
     prefix = "decoders."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     state = {k: v for k, v in state.items() if k.split(".")[1] in decoders.decoders}
-    try:
-        decoders.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: decoder weights do not fit ({exc})") from None
+    problem = state_mismatch(decoders.state_dict(), state, prefix)
+    if problem:
+        where = ckpt["folder"].config_path if "folder" in ckpt else path
+        raise CheckpointError(f"{where}: decoder weights do not fit the declared decoders ({decoders.chain()}): "
+                              f"{problem}")
+    decoders.load_state_dict(state)
     return decoders.to(map_location).eval().requires_grad_(False), record
