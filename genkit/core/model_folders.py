@@ -6,7 +6,8 @@ a folder, by path or by hub id (``user/name``). This module is the one reader th
 offline policy as the pretrained weights (``GENKIT_OFFLINE=1``: only what is cached; download timeouts from
 ``GENKIT_DOWNLOAD_TIMEOUT``), and refuses a folder with a missing file, a damaged ``config.json``, a config of
 another kind of model, or weights that are not finite, with one line naming the file. Whether the weights fit the
-network the config describes is the loader's check (:func:`genkit.core.weights.state_mismatch`).
+network the config describes is each loader's check (:func:`genkit.core.weights.state_mismatch`, one line naming
+``config.json``).
 
 ``config.json`` holds ``genkit_model`` (the kind: ``face-parser``, ``reshuffle-decoders``, ``portrait-generator``),
 ``format``, the genkit version that wrote it and the kind's own block (the same plain values its checkpoints hold).
@@ -159,18 +160,6 @@ def read(source: str | Path, kind: str) -> ModelFolder:
         raise CheckpointError(f"{path}: not a model folder")
     config = _read_config(path, kind)
     return ModelFolder(path=path, config=config, state=read_weights(path / WEIGHTS_NAME))
-
-
-def fit_error(folder: ModelFolder, expected: dict, what: str, prefix: str = "") -> CheckpointError | None:
-    """The one-line error when ``folder``'s weights do not fit ``expected`` (the state dict of the network its config
-    describes), else ``None``."""
-    from genkit.core.weights import state_mismatch
-
-    problem = state_mismatch(expected, {k[len(prefix):]: v for k, v in folder.state.items() if k.startswith(prefix)})
-    if problem is None:
-        return None
-    return CheckpointError(f"{folder.config_path}: the config does not match the weights in {WEIGHTS_NAME} "
-                           f"({what}): {problem}")
 
 
 def weights_sha256(source: str | Path) -> str:

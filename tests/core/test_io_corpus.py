@@ -203,7 +203,7 @@ def test_eval_lpips_image_below_the_networks_minimum(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def parser_ckpt(tmp_path_factory):
-    from test_parsing_cli import make_parser_checkpoint
+    from fixtures.tiny_models import make_parser_checkpoint
 
     return make_parser_checkpoint(tmp_path_factory.mktemp("parser") / "p.ckpt", "helen11", size=32)
 

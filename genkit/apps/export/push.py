@@ -39,12 +39,15 @@ def push_payload(folder: str | Path) -> dict:
             "card": card.read_text(encoding="utf-8")}
 
 
-def push(folder: str | Path, repo: str, private: bool = False, revision: str | None = None, api=None) -> dict:
+def push(folder: str | Path, repo: str, private: bool = False, revision: str | None = None, api=None,
+         dry_run: bool = False) -> dict:
     """Upload the model folder's files to hub repository ``repo`` (created when missing); returns the payload with
-    the commit's ``url``. ``api``: an ``huggingface_hub.HfApi`` (default: a new one)."""
+    the commit's ``url``. ``api``: an ``huggingface_hub.HfApi`` (default: a new one); ``dry_run``: check only."""
     if not model_folders.valid_repo_id(repo):
         raise ConfigError(f"--repo {repo!r}: a hub repository is named user/name")
     payload = push_payload(folder)
+    if dry_run:
+        return payload
     if api is None:
         from huggingface_hub import HfApi
 

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from fixtures.tiny_models import make_parser_checkpoint
 from genkit.cli import main
 from genkit.data.datasets import GenericFolderDataset
 from genkit.data.schemas import HELEN11, get_schema, load_schema
@@ -22,19 +23,6 @@ from genkit.models.parsing.detect import Face, alignment_quad, crop_quad
 from genkit.models.parsing.module import ParserModule
 
 GENKIT = str(Path(sys.executable).parent / "genkit")
-
-
-def make_parser_checkpoint(path: Path, schema: str, size: int = 32) -> Path:
-    """A real Lightning checkpoint of a barely trained (2 steps) tiny parser."""
-    L.seed_everything(0)
-    n = get_schema(schema).num_classes
-    items = [{"image": torch.rand(3, size, size), "mask": torch.randint(0, n, (size, size))} for _ in range(4)]
-    model = ParserModule(schema=schema, image_size=size, base_channels=4, depth=2)
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(model, train_dataloaders=DataLoader(items, batch_size=2))
-    trainer.save_checkpoint(path)
-    return path
 
 
 def run_genkit(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
