@@ -32,7 +32,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("edit", help="edit portraits: reconstruct, transfer components, regenerate from an edited "
                                     "mask, sample component appearances")
-    p.add_argument("--checkpoint", required=True, help="portrait checkpoint (.ckpt from genkit-train) or an export")
+    p.add_argument("--checkpoint", required=True, help="portrait checkpoint (.ckpt from genkit-train), an export, or a "
+                   "model folder / hub id (user/name)")
     p.add_argument("--target", required=True,
                    help="target photo (supplies layout and background), or a folder of faces with --donors")
     p.add_argument("--mask", help="label map of the target (8-bit PNG, model schema); parsed with --parser if absent")
@@ -45,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample")
     p.add_argument("--temperature", type=float, default=1.0, help="prior scale with --sample")
-    p.add_argument("--parser", help="face-parser checkpoint, for photos given without a mask")
+    p.add_argument("--parser", help="face-parser checkpoint, model folder or hub id, for photos given without a mask")
     p.add_argument("--detect", action="store_true",
                    help="detect the largest face in a photo of any size, edit it and paste it back into the photo "
                         "(needs --parser and facenet-pytorch)")

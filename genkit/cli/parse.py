@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="PHOTO|DIR", help="photos and/or folders of photos")
     p.add_argument("--parser", "--checkpoint", dest="parser", required=True, metavar="NAME|CKPT",
                    help="a pretrained parser (bisenet-celebamask) or a parser file: a checkpoint of "
-                        "experiment=parser_*, or a BiSeNet 79999_iter.pth")
+                        "experiment=parser_*, or a BiSeNet 79999_iter.pth; or a model folder / hub id (user/name) "
+                        "from `genkit export pretrained`")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--size", type=int, default=None,
                    help="output side in pixels (default: the parser's training size, 512 for bisenet-celebamask; "

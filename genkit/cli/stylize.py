@@ -60,8 +60,8 @@ def register(sub) -> None:
     p.add_argument("style", help="style image or folder of images")
     p.add_argument("-o", "--out", required=True, help="output image (single pair) or folder (batch mode)")
     how = p.add_mutually_exclusive_group(required=True)
-    how.add_argument("--decoder", metavar="CKPT", help="decoder checkpoint (fast path; train with "
-                     "`genkit-train experiment=reshuffle_decoders`)")
+    how.add_argument("--decoder", metavar="CKPT", help="decoder checkpoint, model folder or hub id (user/name) (fast "
+                     "path; train with `genkit-train experiment=reshuffle_decoders`)")
     how.add_argument("--optimize", action="store_true", help="reconstruct by image optimisation (slow, no decoder)")
     g = p.add_argument_group("transfer")
     g.add_argument("--levels", type=lambda s: s.split(","), default=None,
