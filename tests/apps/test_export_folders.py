@@ -188,3 +188,22 @@ def test_genkit_parse_with_a_model_folder_writes_genkit_s_own_labels(models, fol
     with torch.no_grad():
         own = load_parser(models[kind])(torch.from_numpy(photo / 255.0).float().permute(2, 0, 1)[None]).argmax(1)[0]
     assert np.array_equal(outs["folder"], outs["ckpt"]) and np.array_equal(outs["folder"], own.numpy())
+
+
+def test_loaders_take_a_hub_id_from_the_weights_cache_offline(models, folders, monkeypatch):
+    from fixtures.hub_cache import put_in_hub_cache
+    from genkit.core.errors import WeightsUnavailableError
+    from genkit.models.reshuffle.api import Stylizer
+
+    monkeypatch.setenv("GENKIT_OFFLINE", "1")
+    for kind, repo in (("parser", "me/parser"), ("decoders", "me/decoders")):
+        put_in_hub_cache(repo, {p.name: p.read_bytes() for p in folders[kind].iterdir()})
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_parser("me/parser")(x), load_parser(models["parser"])(x))
+    content, style = torch.rand(3, 32, 32), torch.rand(3, 32, 32)
+    by_id = Stylizer(decoder="me/decoders", vgg_weights="random", size=32, iterations=1)(content, style)
+    by_file = Stylizer(decoder=models["decoders"], vgg_weights="random", size=32, iterations=1)(content, style)
+    assert torch.equal(by_id.image, by_file.image)
+    with pytest.raises(WeightsUnavailableError, match="^me/portrait: hub model is not available"):
+        load("portrait", "me/portrait")

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from fixtures.hub_cache import put_in_hub_cache
 from genkit.core import model_folders
 from genkit.core.errors import GenkitError, WeightsUnavailableError
 
@@ -95,19 +96,6 @@ def test_offline_an_uncached_hub_model_is_one_line_naming_it(monkeypatch):
     message = one_line(exc)
     assert message.startswith("someone/face-parser: hub model is not available") and "GENKIT_OFFLINE" in message
     assert str(model_folders.hub_cache()) in message
-
-
-def put_in_hub_cache(repo_id: str, files: dict[str, bytes]):
-    """The layout huggingface_hub's cache has after a download (refs/main -> snapshots/<commit>/...)."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = model_folders.hub_cache() / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for name, data in files.items():
-        (snapshot / name).write_bytes(data)
-    return snapshot
 
 
 def test_offline_a_cached_hub_model_is_read_from_the_weights_cache(tmp_path, monkeypatch, _isolated_weights_dir):
