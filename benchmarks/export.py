@@ -40,9 +40,9 @@ def main() -> None:
     import numpy as np
     import onnxruntime as ort
     import torch
-
     from fixtures.published_weights import write_bisenet_file
     from fixtures.tiny_models import make_parser_checkpoint, write_decoders, write_generator
+
     from genkit.apps.export import export_onnx
     from genkit.apps.export.onnx_export import astronaut
     from genkit.models.parsing.checkpoint import load_parser

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from fixtures.tiny_models import make_parser_checkpoint
+from helpers import REPO
 from PIL import Image
 
-from fixtures.tiny_models import make_parser_checkpoint
 from genkit.apps.export import export_onnx, export_pretrained
 from genkit.models.parsing.checkpoint import load_parser
-from helpers import REPO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 EXAMPLE = REPO / "docs" / "examples" / "onnx_parse.py"

@@ -9,10 +9,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from fixtures.published_weights import write_bisenet_file
 from fixtures.tiny_models import make_parser_checkpoint, synthetic_batch, write_decoders, write_generator
+from PIL import Image
+
 from genkit.apps.export import export_pretrained
 from genkit.cli import main
 from genkit.core.errors import ConfigError, GenkitError
@@ -192,6 +192,7 @@ def test_genkit_parse_with_a_model_folder_writes_genkit_s_own_labels(models, fol
 
 def test_loaders_take_a_hub_id_from_the_weights_cache_offline(models, folders, monkeypatch):
     from fixtures.hub_cache import put_in_hub_cache
+
     from genkit.core.errors import WeightsUnavailableError
     from genkit.models.reshuffle.api import Stylizer
 
@@ -207,3 +208,24 @@ def test_loaders_take_a_hub_id_from_the_weights_cache_offline(models, folders, m
     assert torch.equal(by_id.image, by_file.image)
     with pytest.raises(WeightsUnavailableError, match="^me/portrait: hub model is not available"):
         load("portrait", "me/portrait")
+
+
+def test_the_export_commands_take_a_run_folder_and_report_their_checks(models, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = torch.load(models["parser"], weights_only=True)
+    ckpt["callbacks"] = {"ModelCheckpoint{'monitor': 'val/miou', 'mode': 'max'}": {
+        "monitor": "val/miou", "best_model_score": torch.tensor(0.4321)}}
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+    assert main(["export", "pretrained", str(run), "-o", str(tmp_path / "folder")]) == 0
+    assert "loads back bit-identically" in capsys.readouterr().out
+    card = (tmp_path / "folder" / "README.md").read_text()
+    assert "| val/miou | 0.4321 | not recorded | best of the run (ModelCheckpoint) |" in card
+    assert main(["export", "onnx", str(tmp_path / "folder"), "-o", str(tmp_path / "onnx")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'onnx' / 'parser.onnx'}: image -> logits" in out and "labels identical" in out
+    (run / "checkpoints" / "last.ckpt").unlink()
+    assert main(["export", "pretrained", str(run), "-o", str(tmp_path / "f2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"genkit: error: {run}: not a model folder (no config.json) and a run folder with no checkpoint"
+    assert not (tmp_path / "f2").exists()

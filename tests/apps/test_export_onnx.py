@@ -10,9 +10,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-
 from fixtures.published_weights import write_bisenet_file
 from fixtures.tiny_models import make_parser_checkpoint, synthetic_batch, write_decoders, write_generator
+
 from genkit import __version__
 from genkit.apps.export import export_onnx, export_pretrained
 from genkit.apps.export.onnx_export import astronaut, check_eval_mode
@@ -101,8 +101,9 @@ def test_a_graph_still_training_is_refused():
 
 
 def test_decoder_onnx_files_reproduce_the_fast_path_networks(tmp_path):
-    from genkit.models.reshuffle.decoders import load_decoders
     from fixtures.tiny_models import random_vgg
+
+    from genkit.models.reshuffle.decoders import load_decoders
 
     ckpt = write_decoders(tmp_path / "decoders.pt")
     reports = export_onnx(ckpt, tmp_path / "onnx")
@@ -146,3 +147,20 @@ def test_portrait_synthesis_onnx_equals_the_generator(tmp_path):
     (image,) = session(tmp_path / "onnx" / "synthesis.onnx").run(None, feed)
     assert image.shape == (3, 3, 64, 64) and np.abs(image - want.numpy()).max() / 2 <= 1e-4  # on the [0, 1] scale
     assert float(want.std()) > 0.01  # not a flat image
+
+
+def test_a_failed_check_writes_no_file(tmp_path, monkeypatch):
+    from genkit.apps.export import onnx_export
+
+    real, seen = onnx_export.compare, []
+
+    def fail_on_the_last(graph, data):
+        seen.append(graph.file)
+        if graph.file == "decoder_relu2_1_to_image.onnx":
+            raise CheckpointError(f"{graph.file}: onnxruntime differs from PyTorch")
+        return real(graph, data)
+
+    monkeypatch.setattr(onnx_export, "compare", fail_on_the_last)
+    with pytest.raises(CheckpointError, match="decoder_relu2_1_to_image.onnx"):
+        export_onnx(write_decoders(tmp_path / "decoders.pt"), tmp_path / "onnx")
+    assert len(seen) == 4 and not list((tmp_path / "onnx").glob("*.onnx"))

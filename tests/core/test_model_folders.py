@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-
 from fixtures.hub_cache import put_in_hub_cache
+
 from genkit.core import model_folders
 from genkit.core.errors import GenkitError, WeightsUnavailableError
 

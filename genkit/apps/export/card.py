@@ -57,6 +57,16 @@ def _metrics_lines(trained: Trained) -> list[str]:
             f"Weights status of the measured model: {weights}."]
 
 
+def _training_data(trained: Trained) -> str:
+    training = trained.block.get("training") or {}
+    if training.get("data_source"):
+        return str(training["data_source"]) + (" (synthetic faces)" if training.get("synthetic_data") else "")
+    if trained.architecture == "bisenet":
+        return ("CelebAMask-HQ (the published 79999_iter.pth of zllrunning/face-parsing.PyTorch)"
+                if trained.block.get("published") else "unknown (a BiSeNet file other than the published one)")
+    return "not recorded"
+
+
 def _vgg_option(trained: Trained) -> tuple[str, str]:
     if trained.kind == DECODERS and (trained.block.get("encoder") or {}).get("random"):
         return ", vgg_weights='random'", " --vgg-weights random"
@@ -85,7 +95,6 @@ def model_card(trained: Trained, ref: str = "path/to/this/folder") -> str:
     vgg, vgg_cli = _vgg_option(trained)
     python, cli = (t.format(ref=ref, vgg=vgg, vgg_cli=vgg_cli) for t in LOADING[trained.kind])
     tags = ["genkit", trained.kind, trained.architecture] + (["random-weights"] if notes else [])
-    training = trained.block.get("training") or {}
     steps = facts.get("steps")
     lines = ["---", "library_name: genkit", "license: mit", f"pipeline_tag: {pipeline}", "tags:",
              *[f"- {t}" for t in tags], "---", "", f"# genkit {trained.kind}: {trained.architecture}", ""]
@@ -93,15 +102,15 @@ def model_card(trained: Trained, ref: str = "path/to/this/folder") -> str:
         lines += ["> **Warning - random weights / smoke-test model.** " + "; ".join(notes) + ".", ""]
     lines += [f"- **Task**: {task}", f"- **Architecture**: {trained.architecture} "
               f"({sum(int(v.numel()) for v in trained.state.values()):,} values in model.safetensors)",
-              f"- **Training data**: {training.get('data_source', 'not recorded')}"
-              + (" (synthetic faces)" if training.get("synthetic_data") else ""),
+              f"- **Training data**: {_training_data(trained)}",
               f"- **Training steps**: {steps if steps is not None else 'not recorded'}"
               + (f" (epoch {facts['epoch']})" if "epoch" in facts else ""),
               f"- **Exported from**: `{facts.get('source_file', trained.source)}`"
               + (f" (sha256 {facts['source_sha256']})" if facts.get("source_sha256") else ""),
               f"- **Written by**: genkit {__version__}", "- **Licence**: MIT (genkit); "
-              + ("the BiSeNet weights of zllrunning/face-parsing.PyTorch are MIT as well"
-                 if trained.architecture == "bisenet" else "weights trained with genkit"), ""]
+              + ("the BiSeNet code and weights of zllrunning/face-parsing.PyTorch are MIT, but CelebAMask-HQ, which "
+                 "they were trained on, is for non-commercial research" if trained.architecture == "bisenet"
+                 else "weights trained with genkit; the training data's own terms apply"), ""]
     lines += ["## Metrics", "", *_metrics_lines(trained), "", "## How to load it", "", "```python", python, "```",
               "", "```bash", cli, "```", "",
               "`config.json` holds what rebuilds the network (the same block as genkit's checkpoints) and "

@@ -214,12 +214,13 @@ def export_onnx(source: str | Path, out: str | Path, check: bool = True) -> list
     metadata = {"genkit_version": __version__, "genkit_model": trained.kind, "architecture": trained.architecture,
                 "weights_sha256": model_folders.state_sha256(trained.state),
                 "source_sha256": trained.facts.get("source_sha256", "")}
-    reports = []
-    for graph in graphs:
-        data = to_onnx(graph, metadata)
+    reports, files = [], {}
+    for graph in graphs:  # every file is made and checked before any is written
+        files[graph.file] = to_onnx(graph, metadata)
         report = {"file": str(out / graph.file), "inputs": graph.inputs, "outputs": graph.outputs}
         if check:
-            report.update(compare(graph, data))
-        atomic_write_bytes(out / graph.file, data)
+            report.update(compare(graph, files[graph.file]))
         reports.append(report)
+    for name, data in files.items():
+        atomic_write_bytes(out / name, data)
     return reports

@@ -15,7 +15,8 @@ from torch import nn
 
 from genkit.core import model_folders
 from genkit.core.errors import CheckpointError, ConfigError
-from genkit.models.parsing.checkpoint import CHECKPOINT_KEY as PARSER_KEY, PRETRAINED_PARSERS
+from genkit.models.parsing.checkpoint import CHECKPOINT_KEY as PARSER_KEY
+from genkit.models.parsing.checkpoint import PRETRAINED_PARSERS
 
 PARSER, DECODERS, PORTRAIT = model_folders.KINDS
 BLOCK_KEYS = {PARSER: PARSER_KEY, DECODERS: "genkit", PORTRAIT: "genkit_portrait"}
