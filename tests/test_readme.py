@@ -76,6 +76,8 @@ PLANS = {
     "genkit data synth --out data/faces -n 200": Plan("run", ("-n", "4", "--size", "64")),
     "genkit-train experiment=parser_synthetic": Plan("run", TINY_PARSER, slow=True),
     "genkit parse photos/ --checkpoint <parser run>/checkpoints/last.ckpt -o data/mine": Plan("run", slow=True),
+    "genkit export pretrained <parser run> -o my-parser": Plan("run", slow=True),
+    "genkit export onnx my-parser -o my-parser-onnx": Plan("run", slow=True),
     "genkit-train experiment=portrait_synthetic model.parser.checkpoint=<parser run>/checkpoints/last.ckpt "
     "weights.allow_random=true": Plan("run", ("data.dataset.n=8", "data.image_size=32", "trainer.max_epochs=1",
                                               "test=false"), slow=True),
@@ -303,4 +305,6 @@ def test_readme_training_chain(workspace, capsys, monkeypatch):
             run_readme_command(command, workspace, capsys)
     assert (workspace / "out.png").is_file() and len(list((workspace / "stylised").glob("*.png"))) == 1
     assert (workspace / "edited.png").is_file() and list((workspace / "data/mine/masks").glob("*.png"))
+    assert (workspace / "my-parser" / "model.safetensors").is_file()
+    assert (workspace / "my-parser-onnx" / "parser.onnx").is_file()
     assert list((workspace / "outputs/parser_synthetic/multiruns").glob("*/1/checkpoints/last.ckpt"))
