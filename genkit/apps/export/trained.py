@@ -42,7 +42,7 @@ class Trained:
     def architecture(self) -> str:
         if self.kind == PARSER:
             return "bisenet" if self.block.get("architecture") == "bisenet" else "parsernet"
-        return "vgg-mirror-decoders" if self.kind == DECODERS else "portrait-generator"
+        return "vgg-mirror-decoders" if self.kind == DECODERS else "mask-guided-generator"
 
 
 def _run_checkpoint(folder: Path) -> Path:
