@@ -215,8 +215,11 @@ def cache_max_bytes() -> int:
 
 def protocol_fingerprint(protocol: dict) -> dict:
     """The parts of an extractor protocol that change the numbers (not, e.g., the weights file's location)."""
-    return {k: protocol.get(k) for k in (keys.KEY_WEIGHTS, "random_init", "feature", keys.KEY_RESIZE, "input",
-                                         "image_reading", "skip_errors")}
+    out = {k: protocol.get(k) for k in (keys.KEY_WEIGHTS, "random_init", "feature", keys.KEY_RESIZE, "input",
+                                        "image_reading", "skip_errors")}
+    if protocol.get(keys.KEY_FID_PROTOCOL, "torch-fidelity") != "torch-fidelity":  # torch-fidelity keys unchanged
+        out[keys.KEY_FID_PROTOCOL] = protocol[keys.KEY_FID_PROTOCOL]
+    return out
 
 
 def _digest(payload) -> str:
