@@ -41,6 +41,7 @@ class ProtocolFeatures(nn.Module):
     """uint8 images (N, 3, H, W) -> (N, 2048) float32 features; ``protocol`` says which weights and pipeline."""
 
     num_features: int = keys.INCEPTION_NUM_FEATURES
+    takes_uint8 = True  # float images are rounded to uint8 first (inception.images_or_features), as saving would
 
     def __init__(self, net: nn.Module, protocol: dict):
         super().__init__()

@@ -176,6 +176,6 @@ def images_or_features(inception, imgs: torch.Tensor | None, features: torch.Ten
         raise ValueError("give either images or features")
     if features is not None:
         return features
-    if isinstance(inception, InceptionFeatures):  # custom modules get the images as they are
+    if isinstance(inception, InceptionFeatures) or getattr(inception, "takes_uint8", False):  # custom: as they are
         imgs = to_uint8(imgs, value_range)
     return inception(imgs)

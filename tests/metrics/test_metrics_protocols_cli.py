@@ -67,3 +67,27 @@ def test_prdc_command_names_real_and_fake(tmp_path, capsys):
     assert set(res) >= {"precision", "recall", "density", "coverage"}
     assert res["protocol"]["input1"]["role"] == "real" and res["protocol"]["input2"]["role"] == "fake"
     assert all(0.0 <= res[k] <= 1.0 for k in ("precision", "recall", "coverage"))
+
+
+def test_validation_metric_takes_a_protocol_and_rounds_float_images_like_saved_files():
+    import torch
+
+    from genkit.metrics.fid import FrechetInceptionDistance
+    from genkit.metrics.inception import to_uint8
+
+    metric = FrechetInceptionDistance(allow_random=True, value_range=(-1.0, 1.0), protocol="pytorch-fid")
+    assert metric.protocol["fid_protocol"] == "pytorch-fid"
+    x = torch.rand(3, 3, 40, 52) * 2 - 1
+    metric.update(x, real=True)
+    metric.update(to_uint8(x, (-1.0, 1.0)), real=False)
+    real, fake = metric.stats(real=True), metric.stats(real=False)
+    assert np.array_equal(real.mu, fake.mu) and np.array_equal(real.sigma, fake.sigma)
+    assert real.protocol["fid_protocol"] == "pytorch-fid"
+
+
+def test_portrait_validation_config_refuses_an_unknown_protocol():
+    from genkit.models.portrait.config import ValidationSettings
+
+    assert ValidationSettings(fid_protocol="clean-fid").fid_protocol == "clean-fid"
+    with pytest.raises(ValueError, match="fid_protocol must be one of"):
+        ValidationSettings(fid_protocol="tf-fid")
