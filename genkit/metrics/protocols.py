@@ -121,8 +121,11 @@ def build_extractor(name: str | None = None, weights_path=None, allow_random: bo
 
 
 def _library_sqrtm_distance(fn, mu1, sigma1, mu2, sigma2, name: str) -> float:
+    import warnings
+
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the libraries print when they add eps
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the libraries print (and scipy warns) when the product is singular
             return float(fn(mu1, sigma1, mu2, sigma2))
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise DataError(None, f"the {name} protocol's matrix square root (scipy sqrtm) failed: {exc}; with few "
