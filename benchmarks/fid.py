@@ -2,6 +2,8 @@
 
     python benchmarks/fid.py                         # N=1000 images per folder at 256 px (needs the Inception file)
     python benchmarks/fid.py --n 64 --allow-random   # quick, offline, RANDOM weights (speed only)
+    python benchmarks/fid.py --protocols --n 16 --size 128 --batch-size 8 --threads 1
+                                                     # every protocol against its own library (fid_protocols.py)
 
 What it measures, in one process, on one set of synthetic-face folders (written to a temp folder):
 
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-fidelity", action="store_true", help="do not run torch-fidelity")
     ap.add_argument("--skip-rss", action="store_true", help="do not measure peak RSS in child processes")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--protocols", action="store_true",
+                    help="instead: each protocol (torch-fidelity, clean-fid, clean-fid-legacy-tf, pytorch-fid) "
+                         "against its own library, statistics pass, random weights in the published layouts "
+                         "(small: e.g. --n 16 --size 128 --batch-size 8)")
     ap.add_argument("--_rss-child", nargs=4, metavar=("FOLDER", "WEIGHTS", "BATCH", "DEVICE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -132,6 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     if not (b.is_dir() and len(list(b.iterdir())) == args.n):
         _write_folder(b, args.n, args.size, seed=2)
     print(f"  synthetic folders ready in {time.perf_counter() - t:.1f} s ({work})")
+    if args.protocols:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from fid_protocols import run as run_protocols
+
+        print("  statistics of both folders, warm, best of --repeat; genkit vs the protocol's own library:")
+        results["protocols"] = run_protocols((a, b), work, args.batch_size, args.repeat)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        if tmp is not None:
+            tmp.cleanup()
+        return 0
 
     t = time.perf_counter()
     with warnings.catch_warnings():

@@ -4,6 +4,8 @@
     genkit eval kid  DIR DIR                 Kernel Inception Distance (mean and std over subsets)
     genkit eval lpips DIR DIR                mean LPIPS of images paired by file name
     genkit eval stats DIR -o ref.npz         reference statistics in pytorch-fid's .npz format
+    genkit eval protocols DIR DIR            FID under torch-fidelity, clean-fid and pytorch-fid side by side
+    genkit eval prdc REAL FAKE               precision, recall, density, coverage (k-NN, k=3)
     genkit eval cache list|clear [DIR...]    the statistics cache's entries; remove all or some
     genkit eval diversity DIR                LPIPS diversity of samples (NAME_0.png, NAME_1.png, ... per condition)
     genkit eval mask-consistency DIR MASKS --parser CKPT   parser mIoU of generated images against their masks
@@ -40,17 +42,26 @@ def _common(p, weights_help: str) -> None:
     add_reading_options(p)
 
 
+_PROTOCOL_NAMES = ("torch-fidelity", "clean-fid", "clean-fid-legacy-tf", "clean-fid-legacy-pytorch", "pytorch-fid")
+
+
+def _protocol_option(p) -> None:
+    p.add_argument("--protocol", choices=_PROTOCOL_NAMES, default=None,
+                   help="whose pipeline to reproduce: reading, resize, quantisation, Inception weights file and "
+                        "matrix square root (default torch-fidelity; .npz inputs: the protocol they record)")
+
+
 def register(sub) -> None:
     p = sub.add_parser("eval", help="metrics between image folders: FID, KID, LPIPS; FID reference statistics")
     esub = p.add_subparsers(dest="eval_command", metavar="METRIC", required=True)
-    inc_help = ("Inception weights file: torch-fidelity's weights-inception-2015-12-05-6726825d.pth or a state dict "
-                "of the same network (default: genkit's registry entry 'inception-fid')")
+    inc_help = inc_help_text()
 
     f = esub.add_parser("fid", help="Fréchet Inception Distance between two folders or .npz statistics files")
     f.add_argument("input1", metavar="DIR_OR_NPZ", help="first image folder or .npz statistics")
     f.add_argument("input2", metavar="DIR_OR_NPZ", help="second image folder or .npz statistics")
     _common(f, inc_help)
     f.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    _protocol_option(f)
     f.set_defaults(handler=_fid)
 
     k = esub.add_parser("kid", help="Kernel Inception Distance between two folders")
@@ -60,6 +71,7 @@ def register(sub) -> None:
     k.add_argument("--kid-subsets", type=int, default=100, metavar="N", help="number of subsets (default 100)")
     k.add_argument("--kid-subset-size", type=int, default=1000, metavar="N", help="images per subset (default 1000)")
     k.add_argument("--seed", type=int, default=2020, help="subset sampling seed (default 2020, as torch-fidelity)")
+    _protocol_option(k)
     k.set_defaults(handler=_kid)
 
     lp = esub.add_parser("lpips", help="mean LPIPS between images of two folders paired by file name")
@@ -74,7 +86,9 @@ def register(sub) -> None:
     s.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="statistics file to write")
     _common(s, inc_help)
     s.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    _protocol_option(s)
     s.set_defaults(handler=_stats)
+    register_protocol_commands(esub)
     c = esub.add_parser("cache", help="the FID statistics cache: list its entries, or clear them")
     csub = c.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     cl = csub.add_parser("list", help="entries (folder, samples, size, last use), least recently used first")
@@ -84,6 +98,33 @@ def register(sub) -> None:
     cc.add_argument("folders", nargs="*", metavar="DIR", help="folders whose entries to remove (default: all)")
     cc.set_defaults(handler=_cache_clear)
     register_portrait_metrics(esub)
+
+
+def register_protocol_commands(esub) -> None:
+    """``protocols`` (FID under every protocol) and ``prdc`` (precision/recall/density/coverage)."""
+    pr = esub.add_parser("protocols", help="FID of two folders under torch-fidelity, clean-fid and pytorch-fid, "
+                                           "side by side, with what differs between the protocols")
+    pr.add_argument("input1", metavar="DIR_OR_NPZ", help="first image folder")
+    pr.add_argument("input2", metavar="DIR_OR_NPZ", help="second image folder")
+    _common(pr, "not accepted: every protocol reads its own weights file from the registry")
+    pr.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    pr.add_argument("--all", action="store_true", help="also clean-fid's legacy_tensorflow and legacy_pytorch modes")
+    pr.set_defaults(handler=_protocols)
+
+    m = esub.add_parser("prdc", help="precision and recall (k-NN, Kynkaanniemi 2019) and density and coverage "
+                                     "(Naeem 2020) of generated images against real ones")
+    m.add_argument("input1", metavar="REAL_DIR", help="real (reference) images")
+    m.add_argument("input2", metavar="FAKE_DIR", help="generated images")
+    _common(m, inc_help_text())
+    m.add_argument("--k", type=int, default=3, help="nearest neighbours (default 3, as both papers)")
+    m.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
+    _protocol_option(m)
+    m.set_defaults(handler=_prdc)
+
+
+def inc_help_text() -> str:
+    return ("Inception weights file of the protocol (default: the registry's file for it; torch-fidelity: "
+            "weights-inception-2015-12-05-6726825d.pth)")
 
 
 def register_portrait_metrics(esub) -> None:
@@ -151,6 +192,8 @@ def _report(args, title: str, values: dict, result: dict) -> int:
         sys.stdout.write("\n")
     else:
         rows = [(name, _fmt(v)) for name, v in values.items()]
+        if protocol.get(keys.KEY_FID_PROTOCOL):
+            rows.append(("protocol", protocol[keys.KEY_FID_PROTOCOL]))
         rows.append(("weights", "RANDOM (numbers are NOT meaningful)" if random else str(weights)))
         if protocol.get(keys.KEY_RESIZE):
             rows.append(("resize", protocol[keys.KEY_RESIZE]))
@@ -219,7 +262,7 @@ def _fid(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SmallSampleWarning)  # recorded in the protocol, printed by _report
         result = fid_between(args.input1, args.input2, num_workers=args.num_workers, use_cache=not args.no_cache,
-                             **_shared(args))
+                             protocol=args.protocol, **_shared(args))
     return _report(args, "FID", {"fid": result[keys.KEY_FID]}, result)
 
 
@@ -229,7 +272,7 @@ def _kid(args) -> int:
 
     _check(args)
     result = kid_between(args.input1, args.input2, subsets=args.kid_subsets, subset_size=args.kid_subset_size,
-                         seed=args.seed, num_workers=args.num_workers, **_shared(args))
+                         seed=args.seed, num_workers=args.num_workers, protocol=args.protocol, **_shared(args))
     return _report(args, "KID", {"kid_mean": result[keys.KEY_KID_MEAN], "kid_std": result[keys.KEY_KID_STD]}, result)
 
 
@@ -248,7 +291,7 @@ def _stats(args) -> int:
 
     _check(args)
     result = save_folder_stats(args.input, args.output, num_workers=args.num_workers, use_cache=not args.no_cache,
-                               **_shared(args))
+                               protocol=args.protocol, **_shared(args))
     return _report(args, "FID statistics", {"output": result["output"]}, result)
 
 
@@ -386,3 +429,59 @@ def _mask_consistency(args) -> int:
               "iou_per_class": per_class, keys.KEY_PROTOCOL: protocol}
     return _report(args, "mask consistency", {"mask_miou": result["mask_miou"],
                                               "mask_pixel_acc": result["mask_pixel_acc"]}, result)
+
+
+def _protocols(args) -> int:
+    from genkit.core.errors import ConfigError
+    from genkit.metrics import protocols
+
+    _check(args)
+    if args.weights:
+        raise ConfigError("--weights: `eval protocols` runs every protocol on its own weights file from the registry")
+    names = tuple(protocols.PROTOCOLS) if args.all else protocols.MAIN
+    shared = _shared(args)
+    shared.pop("weights_path")
+    rows = protocols.compare_protocols(args.input1, args.input2, names, num_workers=args.num_workers,
+                                       use_cache=not args.no_cache, **shared)
+    if args.json == "-":
+        json.dump(rows, sys.stdout, indent=2, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+        return 0
+    print(protocols_table(rows))
+    if args.json:
+        from genkit.core.files import atomic_write_json
+
+        atomic_write_json(args.json, rows)
+        print(f"  (JSON written to {args.json})")
+    if any((r["record"] or {}).get("weights") == "RANDOM" for r in rows):
+        print("genkit: warning: RANDOM weights were used; these numbers are not meaningful", file=sys.stderr)
+    return 0 if any(r["fid"] is not None for r in rows) else 2
+
+
+def protocols_table(rows: list[dict]) -> str:
+    """The side-by-side text of :func:`genkit.metrics.protocols.compare_protocols` rows."""
+    from genkit.metrics import protocols
+
+    width = max(len(r["protocol"]) for r in rows)
+    lines = ["FID by protocol"]
+    for r in rows:
+        value = f"{r['fid']:.6g}" if r["fid"] is not None else f"unavailable ({r['error']})"
+        weights = (r["record"] or {}).get("weights")
+        lines.append(f"  {r['protocol']:<{width}}  {value}" + ("  [RANDOM weights]" if weights == "RANDOM" else ""))
+    lines.append("what differs:")
+    for r in rows[1:]:
+        spec = protocols.get_protocol(r["protocol"])
+        diff = "; ".join(f"{field.replace('_', ' ')}: {getattr(spec, field)}" for field in r["differences"])
+        lines.append(f"  {r['protocol']} vs {r['differs_from']}: {diff or 'nothing'}")
+    return "\n".join(lines)
+
+
+def _prdc(args) -> int:
+    from genkit.metrics import keys
+    from genkit.metrics.manifold import NAMES, prdc_between
+
+    _check(args)
+    result = prdc_between(args.input1, args.input2, k=args.k, protocol=args.protocol, num_workers=args.num_workers,
+                          use_cache=not args.no_cache, **_shared(args))
+    return _report(args, f"precision / recall / density / coverage (k={args.k}; input1 real, input2 fake)",
+                   {name: result[name] for name in NAMES}, {**result, keys.KEY_PROTOCOL: result[keys.KEY_PROTOCOL]})

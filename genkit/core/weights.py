@@ -91,6 +91,12 @@ REGISTRY: dict[str, WeightsEntry] = {
                      "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                      "weights-inception-2015-12-05-6726825d.pth",
                      "6726825d", "FID/KID Inception (TF 2015-12-05 graph, as used by torch-fidelity)"),
+        # pytorch-fid's port of the same TF graph (torchvision InceptionV3 key layout with its FID blocks); clean-fid's
+        # legacy_pytorch mode downloads the same file. The name carries the sha256 prefix (torch.hub's check).
+        WeightsEntry("inception-pytorch-fid", "pt_inception-2015-12-05-6726825d.pth",
+                     "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                     "pt_inception-2015-12-05-6726825d.pth",
+                     "6726825d", "FID Inception as pytorch-fid ports it (--protocol pytorch-fid, clean-fid-legacy-pytorch)"),
         WeightsEntry("lpips-alex", "alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
                      "7be5be79", "torchvision AlexNet (ImageNet) - LPIPS trunk (net='alex')"),
         WeightsEntry("lpips-vgg", "vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",

@@ -20,6 +20,9 @@ module                 contents
 ``segmentation``       ``mean_iou``, ``per_class_iou`` (NaN for absent classes), ``pixel_accuracy``
 ``mask_consistency``   ``MaskConsistency`` (a frozen parser's mIoU / accuracy on generated images)
 ``folders``            folder reading (genkit.core decoding, size bookkeeping, pairing by name)
+``protocols``          FID protocols (torch-fidelity, clean-fid, pytorch-fid): ``build_extractor``,
+                       ``compare_protocols``; ``extractors``: the clean-fid / pytorch-fid pipelines
+``manifold``           ``precision_recall_density_coverage``, ``PrecisionRecallDensityCoverage``, ``prdc_between``
 =====================  ===========================================================================
 """
 
@@ -40,6 +43,9 @@ _EXPORTS = {
     "content_distance": "style", "gram_style_distance": "style", "gram_matrix": "style",
     "lpips_to_content": "style", "patch_usage_stats": "style", "style_transfer_metrics": "style",
     "StyleTransferMetrics": "style",
+    "build_extractor": "protocols", "compare_protocols": "protocols",
+    "precision_recall_density_coverage": "manifold", "PrecisionRecallDensityCoverage": "manifold",
+    "prdc_between": "manifold",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -27,9 +27,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance as _TMFrechetIncepti
 
 from genkit.core.errors import ConfigError, DataError
 from genkit.core.reading import METRICS, ReadPolicy
-from genkit.metrics import keys
+from genkit.metrics import keys, protocols
 from genkit.metrics.folders import default_num_workers, extract_features, folder_files
-from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
+from genkit.metrics.inception import InceptionFeatures, images_or_features, resolve_device
 from genkit.metrics.stats_cache import (FIDStats, RunningStats, cached_stats, load_npz, stats_from_features,
                                        stats_from_sums)
 
@@ -119,19 +119,25 @@ def small_sample_notes(stats: list[FIDStats], names: list[str]) -> list[str]:
 
 
 def fid_from_stats(stats1: FIDStats, stats2: FIDStats, names: tuple[str, str] = ("FID input 1", "FID input 2"),
-                   ) -> float:
-    """FID between two sets of statistics; warns (:class:`SmallSampleWarning`) for a side with N <= dim."""
+                   protocol: str | None = None) -> float:
+    """FID between two sets of statistics with their protocol's matrix square root (``protocol``: override;
+    default: the one the statistics record, else torch-fidelity's exact trace); warns
+    (:class:`SmallSampleWarning`) for a side with N <= dim. Statistics of two protocols are refused."""
     if stats1.dim != stats2.dim:
         raise DataError(None, f"FID statistics of different dimensions: {stats1.dim} and {stats2.dim}")
+    protocols.check_same_protocol(stats1.protocol, stats2.protocol, names[0], names[1])
+    name = protocol or protocols.protocol_of(stats1.protocol) or protocols.protocol_of(stats2.protocol)
     for note in small_sample_notes([stats1, stats2], list(names)):
         warnings.warn(note, SmallSampleWarning, stacklevel=2)
-    return frechet_distance(stats1.mu, stats1.sigma, stats2.mu, stats2.sigma, stats1.num_samples,
-                            stats2.num_samples)
+    return protocols.frechet_distance_for(name, stats1.mu, stats1.sigma, stats2.mu, stats2.sigma,
+                                          stats1.num_samples, stats2.num_samples)
 
 
 def record_small_samples(protocol: dict, stats: list[FIDStats], records: list[dict]) -> None:
     """Write into a result's protocol how the trace was computed, which inputs are rank-deficient, and why."""
-    protocol[keys.KEY_TRACE_SQRT] = keys.TRACE_SQRT_METHOD
+    name = protocols.protocol_of(protocol) or protocols.DEFAULT
+    protocol[keys.KEY_TRACE_SQRT] = (keys.TRACE_SQRT_METHOD if name == protocols.DEFAULT
+                                     else protocols.get_protocol(name).distance)
     for st, rec in zip(stats, records):
         rec[keys.KEY_RANK_DEFICIENT] = st.num_samples is not None and st.num_samples <= st.dim
     notes = small_sample_notes(stats, [str(rec.get("path")) for rec in records])
@@ -163,9 +169,9 @@ class FrechetInceptionDistance(_TMFrechetInceptionDistance):
     def __init__(self, weights_path: str | Path | None = None, allow_random: bool = False,
                  reference: str | Path | FIDStats | None = None, value_range: tuple[float, float] | None = None,
                  feature: InceptionFeatures | torch.nn.Module | None = None, reset_real_features: bool = True,
-                 seed: int = 0, **kwargs: Any) -> None:
+                 seed: int = 0, protocol: str | None = None, **kwargs: Any) -> None:
         if feature is None:
-            feature = build_inception(weights_path, allow_random, seed=seed)
+            feature = protocols.build_extractor(protocol, weights_path, allow_random, seed=seed)
         if not isinstance(getattr(feature, "num_features", None), int):
             raise ConfigError("a custom FID feature module needs an int `num_features` attribute")
         super().__init__(feature=feature, reset_real_features=reset_real_features, normalize=False, **kwargs)
@@ -176,6 +182,9 @@ class FrechetInceptionDistance(_TMFrechetInceptionDistance):
         if reference is not None and reference.dim != feature.num_features:
             raise DataError(None, f"reference statistics have dimension {reference.dim}, the features "
                             f"{feature.num_features}")
+        if reference is not None:
+            protocols.check_same_protocol(reference.protocol, self.protocol, "the reference statistics",
+                                          "this metric's features")
         self.reference = reference
 
     def update(self, imgs: Tensor | None, real: bool, features: Tensor | None = None) -> None:
@@ -217,6 +226,7 @@ class FrechetInceptionDistance(_TMFrechetInceptionDistance):
 
 
 def _check_protocols(p1: dict, p2: dict, what1: str, what2: str) -> None:
+    protocols.check_same_protocol(p1, p2, what1, what2)
     w1, w2 = p1.get(keys.KEY_WEIGHTS), p2.get(keys.KEY_WEIGHTS)
     r1, r2 = p1.get("random_init"), p2.get("random_init")
     if w1 and w2 and (w1 != w2 or r1 != r2):
@@ -295,12 +305,13 @@ def save_folder_stats(folder: str | Path, out: str | Path, weights_path: str | P
                       allow_random: bool = False, batch_size: int = 50, device: str | None = None,
                       num_workers: int | None = None, use_cache: bool = True, reading: ReadPolicy | None = None,
                       progress: bool = False, extractor: InceptionFeatures | None = None,
-                      skip_errors: bool = False) -> dict:
-    """Compute (or fetch from the cache) a folder's statistics and write them as a pytorch-fid ``.npz``."""
+                      skip_errors: bool = False, protocol: str | None = None) -> dict:
+    """Compute (or fetch from the cache) a folder's statistics and write them as a pytorch-fid ``.npz``
+    (``protocol``: torch-fidelity (default), clean-fid, ..., recorded in the file)."""
     from genkit.metrics.stats_cache import save_npz
 
     if extractor is None:
-        extractor = build_inception(weights_path, allow_random, device=resolve_device(device))
+        extractor = protocols.build_extractor(protocol, weights_path, allow_random, device=resolve_device(device))
     stats, record = folder_stats(folder, extractor, batch_size, num_workers, use_cache, reading, progress,
                                  skip_errors=skip_errors)
     save_npz(stats, out)
@@ -316,16 +327,21 @@ def is_stats_file(path: str | Path) -> bool:
 def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path | None = None,
                 allow_random: bool = False, batch_size: int = 50, device: str | None = None,
                 num_workers: int | None = None, use_cache: bool = True, reading: ReadPolicy | None = None,
-                progress: bool = False, extractor: InceptionFeatures | None = None, skip_errors: bool = False) -> dict:
+                progress: bool = False, extractor: InceptionFeatures | None = None, skip_errors: bool = False,
+                protocol: str | None = None) -> dict:
     """FID between two inputs, each an image folder or an ``.npz`` of statistics.
 
+    ``protocol``: torch-fidelity (default for folders), clean-fid, clean-fid-legacy-tf, clean-fid-legacy-pytorch
+    or pytorch-fid (:mod:`genkit.metrics.protocols`); two ``.npz`` files use the protocol they record.
     Returns ``{"fid": value, "protocol": {...}}``; the protocol records the weights (sha256 or RANDOM), the resize
     mode, and per input the sample count, image sizes and statistics-cache use.
     """
     inputs = [Path(input1), Path(input2)]
+    if protocol is not None:
+        protocols.get_protocol(protocol)  # an unknown name fails before any work
     need_net = any(not is_stats_file(p) for p in inputs)
     if need_net and extractor is None:
-        extractor = build_inception(weights_path, allow_random, device=resolve_device(device))
+        extractor = protocols.build_extractor(protocol, weights_path, allow_random, device=resolve_device(device))
     stats: list[FIDStats] = []
     records: list[dict] = []
     for p in inputs:
@@ -336,23 +352,28 @@ def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path
             stats.append(s)
             records.append({"path": str(p), "kind": "npz", keys.KEY_NUM_SAMPLES: s.num_samples,
                             keys.KEY_IMAGE_SIZES: s.protocol.get(keys.KEY_IMAGE_SIZES),
-                            keys.KEY_WEIGHTS: s.protocol.get(keys.KEY_WEIGHTS, "unknown (not written by genkit)")})
+                            keys.KEY_WEIGHTS: s.protocol.get(keys.KEY_WEIGHTS, "unknown (not written by genkit)"),
+                            keys.KEY_FID_PROTOCOL: protocols.protocol_of(s.protocol) or "unknown"})
         else:
             s, rec = folder_stats(p, extractor, batch_size, num_workers, use_cache, reading, progress,
                                   skip_errors=skip_errors)
             stats.append(s)
             records.append(rec)
     net_protocol = reading_protocol(extractor.protocol, reading, skip_errors) if extractor is not None else {}
+    asked = {keys.KEY_FID_PROTOCOL: protocol} if protocol is not None else {}
     for s, p in zip(stats, inputs):
-        if net_protocol:
-            _check_protocols(s.protocol, net_protocol, str(p), "the Inception in use")
+        _check_protocols(s.protocol, net_protocol or asked, str(p), "the Inception in use" if net_protocol
+                         else f"--protocol {protocol}")
     _check_protocols(stats[0].protocol, stats[1].protocol, str(inputs[0]), str(inputs[1]))
-    protocol = net_protocol or {keys.KEY_WEIGHTS: stats[0].protocol.get(keys.KEY_WEIGHTS, "unknown"),
-                                keys.KEY_RESIZE: stats[0].protocol.get(keys.KEY_RESIZE, "unknown")}
-    protocol.update(metric="FID", input1=records[0], input2=records[1])
-    record_small_samples(protocol, stats, records)
-    value = fid_from_stats(stats[0], stats[1], (str(inputs[0]), str(inputs[1])))
-    return {keys.KEY_FID: value, keys.KEY_PROTOCOL: protocol}
+    name = (protocols.protocol_of(net_protocol or asked) or protocols.protocol_of(stats[0].protocol)
+            or protocols.protocol_of(stats[1].protocol) or protocols.DEFAULT)
+    result_protocol = net_protocol or {keys.KEY_FID_PROTOCOL: name,
+                                       keys.KEY_WEIGHTS: stats[0].protocol.get(keys.KEY_WEIGHTS, "unknown"),
+                                       keys.KEY_RESIZE: stats[0].protocol.get(keys.KEY_RESIZE, "unknown")}
+    result_protocol.update(metric="FID", input1=records[0], input2=records[1])
+    record_small_samples(result_protocol, stats, records)
+    value = fid_from_stats(stats[0], stats[1], (str(inputs[0]), str(inputs[1])), protocol=name)
+    return {keys.KEY_FID: value, keys.KEY_PROTOCOL: result_protocol}
 
 
 def folder_features(folder: str | Path, extractor: InceptionFeatures, batch_size: int = 50,

@@ -125,7 +125,7 @@ def to_uint8(images: torch.Tensor, value_range: tuple[float, float] | None = (0.
 
 
 def _protocol(weights: str, weights_file: str | None, seed: int | None) -> dict:
-    protocol = {keys.KEY_WEIGHTS: weights, keys.KEY_WEIGHTS_FILE: weights_file}
+    protocol = {keys.KEY_FID_PROTOCOL: "torch-fidelity", keys.KEY_WEIGHTS: weights, keys.KEY_WEIGHTS_FILE: weights_file}
     if seed is not None:
         protocol["random_init"] = f"variance-preserving, seed {seed}"
     protocol.update({keys.KEY_FEATURE_EXTRACTOR: keys.INCEPTION_NAME, "feature": keys.INCEPTION_FEATURE,
@@ -176,6 +176,6 @@ def images_or_features(inception, imgs: torch.Tensor | None, features: torch.Ten
         raise ValueError("give either images or features")
     if features is not None:
         return features
-    if isinstance(inception, InceptionFeatures):  # custom modules get the images as they are
+    if isinstance(inception, InceptionFeatures) or getattr(inception, "takes_uint8", False):  # custom: as they are
         imgs = to_uint8(imgs, value_range)
     return inception(imgs)

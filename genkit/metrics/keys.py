@@ -21,6 +21,7 @@ KEY_USAGE_CV = "patch_usage_cv"
 KEY_PROTOCOL = "protocol"
 KEY_WEIGHTS = "weights"  # sha256 of the weights file, or RANDOM
 KEY_WEIGHTS_FILE = "weights_file"
+KEY_FID_PROTOCOL = "fid_protocol"  # torch-fidelity | clean-fid | ... (genkit.metrics.protocols)
 KEY_RESIZE = "resize"
 KEY_NUM_SAMPLES = "num_samples"
 KEY_IMAGE_SIZES = "image_sizes"

@@ -20,8 +20,8 @@ from torchmetrics.utilities.data import dim_zero_cat
 
 from genkit.core.errors import ConfigError, DataError
 from genkit.core.reading import ReadPolicy
-from genkit.metrics import keys
-from genkit.metrics.inception import InceptionFeatures, build_inception, images_or_features, resolve_device
+from genkit.metrics import keys, protocols
+from genkit.metrics.inception import InceptionFeatures, images_or_features, resolve_device
 
 DEFAULT_SUBSETS = 100
 DEFAULT_SUBSET_SIZE = 1000
@@ -79,12 +79,12 @@ class KernelInceptionDistance(Metric):
                  gamma: float | None = None, coef0: float = 1.0, seed: int = DEFAULT_SEED,
                  value_range: tuple[float, float] | None = None, reset_real_features: bool = True,
                  feature: InceptionFeatures | torch.nn.Module | None = None, init_seed: int = 0,
-                 **kwargs: Any) -> None:
+                 protocol: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if subsets < 1 or subset_size < 2:
             raise ConfigError(f"KID needs subsets >= 1 and subset_size >= 2 (got {subsets}, {subset_size})")
-        self.inception = feature if feature is not None else build_inception(weights_path, allow_random,
-                                                                            seed=init_seed)
+        self.inception = feature if feature is not None else protocols.build_extractor(
+            protocol, weights_path, allow_random, seed=init_seed)
         self.protocol = dict(getattr(self.inception, "protocol", {}))
         self.subsets, self.subset_size = subsets, subset_size
         self.degree, self.gamma, self.coef0, self.seed = degree, gamma, coef0, seed
@@ -103,6 +103,10 @@ class KernelInceptionDistance(Metric):
         if _num_rows(self.real_features) == 0 or _num_rows(self.fake_features) == 0:
             raise DataError(None, "KID needs real and fake images; one side has none")
         real, fake = dim_zero_cat(self.real_features), dim_zero_cat(self.fake_features)
+        if protocols.uses_clean_fid_kid(protocols.protocol_of(self.protocol)):
+            mean = protocols.clean_fid_kid(real.cpu().numpy(), fake.cpu().numpy(), self.subsets, self.subset_size,
+                                           self.seed)
+            return torch.tensor(mean, dtype=torch.float64), torch.tensor(float("nan"), dtype=torch.float64)
         mean, std = kid_from_features(real, fake, self.subsets, self.subset_size, self.degree, self.gamma,
                                       self.coef0, self.seed)
         return torch.tensor(mean, dtype=torch.float64), torch.tensor(std, dtype=torch.float64)
@@ -124,8 +128,12 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
                 batch_size: int = 50, device: str | None = None, num_workers: int | None = None,
                 reading: ReadPolicy | None = None, progress: bool = False,
                 extractor: InceptionFeatures | None = None, with_fid: bool = False, use_cache: bool = True,
-                skip_errors: bool = False) -> dict:
+                skip_errors: bool = False, protocol: str | None = None) -> dict:
     """KID between two image folders: ``{"kid_mean", "kid_std", "protocol"}``.
+
+    ``protocol`` picks the features (:mod:`genkit.metrics.protocols`); clean-fid protocols use clean-fid's own
+    estimator (``kernel_distance``: subsets of min(N1, N2, ``subset_size``), drawn from NumPy's global generator
+    seeded with ``seed``; mean only, ``kid_std`` is None), the others torch-fidelity's.
 
     The same pass over the images also gives each folder's FID statistics, which are written to the statistics
     cache (unless ``use_cache=False``); ``with_fid`` adds the FID between the folders to the result.
@@ -142,17 +150,23 @@ def kid_between(folder1: str | Path, folder2: str | Path, weights_path: str | Pa
     _check_kid_args(len(folder_files(folder1)), len(folder_files(folder2)), subsets, subset_size, str(folder1),
                     str(folder2))
     if extractor is None:
-        extractor = build_inception(weights_path, allow_random, device=resolve_device(device))
+        extractor = protocols.build_extractor(protocol, weights_path, allow_random, device=resolve_device(device))
     f1, stats1, rec1 = folder_features(folder1, extractor, batch_size, num_workers, reading, progress,
                                        use_cache, skip_errors)
     f2, stats2, rec2 = folder_features(folder2, extractor, batch_size, num_workers, reading, progress,
                                        use_cache, skip_errors)
     _check_kid_args(len(f1), len(f2), subsets, subset_size, str(folder1), str(folder2))
-    mean, std = kid_from_features(f1, f2, subsets, subset_size, degree, gamma, coef0, seed)
+    name = protocols.protocol_of(extractor.protocol) or protocols.DEFAULT
+    if protocols.uses_clean_fid_kid(name):
+        mean, std = protocols.clean_fid_kid(f1.numpy(), f2.numpy(), subsets, subset_size, seed), None
+        estimator = "unbiased MMD^2 (clean-fid kernel_distance, cubic kernel, gamma 1/D, coef0 1)"
+    else:
+        mean, std = kid_from_features(f1, f2, subsets, subset_size, degree, gamma, coef0, seed)
+        estimator = "unbiased MMD^2 (torch-fidelity)"
     protocol = dict(reading_protocol(extractor.protocol, reading, skip_errors), metric="KID",
                     kid={"subsets": subsets, "subset_size": subset_size, "kernel": "polynomial",
                          "degree": degree, "gamma": gamma if gamma is not None else "1/D", "coef0": coef0,
-                         "seed": seed, "estimator": "unbiased MMD^2 (torch-fidelity)"},
+                         "seed": seed, "estimator": estimator},
                     input1=rec1, input2=rec2)
     result = {keys.KEY_KID_MEAN: mean, keys.KEY_KID_STD: std, keys.KEY_PROTOCOL: protocol}
     if with_fid:

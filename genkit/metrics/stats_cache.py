@@ -150,7 +150,30 @@ def load_npz(path: str | Path, expected_dim: int | None = keys.INCEPTION_NUM_FEA
                         f"(Inception pool3 features); this file was made with another feature layer or network")
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
         raise DataError(path, "FID statistics contain NaN or infinite values")
+    check_covariance(sigma, path)
     return FIDStats(mu, sigma, n, protocol)
+
+
+COVARIANCE_RTOL = 1e-6  # asymmetry and negative eigenvalues allowed, relative to the covariance's largest entry
+
+
+def check_covariance(sigma: np.ndarray, source: str | Path | None = None, rtol: float = COVARIANCE_RTOL) -> None:
+    """Refuse a covariance that is not symmetric positive semi-definite within ``rtol`` (relative to its scale).
+
+    A covariance of real features is symmetric and has no negative eigenvalue beyond rounding; anything else (e.g.
+    ``sigma = -I``, which the pivoted-Cholesky square root would read as rank 0 and score as FID 0) is an error.
+    """
+    scale = float(np.abs(sigma).max()) if sigma.size else 0.0
+    asym = float(np.abs(sigma - sigma.T).max()) if sigma.size else 0.0
+    if asym > rtol * max(scale, 1e-300):
+        raise DataError(source, f"the covariance 'sigma' is not symmetric (largest |sigma - sigma^T| = {asym:.3g}, "
+                        f"its largest entry {scale:.3g}); these are not FID statistics")
+    if sigma.size == 0:
+        return
+    lowest = float(np.linalg.eigvalsh(0.5 * (sigma + sigma.T))[0])
+    if lowest < -rtol * scale:
+        raise DataError(source, f"the covariance 'sigma' is not positive semi-definite (eigenvalue {lowest:.3g}, its "
+                        f"largest entry {scale:.3g}); no set of features has this covariance")
 
 
 # ------------------------------------------------------------------------------------------------ cache
@@ -192,8 +215,11 @@ def cache_max_bytes() -> int:
 
 def protocol_fingerprint(protocol: dict) -> dict:
     """The parts of an extractor protocol that change the numbers (not, e.g., the weights file's location)."""
-    return {k: protocol.get(k) for k in (keys.KEY_WEIGHTS, "random_init", "feature", keys.KEY_RESIZE, "input",
-                                         "image_reading", "skip_errors")}
+    out = {k: protocol.get(k) for k in (keys.KEY_WEIGHTS, "random_init", "feature", keys.KEY_RESIZE, "input",
+                                        "image_reading", "skip_errors")}
+    if protocol.get(keys.KEY_FID_PROTOCOL, "torch-fidelity") != "torch-fidelity":  # torch-fidelity keys unchanged
+        out[keys.KEY_FID_PROTOCOL] = protocol[keys.KEY_FID_PROTOCOL]
+    return out
 
 
 def _digest(payload) -> str:

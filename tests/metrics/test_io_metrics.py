@@ -97,12 +97,12 @@ def test_eval_cli_records_the_reading_in_json(folders, tmp_path, capsys):
     (["--json", "{tmp}/afile/r.json"], "afile is a file"),
 ])
 def test_eval_output_paths_are_checked_before_any_work(folders, tmp_path, monkeypatch, capsys, argv, message):
-    import genkit.metrics.fid as fid
+    import genkit.metrics.protocols as protocols
 
     def must_not_run(*a, **k):
         raise AssertionError("the network was built before the output path was checked")
 
-    monkeypatch.setattr(fid, "build_inception", must_not_run)
+    monkeypatch.setattr(protocols, "build_extractor", must_not_run)  # every protocol's network is built there
     (tmp_path / "afile").write_text("x")
     argv = [a.format(tmp=tmp_path) for a in argv]
     rc = main(["eval", "fid", str(folders / "rgba"), str(folders / "dropped"), "--allow-random", *argv])
@@ -110,8 +110,8 @@ def test_eval_output_paths_are_checked_before_any_work(folders, tmp_path, monkey
 
 
 def test_eval_stats_output_must_be_npz_before_any_work(folders, tmp_path, monkeypatch, capsys):
-    import genkit.metrics.fid as fid
+    import genkit.metrics.protocols as protocols
 
-    monkeypatch.setattr(fid, "build_inception", lambda *a, **k: pytest.fail("network built"))
+    monkeypatch.setattr(protocols, "build_extractor", lambda *a, **k: pytest.fail("network built"))
     rc = main(["eval", "stats", str(folders / "rgba"), "-o", str(tmp_path / "ref.txt"), "--allow-random"])
     assert rc == 2 and ".npz" in capsys.readouterr().err

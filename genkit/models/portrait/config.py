@@ -85,7 +85,12 @@ class ValidationSettings:
 
     lpips: bool = True
     fid: Any = "auto"
+    fid_protocol: str = "torch-fidelity"  # or clean-fid, pytorch-fid, ... (genkit.metrics.protocols)
 
     def __post_init__(self):
         if not isinstance(self.fid, bool) and self.fid != "auto":
             raise ValueError(f"fid must be true, false or auto, got {self.fid!r}")
+        from genkit.metrics.protocols import PROTOCOLS
+
+        if self.fid_protocol not in PROTOCOLS:
+            raise ValueError(f"fid_protocol must be one of {', '.join(PROTOCOLS)}, got {self.fid_protocol!r}")

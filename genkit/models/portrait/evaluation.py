@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 
 class PortraitMetrics(nn.Module):
     def __init__(self, parser: nn.Module | None = None, lpips: bool = True, fid: bool = False,
-                 allow_random: bool = False, num_classes: int = 11):
+                 allow_random: bool = False, num_classes: int = 11, fid_protocol: str = "torch-fidelity"):
         super().__init__()
         self.lpips = _try("LPIPS", lambda: _lpips(allow_random)) if lpips else None
-        self.fid = _try("FID", lambda: _fid(allow_random)) if fid else None
+        self.fid = _try("FID", lambda: _fid(allow_random, fid_protocol)) if fid else None
         self.mask = (MaskConsistency(parser, num_classes, input_range="symmetric") if parser is not None else None)
         self._fid_count = 0
         self._mask_count = 0
@@ -98,10 +98,10 @@ def _lpips(allow_random: bool):
     return LPIPSMetric(net="alex", allow_random=allow_random, sync_on_compute=True)
 
 
-def _fid(allow_random: bool):
+def _fid(allow_random: bool, protocol: str = "torch-fidelity"):
     from genkit.metrics.fid import FrechetInceptionDistance
 
-    return FrechetInceptionDistance(allow_random=allow_random, value_range=(-1.0, 1.0))
+    return FrechetInceptionDistance(allow_random=allow_random, value_range=(-1.0, 1.0), protocol=protocol)
 
 
 def _try(name: str, build):

@@ -275,11 +275,13 @@ class PortraitGAN(L.LightningModule):
             if fid == "auto":  # on when the Inception weights are installed, or random weights are allowed
                 from genkit.core import weights
 
-                fid = hp.allow_random or weights.status("inception-fid") == "present"
+                # other protocols: tried, and skipped with one warning when their weights are missing
+                fid = (hp.allow_random or v.fid_protocol != "torch-fidelity"
+                       or weights.status("inception-fid") == "present")
             metrics = {}
             for tag in self.generators():
                 metrics[tag] = PortraitMetrics(parser=self.parser, lpips=v.lpips, fid=fid, allow_random=hp.allow_random,
-                                               num_classes=self.schema.num_classes)
+                                               num_classes=self.schema.num_classes, fid_protocol=v.fid_protocol)
             self.val_metrics = nn.ModuleDict(metrics)
             self.val_l1 = nn.ModuleDict({tag: MeanMetric() for tag in self.generators()})
             self.val_l1_face = nn.ModuleDict({tag: MeanMetric() for tag in self.generators()})
