@@ -5,6 +5,7 @@ import numpy as np
 from PIL import Image
 
 from genkit.apps.ui import palette
+from genkit.apps.ui.inputs import image_upload
 from genkit.apps.ui.limits import read_label_upload, read_upload
 from genkit.apps.ui.messages import shown_errors
 from genkit.apps.ui.portrait import PortraitService
@@ -17,7 +18,11 @@ REGION_TINT = np.array([255, 0, 255], dtype=np.float32)
 
 def editor_value(labels: np.ndarray, schema) -> dict:
     """The ImageEditor's value for a label map: its colours as the background, no strokes."""
-    return {"background": schema.colorize(labels), "layers": [], "composite": None}
+    colours = schema.colorize(labels)
+    opaque = np.concatenate([colours, np.full(colours.shape[:2] + (1,), 255, np.uint8)], -1)
+    # the composite as RGBA: other bytes than the RGB background, so Gradio caches them as two files (one file
+    # written twice while the page reads it breaks the download, and the editor never redraws)
+    return {"background": colours, "layers": [], "composite": opaque}
 
 
 def painted_labels(state: PortraitState, painted: dict | None, schema) -> np.ndarray:
@@ -48,6 +53,9 @@ class PortraitTab:
     def load(self, photo, label_file, state):
         """A photo (+ optional label map) -> the session's label map, shown in the painter."""
         state = ensure_state(state, self.outputs)
+        if photo is None:  # the upload was cleared
+            state.photo = state.base = state.labels = None
+            return state, None, "", None
         img = read_upload(photo, "photo")
         if label_file is not None:
             labels = read_label_upload(label_file, self.schema.num_classes, img.size)
@@ -57,21 +65,18 @@ class PortraitTab:
             how = f"parsed by {self.service.parser_name}"
         state.photo, state.base, state.labels = str(photo), labels, labels
         state.history, state.result = [], None
-        value = editor_value(labels, self.schema)
-        return state, value, value["background"], f"{img.width}x{img.height} px photo, {how}"
+        return state, self.schema.colorize(labels), f"{img.width}x{img.height} px photo, {how}", img
 
     def apply(self, painted, state):
         state = ensure_state(state, self.outputs)
         state.set_labels(painted_labels(state, painted, self.schema))
-        value = editor_value(state.labels, self.schema)
-        return state, value, value["background"]
+        return state, self.schema.colorize(state.labels)
 
     def undo(self, state):
         state = ensure_state(state, self.outputs)
         if not state.undo():
             raise ConfigError("nothing to undo")
-        value = editor_value(state.labels, self.schema)
-        return state, value, value["background"]
+        return state, self.schema.colorize(state.labels)
 
     def fill(self, fill_class, state, evt):
         state = ensure_state(state, self.outputs)
@@ -79,25 +84,25 @@ class PortraitTab:
             raise ConfigError("load a photo first")
         x, y = evt.index
         state.set_labels(palette.flood_fill(state.labels, x, y, self.schema.index(fill_class)))
-        value = editor_value(state.labels, self.schema)
-        return state, value, value["background"]
+        return state, self.schema.colorize(state.labels)
 
-    def edit(self, painted, donor, components, alpha, show_region, state):
+    def edit(self, donor, components, alpha, show_region, state):
+        """Edit for the session's label map (the page applies the canvas strokes first)."""
         state = ensure_state(state, self.outputs)
-        edited = painted_labels(state, painted, self.schema)
+        if state.labels is None:
+            raise ConfigError("load a photo first (upload one or pick a sample)")
+        edited = state.labels
         photo = read_upload(state.photo, "photo")
         donor_img = read_upload(donor, "donor") if donor is not None and components else None
         if components and donor_img is None:
             raise ConfigError("choose a donor photo for the ticked components")
-        state.set_labels(edited)
         out = self.service.edit(photo, state.base, edited, donor_img, components=list(components or []),
                                 alpha=float(alpha))
         files = self._write(state, out)
         shown = with_region(out.image, out.region) if show_region else out.image
         state.snapshots = (state.snapshots + [{"image": files[0], "labels": out.labels}])[-12:]
-        value = editor_value(state.labels, self.schema)
-        return (state, shown, self.readout(out), [s["image"] for s in state.snapshots], files, value,
-                value["background"])
+        return (state, shown, self.readout(out), [s["image"] for s in state.snapshots], files,
+                self.schema.colorize(state.labels))
 
     def _write(self, state: PortraitState, out) -> list[str]:
         from genkit.core.checkpoints import atomic_torch_save
@@ -122,8 +127,14 @@ class PortraitTab:
         state = ensure_state(state, self.outputs)
         snap = state.snapshots[evt.index]
         state.set_labels(snap["labels"])
-        value = editor_value(state.labels, self.schema)
-        return state, snap["image"], value, value["background"]
+        return state, snap["image"], self.schema.colorize(state.labels)
+
+    def painter(self, state):
+        """The painter showing the session's label map, strokes cleared (a separate event: Gradio's editor
+        does not redraw a value set by the same event that read its strokes)."""
+        if state is None or state.labels is None:
+            return None
+        return editor_value(state.labels, self.schema)
 
     def sample(self, component, n, seed, state):
         state = ensure_state(state, self.outputs)
@@ -141,14 +152,12 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
 
     schema = tab.schema
     state = gr.State(None)
-    gr.Markdown("\n".join(f"> **note:** {b}" for b in tab.service.banners()), elem_id="portrait-banners")
+    gr.Markdown("\n".join(f"- **note:** {b}" for b in tab.service.banners()), elem_id="portrait-banners")
     with gr.Row():
         with gr.Column():
-            photo = gr.Image(type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo")
+            photo, photo_view = image_upload("Photo", "photo", samples, own_preview=False)
             label_file = gr.File(label=f"Label map (optional: an 8-bit PNG of {schema.name} labels)",
                                  file_types=[".png"], elem_id="label-file")
-            if samples:
-                gr.Examples(samples, inputs=[photo], label="Sample photos")
             load_btn = gr.Button("Parse / load mask", elem_id="load")
             status = gr.Markdown(elem_id="portrait-status")
         with gr.Column():
@@ -166,9 +175,7 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
             fill_view = gr.Image(label="Label map (click a region to fill it)", interactive=False, elem_id="fill")
     with gr.Row():
         with gr.Column():
-            donor = gr.Image(type="filepath", label="Donor face", sources=["upload", "clipboard"], elem_id="donor")
-            if samples:
-                gr.Examples(samples, inputs=[donor], label="Sample donors")
+            donor, _ = image_upload("Donor", "donor", samples)
             comps = list(tab.service.editor.components) if tab.service.editor else []
             components = gr.CheckboxGroup(comps, label="Take from the donor", elem_id="components")
             alpha = gr.Slider(0, 1, value=1, step=0.05, label="alpha: 0 keeps the target's code, 1 takes the donor's")
@@ -177,7 +184,7 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
         with gr.Column():
             result = gr.Image(label="Result (the photo's size)", interactive=False, format="png", elem_id="result")
             readout = gr.Markdown(elem_id="readout")
-            snapshots = gr.Gallery(label="Snapshots (click one to go back)", columns=6, height=120,
+            snapshots = gr.Gallery(label="Snapshots (click one to go back)", columns=6, height=150, object_fit="contain",
                                    elem_id="snapshots")
             files = gr.File(label="Downloads: image, label map, codes", file_count="multiple", elem_id="downloads")
     with gr.Accordion("Sample a component (VAE models)", open=False,
@@ -189,13 +196,18 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
         sample_btn = gr.Button("Sample")
         samples_out = gr.Gallery(label="Samples", columns=4)
 
-    shown = [state, painter, fill_view]
-    load = dict(fn=shown_errors(tab.load), inputs=[photo, label_file, state], outputs=[*shown, status],
-                api_visibility="private", api_name="ui_load")
-    photo.upload(**load)
-    load_btn.click(**load)
+    def redraw(event) -> None:
+        event.then(tab.painter, [state], [painter], api_visibility="private", queue=False)
+
+    shown = [state, fill_view]
+    load = dict(fn=shown_errors(tab.load), inputs=[photo, label_file, state],
+                outputs=[*shown, status, photo_view], api_visibility="private", api_name="ui_load")
+    redraw(photo.change(**load))
+    redraw(load_btn.click(**load))
+    # after reading the strokes the painter keeps them (the label-map view shows them snapped): Gradio 6.31's
+    # editor did not finish redrawing a canvas that holds strokes in our headless-Chromium test
     apply_btn.click(shown_errors(tab.apply), [painter, state], shown, api_visibility="private", api_name="ui_apply")
-    undo_btn.click(shown_errors(tab.undo), [state], shown, api_visibility="private", api_name="ui_undo")
+    redraw(undo_btn.click(shown_errors(tab.undo), [state], shown, api_visibility="private", api_name="ui_undo"))
 
     def fill(fill_class, state, evt: gr.SelectData):
         return tab.fill(fill_class, state, evt)
@@ -203,11 +215,16 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
     def restore(state, evt: gr.SelectData):
         return tab.restore(state, evt)
 
-    fill_view.select(shown_errors(fill), [fill_class, state], shown, api_visibility="private", api_name="ui_fill")
-    snapshots.select(shown_errors(restore), [state], [state, result, painter, fill_view], api_visibility="private",
-                     api_name="ui_restore")
-    edit_btn.click(shown_errors(tab.edit), [painter, donor, components, alpha, show_region, state],
-                   [state, result, readout, snapshots, files, painter, fill_view], api_visibility="private", api_name="ui_edit",
-                   concurrency_id="heavy")
-    sample_btn.click(shown_errors(tab.sample), [comp, n, seed, state], [samples_out], api_visibility="private", api_name="ui_sample",
-                     concurrency_id="heavy")
+    redraw(fill_view.select(shown_errors(fill), [fill_class, state], shown, api_visibility="private",
+                            api_name="ui_fill"))
+    redraw(snapshots.select(shown_errors(restore), [state], [state, result, fill_view], api_visibility="private",
+                            api_name="ui_restore"))
+    # the strokes are snapped onto the label map first; the edit then reads the session's label map
+    applied = edit_btn.click(shown_errors(tab.apply), [painter, state], shown, api_visibility="private",
+                             api_name="ui_apply_before_edit")
+    applied.success(
+        shown_errors(tab.edit), [donor, components, alpha, show_region, state],
+        [state, result, readout, snapshots, files, fill_view], api_visibility="private", api_name="ui_edit",
+        concurrency_id="heavy")
+    sample_btn.click(shown_errors(tab.sample), [comp, n, seed, state], [samples_out], api_visibility="private",
+                     api_name="ui_sample", concurrency_id="heavy")

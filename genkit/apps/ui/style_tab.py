@@ -3,6 +3,7 @@ per level), optional semantic masks, progress while it runs, the output with its
 
 from __future__ import annotations
 
+from genkit.apps.ui.inputs import image_upload
 from genkit.apps.ui.limits import read_label_upload, read_upload
 from genkit.apps.ui.messages import shown_errors
 from genkit.apps.ui.session import Outputs
@@ -47,24 +48,20 @@ def build(tab: StyleTab, contents: list[str], styles: list[str]) -> None:
                 " (image optimisation: slow on a CPU; start with `--decoder CKPT` for the fast path)"))
     with gr.Row():
         with gr.Column():
-            content = gr.Image(type="filepath", label="Content", sources=["upload", "clipboard"], elem_id="content")
-            if contents:
-                gr.Examples(contents, inputs=[content], label="Sample contents")
+            content, _ = image_upload("Content", "content", contents)
         with gr.Column():
-            style = gr.Image(type="filepath", label="Style", sources=["upload", "clipboard"], elem_id="style")
-            if styles:
-                gr.Examples(styles, inputs=[style], label="Sample styles")
+            style, _ = image_upload("Style", "style", styles)
         with gr.Column():
             output = gr.Image(label="Stylised (the content's size)", interactive=False, format="png",
-                              elem_id="stylised")
-            usage = gr.Markdown(elem_id="usage")
+                              elem_id="stylised", height=400)
             notes = gr.Markdown(elem_id="style-notes")
+    usage = gr.Markdown(elem_id="usage")
     with gr.Row():
         method = gr.Radio(list(METHODS), value=METHODS[0], label="Method",
                           info="; ".join(f"{k}: {v}" for k, v in METHOD_HELP.items()))
         alpha = gr.Textbox(value="", label="alpha (content weight)", placeholder="default, or 0.6, or 0.8,0.7,0.6",
                            info="one value, or one per level from coarse to fine")
-        size = gr.Slider(64, 1024, value=256, step=32, label="Long side (px)")
+        size = gr.Slider(64, 1024, value=256, step=32, label="Long side (px)", elem_id="size")
     with gr.Accordion("Semantic masks (optional label maps, content label l takes style from style label l)",
                       open=False):
         with gr.Row():
