@@ -168,3 +168,35 @@ def test_only_the_output_folder_is_served(ui_server):
         assert err.value.code in (403, 404)
     sample = ui_server["out"] / "samples" / "astronaut.png"
     assert urllib.request.urlopen(base + str(sample)).status == 200
+
+
+def test_round_trip_from_a_users_non_square_photo(ui_client, face, tmp_path):
+    """Upload, parse, paint the hair away, take the mouth from a donor, download image and mask."""
+    from gradio_client import handle_file
+
+    wide = Image.new("RGB", (160, 128), (40, 60, 80))
+    wide.paste(Image.open(face["photo"]), (16, 0))
+    wide.save(tmp_path / "mine.png")
+    label_file, _ = ui_client.predict(handle_file(str(tmp_path / "mine.png")), api_name="/parse")
+    labels = read_label_map(label_file, 11)
+    labels[16:40, 40:120] = 10  # make sure there is hair to paint away
+    save_label_map(labels, tmp_path / "mine_mask.png")
+    no_hair = np.where(labels == 10, 0, labels)
+    save_label_map(no_hair, tmp_path / "no_hair.png")
+    image, mask_file, info = call_edit(ui_client, tmp_path / "mine.png", tmp_path / "mine_mask.png",
+                                       tmp_path / "no_hair.png", face["donor"], face["donor_mask"], "mouth", 1.0)
+    out, photo = pixels(image), pixels(tmp_path / "mine.png")
+    mask = read_label_map(mask_file, 11)
+    assert out.shape == photo.shape == (128, 160, 3) and mask.shape == (128, 160)  # the photo's size
+    assert np.array_equal(mask, no_hair) and not (mask == 10).any()
+    assert np.array_equal(out[:, :16], photo[:, :16]) and np.array_equal(out[:, 144:], photo[:, 144:])
+    assert np.abs(out[16:40, 40:120] - photo[16:40, 40:120]).mean() > 5  # the hair region was redrawn
+
+
+def test_sampling_with_a_plain_autoencoder_model_says_what_it_needs(ui_client, face):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="variational"):
+        ui_client.predict(handle_file(str(face["photo"])), handle_file(str(face["mask"])), "mouth", 2, 0,
+                          api_name="/sample")
