@@ -57,7 +57,8 @@ def _train_parser(folder: Path, out: Path) -> Path:
         photo = read_image(img).resize((32, 32))
         labels = resize_labels(read_label_map(folder / "masks" / img.name, 11), 32)
         items.append({"image": pil_to_tensor(photo), "mask": torch.from_numpy(labels)})
-    model = ParserModule(schema="helen11", image_size=32, base_channels=8, depth=2, class_weights="none", lr=5e-3, scheduler=None)
+    model = ParserModule(schema="helen11", image_size=32, base_channels=8, depth=2, class_weights="none", lr=5e-3,
+                         scheduler=None)
     trainer = L.Trainer(accelerator="cpu", max_steps=120, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
     trainer.fit(model, train_dataloaders=DataLoader(items, batch_size=4))

@@ -36,7 +36,7 @@ def face(ui_models, tmp_path_factory):
 def call_edit(client, photo, mask=None, edited=None, donor=None, donor_mask=None, components="", alpha=1.0):
     from gradio_client import handle_file
 
-    f = lambda p: None if p is None else handle_file(str(p))  # noqa: E731
+    f = lambda p: None if p is None else handle_file(str(p))
     return client.predict(f(photo), f(mask), f(edited), f(donor), f(donor_mask), components, alpha,
                           api_name="/edit")
 
@@ -183,7 +183,7 @@ def test_round_trip_from_a_users_non_square_photo(ui_client, face, tmp_path):
     save_label_map(labels, tmp_path / "mine_mask.png")
     no_hair = np.where(labels == 10, 0, labels)
     save_label_map(no_hair, tmp_path / "no_hair.png")
-    image, mask_file, info = call_edit(ui_client, tmp_path / "mine.png", tmp_path / "mine_mask.png",
+    image, mask_file, _ = call_edit(ui_client, tmp_path / "mine.png", tmp_path / "mine_mask.png",
                                        tmp_path / "no_hair.png", face["donor"], face["donor_mask"], "mouth", 1.0)
     out, photo = pixels(image), pixels(tmp_path / "mine.png")
     mask = read_label_map(mask_file, 11)

@@ -98,3 +98,14 @@ def test_the_command_checks_auth_and_warns_on_an_open_host(caplog):
     with caplog.at_level(logging.WARNING, logger="genkit.ui"):
         serve(app, block=False)
     assert caplog.text == "" and app.kw["server_name"] == "127.0.0.1" and app.kw["max_file_size"] == "25mb"
+
+
+def test_the_command_refuses_bad_options_in_one_line(tmp_path, capsys):
+    pytest.importorskip("gradio")
+    from genkit.cli import main
+
+    assert main(["ui", "--auth", "me", "--out", str(tmp_path / "o")]) == 2
+    assert main(["ui", "--checkpoint", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["genkit: error: --auth takes USER:PASS",
+                   f"genkit: error: {tmp_path / 'nope.ckpt'}: portrait checkpoint file does not exist"]

@@ -23,7 +23,7 @@ def shown_errors(fn):
             raise
         except GenkitError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        except Exception as exc:  # noqa: BLE001 - the app must keep running and say what happened
+        except Exception as exc:
             log.exception("%s failed", fn.__name__)
             raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the server log has the details",
                            print_exception=False) from None

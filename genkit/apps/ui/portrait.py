@@ -57,7 +57,7 @@ class PortraitService:
 
     @classmethod
     def load(cls, checkpoint: str | None = None, parser: str | None = None, device: str = "cpu"
-             ) -> "PortraitService":
+             ) -> PortraitService:
         editor = None
         if checkpoint:
             from genkit.models.portrait.editor import PortraitEditor

@@ -148,6 +148,11 @@ class PortraitTab:
 
 def build(tab: PortraitTab, samples: list[str]) -> None:
     """The tab's components and events (inside an open ``gr.Tab``)."""
+    _wire(tab, _layout(tab, samples))
+
+
+def _layout(tab: PortraitTab, samples: list[str]) -> dict:
+    """The tab's components, by name."""
     import gradio as gr
 
     schema = tab.schema
@@ -184,8 +189,8 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
         with gr.Column():
             result = gr.Image(label="Result (the photo's size)", interactive=False, format="png", elem_id="result")
             readout = gr.Markdown(elem_id="readout")
-            snapshots = gr.Gallery(label="Snapshots (click one to go back)", columns=6, height=150, object_fit="contain",
-                                   elem_id="snapshots")
+            snapshots = gr.Gallery(label="Snapshots (click one to go back)", columns=6, height=150,
+                                   object_fit="contain", elem_id="snapshots")
             files = gr.File(label="Downloads: image, label map, codes", file_count="multiple", elem_id="downloads")
     with gr.Accordion("Sample a component (VAE models)", open=False,
                       visible=bool(tab.service.editor and tab.service.editor.variational)):
@@ -195,19 +200,32 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
             seed = gr.Number(value=0, precision=0, label="Seed")
         sample_btn = gr.Button("Sample")
         samples_out = gr.Gallery(label="Samples", columns=4)
+    return dict(state=state, photo=photo, photo_view=photo_view, label_file=label_file, load_btn=load_btn,
+                status=status, painter=painter, apply_btn=apply_btn, undo_btn=undo_btn, fill_class=fill_class,
+                fill_view=fill_view, donor=donor, components=components, alpha=alpha, show_region=show_region,
+                edit_btn=edit_btn, result=result, readout=readout, snapshots=snapshots, files=files, comp=comp,
+                n=n, seed=seed, sample_btn=sample_btn, samples_out=samples_out)
+
+
+def _wire(tab: PortraitTab, c: dict) -> None:
+    """The tab's events: every callback reports failures as page messages."""
+    import gradio as gr
+
+    state, painter, fill_view, result = c["state"], c["painter"], c["fill_view"], c["result"]
+    private = dict(api_visibility="private")
 
     def redraw(event) -> None:
-        event.then(tab.painter, [state], [painter], api_visibility="private", queue=False)
+        event.then(tab.painter, [state], [painter], queue=False, **private)
 
     shown = [state, fill_view]
-    load = dict(fn=shown_errors(tab.load), inputs=[photo, label_file, state],
-                outputs=[*shown, status, photo_view], api_visibility="private", api_name="ui_load")
-    redraw(photo.change(**load))
-    redraw(load_btn.click(**load))
+    load = dict(fn=shown_errors(tab.load), inputs=[c["photo"], c["label_file"], state],
+                outputs=[*shown, c["status"], c["photo_view"]], api_name="ui_load", **private)
+    redraw(c["photo"].change(**load))
+    redraw(c["load_btn"].click(**load))
     # after reading the strokes the painter keeps them (the label-map view shows them snapped): Gradio 6.31's
     # editor did not finish redrawing a canvas that holds strokes in our headless-Chromium test
-    apply_btn.click(shown_errors(tab.apply), [painter, state], shown, api_visibility="private", api_name="ui_apply")
-    redraw(undo_btn.click(shown_errors(tab.undo), [state], shown, api_visibility="private", api_name="ui_undo"))
+    c["apply_btn"].click(shown_errors(tab.apply), [painter, state], shown, api_name="ui_apply", **private)
+    redraw(c["undo_btn"].click(shown_errors(tab.undo), [state], shown, api_name="ui_undo", **private))
 
     def fill(fill_class, state, evt: gr.SelectData):
         return tab.fill(fill_class, state, evt)
@@ -215,16 +233,14 @@ def build(tab: PortraitTab, samples: list[str]) -> None:
     def restore(state, evt: gr.SelectData):
         return tab.restore(state, evt)
 
-    redraw(fill_view.select(shown_errors(fill), [fill_class, state], shown, api_visibility="private",
-                            api_name="ui_fill"))
-    redraw(snapshots.select(shown_errors(restore), [state], [state, result, fill_view], api_visibility="private",
-                            api_name="ui_restore"))
+    redraw(fill_view.select(shown_errors(fill), [c["fill_class"], state], shown, api_name="ui_fill", **private))
+    redraw(c["snapshots"].select(shown_errors(restore), [state], [state, result, fill_view], api_name="ui_restore",
+                                 **private))
     # the strokes are snapped onto the label map first; the edit then reads the session's label map
-    applied = edit_btn.click(shown_errors(tab.apply), [painter, state], shown, api_visibility="private",
-                             api_name="ui_apply_before_edit")
-    applied.success(
-        shown_errors(tab.edit), [donor, components, alpha, show_region, state],
-        [state, result, readout, snapshots, files, fill_view], api_visibility="private", api_name="ui_edit",
-        concurrency_id="heavy")
-    sample_btn.click(shown_errors(tab.sample), [comp, n, seed, state], [samples_out], api_visibility="private",
-                     api_name="ui_sample", concurrency_id="heavy")
+    applied = c["edit_btn"].click(shown_errors(tab.apply), [painter, state], shown, api_name="ui_apply_before_edit",
+                                  **private)
+    applied.success(shown_errors(tab.edit), [c["donor"], c["components"], c["alpha"], c["show_region"], state],
+                    [state, result, c["readout"], c["snapshots"], c["files"], fill_view], api_name="ui_edit",
+                    concurrency_id="heavy", **private)
+    c["sample_btn"].click(shown_errors(tab.sample), [c["comp"], c["n"], c["seed"], state], [c["samples_out"]],
+                          api_name="ui_sample", concurrency_id="heavy", **private)

@@ -7,7 +7,13 @@ from genkit.apps.ui.inputs import image_upload
 from genkit.apps.ui.limits import read_label_upload, read_upload
 from genkit.apps.ui.messages import shown_errors
 from genkit.apps.ui.session import Outputs
-from genkit.apps.ui.style import METHOD_HELP, METHODS, StyleService, parse_alphas, usage_table
+from genkit.apps.ui.style import (
+    METHOD_HELP,
+    METHODS,
+    StyleService,
+    parse_alphas,
+    usage_table,
+)
 from genkit.core.saving import save_image
 
 
