@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from genkit.apps.ui.palette import nearest_labels
+from genkit.data.schemas import HELEN11
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # CI installs chromium (.ci/run), so there a missing browser fails the test instead of skipping it
 pytestmark = [pytest.mark.slow,
@@ -116,6 +119,31 @@ def test_stylise_in_the_browser(page, ui_server, tmp_path):
     assert np.asarray(out.convert("L"), dtype=np.float32).std() > 5  # a picture, not a flat field
     assert "relu4_1" in page.inner_text("#usage")
     save_screenshot(page, tmp_path, "ui-style.png")
+
+
+def test_two_browser_sessions_keep_their_own_masks(page, ui_server, ui_models, tmp_path):
+    faces = ui_models["faces"] / "images"
+    other = page.context.browser.new_context(viewport={"width": 1400, "height": 1700}).new_page()
+    other.set_default_timeout(60_000)
+    for pg, name in ((page, "synth_00002.png"), (other, "synth_00003.png")):
+        pg.goto(ui_server["url"])
+        pg.set_input_files("#photo input[type=file]", str(faces / name))
+        pg.wait_for_selector("#portrait-status:has-text('parsed by')")
+    mine = page.get_attribute("#fill img", "src")
+    theirs = other.get_attribute("#fill img", "src")
+    box = other.query_selector("#fill img").bounding_box()
+    other.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # fill the face with background
+    other.wait_for_function("prev => document.querySelector('#fill img').src !== prev", arg=theirs)
+    filled = np.asarray(fetch(other, other.get_attribute("#fill img", "src")).convert("RGB"))
+    assert (filled != np.asarray(fetch(other, theirs).convert("RGB"))).any()
+    page.wait_for_timeout(1000)
+    assert page.get_attribute("#fill img", "src") == mine  # the other session's fill did not reach this one
+    page.click("#edit")
+    result_image(page)
+    own = label_map(page, downloads(page)[1], tmp_path / "own.png")  # the label map this session's edit used
+    shown = nearest_labels(np.asarray(fetch(page, mine).convert("RGB")), HELEN11)  # its view before the other's fill
+    assert (own > 0).sum() > 500 and (own == shown).mean() > 0.98
+    other.close()
 
 
 def test_bad_uploads_show_a_message_and_the_page_keeps_working(page, ui_server, ui_models, tmp_path):
