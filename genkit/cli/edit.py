@@ -110,6 +110,7 @@ def _edit(args) -> int:
         check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
     if args.save_codes:
         check_output_file(args.save_codes, "--save-codes")
+    _check_not_inputs(args, out, folder_mode)
     weights = "raw" if args.no_ema else args.generator
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
                                             weights=weights)
@@ -236,3 +237,24 @@ def _resized(image, size: int):
 def _tile(editor, path: Path, size: int):
     image, _ = editor._load_image(path)
     return _resized(image, size)
+
+
+def _check_not_inputs(args, out: Path, folder_mode: bool) -> None:
+    """Refuse, before any work, an output that would replace an input (the image, --save-mask, --save-codes, the
+    --sample files) or a folder output that is a folder of inputs."""
+    from genkit.core.outputs import check_not_inputs
+
+    inputs = [("--target", args.target), ("--mask", args.mask), ("--edited-mask", args.edited_mask),
+              ("--checkpoint", args.checkpoint), ("--parser", args.parser), ("--donors", args.donors)]
+    for name, flag in COMPONENT_FLAGS.items():
+        if getattr(args, f"src_{name}"):
+            inputs += [(flag, p) for p in split_source(getattr(args, f"src_{name}"))]
+    if folder_mode:
+        inputs += [(label, Path(folder) / sub) for label, folder in inputs[-1:] + inputs[:1] if folder
+                   for sub in ("images", "masks") if (Path(folder) / sub).is_dir()]
+        return check_not_inputs(inputs, folders=[("--out", out)])
+    files = ([("--out", out.with_name(f"{out.stem}_{i}{out.suffix}")) for i in range(max(args.num, 1))]
+             if args.sample else [("--out", out)])
+    if args.save_mask:
+        files.append(("--save-mask", out.with_name(f"{out.stem}_mask.png")))
+    return check_not_inputs(inputs, files=files + [("--save-codes", args.save_codes)])
