@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from genkit.cli.limits import add_size_ceiling
 from genkit.cli.reading import add_reading_options, reading_policy
 
 PREPARE_DATASETS = ("celebamask-hq",)
@@ -18,6 +19,7 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same faces)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace a dataset already in --out as a whole (without it such a folder is refused)")
+    add_size_ceiling(s, "--size")
     s.set_defaults(handler=_synth)
 
     pr = dsub.add_parser("prepare", help="turn a downloaded dataset into label maps + official splits",
@@ -37,6 +39,7 @@ def register(sub) -> None:
                     help="replace a dataset already in --out as a whole (without it such a folder is refused)")
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_reading_options(pr, "photos")
+    add_size_ceiling(pr, "--size")
     pr.set_defaults(handler=_prepare)
 
     c = dsub.add_parser("check", help="decode and validate every sample of an image+mask dataset",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genkit.cli.limits import non_negative_float, positive_float
 from genkit.cli.reading import add_reading_options, reading_policy
 
 COMPONENT_FLAGS = {"left_eye": "--left-eye", "right_eye": "--right-eye", "eyes": "--eyes", "mouth": "--mouth",
@@ -45,12 +46,12 @@ def register(sub) -> None:
                                                          "(VAE-trained models)")
     p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample")
-    p.add_argument("--temperature", type=float, default=1.0, help="prior scale with --sample")
+    p.add_argument("--temperature", type=non_negative_float, default=1.0, help="prior scale with --sample")
     p.add_argument("--parser", help="face-parser checkpoint, model folder or hub id, for photos given without a mask")
     p.add_argument("--detect", action="store_true",
                    help="detect the largest face in a photo of any size, edit it and paste it back into the photo "
                         "(needs --parser and facenet-pytorch)")
-    p.add_argument("--face-scale", type=float, default=1.0, help="with --detect: >1 includes more around the face")
+    p.add_argument("--face-scale", type=positive_float, default=1.0, help="with --detect: >1 includes more around the face")
     p.add_argument("--donors", metavar="DIR", help="with a folder --target: a folder of donor faces (every target x "
                                                    "every donor; outputs and grid.png in the -o folder)")
     p.add_argument("--transfer", metavar="COMPONENTS", default="all",

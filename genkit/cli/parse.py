@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genkit.cli.limits import add_size_ceiling, positive_float
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -33,7 +34,7 @@ def register(sub) -> None:
                         "genkit parsers need a multiple of 2**depth)")
     p.add_argument("--detect", action="store_true",
                    help="detect and align the largest face first (facenet-pytorch MTCNN)")
-    p.add_argument("--face-scale", type=float, default=1.0, help="with --detect: >1 includes more around the face")
+    p.add_argument("--face-scale", type=positive_float, default=1.0, help="with --detect: >1 includes more around the face")
     p.add_argument("--schema", default=None,
                    help="required output schema (e.g. helen11); a parser of another schema is mapped through a "
                         "declared table (celebamask19 or bisenet19 -> helen11) or refused")
@@ -43,6 +44,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for inference (default: torch's choice; 1 is often faster on a busy machine)")
     add_reading_options(p, "photos")
+    add_size_ceiling(p, "--size")
     p.set_defaults(handler=_parse)
 
 

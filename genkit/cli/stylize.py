@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genkit.cli.limits import add_size_ceiling, non_negative_float, positive_float
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -76,7 +77,7 @@ def register(sub) -> None:
     g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
     g.add_argument("--iterations", type=_ints, default=None,
                    help="at most this many match-vote-blend iterations per level (default 5, as the release)")
-    g.add_argument("--tolerance", type=float, default=0.01,
+    g.add_argument("--tolerance", type=non_negative_float, default=0.01,
                    help="a level stops early once its blended target changes by less than this per iteration "
                         "(relative; 0: always run --iterations)")
     g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
@@ -102,8 +103,8 @@ def register(sub) -> None:
     o.add_argument("--coarse-steps", type=int, default=0,
                    help="a half-resolution solve of this many evaluations before each full-resolution one")
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
-    o.add_argument("--lr", type=float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
-    o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
+    o.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
+    o.add_argument("--gram-weight", type=non_negative_float, default=0.0, help="weight of an extra Gram-matrix style term")
     r = p.add_argument_group("runtime")
     add_device_option(r)
     r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -117,6 +118,7 @@ def register(sub) -> None:
                    help="batch mode: skip unreadable images (counted) instead of stopping")
     r.add_argument("--skip-existing", action="store_true", help="batch mode: keep outputs that already exist")
     add_reading_options(p)
+    add_size_ceiling(r, "--size", "--style-size")
     p.set_defaults(handler=run)
 
 
