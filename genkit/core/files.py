@@ -99,6 +99,10 @@ def replaced_entries(folder: str | Path, replace: Iterable[str] = ()) -> Iterato
         for entry in sorted(staging.iterdir()):
             os.replace(entry, folder / entry.name)
         done = True
+    except OSError as exc:  # name the file the user asked for, not its staging copy
+        if exc.filename is not None and str(exc.filename).startswith(str(staging)):
+            exc.filename = str(folder) + str(exc.filename)[len(str(staging)):]
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
