@@ -69,3 +69,21 @@ def test_every_loader_refuses_the_bomb_in_one_line(argv, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert f"{bomb}: refused as a possible decompression bomb" in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [["stylize", "{p}", "{p}", "-o", "{o}.png", "--decoder", "{c}"],
+                                  ["parse", "{p}", "--parser", "{c}", "-o", "{o}"],
+                                  ["edit", "--checkpoint", "{c}", "--target", "{p}", "-o", "{o}.png"],
+                                  ["eval", "mask-consistency", "{d}", "{d}", "--parser", "{c}"]],
+                         ids=["stylize --decoder", "parse --parser", "edit --checkpoint", "eval --parser"])
+def test_every_loader_refuses_non_finite_weights_naming_the_file(argv, tmp_path, capsys):
+    from fixtures.user_mistakes import photo
+    from genkit.cli import main
+
+    nan = tmp_path / "diverged.ckpt"
+    torch.save({"state_dict": {"net.weight": torch.full((2, 2), float("nan"))}, "global_step": 6}, nan)
+    p = photo(tmp_path / "d" / "a.png", size=64)
+    args = [a.format(p=p, c=nan, o=tmp_path / "out", d=tmp_path / "d") for a in argv]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"genkit: error: {nan}: the ") and "holds NaN or infinite weights (net.weight)" in err[-1]

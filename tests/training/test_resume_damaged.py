@@ -54,3 +54,19 @@ def test_read_run_record_names_the_file_and_the_reason(tmp_path):
     text.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match=f"{text}: not a PyTorch checkpoint"):
         read_run_record(text)
+
+
+@pytest.mark.parametrize("train", ["true", "false"])
+def test_genkit_train_refuses_a_foreign_or_hostile_checkpoint_in_one_line(tmp_path, train):
+    from helpers import run_cli
+
+    from test_train import SMALL
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"global_step": 3, "state_dict": {}, "x": argparse.Namespace(a=1)}, evil)
+    proc = run_cli(["genkit-train", f"ckpt_path={evil}", f"train={train}", "logger=csv", f"paths.log_dir={tmp_path}",
+                    *SMALL], tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith(f"genkit-train: error: {evil}: holds objects that cannot be loaded safely")
+    assert proc.stderr.strip().count("\n") == 0 and "resuming from" not in proc.stdout
+    assert not list((tmp_path / "parser_synthetic" / "runs").glob("*"))  # no empty run folder
