@@ -211,7 +211,7 @@ def run(args) -> int:
                           preserve_color=None if args.preserve_color == "none" else args.preserve_color)
     if not batch:  # fail fast on a bad image, before the networks are built
         for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
-            img = to_tensor(path, str(path), reading)
+            img = to_tensor(path, str(path), reading, reduce_to=size or None)
             check_min_size(tuple(img.shape[-2:]), config, str(path))
             check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
     opt = None
