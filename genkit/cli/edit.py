@@ -109,8 +109,6 @@ def _edit(args) -> int:
         check_output_dir(out, "--out")
     else:
         check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
-    if args.save_codes:
-        check_output_file(args.save_codes, "--save-codes")
     _check_not_inputs(args, out, folder_mode)
     weights = "raw" if args.no_ema else args.generator
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
@@ -243,7 +241,10 @@ def _tile(editor, path: Path, size: int):
 def _check_not_inputs(args, out: Path, folder_mode: bool) -> None:
     """Refuse, before any work, an output that would replace an input (the image, --save-mask, --save-codes, the
     --sample files) or a folder output that is a folder of inputs."""
-    from genkit.core.outputs import check_not_inputs
+    from genkit.core.outputs import check_not_inputs, check_output_file
+
+    if args.save_codes:
+        check_output_file(args.save_codes, "--save-codes")
 
     inputs = [("--target", args.target), ("--mask", args.mask), ("--edited-mask", args.edited_mask),
               ("--checkpoint", args.checkpoint), ("--parser", args.parser), ("--donors", args.donors)]

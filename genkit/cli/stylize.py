@@ -182,7 +182,6 @@ def run(args) -> int:
 
     from genkit.core.device import resolve_device
     from genkit.core.errors import ConfigError, DataError
-    from genkit.core.outputs import check_not_inputs
     from genkit.models.reshuffle.api import Stylizer, check_min_size, fit_size, to_tensor
     from genkit.models.reshuffle.config import build_config
     from genkit.models.reshuffle.optimize import OptimizeSettings
@@ -198,9 +197,7 @@ def run(args) -> int:
         raise ConfigError("--content-mask/--style-mask work for a single content/style pair, not folders")
     out = Path(args.out)
     to_folder = _output_is_folder(out, batch)
-    check_not_inputs({"content": args.content, "style": args.style, "--content-mask": args.content_mask,
-                      "--style-mask": args.style_mask, "--decoder": args.decoder}, **{"folders" if to_folder else
-                                                                                      "files": {"--out": out}})
+    _check_not_inputs(args, out, to_folder)
     reading = reading_policy(args)
     config = build_config(levels=args.levels or _decoder_levels(args.decoder), alpha=args.alpha,
                           carried=args.decoder is not None,
@@ -273,3 +270,12 @@ def run(args) -> int:
         print(f"skipped {len(skipped)} pair(s): " + "; ".join(f"{c.name} x {s.name}: {why}" for c, s, why in skipped[:5])
               + (" ..." if len(skipped) > 5 else ""))
     return 0
+
+
+def _check_not_inputs(args, out: Path, to_folder: bool) -> None:
+    """Before any work: ``-o`` may not be an input file, nor (batch mode) the content or style folder."""
+    from genkit.core.outputs import check_not_inputs
+
+    inputs = {"content": args.content, "style": args.style, "--content-mask": args.content_mask,
+              "--style-mask": args.style_mask, "--decoder": args.decoder}
+    check_not_inputs(inputs, **{"folders" if to_folder else "files": {"--out": out}})
