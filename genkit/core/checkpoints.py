@@ -67,10 +67,11 @@ def check_finite_weights(ckpt: dict, path: str | Path, what: str = "checkpoint")
                               "that wrote it diverged; use an earlier checkpoint or retrain with a lower learning rate")
 
 
-def load_checkpoint(path: str | Path, what: str = "checkpoint", *, mmap: bool = False) -> dict:
+def load_checkpoint(path: str | Path, what: str = "checkpoint", *, mmap: bool = False, finite: bool = True) -> dict:
     """A ``torch.save`` dict loaded safely (archive sizes checked first, ``weights_only=True``: tensors and plain
     types, no arbitrary unpickling, finite weights); every failure is a
-    :class:`~genkit.core.errors.CheckpointError` naming the file. ``mmap``: map the tensors instead of reading them."""
+    :class:`~genkit.core.errors.CheckpointError` naming the file. ``mmap``: map the tensors instead of reading them;
+    ``finite=False`` skips the weights check (which reads every weight), for a quick look at the metadata."""
     import pickle
     import zipfile
 
@@ -93,7 +94,8 @@ def load_checkpoint(path: str | Path, what: str = "checkpoint", *, mmap: bool = 
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: not a genkit {what} (got {type(ckpt).__name__})")
-    check_finite_weights(ckpt, path, what)
+    if finite:
+        check_finite_weights(ckpt, path, what)
     return ckpt
 
 

@@ -31,13 +31,13 @@ UNGUARDED_KEYS = ("data.num_workers",)
 TRAINING_STATE = ("state_dict", "global_step")  # what a checkpoint needs to be resumed or evaluated
 
 
-def read_run_record(ckpt: str | Path) -> dict:
+def read_run_record(ckpt: str | Path, finite: bool = True) -> dict:
     """The run record of a genkit-train checkpoint (see :class:`~genkit.training.callbacks.run_record.RunRecord`;
     without one, the run folder's Hydra config). A file that is damaged, unsafe, non-finite or not a training
     checkpoint is a :class:`~genkit.core.errors.CheckpointError` naming it and the reason. Tensors are mapped, not
-    read, except to check that the weights are finite."""
+    read, except to check that the weights are finite (``finite=False``: not even that)."""
     ckpt = Path(ckpt)
-    data = load_checkpoint(ckpt, "training checkpoint", mmap=True)
+    data = load_checkpoint(ckpt, "training checkpoint", mmap=True, finite=finite)
     missing = [k for k in TRAINING_STATE if k not in data]
     if missing:
         raise CheckpointError(f"{ckpt}: not a genkit-train checkpoint (no {' or '.join(missing)}); ckpt_path takes "
@@ -70,18 +70,24 @@ def _newest_first(runs: list[Path]) -> list[Path]:
 
 
 def newest_intact_checkpoint(run: Path) -> tuple[Path | None, list[str]]:
-    """``(the run's intact resumable checkpoint of the highest step, or None; 'file: reason' of each damaged one)``."""
-    best, damaged = None, []
+    """``(the run's intact resumable checkpoint of the highest step, or None; 'file: reason' of each damaged one)``.
+    The weights are read (to check they are finite) only of the candidates tried, highest step first."""
+    ranked, damaged = [], []
     for path in sorted((run / "checkpoints").glob("*.ckpt")):
         try:
-            record = read_run_record(path)
+            record = read_run_record(path, finite=False)
         except CheckpointError as exc:
             damaged.append(str(exc))
             continue
         if is_resumable(record):
-            key = (record["global_step"], path.name == "last.ckpt", path.stat().st_mtime)
-            best = max(best, (key, path)) if best else (key, path)
-    return (best[1] if best else None), damaged
+            ranked.append(((record["global_step"], path.name == "last.ckpt", path.stat().st_mtime), path))
+    for _, path in sorted(ranked, reverse=True):
+        try:
+            read_run_record(path)
+            return path, damaged
+        except CheckpointError as exc:
+            damaged.append(str(exc))
+    return None, damaged
 
 
 def find_last_checkpoint(log_dir: str | Path, task_name: str, output_dir: str | Path | None = None,
