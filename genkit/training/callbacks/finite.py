@@ -32,6 +32,19 @@ def _losses(outputs) -> dict[str, torch.Tensor]:
     return {}
 
 
+def _first_non_finite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first tensor holding a NaN or infinity, or ``None`` (one device sync per device, not one per
+    tensor: a check of every parameter at every step stays cheap on a GPU)."""
+    by_device: dict[torch.device, list[str]] = {}
+    for name, t in tensors.items():
+        by_device.setdefault(t.device, []).append(name)
+    for names in by_device.values():
+        finite = torch.stack([torch.isfinite(tensors[n].detach()).all() for n in names])
+        if not bool(finite.all()):
+            return names[int((~finite).nonzero()[0])]
+    return None
+
+
 class StopOnNonFinite(L.Callback):
     def __init__(self, check_parameters_every_n_steps: int = 1):
         if check_parameters_every_n_steps < 0:
@@ -46,14 +59,13 @@ class StopOnNonFinite(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         values = {**_losses(outputs), **{k: v for k, v in trainer.callback_metrics.items()
                                          if k.startswith("train/") and torch.is_tensor(v) and v.numel() == 1}}
-        for name, value in values.items():
-            if not bool(torch.isfinite(value.detach()).all()):
-                self._stop(trainer, f"{name} is {float(value.detach().reshape(-1)[0])}")
+        bad = _first_non_finite(values)
+        if bad is not None:
+            self._stop(trainer, f"{bad} is {float(values[bad].detach().reshape(-1)[0])}")
         if self.every and trainer.global_step % self.every == 0:
-            bad = [n for n, p in pl_module.named_parameters() if not bool(torch.isfinite(p.detach()).all())]
-            if bad:
-                self._stop(trainer, f"parameter {bad[0]} is no longer finite"
-                                    + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+            bad = _first_non_finite(dict(pl_module.named_parameters()))
+            if bad is not None:
+                self._stop(trainer, f"parameter {bad} is no longer finite")
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         bad = nonfinite_tensors(checkpoint.get("state_dict") or {})
