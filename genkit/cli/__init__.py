@@ -49,13 +49,17 @@ class RawDescriptionHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpForm
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """The parser class of the whole ``genkit`` tree (sub-commands inherit it): defaults always shown."""
+    """The parser class of the whole ``genkit`` tree (sub-commands inherit it): defaults always shown, and a bad
+    option is one line (``genkit stylize: error: argument --lr: must be a positive number, got 'nan'``)."""
 
     def __init__(self, *args, formatter_class: type = HelpFormatter, **kwargs):
         if not issubclass(formatter_class, HelpFormatter):
             raw = issubclass(formatter_class, argparse.RawDescriptionHelpFormatter)
             formatter_class = RawDescriptionHelpFormatter if raw else HelpFormatter
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> argparse.Action:
@@ -81,22 +85,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from genkit.core.console import silence_random_weights_warning
-    from genkit.core.errors import GenkitError
+    from genkit.core.errors import FileSystemError, GenkitError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 1
+    from genkit.cli.limits import check_size_ceiling
+
+    problem = check_size_ceiling(args)  # before any import or work: --size 100000 is refused at once
+    if problem:
+        print(f"genkit: error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     silence_random_weights_warning()
     try:
         result = args.handler(args)
-    except GenkitError as exc:
+    except (GenkitError, OSError) as exc:  # OSError: disk full, permission denied... (one line naming the path)
         if args.debug:
             raise
-        print(f"genkit: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        error = exc if isinstance(exc, GenkitError) else FileSystemError.from_os_error(exc)
+        print(f"genkit: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("genkit: interrupted", file=sys.stderr)
         return 130

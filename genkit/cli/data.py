@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from genkit.cli.limits import add_size_ceiling
 from genkit.cli.reading import add_reading_options, reading_policy
 
 PREPARE_DATASETS = ("celebamask-hq",)
@@ -16,6 +17,9 @@ def register(sub) -> None:
     s.add_argument("-n", type=int, default=100, help="number of faces")
     s.add_argument("--size", type=int, default=128, help="side of the square images in pixels")
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same faces)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset already in --out as a whole (without it such a folder is refused)")
+    add_size_ceiling(s, "--size")
     s.set_defaults(handler=_synth)
 
     pr = dsub.add_parser("prepare", help="turn a downloaded dataset into label maps + official splits",
@@ -31,8 +35,11 @@ def register(sub) -> None:
     pr.add_argument("--on-bad-file", choices=("error", "skip"), default="error",
                     help="stop at the first bad file (default) or skip and report bad images")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (0: none)")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="replace a dataset already in --out as a whole (without it such a folder is refused)")
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_reading_options(pr, "photos")
+    add_size_ceiling(pr, "--size")
     pr.set_defaults(handler=_prepare)
 
     c = dsub.add_parser("check", help="decode and validate every sample of an image+mask dataset",
@@ -57,13 +64,17 @@ def _synth(args) -> int:
     from genkit.data.synthetic import write_synthetic_folder
     from genkit.core.errors import ConfigError
 
-    from genkit.core.outputs import check_output_dir
+    from genkit.core.files import replaced_entries
+    from genkit.core.outputs import check_dataset_output, check_output_dir
 
     if args.n < 1 or args.size < 16:
         raise ConfigError("need -n >= 1 and --size >= 16")
     check_output_dir(args.out, "--out")
-    out = write_synthetic_folder(args.out, args.n, args.size, args.seed)
-    print(f"wrote {args.n} synthetic faces to {out} (images/, masks/, schema.json)")
+    replaced = check_dataset_output(args.out, args.overwrite)
+    with replaced_entries(args.out, replaced) as staging:  # the old dataset stays whole until the new one is
+        write_synthetic_folder(staging, args.n, args.size, args.seed)
+    print(f"wrote {args.n} synthetic faces to {args.out} (images/, masks/, schema.json)"
+          + (f"; replaced the dataset that was there" if replaced else ""))
     return 0
 
 
@@ -71,13 +82,18 @@ def _prepare(args) -> int:
     from genkit.data.celebamask import prepare_celebamask
     from genkit.core.errors import ConfigError
 
-    from genkit.core.outputs import check_output_dir
+    from genkit.core.files import replaced_entries
+    from genkit.core.outputs import check_dataset_output, check_not_inputs, check_output_dir
 
     if args.workers < 0:
         raise ConfigError("--workers must be >= 0")
     check_output_dir(args.out, "--out")
-    report = prepare_celebamask(args.src, args.out, size=args.size, on_bad_file=args.on_bad_file,
-                                workers=args.workers, progress=not args.no_progress, reading=reading_policy(args))
+    check_not_inputs({"--src": args.src}, folders={"--out": args.out})
+    replaced = check_dataset_output(args.out, args.overwrite, {"--src": args.src})
+    with replaced_entries(args.out, replaced) as staging:  # the old dataset stays whole until the new one is
+        report = prepare_celebamask(args.src, staging, size=args.size, on_bad_file=args.on_bad_file,
+                                    workers=args.workers, progress=not args.no_progress, reading=reading_policy(args))
+    report.out = args.out
     print(report.summary())
     return 0
 

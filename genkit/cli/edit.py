@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genkit.cli.limits import non_negative_float, positive_float
 from genkit.cli.reading import add_reading_options, reading_policy
 
 COMPONENT_FLAGS = {"left_eye": "--left-eye", "right_eye": "--right-eye", "eyes": "--eyes", "mouth": "--mouth",
@@ -45,12 +46,12 @@ def register(sub) -> None:
                                                          "(VAE-trained models)")
     p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")
     p.add_argument("--seed", type=int, default=0, help="random seed of --sample")
-    p.add_argument("--temperature", type=float, default=1.0, help="prior scale with --sample")
+    p.add_argument("--temperature", type=non_negative_float, default=1.0, help="prior scale with --sample")
     p.add_argument("--parser", help="face-parser checkpoint, model folder or hub id, for photos given without a mask")
     p.add_argument("--detect", action="store_true",
                    help="detect the largest face in a photo of any size, edit it and paste it back into the photo "
                         "(needs --parser and facenet-pytorch)")
-    p.add_argument("--face-scale", type=float, default=1.0, help="with --detect: >1 includes more around the face")
+    p.add_argument("--face-scale", type=positive_float, default=1.0, help="with --detect: >1 includes more around the face")
     p.add_argument("--donors", metavar="DIR", help="with a folder --target: a folder of donor faces (every target x "
                                                    "every donor; outputs and grid.png in the -o folder)")
     p.add_argument("--transfer", metavar="COMPONENTS", default="all",
@@ -108,8 +109,7 @@ def _edit(args) -> int:
         check_output_dir(out, "--out")
     else:
         check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
-    if args.save_codes:
-        check_output_file(args.save_codes, "--save-codes")
+    _check_not_inputs(args, out, folder_mode)
     weights = "raw" if args.no_ema else args.generator
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
                                             weights=weights)
@@ -236,3 +236,27 @@ def _resized(image, size: int):
 def _tile(editor, path: Path, size: int):
     image, _ = editor._load_image(path)
     return _resized(image, size)
+
+
+def _check_not_inputs(args, out: Path, folder_mode: bool) -> None:
+    """Refuse, before any work, an output that would replace an input (the image, --save-mask, --save-codes, the
+    --sample files) or a folder output that is a folder of inputs."""
+    from genkit.core.outputs import check_not_inputs, check_output_file
+
+    if args.save_codes:
+        check_output_file(args.save_codes, "--save-codes")
+
+    inputs = [("--target", args.target), ("--mask", args.mask), ("--edited-mask", args.edited_mask),
+              ("--checkpoint", args.checkpoint), ("--parser", args.parser), ("--donors", args.donors)]
+    for name, flag in COMPONENT_FLAGS.items():
+        if getattr(args, f"src_{name}"):
+            inputs += [(flag, p) for p in split_source(getattr(args, f"src_{name}"))]
+    if folder_mode:
+        inputs += [(label, Path(folder) / sub) for label, folder in inputs[-1:] + inputs[:1] if folder
+                   for sub in ("images", "masks") if (Path(folder) / sub).is_dir()]
+        return check_not_inputs(inputs, folders=[("--out", out)])
+    files = ([("--out", out.with_name(f"{out.stem}_{i}{out.suffix}")) for i in range(max(args.num, 1))]
+             if args.sample else [("--out", out)])
+    if args.save_mask:
+        files.append(("--save-mask", out.with_name(f"{out.stem}_mask.png")))
+    return check_not_inputs(inputs, files=files + [("--save-codes", args.save_codes)])

@@ -169,6 +169,16 @@ def _check(args) -> None:
     if getattr(args, "output", None) is not None:
         check_output_file(args.output, "--output", (".npz",),
                           "statistics are written in pytorch-fid's .npz format; name the file *.npz")
+    _check_not_inputs(args)
+
+
+def _check_not_inputs(args) -> None:
+    """No output (--json FILE, --output) may replace an input file or land in an input image folder."""
+    from genkit.core.outputs import check_not_inputs
+
+    inputs = [(k, getattr(args, k, None)) for k in ("input1", "input2", "input", "masks")]
+    check_not_inputs(inputs + [("--weights", getattr(args, "weights", None)), ("--parser", getattr(args, "parser", None))],
+                     files=[("--json", None if args.json == "-" else args.json), ("--output", getattr(args, "output", None))])
 
 
 def _fmt(v) -> str:
@@ -399,6 +409,7 @@ def _mask_consistency(args) -> int:
 
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
+    _check_not_inputs(args)
     device = resolve_device(args.device)
     net, info = load_parser_with_info(args.parser)
     metric = MaskConsistency(net.to(device), info.schema.num_classes, input_range="unit",

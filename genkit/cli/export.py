@@ -38,9 +38,17 @@ def register(sub) -> None:
     push.set_defaults(handler=run_push)
 
 
+def _check_not_inputs(args) -> None:
+    """Before any work: the output folder may not be the source (a model folder exported onto itself)."""
+    from genkit.core.outputs import check_not_inputs
+
+    check_not_inputs({"source": args.source}, folders={"--out": args.out})
+
+
 def run_pretrained(args) -> int:
     from genkit.apps.export import export_pretrained
 
+    _check_not_inputs(args)
     out = export_pretrained(args.source, args.out, overwrite=args.overwrite, ref=args.repo)
     print(f"wrote {out} (config.json, model.safetensors, README.md); loads back bit-identically")
     return 0
@@ -49,6 +57,7 @@ def run_pretrained(args) -> int:
 def run_onnx(args) -> int:
     from genkit.apps.export import export_onnx
 
+    _check_not_inputs(args)
     for r in export_onnx(args.source, args.out):
         labels = ", labels identical" if r.get("labels_identical") else ""
         print(f"wrote {r['file']}: {','.join(r['inputs'])} -> {','.join(r['outputs'])}; onnxruntime vs PyTorch "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genkit.cli.limits import add_size_ceiling, positive_float
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -26,12 +27,14 @@ def register(sub) -> None:
                         "experiment=parser_*, or a BiSeNet 79999_iter.pth; or a model folder / hub id (user/name) "
                         "from `genkit export pretrained`")
     p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a dataset already in --out as a whole (without it such a folder is refused)")
     p.add_argument("--size", type=int, default=None,
                    help="output side in pixels (default: the parser's training size, 512 for bisenet-celebamask; "
                         "genkit parsers need a multiple of 2**depth)")
     p.add_argument("--detect", action="store_true",
                    help="detect and align the largest face first (facenet-pytorch MTCNN)")
-    p.add_argument("--face-scale", type=float, default=1.0, help="with --detect: >1 includes more around the face")
+    p.add_argument("--face-scale", type=positive_float, default=1.0, help="with --detect: >1 includes more around the face")
     p.add_argument("--schema", default=None,
                    help="required output schema (e.g. helen11); a parser of another schema is mapped through a "
                         "declared table (celebamask19 or bisenet19 -> helen11) or refused")
@@ -41,6 +44,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for inference (default: torch's choice; 1 is often faster on a busy machine)")
     add_reading_options(p, "photos")
+    add_size_ceiling(p, "--size")
     p.set_defaults(handler=_parse)
 
 
@@ -67,37 +71,29 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
     return list(dict.fromkeys(seen.values()))
 
 
-def check_existing_schema(out: Path, schema) -> None:
-    from genkit.data.datasets import find_schema_file
-    from genkit.data.schemas import load_schema
-    from genkit.core.errors import ConfigError, DataError
-
-    try:
-        existing_file = find_schema_file(out)
-    except DataError:
-        return
-    existing = load_schema(existing_file)
-    if existing.classes != schema.classes:
-        raise ConfigError(f"{out} already holds masks of schema {existing.name!r} ({existing.num_classes} classes) "
-                          f"but this parser writes {schema.name!r} ({schema.num_classes} classes); choose another "
-                          "output folder")
-
-
 def _parse(args) -> int:
+    from genkit.core.files import replaced_entries
+    from genkit.core.outputs import check_output_dir
+
+    out = check_output_dir(args.out, "--out")  # before any work
+    replaced = _check_not_inputs(args, out)
+    with replaced_entries(out, replaced) as staging:  # a dataset already there is replaced only as a whole
+        return _parse_into(args, out, staging)
+
+
+def _parse_into(args, out: Path, dest: Path) -> int:
     from PIL import Image
     from tqdm import tqdm
 
     from genkit.data.schemas import save_schema
     from genkit.core.device import resolve_device
     from genkit.core.errors import ConfigError, DataError, GenkitError
-    from genkit.core.outputs import check_output_dir
     from genkit.core.reading import conversion_note, read_image
     from genkit.core.saving import save_image, save_label_map
     from genkit.models.parsing.checkpoint import load_parser_with_info
     from genkit.data.transforms import center_crop_resize
     from genkit.models.parsing.inference import predict_labels
 
-    out = check_output_dir(args.out, "--out")  # before any work
     reading = reading_policy(args)
     device = resolve_device(args.device)
     if args.threads is not None:
@@ -116,7 +112,6 @@ def _parse(args) -> int:
     if args.face_scale <= 0:
         raise ConfigError("--face-scale must be positive")
     files = collect_inputs(args.inputs)
-    check_existing_schema(out, schema)
     detector = None
     if args.detect:
         from genkit.models.parsing.detect import MTCNNDetector
@@ -124,7 +119,7 @@ def _parse(args) -> int:
         detector = MTCNNDetector(device=device)
     net = net.to(device)
     parser_sha256 = info.network.get("sha256")  # pretrained files: which one parsed
-    save_schema(schema, out / "schema.json")
+    save_schema(schema, dest / "schema.json")
 
     written, skipped = 0, []
     bar = tqdm(files, desc="parsing", unit="photo", disable=len(files) < 2)
@@ -151,9 +146,9 @@ def _parse(args) -> int:
             meta["parser_sha256"] = parser_sha256
         if conversion_note(photo):
             meta["conversion"] = conversion_note(photo)
-        save_image(crop, out / "images" / f"{path.stem}.png", metadata=meta)
-        save_label_map(labels, out / "masks" / f"{path.stem}.png")
-        save_image(Image.fromarray(schema.colorize(labels)), out / "previews" / f"{path.stem}.png")
+        save_image(crop, dest / "images" / f"{path.stem}.png", metadata=meta)
+        save_label_map(labels, dest / "masks" / f"{path.stem}.png")
+        save_image(Image.fromarray(schema.colorize(labels)), dest / "previews" / f"{path.stem}.png")
         written += 1
     if written == 0:
         raise DataError(None, "no photo could be parsed:\n  " + "\n  ".join(skipped))
@@ -161,3 +156,16 @@ def _parse(args) -> int:
     if skipped:
         print(f"skipped {len(skipped)}:\n  " + "\n  ".join(skipped))
     return 0
+
+
+def _check_not_inputs(args, out: Path) -> list[str]:
+    """Before any work: no output replaces an input photo or folder, and a dataset already in ``out`` is refused
+    unless ``--overwrite``; returns the dataset entries that will be replaced."""
+    from genkit.core.outputs import check_dataset_output, check_not_inputs
+
+    inputs = [("input", p) for p in args.inputs] + [("--parser", args.parser)]
+    names = [f.stem for f in collect_inputs(args.inputs)]
+    sub = ("images", "masks", "previews")
+    check_not_inputs(inputs, files=[("--out", out / d / f"{n}.png") for d in sub for n in names],
+                     folders=[("--out", out)] + [("--out", out / d) for d in sub])
+    return check_dataset_output(out, args.overwrite, inputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genkit.cli.limits import add_size_ceiling, non_negative_float, positive_float
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -76,7 +77,7 @@ def register(sub) -> None:
     g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
     g.add_argument("--iterations", type=_ints, default=None,
                    help="at most this many match-vote-blend iterations per level (default 5, as the release)")
-    g.add_argument("--tolerance", type=float, default=0.01,
+    g.add_argument("--tolerance", type=non_negative_float, default=0.01,
                    help="a level stops early once its blended target changes by less than this per iteration "
                         "(relative; 0: always run --iterations)")
     g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
@@ -102,8 +103,8 @@ def register(sub) -> None:
     o.add_argument("--coarse-steps", type=int, default=0,
                    help="a half-resolution solve of this many evaluations before each full-resolution one")
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
-    o.add_argument("--lr", type=float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
-    o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
+    o.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
+    o.add_argument("--gram-weight", type=non_negative_float, default=0.0, help="weight of an extra Gram-matrix style term")
     r = p.add_argument_group("runtime")
     add_device_option(r)
     r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -117,6 +118,7 @@ def register(sub) -> None:
                    help="batch mode: skip unreadable images (counted) instead of stopping")
     r.add_argument("--skip-existing", action="store_true", help="batch mode: keep outputs that already exist")
     add_reading_options(p)
+    add_size_ceiling(r, "--size", "--style-size")
     p.set_defaults(handler=run)
 
 
@@ -195,6 +197,7 @@ def run(args) -> int:
         raise ConfigError("--content-mask/--style-mask work for a single content/style pair, not folders")
     out = Path(args.out)
     to_folder = _output_is_folder(out, batch)
+    _check_not_inputs(args, out, to_folder)
     reading = reading_policy(args)
     config = build_config(levels=args.levels or _decoder_levels(args.decoder), alpha=args.alpha,
                           carried=args.decoder is not None,
@@ -205,7 +208,7 @@ def run(args) -> int:
                           preserve_color=None if args.preserve_color == "none" else args.preserve_color)
     if not batch:  # fail fast on a bad image, before the networks are built
         for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
-            img = to_tensor(path, str(path), reading)
+            img = to_tensor(path, str(path), reading, reduce_to=size or None)
             check_min_size(tuple(img.shape[-2:]), config, str(path))
             check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
     opt = None
@@ -267,3 +270,12 @@ def run(args) -> int:
         print(f"skipped {len(skipped)} pair(s): " + "; ".join(f"{c.name} x {s.name}: {why}" for c, s, why in skipped[:5])
               + (" ..." if len(skipped) > 5 else ""))
     return 0
+
+
+def _check_not_inputs(args, out: Path, to_folder: bool) -> None:
+    """Before any work: ``-o`` may not be an input file, nor (batch mode) the content or style folder."""
+    from genkit.core.outputs import check_not_inputs
+
+    inputs = {"content": args.content, "style": args.style, "--content-mask": args.content_mask,
+              "--style-mask": args.style_mask, "--decoder": args.decoder}
+    check_not_inputs(inputs, **{"folders" if to_folder else "files": {"--out": out}})

@@ -51,3 +51,17 @@ class ConfigError(GenkitError):
 
 class CheckpointError(GenkitError):
     """A checkpoint does not fit what it is loaded into (schema, resolution, levels...)."""
+
+
+class FileSystemError(GenkitError):
+    """A file could not be read or written (disk full, permission denied, I/O error): one line naming the path."""
+
+    exit_code = 1
+
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> "FileSystemError":
+        """``path: reason`` of an ``OSError`` (``[Errno 28] No space left on device: 'x'`` -> ``x: No space left on
+        device``)."""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+        return cls(f"{' -> '.join(names)}: {reason}" if names else reason)

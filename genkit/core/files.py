@@ -9,7 +9,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 
 def _temp_beside(path: Path) -> Path:
@@ -51,11 +51,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as exc:
+        if exc.filename is None or str(exc.filename).endswith(".tmp"):  # name the output, not the temporary file
+            exc.filename, exc.filename2 = str(path), None
+        raise
     return Path(path)
 
 
@@ -65,3 +70,44 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def replaced_entries(folder: str | Path, replace: Iterable[str] = ()) -> Iterator[Path]:
+    """Write a set of entries (a dataset's ``images/``, ``masks/``, ``schema.json``...) into ``folder`` as a whole.
+
+    Yields an empty staging folder inside ``folder``. When the block succeeds, the entries named in ``replace``
+    are moved aside, everything written to the staging folder is moved into ``folder`` and the old entries are
+    deleted; when it fails, the staging folder is deleted and ``folder`` is as it was. So ``folder`` never holds a
+    mixture of an old and a new dataset, or half of one.
+    """
+    import shutil
+
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first
+    folder.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(4)
+    staging, old = folder / f".genkit-new-{token}", folder / f".genkit-old-{token}"
+    staging.mkdir()
+    done = False
+    try:
+        yield staging
+        old.mkdir()
+        for name in replace:
+            if (folder / name).exists() or (folder / name).is_symlink():
+                os.replace(folder / name, old / name)
+        for entry in sorted(staging.iterdir()):
+            os.replace(entry, folder / entry.name)
+        done = True
+    except OSError as exc:  # name the file the user asked for, not its staging copy
+        if exc.filename is not None and str(exc.filename).startswith(str(staging)):
+            exc.filename = str(folder) + str(exc.filename)[len(str(staging)):]
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        for p in created if not done else ():  # a failed run leaves no empty output folder behind
+            try:
+                p.rmdir()
+            except OSError:
+                break

@@ -47,3 +47,74 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
         raise ConfigError(f"{path}: {what} is a file, not a folder")
     _check_creatable(path, what)
     return path
+
+
+def _same(a: Path, b: Path) -> bool:
+    """The same file or folder: one inode (hard links, symlinks) or, for paths not there yet, one resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _pairs(items) -> list[tuple[str, Path]]:
+    """``(label, path)`` pairs from a mapping or a sequence of pairs; ``None`` paths are left out."""
+    items = items.items() if hasattr(items, "items") else items
+    return [(label, Path(p)) for label, p in items if p not in (None, "")]
+
+
+def check_not_inputs(inputs, files=(), folders=()) -> None:
+    """Refuse, before any work, outputs that would replace or join the inputs (:class:`ConfigError`, one line naming
+    both paths).
+
+    ``inputs``, ``files`` and ``folders`` are ``(label, path)`` pairs (or ``{label: path}``); an input that is a
+    folder counts as the folder the command reads images from. An output file may not be an input file nor land in
+    an input folder as an image (a later run over the folder would read it as an input); an output folder may not be
+    an input folder.
+    """
+    from genkit.core.reading import IMAGE_EXTENSIONS
+
+    inputs = _pairs(inputs)
+    for out_label, out in _pairs(files):
+        for in_label, src in inputs:
+            if src.is_dir() and out.suffix.lower() in IMAGE_EXTENSIONS and _same(out.parent, src):
+                raise ConfigError(f"{out}: {out_label} would be written into the input folder {src} ({in_label}), "
+                                  "where a later run would read it as an input; choose another output")
+            if not src.is_dir() and _same(out, src):
+                raise ConfigError(f"{out}: {out_label} would overwrite the input {src} ({in_label}); "
+                                  "choose another output")
+    for out_label, out in _pairs(folders):
+        for in_label, src in inputs:
+            if src.is_dir() and _same(out, src):
+                raise ConfigError(f"{out}: {out_label} is the input folder {src} ({in_label}): the outputs would "
+                                  "replace or join the inputs, and a later run would read them; choose another folder")
+
+
+DATASET_ENTRIES = ("images", "masks", "previews", "splits", "schema.json", "SYNTHETIC.json", "prepare.json")
+
+
+def dataset_entries(folder: str | Path) -> list[str]:
+    """The dataset entries (``images/``, ``masks/``, ``schema.json``, ...) ``folder`` already holds."""
+    folder = Path(folder)
+    return [name for name in DATASET_ENTRIES if (folder / name).exists() or (folder / name).is_symlink()]
+
+
+def check_dataset_output(out: str | Path, overwrite: bool, inputs=(), what: str = "--out") -> list[str]:
+    """Before any work: a folder that already holds a dataset is refused unless ``overwrite``; then the dataset it
+    replaces as a whole (see :func:`genkit.core.files.replaced_entries`) may not hold one of the ``inputs``.
+    Returns the entries that will be replaced."""
+    out = Path(out)
+    present = dataset_entries(out)
+    if present and not overwrite:
+        shown = ", ".join(f"{n}/" if (out / n).is_dir() else n for n in present)
+        raise ConfigError(f"{out}: {what} already holds a dataset ({shown}); add --overwrite to replace it as a "
+                          "whole, or choose another folder")
+    for name in present:
+        for in_label, src in _pairs(inputs):
+            entry = (out / name).resolve()
+            if src.resolve() == entry or entry in src.resolve().parents:
+                raise ConfigError(f"{out}: --overwrite would replace the dataset that holds the input {src} "
+                                  f"({in_label}); choose another output folder")
+    return present

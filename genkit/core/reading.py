@@ -7,6 +7,7 @@ Every failure is a :class:`~genkit.core.errors.DataError` naming the file and th
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -104,12 +105,13 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def open_image(path: Path, min_side: int = 1) -> Image.Image:
+def open_image(path: Path, min_side: int = 1, reduce_to: int | None = None) -> Image.Image:
     """Open and fully decode an image file; every failure is one :class:`DataError` line naming the file.
 
     The header is checked before any pixel is decoded: a decompression bomb (a header claiming more than Pillow's
     limit, twice ``PIL.Image.MAX_IMAGE_PIXELS``: about 179 million pixels) or an image under ``min_side`` px is
-    refused without allocating it.
+    refused without allocating it. ``reduce_to``: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose
+    shorter side is still at least twice this (Pillow's ``draft``), the cheap part of :func:`read_image`'s reduction.
     """
     path = Path(path)
     if path.is_dir():
@@ -136,6 +138,9 @@ def open_image(path: Path, min_side: int = 1) -> Image.Image:
     if min(w, h) < min_side:
         img.close()
         raise DataError(path, f"image is {w}x{h} px, too small: genkit needs at least {min_side} px on each side")
+    if reduce_to and img.format == "JPEG" and min(w, h) >= 4 * reduce_to:
+        scale = 2 * reduce_to / min(w, h)
+        img.draft(img.mode, (math.ceil(w * scale), math.ceil(h * scale)))
     try:
         img.load()  # decode now: truncated files fail here, not later inside a worker
     except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, ValueError, zlib/struct errors...
@@ -231,18 +236,25 @@ def as_rgb(img: Image.Image, policy: ReadPolicy, where) -> tuple[Image.Image, st
 
 
 def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int = MIN_IMAGE_SIDE,
-               **overrides) -> Image.Image:
+               reduce_to: int | None = None, **overrides) -> Image.Image:
     """Read an image file as 8-bit RGB under ``policy`` (see :class:`ReadPolicy`).
 
     ``overrides`` replace policy fields (``read_image(p, strict=True)``, ``transparency="white"``). What was done to
     the file (mode conversion, EXIF rotation) is in ``img.info[CONVERSION_INFO]`` (see :func:`conversion_note`).
     Broken files, images under ``min_side`` px and (strict) non-RGB files raise a :class:`DataError` naming the
     file and the problem.
+
+    ``reduce_to``: the caller resizes the image to about this many px anyway, so a large photo is reduced while it
+    is decoded (JPEG) or right after, in 8 bits, by the largest integer factor that keeps its shorter side at least
+    twice ``reduce_to`` (box averages; the caller's own antialiased resize does the rest). A 12000 x 12000 photo
+    stylised at 64 px then never becomes a 1.7 GB float tensor.
     """
     if overrides:
         policy = replace(policy, **overrides)
     path = Path(path)
-    img = open_image(path, min_side)
+    img = open_image(path, min_side, reduce_to)
+    if reduce_to:
+        img = reduced(img, reduce_to)
     notes = []
     if policy.exif:
         try:
@@ -261,6 +273,20 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
                         "protocol counts every conversion)", path, note)
     img.info[CONVERSION_INFO] = "; ".join(notes) if notes else None
     return img
+
+
+def reduced(img: Image.Image, reduce_to: int) -> Image.Image:
+    """``img`` box-reduced by the largest integer factor that keeps its shorter side at least ``2 * reduce_to``
+    (unchanged when that factor is 1, or for a mode ``Image.reduce`` does not handle)."""
+    factor = min(img.size) // (2 * reduce_to)
+    if factor < 2:
+        return img
+    try:
+        out = img.reduce(factor)
+    except ValueError:
+        return img
+    out.info.update(img.info)
+    return out
 
 
 _CLIP_WARNED: list[Path] = []  # the 16-bit clipping of metric reading is logged once per process

@@ -336,7 +336,12 @@ def load_state_dict(name: str, path: str | Path | None = None, download: bool = 
     if path.stat().st_size == 0:
         raise WeightsFileError(f"{path}: the weights file is empty (0 bytes)")
     import pickle
+    import zipfile
 
+    from genkit.core.checkpoints import check_archive
+
+    if zipfile.is_zipfile(path):
+        check_archive(path, "weights", WeightsFileError)  # before anything is inflated
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

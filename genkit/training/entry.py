@@ -21,7 +21,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from genkit.core.errors import ConfigError, GenkitError
+from genkit.core.errors import ConfigError, FileSystemError, GenkitError
 from genkit.training.runs import (RUN_KEY, config_changes, find_last_checkpoint, format_changes,  # noqa: F401 (RUN_KEY)
                          guarded_changes, read_run_record)
 
@@ -179,30 +179,17 @@ def run(cfg: DictConfig) -> dict:
     ``last.ckpt`` and raises :class:`TrainingStopped`.
     """
     import lightning as L
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from genkit.training import tracking
     from genkit.core import weights
-    from genkit.training.callbacks.run_record import RunRecord
     from genkit.core.console import one_line_per_lightning_record
     from genkit.core.files import atomic_write_json
 
     one_line_per_lightning_record()
-
     L.seed_everything(cfg.seed, workers=True)
+    training, testing = bool(cfg.get("train", True)), bool(cfg.get("test", True))
+    ckpt_path, record = _starting_point(cfg, training, testing)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    training, testing = bool(cfg.get("train", True)), bool(cfg.get("test", True))
-    if not training and not testing:
-        raise ConfigError("train=false test=false: nothing to do")
-    ckpt_path = resolve_ckpt_path(cfg)
-    if not training and ckpt_path is None:
-        raise ConfigError("train=false evaluates a checkpoint: give ckpt_path=<file.ckpt> (or ckpt_path=last for the "
-                          "newest run of this task)")
-    record = read_run_record(ckpt_path) if ckpt_path else {}
-    if ckpt_path:
-        check_against_checkpoint(cfg, ckpt_path, record)
-    previous_wandb = record.get("wandb_id") or _previous_run_info(ckpt_path).get("wandb_id")
 
     log.info("instantiating datamodule <%s>", cfg.data._target_)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="partial")
@@ -210,7 +197,47 @@ def run(cfg: DictConfig) -> dict:
     model = hydra.utils.instantiate(cfg.model, _convert_="partial")
     if not training and not hasattr(model, "test_step"):
         raise ConfigError(f"train=false: {cfg.model._target_} has no test step to evaluate {ckpt_path} with")
+    trainer = _trainer_with_bookkeeping(cfg, output_dir, ckpt_path, record, training)
 
+    metrics, tested = _fit_and_test(trainer, model, datamodule, ckpt_path, training, testing)
+    testing = testing and hasattr(model, "test_step")
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "metrics.json", {"step": trainer.global_step, "epoch": trainer.current_epoch,
+                                                        "metrics": metrics, "tested_checkpoint": tested,
+                                                        "random_weights": weights.used_random_weights()})
+        _print_summary(cfg, trainer, output_dir, metrics, tested if testing else False)
+    return {"metrics": metrics, "output_dir": str(output_dir), "global_step": trainer.global_step,
+            "tested_checkpoint": tested}
+
+
+def _starting_point(cfg: DictConfig, training: bool, testing: bool) -> tuple[Path | None, dict]:
+    """Option values and the checkpoint to start from (``ckpt_path``) with its run record, all checked before
+    anything is built or written."""
+    from genkit.training.values import check_model_values
+
+    if not training and not testing:
+        raise ConfigError("train=false test=false: nothing to do")
+    check_model_values(OmegaConf.to_container(cfg.model, resolve=True))
+    ckpt_path = resolve_ckpt_path(cfg)
+    if not training and ckpt_path is None:
+        raise ConfigError("train=false evaluates a checkpoint: give ckpt_path=<file.ckpt> (or ckpt_path=last for the "
+                          "newest run of this task)")
+    record = read_run_record(ckpt_path) if ckpt_path else {}
+    if ckpt_path:
+        check_against_checkpoint(cfg, ckpt_path, record)
+    return ckpt_path, record
+
+
+def _trainer_with_bookkeeping(cfg: DictConfig, output_dir: Path, ckpt_path: Path | None, record: dict,
+                              training: bool):
+    """The trainer with its callbacks and loggers; the run's identity, config and W&B links logged, and
+    ``run_info.json`` written."""
+    from genkit.core import weights
+    from genkit.core.files import atomic_write_json
+    from genkit.training import tracking
+    from genkit.training.callbacks.run_record import RunRecord
+
+    previous_wandb = record.get("wandb_id") or _previous_run_info(ckpt_path).get("wandb_id")
     sweep = _sweep_job()
     identity = tracking.run_identity(cfg.task_name, _job_type(cfg, sweep), sweep)
     wandb_extra = dict(identity)  # name, group, job_type where the config leaves them null
@@ -243,6 +270,17 @@ def run(cfg: DictConfig) -> dict:
             "resumed_wandb_id": previous_wandb if training else None,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "weights": weights.provenance(),
             "random_weights": weights.used_random_weights()})
+    return trainer
+
+
+def _fit_and_test(trainer, model, datamodule, ckpt_path: Path | None, training: bool,
+                  testing: bool) -> tuple[dict, str | None]:
+    """``(metrics, the checkpoint tested)``: fit (resuming ``ckpt_path``), then test the best checkpoint, or test
+    ``ckpt_path`` alone (``train=false``)."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from genkit.core import weights
+    from genkit.training import tracking
 
     metrics: dict = {}
     tested: str | None = None
@@ -260,13 +298,7 @@ def run(cfg: DictConfig) -> dict:
         raise _stopped(trainer) from None
     tracking.mark_random_weights(trainer.loggers, weights.used_random_weights())  # also weights loaded in setup
     _finish_wandb(trainer)
-    if trainer.is_global_zero:
-        atomic_write_json(output_dir / "metrics.json", {"step": trainer.global_step, "epoch": trainer.current_epoch,
-                                                        "metrics": metrics, "tested_checkpoint": tested,
-                                                        "random_weights": weights.used_random_weights()})
-        _print_summary(cfg, trainer, output_dir, metrics, tested if testing and hasattr(model, "test_step") else False)
-    return {"metrics": metrics, "output_dir": str(output_dir), "global_step": trainer.global_step,
-            "tested_checkpoint": tested}
+    return metrics, tested
 
 
 def checkpoint_to_test(trainer) -> str | None:
@@ -342,19 +374,34 @@ def _print_summary(cfg, trainer, output_dir: Path, metrics: dict, tested: str | 
 
 
 def _user_error(exc: BaseException) -> GenkitError | None:
-    """The user-facing error behind ``exc``: a :class:`GenkitError` anywhere in its cause chain (Hydra wraps errors
-    raised while instantiating a target in ``InstantiationException``), or a wrong config argument."""
+    """The user-facing error behind ``exc``: a :class:`GenkitError` or an ``OSError`` anywhere in its cause chain
+    (Hydra wraps errors raised while instantiating a target in ``InstantiationException``), or a wrong config
+    argument."""
     from hydra.errors import InstantiationException
 
     seen = exc
     while seen is not None:
         if isinstance(seen, GenkitError):
             return seen
+        if isinstance(seen, OSError):  # disk full, permission denied...: the path and the reason
+            return FileSystemError.from_os_error(seen)
         if isinstance(seen, TypeError) and isinstance(exc, InstantiationException) and "argument" in str(seen):
             target = str(exc).split("'", 2)[1] if "'" in str(exc) else "a config target"
             return ConfigError(f"{target}: {seen}")
         seen = seen.__cause__ or (seen.__context__ if not seen.__suppress_context__ else None)
     return None
+
+
+def discard_unstarted_run(output_dir: Path) -> bool:
+    """Remove the run folder Hydra made for a run that failed before it wrote a checkpoint or its metrics (a bad
+    option, a missing file): it holds nothing but the config, so it would only hide the real runs. Returns whether
+    it was removed."""
+    import shutil
+
+    if not output_dir.is_dir() or (output_dir / "metrics.json").exists() or next(output_dir.rglob("*.ckpt"), None):
+        return False
+    shutil.rmtree(output_dir, ignore_errors=True)
+    return True
 
 
 @contextlib.contextmanager
@@ -386,11 +433,15 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         with single_job_argv(str(cfg.paths.output_dir)):
             result = run(cfg)
     except Exception as exc:  # noqa: BLE001 - user errors get one line, everything else its traceback
+        from genkit.training.callbacks.finite import NonFiniteError
+
         error = _user_error(exc)
         if error is None:
             raise
         label = "stopped" if isinstance(error, TrainingStopped) else "error"
         print(f"genkit-train: {label}: {error}", file=sys.stderr, flush=True)
+        if not isinstance(error, (TrainingStopped, NonFiniteError)):
+            discard_unstarted_run(Path(cfg.paths.output_dir))
         sys.exit(error.exit_code)
     metric = cfg.get("optimized_metric")
     if metric:

@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from genkit.core.errors import ConfigError
+from genkit.core.checkpoints import load_checkpoint
+from genkit.core.errors import CheckpointError, ConfigError
 from genkit.core.moved import current_targets
 
 RUN_KEY = "genkit_run"
@@ -27,18 +28,22 @@ GUARDED_PREFIXES = ("model.", "data.")
 UNGUARDED_KEYS = ("data.num_workers",)
 
 
-def read_run_record(ckpt: str | Path) -> dict:
-    """The run record of a checkpoint (``{}`` when it has none). Loads lazily (mmap), so it is cheap for big files."""
-    import torch
+TRAINING_STATE = ("state_dict", "global_step")  # what a checkpoint needs to be resumed or evaluated
 
+
+def read_run_record(ckpt: str | Path, finite: bool = True) -> dict:
+    """The run record of a genkit-train checkpoint (see :class:`~genkit.training.callbacks.run_record.RunRecord`;
+    without one, the run folder's Hydra config). A file that is damaged, unsafe, non-finite or not a training
+    checkpoint is a :class:`~genkit.core.errors.CheckpointError` naming it and the reason. Tensors are mapped, not
+    read, except to check that the weights are finite (``finite=False``: not even that)."""
     ckpt = Path(ckpt)
-    try:
-        data = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - an unreadable file is reported by the caller's own load
-        log.debug("cannot read %s: %s", ckpt, exc)
-        return {}
-    record = dict(data.get(RUN_KEY) or {}) if isinstance(data, dict) else {}
-    record.setdefault("global_step", data.get("global_step") if isinstance(data, dict) else None)
+    data = load_checkpoint(ckpt, "training checkpoint", mmap=True, finite=finite)
+    missing = [k for k in TRAINING_STATE if k not in data]
+    if missing:
+        raise CheckpointError(f"{ckpt}: not a genkit-train checkpoint (no {' or '.join(missing)}); ckpt_path takes "
+                              "a .ckpt that genkit-train wrote")
+    record = dict(data.get(RUN_KEY) or {})
+    record.setdefault("global_step", data.get("global_step"))
     if "config" not in record:
         hydra_cfg = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
         if hydra_cfg.is_file():
@@ -57,32 +62,65 @@ def is_resumable(record: dict) -> bool:
     return bool(record.get("global_step"))
 
 
+def _newest_first(runs: list[Path]) -> list[Path]:
+    """Run folders, the one with the most recently written checkpoint first (runs without any are left out)."""
+    stamped = [(max(p.stat().st_mtime for p in ckpts), run) for run in runs
+               if (ckpts := list((run / "checkpoints").glob("*.ckpt")))]
+    return [run for _, run in sorted(stamped, key=lambda t: t[0], reverse=True)]
+
+
+def newest_intact_checkpoint(run: Path) -> tuple[Path | None, list[str]]:
+    """``(the run's intact resumable checkpoint of the highest step, or None; 'file: reason' of each damaged one)``.
+    The weights are read (to check they are finite) only of the candidates tried, highest step first."""
+    ranked, damaged = [], []
+    for path in sorted((run / "checkpoints").glob("*.ckpt")):
+        try:
+            record = read_run_record(path, finite=False)
+        except CheckpointError as exc:
+            damaged.append(str(exc))
+            continue
+        if is_resumable(record):
+            ranked.append(((record["global_step"], path.name == "last.ckpt", path.stat().st_mtime), path))
+    for _, path in sorted(ranked, reverse=True):
+        try:
+            read_run_record(path)
+            return path, damaged
+        except CheckpointError as exc:
+            damaged.append(str(exc))
+    return None, damaged
+
+
 def find_last_checkpoint(log_dir: str | Path, task_name: str, output_dir: str | Path | None = None,
                          sweep_job: int | None = None) -> Path:
-    """The checkpoint ``ckpt_path=last`` resumes.
+    """The checkpoint ``ckpt_path=last`` resumes: the newest intact checkpoint of the newest run, or a refusal.
 
-    1. this run's own ``checkpoints/last.ckpt`` (a requeued cluster job restarts in its own folder);
-    2. otherwise the newest resumable ``last.ckpt`` among the task's single runs (``<log_dir>/<task>/runs/*``), or,
-       for job ``sweep_job`` of a sweep, among the same job of the task's earlier sweeps. Checkpoints of
-       ``fast_dev_run`` and of runs that never took a step are skipped; other tasks are never looked at.
+    The runs looked at are this run's own folder first (a requeued cluster job restarts in its own folder), then
+    the task's single runs (``<log_dir>/<task>/runs/*``), or, for job ``sweep_job`` of a sweep, the same job of the
+    task's earlier sweeps, newest first; other tasks are never looked at. Runs whose checkpoints are all of
+    ``fast_dev_run`` or step 0 are skipped. In the first other run, damaged checkpoints are reported (file and
+    reason) and the intact one of the highest step is taken; when none is intact the resume is refused rather than
+    silently taking an older run.
     """
-    if output_dir is not None:
-        own = Path(output_dir) / "checkpoints" / "last.ckpt"
-        if own.is_file() and is_resumable(read_run_record(own)):
-            return own
     root = Path(log_dir) / task_name
-    pattern = "runs/*/checkpoints/last.ckpt" if sweep_job is None else f"multiruns/*/{sweep_job}/checkpoints/last.ckpt"
-    candidates = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    pattern = "runs/*" if sweep_job is None else f"multiruns/*/{sweep_job}"
+    own = [Path(output_dir)] if output_dir is not None and (Path(output_dir) / "checkpoints").is_dir() else []
     skipped = 0
-    for path in candidates:
-        if is_resumable(read_run_record(path)):
+    for run in own + [r for r in _newest_first(list(root.glob(pattern))) if not own or r.resolve() != own[0].resolve()]:
+        path, damaged = newest_intact_checkpoint(run)
+        for problem in damaged:
+            log.warning("ckpt_path=last: damaged checkpoint skipped: %s", problem)
+        if path is not None:
             if skipped:
-                log.info("ckpt_path=last: skipped %d newer checkpoint(s) of fast_dev_run or step-0 runs", skipped)
+                log.info("ckpt_path=last: skipped %d newer run(s) of fast_dev_run or step 0", skipped)
             return path
+        if damaged:
+            raise ConfigError(f"ckpt_path=last: the newest run {run} has no intact checkpoint to resume ({damaged[0]}"
+                              f"{f'; and {len(damaged) - 1} more' if len(damaged) > 1 else ''}); give "
+                              "ckpt_path=<file.ckpt> to resume another run")
         skipped += 1
-    where = root / pattern.rsplit("/checkpoints", 1)[0]
-    raise ConfigError(f"ckpt_path=last: no last.ckpt of a resumable run under {where} (has task {task_name!r} been "
-                      "trained with this paths.log_dir? fast_dev_run and step-0 checkpoints are skipped)")
+    raise ConfigError(f"ckpt_path=last: no checkpoint of a resumable run under {root / pattern} (has task "
+                      f"{task_name!r} been trained with this paths.log_dir? fast_dev_run and step-0 checkpoints are "
+                      "skipped)")
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

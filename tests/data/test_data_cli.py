@@ -121,3 +121,18 @@ def test_check_skip_lists_every_bad_file(tmp_path, capsys):
     assert "train: 3 good samples, 1 bad" in out and "val: 2 good samples" in out
     assert f"{names['train'][1]}.jpg: cannot be decoded" in out and "label values 12" in out
     assert main(["data", "check", "helen", "--root", str(tmp_path / "h"), "--split", "val"]) == 0
+
+
+def test_synth_over_a_dataset_needs_overwrite_and_then_replaces_it_whole(tmp_path, capsys):
+    from genkit.data.synthetic import write_synthetic_folder
+
+    ds = write_synthetic_folder(tmp_path / "EXISTING", n=4, size=64, seed=0, progress=False)
+    before = {p: p.read_bytes() for p in ds.rglob("*") if p.is_file()}
+    assert main(["data", "synth", "--out", str(ds), "-n", "2", "--size", "32"]) == 2
+    assert "already holds a dataset" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in ds.rglob("*") if p.is_file()} == before
+    assert main(["data", "synth", "--out", str(ds), "-n", "2", "--size", "32", "--overwrite"]) == 0
+    images = sorted((ds / "images").iterdir())
+    assert [p.name for p in images] == ["synth_00000.png", "synth_00001.png"]  # faces 2-3 of the old one are gone
+    assert {Image.open(p).size for p in [*images, *(ds / "masks").iterdir()]} == {(32, 32)}
+    assert json.loads((ds / "SYNTHETIC.json").read_text())["n"] == 2

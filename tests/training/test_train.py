@@ -77,13 +77,15 @@ def test_error_while_instantiating_prints_genkit_message_and_exits_2(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------- resume (#10.2)
-def _fake_checkpoint(path: Path, step: int, fast_dev_run: bool = False, lr: float = 0.01) -> Path:
+def _fake_checkpoint(path: Path, step: int, fast_dev_run: bool = False, lr: float = 0.01,
+                     weight: float = 1.0) -> Path:
     from genkit.training.entry import RUN_KEY
 
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {"task_name": "t", "trainer": {"fast_dev_run": fast_dev_run, "max_epochs": 1},
               "model": {"optimizer": {"lr": lr}}, "data": {"image_size": 32}}
-    torch.save({"global_step": step, RUN_KEY: {"config": config}}, path)
+    torch.save({"global_step": step, "state_dict": {"w": torch.full((2,), weight)}, RUN_KEY: {"config": config}},
+               path)
     return path
 
 
@@ -126,5 +128,5 @@ def test_resume_prints_the_file_and_changed_keys_and_refuses_a_different_model(t
 
 
 def test_resume_without_previous_run_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="ckpt_path=last: no last.ckpt of a resumable run under .*parser_synthetic"):
+    with pytest.raises(ConfigError, match="ckpt_path=last: no checkpoint of a resumable run under .*parser_synthetic"):
         run(compose(["ckpt_path=last", f"paths.log_dir={tmp_path}", *SMALL], output_dir=tmp_path / "run"))

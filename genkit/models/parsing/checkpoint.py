@@ -29,7 +29,7 @@ from torch import nn
 
 from genkit.data.schemas import LabelSchema, get_schema
 from genkit.core.errors import CheckpointError, GenkitError
-from genkit.core.checkpoints import load_checkpoint
+from genkit.core.checkpoints import check_finite_weights, load_checkpoint
 from genkit.core import model_folders
 from genkit.core.weights import state_mismatch
 from genkit.models.parsing.network import ParserNet
@@ -88,6 +88,7 @@ def _load_raw(path: Path) -> dict:
                 raise CheckpointError(f"{path}: cannot be loaded safely as a face-parser file ({first})") from None
             if not isinstance(obj, dict):
                 raise CheckpointError(f"{path}: not a face-parser file (got {type(obj).__name__})")
+            check_finite_weights(obj, path, "face-parser file")
             return obj
     return load_checkpoint(path, "face-parser checkpoint")
 

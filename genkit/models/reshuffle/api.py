@@ -91,19 +91,20 @@ def _name_of(x, default: str) -> str:
 
 
 def to_tensor(x, name: str = "image", reading: ReadPolicy | None = None,
-              notes: dict[str, str] | None = None) -> torch.Tensor:
+              notes: dict[str, str] | None = None, reduce_to: int | None = None) -> torch.Tensor:
     """An image input as a (1, 3, H, W) float tensor in [0, 1].
 
     Files and PIL images are read under ``reading`` (default :data:`genkit.core.reading.PHOTOS`: any mode is converted to
     8-bit RGB, EXIF orientation applied; a strict policy refuses non-RGB images); ``notes`` (a dict), when given,
-    receives ``name -> conversion`` for inputs that were converted.
+    receives ``name -> conversion`` for inputs that were converted. ``reduce_to``: a file is resized to about this
+    long side afterwards, so a large one is decoded reduced (see :func:`genkit.core.reading.read_image`).
     """
     from genkit.core.reading import PHOTOS, as_rgb, conversion_note, read_image
     from genkit.core.tensors import pil_to_tensor
 
     reading = reading or PHOTOS
     if isinstance(x, (str, Path)):
-        x = read_image(x, reading)
+        x = read_image(x, reading, reduce_to=reduce_to)
         if notes is not None and conversion_note(x):
             notes[name] = conversion_note(x)
     if isinstance(x, Image.Image):
@@ -214,7 +215,7 @@ class Stylizer:
 
     # ------------------------------------------------------------------------------------------ inputs
     def prepare(self, x, name: str, long_side: int | None, notes: dict[str, str] | None = None) -> torch.Tensor:
-        t = to_tensor(x, name, self.reading, notes)
+        t = to_tensor(x, name, self.reading, notes, reduce_to=long_side)
         check_min_size(tuple(t.shape[-2:]), self.config, name)
         t = fit_size(t, long_side, self.config.stride)
         check_min_size(tuple(t.shape[-2:]), self.config, name, what="resized ")

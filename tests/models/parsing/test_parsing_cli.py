@@ -91,11 +91,16 @@ def test_checkpoint_of_another_schema_fails_clearly(tmp_path, photos, checkpoint
     err = capsys.readouterr().err
     assert code == 2 and "trained for schema 'helen11'" in err and "celebamask19" in err
     assert "Traceback" not in err and not out.exists()
-    # an output folder that already holds another schema is refused too
+    # an output folder that already holds a dataset is refused; --overwrite replaces it as a whole (schema too)
     main(["parse", str(photos / "astronaut.png"), "--checkpoint", str(checkpoints["celebamask19"]), "-o", str(out)])
     capsys.readouterr()
     code = main(["parse", str(photos / "coffee.jpg"), "--checkpoint", str(checkpoints["helen11"]), "-o", str(out)])
-    assert code == 2 and "already holds masks of schema 'celebamask19'" in capsys.readouterr().err
+    assert code == 2 and "already holds a dataset" in capsys.readouterr().err
+    assert load_schema(out / "schema.json").name == "celebamask19"
+    assert main(["parse", str(photos / "coffee.jpg"), "--checkpoint", str(checkpoints["helen11"]), "-o", str(out),
+                 "--overwrite"]) == 0
+    assert load_schema(out / "schema.json").name == "helen11"
+    assert [p.name for p in (out / "masks").iterdir()] == ["coffee.png"]  # astronaut went with the old dataset
 
 
 def test_celebamask_parser_mapped_to_helen(tmp_path, photos, checkpoints):
