@@ -74,7 +74,7 @@ def _synth(args) -> int:
     with replaced_entries(args.out, replaced) as staging:  # the old dataset stays whole until the new one is
         write_synthetic_folder(staging, args.n, args.size, args.seed)
     print(f"wrote {args.n} synthetic faces to {args.out} (images/, masks/, schema.json)"
-          + (f"; replaced the dataset that was there" if replaced else ""))
+          + ("; replaced the dataset that was there" if replaced else ""))
     return 0
 
 

@@ -6,21 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from fixtures.tiny_models import make_parser_checkpoint
 from genkit.cli import main
 from genkit.data.datasets import GenericFolderDataset
-from genkit.data.schemas import HELEN11, get_schema, load_schema
+from genkit.data.schemas import HELEN11, load_schema
 from genkit.core.metadata import read_metadata
 from genkit.core.reading import read_label_map
 from genkit.models.parsing.detect import Face, alignment_quad, crop_quad
-from genkit.models.parsing.module import ParserModule
 
 GENKIT = str(Path(sys.executable).parent / "genkit")
 
