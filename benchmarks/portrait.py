@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def build_model(size: int, tiny: bool, parser: bool, overrides: dict | None = None):
-    from genkit.models.portrait.module import PortraitGAN, tiny_config
+    from genkit.models.portrait.module import PortraitGAN
+    from tests.fixtures.tiny_portrait import tiny_config
 
     kw = tiny_config() if tiny else {}
     for key, value in (overrides or {}).items():  # "generator.ngf": 32 -> generator={"ngf": 32}

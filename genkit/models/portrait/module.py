@@ -52,11 +52,6 @@ from genkit.nn.blocks import MultiScaleDiscriminator
 
 log = logging.getLogger(__name__)
 
-# widths for tests, benchmarks of the smallest case and quick CPU runs (the defaults are the full-size model)
-TINY_GENERATOR = dict(latent_dim=32, feature_channels=16, encoder_channels=8, encoder_max_channels=32, ngf=8,
-                      n_res_blocks=2, background_channels=8)
-TINY_DISCRIMINATOR = dict(base_channels=8, n_layers=2)
-
 # defaults of the factory sub-configs (the yaml files say the same)
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 2.0e-4, "betas": [0.5, 0.999]}
 DEFAULT_SCHEDULER = {"_target_": "genkit.models.portrait.schedule.constant_then_linear", "constant_epochs": 10,
@@ -359,6 +354,56 @@ class PortraitGAN(L.LightningModule):
             kls[name], moments[name] = kl.detach(), moment.detach()
         return torch.stack(total).mean(), kls, moments
 
+    def hidden_photo(self, mask: torch.Tensor, target_mask: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training's view of the photo: ``known`` (the background the encoder is shown: beyond a random distance
+        from the face), the paste weight ``alpha`` (its band lies beyond that distance) and the pasted ``region``."""
+        G = self.generator
+        union = compositing.face_union([mask, target_mask], G.layout.background_label)
+        radius = self.hide_radii(mask.shape[0])
+        reach = int(radius.max()) + G.paste_grow + G.paste_feather + 1
+        dist = compositing.chebyshev_distance(union, reach)
+        known = (dist > radius.view(-1, 1, 1, 1)).float()
+        alpha = compositing.feathered_alpha(dist, radius + G.paste_grow, G.paste_feather)
+        return known, alpha, (alpha > 0).float()
+
+    def paired_losses(self, fake: torch.Tensor, fake_out, target_image: torch.Tensor, target_mask: torch.Tensor,
+                      cond: torch.Tensor, region: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Reconstruction: feature matching against the real image, balanced L1 and VGG over the pasted region."""
+        G, lay, losses = self.generator, self.generator.layout, {}
+        if self.losses.fm > 0:
+            with torch.no_grad():
+                real_out = self.d_paired(torch.cat([cond, target_image.to(fake.dtype)], 1))
+            losses["fm"] = feature_matching_loss(real_out, fake_out)
+        parts = [lay.region(target_mask, n) for n in G.component_names] + [lay.background(target_mask)]
+        losses["l1"] = balanced_l1(fake, target_image, parts, region)
+        if self.perceptual is not None:
+            losses["vgg"] = self.perceptual(fake, target_image, region)
+        return losses
+
+    def transfer_losses(self, fake: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, codes: ComponentCodes,
+                        perm: torch.Tensor, take: dict[str, torch.Tensor], region: torch.Tensor
+                        ) -> dict[str, torch.Tensor]:
+        """Transfer: L1 and VGG where nothing was swapped, the swapped components' colours against the donor's."""
+        G, lay, losses = self.generator, self.generator.layout, {}
+        keep = lay.background(mask)
+        present = lay.presence(mask)
+        donor_present = codes.presence  # codes.index(perm) would give the donors'
+        swapped_terms = []
+        for name in G.component_names:
+            keep = keep + lay.region(mask, name) * (~take[name]).to(keep.dtype).view(-1, 1, 1, 1)
+            on = take[name] & present[name] & donor_present[name][perm]
+            swapped_terms.append(appearance_loss(fake, lay.region(mask, name), image[perm],
+                                                 lay.region(mask[perm], name), on))
+        keep = keep.clamp(0, 1) * region
+        parts = [lay.region(mask, n) for n in G.component_names] + [lay.background(mask)]
+        losses["l1"] = balanced_l1(fake, image, parts, keep)
+        if self.perceptual is not None:
+            losses["vgg"] = self.perceptual(fake, image, keep)
+        if self.losses.appearance > 0:
+            losses["appearance"] = torch.stack(swapped_terms).mean()
+        return losses
+
     def generator_pass(self, image: torch.Tensor, mask: torch.Tensor, paired: bool,
                        background: torch.Tensor | None = None) -> dict:
         """Generator losses for one batch (no optimiser work); returns losses, ``loss``, ``fake`` (pasted into its
@@ -373,15 +418,7 @@ class PortraitGAN(L.LightningModule):
         target_mask, target_image = mask, image
         if paired and background is not None and self.scheme.hair_removal_probability > 0:
             target_mask, target_image = self.remove_hair(image, mask, background)
-        # the photo is hidden within a random distance of the face; the paste band lies beyond it
-        union = compositing.face_union([mask, target_mask], lay.background_label)
-        radius = self.hide_radii(image.shape[0])
-        reach = int(radius.max()) + G.paste_grow + G.paste_feather + 1
-        dist = compositing.chebyshev_distance(union, reach)
-        known = (dist > radius.view(-1, 1, 1, 1)).to(image.dtype)
-        alpha = compositing.feathered_alpha(dist, radius + G.paste_grow, G.paste_feather)
-        region = (alpha > 0).to(image.dtype)
-
+        known, alpha, region = (t.to(image.dtype) for t in self.hidden_photo(mask, target_mask))
         if paired:
             used, D = codes, self.d_paired
         else:
@@ -394,31 +431,9 @@ class PortraitGAN(L.LightningModule):
         fake_out = D(torch.cat([cond, fake], 1))
         losses["adv"] = self.adversarial.generator(fake_out)
         if paired:
-            if self.losses.fm > 0:
-                with torch.no_grad():
-                    real_out = D(torch.cat([cond, target_image.to(fake.dtype)], 1))
-                losses["fm"] = feature_matching_loss(real_out, fake_out)
-            parts = [lay.region(target_mask, n) for n in G.component_names] + [lay.background(target_mask)]
-            losses["l1"] = balanced_l1(fake, target_image, parts, region)
-            if self.perceptual is not None:
-                losses["vgg"] = self.perceptual(fake, target_image, region)
+            losses.update(self.paired_losses(fake, fake_out, target_image, target_mask, cond, region))
         else:
-            keep = lay.background(mask)
-            present = lay.presence(mask)
-            donor_present = codes.presence  # codes.index(perm) would give the donors'
-            swapped_terms = []
-            for name in G.component_names:
-                keep = keep + lay.region(mask, name) * (~take[name]).to(keep.dtype).view(-1, 1, 1, 1)
-                on = take[name] & present[name] & donor_present[name][perm]
-                swapped_terms.append(appearance_loss(fake, lay.region(mask, name), image[perm],
-                                                     lay.region(mask[perm], name), on))
-            keep = keep.clamp(0, 1) * region
-            parts = [lay.region(mask, n) for n in G.component_names] + [lay.background(mask)]
-            losses["l1"] = balanced_l1(fake, image, parts, keep)
-            if self.perceptual is not None:
-                losses["vgg"] = self.perceptual(fake, image, keep)
-            if self.losses.appearance > 0:
-                losses["appearance"] = torch.stack(swapped_terms).mean()
+            losses.update(self.transfer_losses(fake, image, mask, codes, perm, take, region))
         if self.parsing_loss is not None and self.losses.parsing > 0:
             losses["parsing"] = self.parsing_loss(fake, target_mask)
         total = sum(self.losses.weight(k) * v for k, v in losses.items())
@@ -633,16 +648,4 @@ class PortraitGAN(L.LightningModule):
         used = "ema" if (self.generator_ema is not None and gen is self.generator_ema.module) else "raw"
         return ckpt_io.export_generator(gen, path, ema=used == "ema", training=self.checkpoint_block()["training"],
                                         selection=self.selection)
-
-
-def tiny_config(**overrides) -> dict:
-    """Keyword arguments of a test-sized PortraitGAN (tiny widths); ``overrides`` are merged per sub-config."""
-    cfg = {"generator": dict(TINY_GENERATOR), "discriminator": dict(TINY_DISCRIMINATOR)}
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
-            cfg[key] = {**cfg[key], **value}
-        else:
-            cfg[key] = value
-    return cfg
-
 

@@ -14,8 +14,7 @@ from genkit.core.saving import save_label_map
 from genkit.models.portrait import compositing
 from genkit.models.portrait.checkpoint import export_generator
 from genkit.models.portrait.editor import PortraitEditor, paste_crop
-from genkit.models.portrait.generator import PortraitGenerator
-from genkit.models.portrait.module import TINY_GENERATOR
+from fixtures.tiny_portrait import TINY_GENERATOR, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -56,8 +55,7 @@ def astronaut_face(tmp_path):
 @pytest.fixture(scope="module")
 def editor(tmp_path_factory):
     """An UNTRAINED tiny generator: whatever it draws, the photo outside the edit region must survive."""
-    torch.manual_seed(0)
-    gen = PortraitGenerator("helen11", MODEL, **TINY_GENERATOR)
+    gen = tiny_generator(MODEL)
     path = export_generator(gen, tmp_path_factory.mktemp("gen") / "gen.pt", ema=False)
     return PortraitEditor.from_checkpoint(path)
 
