@@ -295,7 +295,7 @@ def portrait_section(settings: DemoSettings, report: Report, metrics: dict) -> N
         d_img, d_mask = images[d], masks[d]
         save_image(t_img, out / f"face{i}_target.png")
         save_label_map(t_mask.numpy().astype(np.uint8), out / f"face{i}_mask.png")
-        rec = editor.reconstruct(t_img, t_mask)
+        rec = editor.reconstruct(t_img, t_mask, region="face")  # the model's own drawing of the whole head
         edits = {"reconstruction": (rec, None)}
         for comp in ("eyes", "mouth", "skin", "hair"):
             edits[f"{comp} from donor"] = (editor.transfer(t_img, t_mask, {comp: (d_img, d_mask)}), comp)
