@@ -144,22 +144,7 @@ def _edit(args) -> int:
         paths = [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(len(results))]
         meta.update(sampled=args.sample, seed=args.seed, temperature=args.temperature)
     else:
-        if args.detect:
-            from genkit.models.parsing.detect import MTCNNDetector
-
-            if args.face_scale <= 0:
-                raise ConfigError("--face-scale must be positive")
-            result = editor.edit_photo(args.target, MTCNNDetector(device=args.device), components, args.face_scale)
-            meta["detected"] = True
-        elif args.edited_mask:
-            result = editor.regenerate(args.target, args.mask, args.edited_mask, components, region=args.region)
-            meta["edited_mask"] = args.edited_mask
-        elif components:
-            result = editor.transfer(args.target, args.mask, components, region=args.region)
-        else:
-            result = editor.reconstruct(args.target, args.mask, region=args.region)
-        meta.update(region=args.region, grow=args.grow, feather=args.feather)
-        results, paths = [result], [out]
+        results, paths = [_one_edit(args, editor, components, meta)], [out]
     meta.update(image_reading=editor.reading.record())
     if editor.input_conversions:
         meta["input_conversions"] = dict(editor.input_conversions)
@@ -177,6 +162,27 @@ def _edit(args) -> int:
         print(f"wrote {args.save_codes}")
     _provenance_notes(meta)
     return 0
+
+
+def _one_edit(args, editor, components: dict, meta: dict):
+    """The single edit the options ask for (detect + edit, regenerate, transfer or reconstruct); notes it in
+    ``meta``."""
+    from genkit.core.errors import ConfigError
+
+    meta.update(region=args.region, grow=args.grow, feather=args.feather)
+    if args.detect:
+        from genkit.models.parsing.detect import MTCNNDetector
+
+        if args.face_scale <= 0:
+            raise ConfigError("--face-scale must be positive")
+        meta["detected"] = True
+        return editor.edit_photo(args.target, MTCNNDetector(device=args.device), components, args.face_scale)
+    if args.edited_mask:
+        meta["edited_mask"] = args.edited_mask
+        return editor.regenerate(args.target, args.mask, args.edited_mask, components, region=args.region)
+    if components:
+        return editor.transfer(args.target, args.mask, components, region=args.region)
+    return editor.reconstruct(args.target, args.mask, region=args.region)
 
 
 def _provenance_notes(meta: dict) -> None:

@@ -130,8 +130,6 @@ def _parse(args) -> int:
     from genkit.core.outputs import check_output_dir
     from genkit.core.reading import conversion_note, read_image
     from genkit.core.saving import save_image, save_label_map
-    from genkit.data.transforms import center_crop_resize
-    from genkit.models.parsing.inference import predict_labels
 
     out = check_output_dir(args.out, "--out")  # before any work
     reading = reading_policy(args)
@@ -171,16 +169,7 @@ def _parse(args) -> int:
     for path in bar:
         try:
             photo = read_image(path, reading)
-            if detector is not None:
-                from genkit.models.parsing.detect import detect_and_align
-
-                crop, how = detect_and_align(photo, detector, size, path, args.face_scale)
-            elif whole:
-                crop, how = photo, {"whole_photo": True}
-            else:
-                crop, box = center_crop_resize(photo, size)
-                how = {"crop_box": list(box)}
-            labels = parse_whole_photo(net, crop, size, device) if whole else predict_labels(net, crop, device)
+            crop, how, labels = _parse_one(net, photo, path, size, whole, detector, args.face_scale, device)
         except GenkitError as exc:
             if not args.skip_errors:
                 raise
@@ -203,6 +192,24 @@ def _parse(args) -> int:
     if skipped:
         print(f"skipped {len(skipped)}:\n  " + "\n  ".join(skipped))
     return 0
+
+
+def _parse_one(net, photo, path, size: int, whole: bool, detector, face_scale: float, device):
+    """The image written, how it was cut from the photo, and its labels: the whole photo (``whole``), the aligned
+    face (``detector``) or the centred square, at ``size`` px."""
+    from genkit.data.transforms import center_crop_resize
+    from genkit.models.parsing.inference import predict_labels
+
+    if whole:
+        return photo, {"whole_photo": True}, parse_whole_photo(net, photo, size, device)
+    if detector is not None:
+        from genkit.models.parsing.detect import detect_and_align
+
+        crop, how = detect_and_align(photo, detector, size, path, face_scale)
+    else:
+        crop, box = center_crop_resize(photo, size)
+        how = {"crop_box": list(box)}
+    return crop, how, predict_labels(net, crop, device)
 
 
 def _load_parser(name: str, schema: str | None):
