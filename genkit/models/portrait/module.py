@@ -45,6 +45,7 @@ from genkit.models.portrait.config import (ParserSettings, TrainingScheme, Valid
                                            plain)
 from genkit.models.portrait.encoders import ComponentCodes
 from genkit.models.portrait.generator import PortraitGenerator
+from genkit.models.portrait.holes import free_form_holes
 from genkit.models.portrait.losses import (PIX2PIXHD_VGG, AdversarialLoss, LossWeights, MaskedPerceptualLoss,
                                            appearance_loss, balanced_l1, build_vgg, feature_matching_loss,
                                            kl_divergence, masked_l1, second_moment)
@@ -365,7 +366,25 @@ class PortraitGAN(L.LightningModule):
         dist = compositing.chebyshev_distance(union, reach)
         known = (dist > radius.view(-1, 1, 1, 1)).float()
         alpha = compositing.feathered_alpha(dist, radius + G.paste_grow, G.paste_feather)
+        holes = self.background_holes(mask, target_mask)
+        if holes is not None:  # hidden from the encoder, pasted from the generator, scored against the photo
+            known = known * (1.0 - holes)
+            reach = G.paste_grow + G.paste_feather + 1
+            hole_alpha = compositing.feathered_alpha(compositing.chebyshev_distance(holes, reach), G.paste_grow,
+                                                     G.paste_feather)
+            alpha = torch.maximum(alpha, hole_alpha)
         return known, alpha, (alpha > 0).float()
+
+    def background_holes(self, mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor | None:
+        """Free-form holes in the background of some samples (``scheme.hole_probability``), or None."""
+        p = self.scheme.hole_probability
+        if p <= 0:
+            return None
+        b, size = mask.shape[0], mask.shape[-1]
+        pick = (torch.rand(b) < p).float().view(-1, 1, 1, 1).to(mask.device)
+        holes = free_form_holes(b, size, device=mask.device) * pick
+        background = 1.0 - compositing.face_union([mask, target_mask], self.generator.layout.background_label)
+        return holes * background
 
     def paired_losses(self, fake: torch.Tensor, fake_out, target_image: torch.Tensor, target_mask: torch.Tensor,
                       cond: torch.Tensor, region: torch.Tensor) -> dict[str, torch.Tensor]:

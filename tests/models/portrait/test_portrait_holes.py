@@ -1,0 +1,44 @@
+"""Self-supervised background filling: free-form holes in the photo's own background are hidden from the background
+encoder, pasted from the generator and scored against the photo."""
+
+import pytest
+import torch
+
+from fixtures.tiny_portrait import tiny_gan
+from genkit.core.errors import ConfigError
+from genkit.data.synthetic import synthetic_face
+from genkit.models.portrait.holes import free_form_holes
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_free_form_holes_are_strokes_not_noise():
+    from scipy.ndimage import label
+
+    g = torch.Generator().manual_seed(0)
+    holes = free_form_holes(8, 64, generator=g)
+    assert set(holes.unique().tolist()) <= {0.0, 1.0}
+    cover = holes.flatten(1).mean(1)
+    assert bool((cover > 0.01).all()) and bool((cover < 0.6).all())
+    parts = [label(h[0].numpy())[1] for h in holes]
+    assert max(parts) <= 3  # at most three strokes, each one connected piece
+    again = free_form_holes(8, 64, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(holes, again)
+
+
+def test_holes_lie_in_the_background_hidden_and_inside_the_scored_region():
+    torch.manual_seed(0)
+    faces = [synthetic_face(64, seed=i) for i in range(4)]
+    mask = torch.stack([torch.from_numpy(f[1]) for f in faces]).long()
+    model = tiny_gan(64, scheme={"hole_probability": 1.0}, losses={"vgg": 0.0}, validation={"lpips": False})
+    holes = model.background_holes(mask, mask)
+    assert float(holes.sum()) > 0 and float((holes * (mask != 0).unsqueeze(1)).sum()) == 0  # background only
+    torch.manual_seed(1)
+    known, alpha, region = model.hidden_photo(mask, mask)
+    torch.manual_seed(1)
+    known_plain, _, _ = tiny_gan(64, losses={"vgg": 0.0}, validation={"lpips": False}).hidden_photo(mask, mask)
+    extra = (known_plain - known).clamp(min=0)  # what the holes hid on top of the ring around the face
+    assert float(extra.sum()) > 20
+    assert bool((alpha[extra.bool()] == 1).all()) and bool((region[extra.bool()] == 1).all())
+    with pytest.raises(ConfigError, match="hole_probability must be in \[0, 1\]"):
+        tiny_gan(64, scheme={"hole_probability": 1.5}, losses={"vgg": 0.0})
