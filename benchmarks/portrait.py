@@ -175,7 +175,8 @@ def quality(args) -> dict:
     gens = {}
     kinds = [k for k in (("ae", []), ("vae", ["model.generator.variational=true"])) if k[0] in args.kinds]
     for kind, extra in kinds:
-        ckpt, seconds = train_synthetic(out / kind, quick + extra + args.override)
+        parser = [f"model.parser.checkpoint={args.parser}"] if args.parser else []
+        ckpt, seconds = train_synthetic(out / kind, quick + extra + parser + args.override)
         gen, block, used, why = load_generator(ckpt)
         gens[kind] = gen.eval()
         results[kind] = {"train_seconds": seconds, "weights": used, "why": why,
@@ -192,6 +193,11 @@ def quality(args) -> dict:
             face = 1 - gen.background_mask(mask)
             r["recon_face_l1"] = float(((recon - image).abs().mean(1, keepdim=True) / 2 * face).sum() / face.sum())
             r["real_hair_removal"] = real_hair_removal(gen)
+            if args.parser:
+                from genkit.models.parsing import load_parser
+
+                net = load_parser(args.parser, expected_schema=gen.schema).eval()
+                r["transfer_mask_consistency"] = ev.transfer_mask_consistency(gen, net, image, mask, faces["perm"])
         if "vae" in gens:
             vae = gens["vae"]
             results["vae"]["codes"] = ev.code_statistics(vae, image, mask)
@@ -255,6 +261,10 @@ def print_quality(results: dict) -> None:
         print(f"  {kind.upper()} hair removed: error vs the true background {h['hair_vs_true_background']:.3f} "
               f"(the photo's hair there: {h['photo_in_hair_region']:.3f}; face reconstruction "
               f"{h['recon_face']:.3f}); far background vs photo: max {h['far_max']:.1e} over {h['far_pixels']} px")
+        if "transfer_mask_consistency" in results[kind]:
+            m = results[kind]["transfer_mask_consistency"]
+            print(f"  {kind.upper()} transfers' mask consistency (parser mIoU / pixel accuracy): {m['miou']:.3f} / "
+                  f"{m['pixel_acc']:.3f}")
         for photo, f in results[kind].get("real_hair_removal", {}).items():
             print(f"  {kind.upper()} hair removed on {photo}: fill vs backdrop ring: colour gap {f['colour_gap']:.3f}, "
                   f"texture ratio {f['texture_ratio']:.2f}")
@@ -277,6 +287,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="with --quality: a smoke-test budget")
     p.add_argument("--faces", type=int, default=64, help="with --quality: held-out faces to measure on")
     p.add_argument("--kinds", default="ae,vae", help="with --quality: which models to train (ae, vae or both)")
+    p.add_argument("--parser", help="with --quality: a parser checkpoint for the parsing loss (train it with "
+                                    "experiment=parser_synthetic); also measures the transfers' mask consistency")
     p.add_argument("--diversity-faces", type=int, default=8, help="with --quality: faces for the sample diversity")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="with --quality: a Hydra override for both trainings, e.g. trainer.max_epochs=8")

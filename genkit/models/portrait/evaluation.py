@@ -278,3 +278,17 @@ def fill_statistics(image: torch.Tensor, filled: torch.Tensor, ring: torch.Tenso
     gap = (inside.mean(1) - around.mean(1)).abs().max()
     return {"colour_gap": float(gap), "texture_ratio": float(std[filled].mean() / std[ring].mean().clamp_min(1e-6)),
             "filled_pixels": int(filled.sum()), "ring_pixels": int(ring.sum())}
+
+
+@torch.no_grad()
+def transfer_mask_consistency(generator, parser: nn.Module, image: torch.Tensor, mask: torch.Tensor,
+                              perm: torch.Tensor) -> dict[str, float]:
+    """Does a transfer respect the layout? Every component of each face taken from ``image[perm]``, drawn for the
+    face's own mask; a frozen ``parser`` (images in [0, 1] -> logits) must recover that mask: mIoU and pixel
+    accuracy (as the parsing loss asks)."""
+    codes = generator.encode(image, mask)
+    result = generator.render(mask, codes.mix(codes.index(perm.to(image.device)),
+                                              {n: True for n in generator.component_names}), image)["image"]
+    metric = MaskConsistency(parser, input_range="symmetric").to(image.device)
+    metric.update(result, mask)
+    return {k: float(v) for k, v in metric.compute().items() if torch.as_tensor(v).numel() == 1}
