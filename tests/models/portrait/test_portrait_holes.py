@@ -42,3 +42,19 @@ def test_holes_lie_in_the_background_hidden_and_inside_the_scored_region():
     assert bool((alpha[extra.bool()] == 1).all()) and bool((region[extra.bool()] == 1).all())
     with pytest.raises(ConfigError, match="hole_probability must be in \[0, 1\]"):
         tiny_gan(64, scheme={"hole_probability": 1.5}, losses={"vgg": 0.0})
+
+
+def test_fill_statistics_tell_a_flat_blob_from_the_backdrop():
+    from genkit.models.portrait.evaluation import fill_statistics
+
+    torch.manual_seed(0)
+    image = (torch.rand(1, 3, 64, 64) * 0.4 + 0.3)  # a textured backdrop
+    filled = torch.zeros(64, 64, dtype=torch.bool)
+    filled[20:44, 20:44] = True
+    ring = ~filled
+    same = fill_statistics(image, filled, ring)
+    assert same["colour_gap"] < 0.02 and 0.8 < same["texture_ratio"] < 1.25
+    blob = image.clone()
+    blob[0][:, filled] = torch.tensor([0.7, 0.6, 0.8])[:, None]  # a flat lavender-grey fill
+    flat = fill_statistics(blob, filled, ring)
+    assert flat["colour_gap"] > 0.15 and flat["texture_ratio"] < 0.5  # windows at its edge still see texture
