@@ -52,7 +52,7 @@ class TrainingScheme:
     hide_large: float = 48.0
     hide_large_probability: float = 0.5
     hair_removal_probability: float = 0.25
-    hole_probability: float = 0.0
+    hole_probability: float = 0.5
 
     def __post_init__(self):
         if self.unpaired_every < 0:

@@ -36,7 +36,9 @@ def test_holes_lie_in_the_background_hidden_and_inside_the_scored_region():
     torch.manual_seed(1)
     known, alpha, region = model.hidden_photo(mask, mask)
     torch.manual_seed(1)
-    known_plain, _, _ = tiny_gan(64, losses={"vgg": 0.0}, validation={"lpips": False}).hidden_photo(mask, mask)
+    plain = tiny_gan(64, scheme={"hole_probability": 0.0}, losses={"vgg": 0.0}, validation={"lpips": False})
+    assert plain.background_holes(mask, mask) is None
+    known_plain, _, _ = plain.hidden_photo(mask, mask)
     extra = (known_plain - known).clamp(min=0)  # what the holes hid on top of the ring around the face
     assert float(extra.sum()) > 20
     assert bool((alpha[extra.bool()] == 1).all()) and bool((region[extra.bool()] == 1).all())
