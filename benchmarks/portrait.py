@@ -313,7 +313,7 @@ def print_quality(results: dict) -> None:
     print("  training time: " + ", ".join(f"{k.upper()} {results[k]['train_seconds']:.0f} s" for k in ("ae", "vae")))
 
 
-def main(argv=None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quality", action="store_true", help="train portrait_synthetic (AE and VAE) and measure edits")
     p.add_argument("--quick", action="store_true", help="with --quality: a smoke-test budget")
@@ -338,7 +338,11 @@ def main(argv=None) -> int:
                    help="override a PortraitGAN sub-config value, e.g. --set generator.ngf=32 --set losses.vgg=0")
     p.add_argument("--skip-train", action="store_true", help="time edits only")
     p.add_argument("--json", help="also write the results to this file")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = argument_parser().parse_args(argv)
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
