@@ -16,6 +16,11 @@ whose components' appearance is known:
 * hair removal: the error of what the generator puts where the hair was against the TRUE background (synthetic
   faces render it), beside the photo's own difference there and the face reconstruction error for scale;
 * far background: the largest difference from the photo outside the paste band (0 by construction);
+* local edits on a real non-square photo (the astronaut, 512 x 384): how many pixels each transfer changes, and how
+  far from its component, with ``region="edit"`` against the whole head regenerated;
+* hair removal on real photos (the astronaut's studio backdrop, and her head on a brick wall): the fill's colour
+  gap to the backdrop ring and its texture ratio (no true background exists there);
+* with ``--parser CKPT`` (the parsing loss on): the transfers' mask consistency (the parser's mIoU on them);
 * VAE: E[mu^2 + sigma^2] and the KL per component (the prior has 1), reconstruction against the AE's, and the LPIPS
   diversity of prior samples per component (LPIPS with a RANDOM trunk when its weights are missing: then only the
   ordering means something).
