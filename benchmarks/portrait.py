@@ -16,6 +16,11 @@ whose components' appearance is known:
 * hair removal: the error of what the generator puts where the hair was against the TRUE background (synthetic
   faces render it), beside the photo's own difference there and the face reconstruction error for scale;
 * far background: the largest difference from the photo outside the paste band (0 by construction);
+* local edits on a real non-square photo (the astronaut, 512 x 384): how many pixels each transfer changes, and how
+  far from its component, with ``region="edit"`` against the whole head regenerated;
+* hair removal on real photos (the astronaut's studio backdrop, and her head on a brick wall): the fill's colour
+  gap to the backdrop ring and its texture ratio (no true background exists there);
+* with ``--parser CKPT`` (the parsing loss on): the transfers' mask consistency (the parser's mIoU on them);
 * VAE: E[mu^2 + sigma^2] and the KL per component (the prior has 1), reconstruction against the AE's, and the LPIPS
   diversity of prior samples per component (LPIPS with a RANDOM trunk when its weights are missing: then only the
   ordering means something).
@@ -43,10 +48,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))  # the test fixtures (tiny widths, photos)
 
 
 def build_model(size: int, tiny: bool, parser: bool, overrides: dict | None = None):
-    from genkit.models.portrait.module import PortraitGAN, tiny_config
+    from genkit.models.portrait.module import PortraitGAN
+    from fixtures.tiny_portrait import tiny_config
 
     kw = tiny_config() if tiny else {}
     for key, value in (overrides or {}).items():  # "generator.ngf": 32 -> generator={"ngf": 32}
@@ -171,8 +178,10 @@ def quality(args) -> dict:
     out = Path(args.out or tempfile.mkdtemp(prefix="genkit_portrait_bench_"))
     results = {"budget": "quick (smoke test)" if args.quick else "portrait_synthetic as configured"}
     gens = {}
-    for kind, extra in (("ae", []), ("vae", ["model.generator.variational=true"])):
-        ckpt, seconds = train_synthetic(out / kind, quick + extra + args.override)
+    kinds = [k for k in (("ae", []), ("vae", ["model.generator.variational=true"])) if k[0] in args.kinds]
+    for kind, extra in kinds:
+        parser = [f"model.parser.checkpoint={args.parser}"] if args.parser else []
+        ckpt, seconds = train_synthetic(out / kind, quick + extra + parser + args.override)
         gen, block, used, why = load_generator(ckpt)
         gens[kind] = gen.eval()
         results[kind] = {"train_seconds": seconds, "weights": used, "why": why,
@@ -188,10 +197,72 @@ def quality(args) -> dict:
             recon = gen(image, mask)
             face = 1 - gen.background_mask(mask)
             r["recon_face_l1"] = float(((recon - image).abs().mean(1, keepdim=True) / 2 * face).sum() / face.sum())
-        vae = gens["vae"]
-        results["vae"]["codes"] = ev.code_statistics(vae, image, mask)
-        results["vae"]["diversity"] = diversity(vae, image[:args.diversity_faces], mask[:args.diversity_faces])
+            r["real_hair_removal"] = real_hair_removal(gen)
+            r["local_edits"] = local_edit_reach(gen)
+            if args.parser:
+                from genkit.models.parsing import load_parser
+
+                net = load_parser(args.parser, expected_schema=gen.schema).eval()
+                r["transfer_mask_consistency"] = ev.transfer_mask_consistency(gen, net, image, mask, faces["perm"])
+        if "vae" in gens:
+            vae = gens["vae"]
+            results["vae"]["codes"] = ev.code_statistics(vae, image, mask)
+            results["vae"]["diversity"] = diversity(vae, image[:args.diversity_faces], mask[:args.diversity_faces])
     return results
+
+
+def local_edit_reach(gen) -> dict:
+    """On the astronaut cut to 512 x 384 (a real, non-square photo): each component transferred from a synthetic
+    face, only what it edits (``edit``) against the whole head regenerated (``face``): the fraction of the photo's
+    pixels that change by more than 2/255, and the farthest changed pixel from the component (px)."""
+    import numpy as np
+    from scipy.ndimage import distance_transform_edt
+
+    from fixtures.portrait_photos import astronaut
+    from genkit.data.synthetic import synthetic_face
+    from genkit.models.portrait.editor import PortraitEditor
+
+    editor = PortraitEditor(gen)
+    photo, labels = astronaut((0, 0, 512, 384))
+    donor = synthetic_face(gen.image_size, seed=12)[:2]
+    before = torch.from_numpy(photo).permute(2, 0, 1).float() / 255
+    out = {}
+    for comp, names in (("mouth", ("mouth",)), ("eyes", ("left_eye", "right_eye")), ("skin", ("skin",)),
+                        ("hair", ("hair",))):
+        classes = [lab for n in names for lab in gen.layout.labels[n]]
+        dist = distance_transform_edt(~np.isin(labels, classes))
+        for region in ("edit", "face"):
+            res = editor.transfer(photo, labels, {comp: donor}, region=region)
+            changed = ((res.image - before).abs().amax(0) > 2 / 255).numpy()
+            out[f"{comp}/{region}"] = {"changed": float(changed.mean()),
+                                       "farthest_px": float(dist[changed].max()) if changed.any() else 0.0}
+    return out
+
+
+def real_hair_removal(gen) -> dict:
+    """Hair removed on real photos (no true background): the astronaut (a plain studio backdrop) and the same head
+    on a textured backdrop (skimage's brick wall); the fill against the backdrop ring around it."""
+    import numpy as np
+    from scipy.ndimage import distance_transform_edt
+    from skimage import data
+
+    from genkit.models.portrait import evaluation as ev
+    from genkit.models.portrait.editor import PortraitEditor
+    from fixtures.portrait_photos import BG, HAIR, astronaut
+
+    editor = PortraitEditor(gen)
+    photo, labels = astronaut()
+    brick = np.stack([data.brick()] * 3, -1).astype(np.float32) * np.array([1.0, 0.75, 0.6], dtype=np.float32)
+    textured = np.where((labels != BG)[..., None], photo, brick.clip(0, 255).astype(np.uint8))
+    bald = np.where(labels == HAIR, BG, labels)
+    hair_dist = distance_transform_edt(labels != HAIR)
+    ring = (labels == BG) & (hair_dist > 8) & (hair_dist <= 32)
+    out = {}
+    for name, image in (("astronaut", photo), ("brick_backdrop", textured)):
+        res = editor.regenerate(image, labels, bald)
+        filled = torch.from_numpy(labels == HAIR) & (res.alpha[0] > 0.99)
+        out[name] = ev.fill_statistics(res.image[None], filled, torch.from_numpy(ring))
+    return out
 
 
 def diversity(gen, image, mask, n: int = 6) -> dict:
@@ -213,16 +284,29 @@ def print_quality(results: dict) -> None:
           "about photos)")
     groups = list(results["ae"]["transfer"])
     print(f"  {'transfer: closer to the donor':34s}" + "".join(f"{g:>10s}" for g in groups) + "   (others stay)")
-    for kind in ("ae", "vae"):
+    kinds = [k for k in ("ae", "vae") if k in results]
+    for kind in kinds:
         t = results[kind]["transfer"]
         stay = sum(t[g]["others_stay"] for g in groups) / len(groups)
         print(f"  {kind.upper():34s}" + "".join(f"{t[g]['toward_donor']:>10.2f}" for g in groups) + f"   {stay:.2f}")
     print(f"  {'pairs':34s}" + "".join(f"{results['ae']['transfer'][g]['pairs']:>10d}" for g in groups))
-    for kind in ("ae", "vae"):
+    for kind in kinds:
         h = results[kind]["hair_removal"]
         print(f"  {kind.upper()} hair removed: error vs the true background {h['hair_vs_true_background']:.3f} "
               f"(the photo's hair there: {h['photo_in_hair_region']:.3f}; face reconstruction "
               f"{h['recon_face']:.3f}); far background vs photo: max {h['far_max']:.1e} over {h['far_pixels']} px")
+        if "transfer_mask_consistency" in results[kind]:
+            m = results[kind]["transfer_mask_consistency"]
+            print(f"  {kind.upper()} transfers' mask consistency (parser mIoU / pixel accuracy): {m['miou']:.3f} / "
+                  f"{m['pixel_acc']:.3f}")
+        for name, e in results[kind].get("local_edits", {}).items():
+            print(f"  {kind.upper()} astronaut 512x384, {name:11s}: {100 * e['changed']:5.1f} % of the pixels change, "
+                  f"the farthest {e['farthest_px']:.0f} px from the component")
+        for photo, f in results[kind].get("real_hair_removal", {}).items():
+            print(f"  {kind.upper()} hair removed on {photo}: fill vs backdrop ring: colour gap {f['colour_gap']:.3f}, "
+                  f"texture ratio {f['texture_ratio']:.2f}")
+    if "vae" not in results:
+        return
     ae, vae = results["ae"]["recon_face_l1"], results["vae"]["recon_face_l1"]
     print(f"  reconstruction (face L1): AE {ae:.4f}, VAE {vae:.4f} ({100 * (vae / ae - 1):+.1f}%)")
     codes = results["vae"]["codes"]
@@ -234,11 +318,14 @@ def print_quality(results: dict) -> None:
     print("  training time: " + ", ".join(f"{k.upper()} {results[k]['train_seconds']:.0f} s" for k in ("ae", "vae")))
 
 
-def main(argv=None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quality", action="store_true", help="train portrait_synthetic (AE and VAE) and measure edits")
     p.add_argument("--quick", action="store_true", help="with --quality: a smoke-test budget")
     p.add_argument("--faces", type=int, default=64, help="with --quality: held-out faces to measure on")
+    p.add_argument("--kinds", default="ae,vae", help="with --quality: which models to train (ae, vae or both)")
+    p.add_argument("--parser", help="with --quality: a parser checkpoint for the parsing loss (train it with "
+                                    "experiment=parser_synthetic); also measures the transfers' mask consistency")
     p.add_argument("--diversity-faces", type=int, default=8, help="with --quality: faces for the sample diversity")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="with --quality: a Hydra override for both trainings, e.g. trainer.max_epochs=8")
@@ -256,7 +343,11 @@ def main(argv=None) -> int:
                    help="override a PortraitGAN sub-config value, e.g. --set generator.ngf=32 --set losses.vgg=0")
     p.add_argument("--skip-train", action="store_true", help="time edits only")
     p.add_argument("--json", help="also write the results to this file")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = argument_parser().parse_args(argv)
 
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)

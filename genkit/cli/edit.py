@@ -1,20 +1,23 @@
 """``genkit edit``: portrait editing with a trained mask-guided GAN.
 
-    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png -o recon.png
-    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --mouth b.png:b_mask.png --hair c.png \
-        --parser parser.ckpt -o out.png
-    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --edited-mask a_bigger_eyes.png -o out.png
+    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --mouth b.png:b_mask.png -o out.png
+    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --hair c.png --parser parser.ckpt -o out.png
+    genkit edit --checkpoint last.ckpt --target a.png --mask a_mask.png --edited-mask a_painted.png -o out.png
     genkit edit --checkpoint vae.ckpt --target a.png --mask a_mask.png --sample mouth -n 4 -o mouths.png
     genkit edit --checkpoint last.ckpt --target photo.jpg --detect --parser parser.ckpt --hair c.png -o out.png
     genkit edit --checkpoint last.ckpt --target faces/ --donors donors/ --transfer mouth,hair -o edits/
 
-A component source is ``IMG`` or ``IMG:MASK``; photos without a mask are parsed with ``--parser``. Outside the edit
-region the output is the target photo's own pixels. ``--detect`` finds the largest face of a photo of any size,
-edits an aligned crop and pastes it back into the full photo. A folder ``--target`` (``images/`` + ``masks/`` as
-written by ``genkit parse`` / ``genkit data synth``, or plain images to parse) with ``--donors`` writes every
-target x donor transfer and a grid. Outputs are written atomically as PNG with the edit's metadata (operation,
-sources, checkpoint, generator weights used, random-weight provenance); ``--save-codes`` also writes the component
-codes that were used (a torch file, loadable with weights_only).
+Photos may have any size and aspect ratio; the output has the target photo's size. A mask is an 8-bit label map or
+a colour-coded mask in the schema's palette (the previews/ that `genkit parse --size photo` writes, painted over in
+any image editor), at the photo's size. Only what the edit changes is regenerated (the transferred components'
+regions, the pixels whose label the edited mask changes), grown by --grow and blended over --feather pixels;
+everywhere else the output is the target photo's own pixels (--region face redraws the whole head). A component
+source is IMG or IMG:MASK; photos without a mask are parsed with --parser. --detect finds the largest face of a
+photo, edits an aligned crop and pastes it back. A folder --target (images/ + masks/ as written by `genkit parse` /
+`genkit data synth`, or plain images to parse) with --donors writes every target x donor transfer and a grid.
+Outputs are written atomically with the edit's metadata (operation, sources, checkpoint, generator weights used,
+random-weight provenance); --save-codes also writes the component codes used (a torch file, loadable with
+weights_only).
 """
 
 from __future__ import annotations
@@ -31,17 +34,28 @@ COMPONENT_FLAGS = {"left_eye": "--left-eye", "right_eye": "--right-eye", "eyes":
 def register(sub) -> None:
     from genkit.cli import add_device_option
 
+    import argparse
+
     p = sub.add_parser("edit", help="edit portraits: reconstruct, transfer components, regenerate from an edited "
-                                    "mask, sample component appearances")
+                                    "mask, sample component appearances",
+                       description=__doc__.replace("``", "`"), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="portrait checkpoint (.ckpt from genkit-train), an export, or a "
                    "model folder / hub id (user/name)")
     p.add_argument("--target", required=True,
                    help="target photo (supplies layout and background), or a folder of faces with --donors")
-    p.add_argument("--mask", help="label map of the target (8-bit PNG, model schema); parsed with --parser if absent")
+    p.add_argument("--mask", help="label map of the target at the photo's size (8-bit label PNG, or a colour-coded "
+                                  "mask in the schema's palette); parsed with --parser if absent")
     for name, flag in COMPONENT_FLAGS.items():
         p.add_argument(flag, dest=f"src_{name}", metavar="IMG[:MASK]",
                        help=f"take the {name.replace('_', ' ')} from this face")
-    p.add_argument("--edited-mask", help="draw the face for this edited label map (appearance from the target)")
+    p.add_argument("--edited-mask", help="draw the face for this edited label map (labels or colours, the photo's "
+                                         "size; appearance from the target)")
+    p.add_argument("--region", choices=("edit", "face"), default="edit",
+                   help="what is regenerated: edit (default: only what the edit changes) or face (the whole head)")
+    p.add_argument("--grow", type=float, default=2.0,
+                   help="margin regenerated around the changed pixels, in px at 256 px of the face (default 2)")
+    p.add_argument("--feather", type=float, default=5.0,
+                   help="blend band beyond that margin, in px at 256 px of the face (default 5)")
     p.add_argument("--sample", metavar="COMPONENT", help="draw -n appearances of this component from the prior "
                                                          "(VAE-trained models)")
     p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")
@@ -112,7 +126,7 @@ def _edit(args) -> int:
     _check_not_inputs(args, out, folder_mode)
     weights = "raw" if args.no_ema else args.generator
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
-                                            weights=weights)
+                                            weights=weights, grow=args.grow, feather=args.feather)
     editor.reading = reading_policy(args)
     print(f"generator weights: {editor.weights} ({editor.weights_reason})")
     if folder_mode:
@@ -131,21 +145,7 @@ def _edit(args) -> int:
         paths = [out.with_name(f"{out.stem}_{i}{out.suffix}") for i in range(len(results))]
         meta.update(sampled=args.sample, seed=args.seed, temperature=args.temperature)
     else:
-        if args.detect:
-            from genkit.models.parsing.detect import MTCNNDetector
-
-            if args.face_scale <= 0:
-                raise ConfigError("--face-scale must be positive")
-            result = editor.edit_photo(args.target, MTCNNDetector(device=args.device), components, args.face_scale)
-            meta["detected"] = True
-        elif args.edited_mask:
-            result = editor.regenerate(args.target, args.mask, args.edited_mask, components)
-            meta["edited_mask"] = args.edited_mask
-        elif components:
-            result = editor.transfer(args.target, args.mask, components)
-        else:
-            result = editor.reconstruct(args.target, args.mask)
-        results, paths = [result], [out]
+        results, paths = [_one_edit(args, editor, components, meta)], [out]
     meta.update(image_reading=editor.reading.record())
     if editor.input_conversions:
         meta["input_conversions"] = dict(editor.input_conversions)
@@ -163,6 +163,27 @@ def _edit(args) -> int:
         print(f"wrote {args.save_codes}")
     _provenance_notes(meta)
     return 0
+
+
+def _one_edit(args, editor, components: dict, meta: dict):
+    """The single edit the options ask for (detect + edit, regenerate, transfer or reconstruct); notes it in
+    ``meta``."""
+    from genkit.core.errors import ConfigError
+
+    meta.update(region=args.region, grow=args.grow, feather=args.feather)
+    if args.detect:
+        from genkit.models.parsing.detect import MTCNNDetector
+
+        if args.face_scale <= 0:
+            raise ConfigError("--face-scale must be positive")
+        meta["detected"] = True
+        return editor.edit_photo(args.target, MTCNNDetector(device=args.device), components, args.face_scale)
+    if args.edited_mask:
+        meta["edited_mask"] = args.edited_mask
+        return editor.regenerate(args.target, args.mask, args.edited_mask, components, region=args.region)
+    if components:
+        return editor.transfer(args.target, args.mask, components, region=args.region)
+    return editor.reconstruct(args.target, args.mask, region=args.region)
 
 
 def _provenance_notes(meta: dict) -> None:

@@ -26,7 +26,7 @@ def check_size_ceiling(args: argparse.Namespace) -> str | None:
     ceiling, options = getattr(args, "size_ceiling", (None, ()))
     for option in options:
         value = getattr(args, option.lstrip("-").replace("-", "_"), None)
-        if value is None:
+        if not isinstance(value, (int, float)):  # None, or a word such as `--size photo`
             continue
         if value < 0:
             return f"{option} {value}: must be >= 0"

@@ -1,11 +1,17 @@
 """``genkit parse PHOTO(S)|DIR --parser NAME|CKPT -o OUT``: face-parsing masks for your own photos.
 
+    genkit parse photo.jpg --parser parser.ckpt --size photo -o parsed/     # masks at the photo's own size
+    genkit parse photos/ --parser bisenet-celebamask --schema helen11 -o parsed/
+    genkit parse group.jpg --parser parser.ckpt --detect --size 256 -o parsed/
+
 The parser is genkit's own (a checkpoint of ``genkit-train experiment=parser_*``) or a pretrained one by name:
 ``bisenet-celebamask`` (the community BiSeNet trained on CelebAMask-HQ, ``79999_iter.pth``; 19 classes, see
 ``genkit weights list``). Writes the generic folder layout the portrait model reads (``OUT/images/NAME.png``,
-``OUT/masks/NAME.png``, ``OUT/schema.json``) plus colour previews (``OUT/previews/NAME.png``). Each photo is
-centre-cropped to a square and resized (default: the parser's training size), or, with ``--detect``, the largest
-face is detected and aligned first (needs ``pip install facenet-pytorch --no-deps``).
+``OUT/masks/NAME.png``, ``OUT/schema.json``) plus colour previews (``OUT/previews/NAME.png``; ``genkit edit`` reads
+them as masks too, also after painting them in an image editor). With ``--size photo`` the photo is kept whole, at
+any size and aspect ratio, and its mask has the photo's size (the photo is parsed at the parser's size). With a
+number (default: the parser's training size) each photo is centre-cropped to a square and resized to it, or, with
+``--detect``, the largest face is detected and aligned first (needs ``pip install facenet-pytorch --no-deps``).
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from genkit.cli.reading import add_reading_options, reading_policy
 def register(sub) -> None:
     from genkit.cli import add_device_option
 
+    import argparse
+
     p = sub.add_parser("parse", help="face-parsing masks for photos (images/ + masks/ + schema.json + previews/)",
-                       description=__doc__.split("\n\n", 1)[1])
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="PHOTO|DIR", help="photos and/or folders of photos")
     p.add_argument("--parser", "--checkpoint", dest="parser", required=True, metavar="NAME|CKPT",
                    help="a pretrained parser (bisenet-celebamask) or a parser file: a checkpoint of "
@@ -29,9 +37,10 @@ def register(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset already in --out as a whole (without it such a folder is refused)")
-    p.add_argument("--size", type=int, default=None,
-                   help="output side in pixels (default: the parser's training size, 512 for bisenet-celebamask; "
-                        "genkit parsers need a multiple of 2**depth)")
+    p.add_argument("--size", type=_size, default=None, metavar="N|photo",
+                   help="'photo': keep each photo whole, masks at the photo's size; N: centre-crop to an N px square "
+                        "(default: the parser's training size, 512 for bisenet-celebamask; genkit parsers need a "
+                        "multiple of 2**depth)")
     p.add_argument("--detect", action="store_true",
                    help="detect and align the largest face first (facenet-pytorch MTCNN)")
     p.add_argument("--face-scale", type=positive_float, default=1.0, help="with --detect: >1 includes more around the face")
@@ -46,6 +55,35 @@ def register(sub) -> None:
     add_reading_options(p, "photos")
     add_size_ceiling(p, "--size")
     p.set_defaults(handler=_parse)
+
+
+def _size(text: str) -> int | str:
+    import argparse
+
+    if text == "photo":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'photo', got {text!r}") from None
+
+
+def parse_whole_photo(net, photo, size: int, device):
+    """(H, W) labels of a photo of any size: padded to a square (edge pixels repeated), parsed at ``size`` px,
+    the labels brought back to the photo's size (nearest) and the padding cut off."""
+    import numpy as np
+    from PIL import Image
+
+    from genkit.data.transforms import resize_image, resize_labels
+    from genkit.models.parsing.inference import predict_labels
+
+    arr = np.asarray(photo)
+    h, w = arr.shape[:2]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    square = np.pad(arr, ((top, side - h - top), (left, side - w - left), (0, 0)), mode="edge")
+    labels = predict_labels(net, resize_image(Image.fromarray(square), size), device)
+    return resize_labels(labels, side)[top:top + h, left:left + w]
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -90,9 +128,6 @@ def _parse_into(args, out: Path, dest: Path) -> int:
     from genkit.core.errors import ConfigError, DataError, GenkitError
     from genkit.core.reading import conversion_note, read_image
     from genkit.core.saving import save_image, save_label_map
-    from genkit.models.parsing.checkpoint import load_parser_with_info
-    from genkit.data.transforms import center_crop_resize
-    from genkit.models.parsing.inference import predict_labels
 
     reading = reading_policy(args)
     device = resolve_device(args.device)
@@ -103,9 +138,13 @@ def _parse_into(args, out: Path, dest: Path) -> int:
             raise ConfigError("--threads must be >= 1")
         torch.set_num_threads(args.threads)
     # a parser of another schema than --schema comes back mapped onto it (summed class probabilities)
-    net, info = load_parser_with_info(args.parser, expected_schema=args.schema)
+    net, info = _load_parser(args.parser, args.schema)
     schema = net.schema
-    size = args.size if args.size is not None else info.image_size
+    whole = args.size == "photo"
+    if whole and args.detect:
+        raise ConfigError("--size photo keeps the photo whole; --detect writes aligned face crops: give --detect a "
+                          "number of pixels (--size 256), or leave --detect out")
+    size = info.image_size if (args.size is None or whole) else args.size
     if size < net.multiple or size % net.multiple:
         raise ConfigError(f"--size {size}: must be a positive multiple of {net.multiple} for this parser; "
                           f"it was trained at {info.image_size}")
@@ -126,21 +165,14 @@ def _parse_into(args, out: Path, dest: Path) -> int:
     for path in bar:
         try:
             photo = read_image(path, reading)
-            if detector is not None:
-                from genkit.models.parsing.detect import detect_and_align
-
-                crop, how = detect_and_align(photo, detector, size, path, args.face_scale)
-            else:
-                crop, box = center_crop_resize(photo, size)
-                how = {"crop_box": list(box)}
-            labels = predict_labels(net, crop, device)
+            crop, how, labels = _parse_one(net, photo, path, size, whole, detector, args.face_scale, device)
         except GenkitError as exc:
             if not args.skip_errors:
                 raise
             skipped.append(f"{path}: {exc.problem if isinstance(exc, DataError) else exc}")
             continue
         meta = {"source": str(path), "source_size": list(photo.size), "parser": str(args.parser),
-                "parser_schema": info.schema.name, "schema": schema.name, "size": size,
+                "parser_schema": info.schema.name, "schema": schema.name, "size": "photo" if whole else size,
                 "aligned": detector is not None, **how, "image_reading": reading.record()}
         if parser_sha256:
             meta["parser_sha256"] = parser_sha256
@@ -169,3 +201,33 @@ def _check_not_inputs(args, out: Path) -> list[str]:
     check_not_inputs(inputs, files=[("--out", out / d / f"{n}.png") for d in sub for n in names],
                      folders=[("--out", out)] + [("--out", out / d) for d in sub])
     return check_dataset_output(out, args.overwrite, inputs)
+
+
+def _parse_one(net, photo, path, size: int, whole: bool, detector, face_scale: float, device):
+    """The image written, how it was cut from the photo, and its labels: the whole photo (``whole``), the aligned
+    face (``detector``) or the centred square, at ``size`` px."""
+    from genkit.data.transforms import center_crop_resize
+    from genkit.models.parsing.inference import predict_labels
+
+    if whole:
+        return photo, {"whole_photo": True}, parse_whole_photo(net, photo, size, device)
+    if detector is not None:
+        from genkit.models.parsing.detect import detect_and_align
+
+        crop, how = detect_and_align(photo, detector, size, path, face_scale)
+    else:
+        crop, box = center_crop_resize(photo, size)
+        how = {"crop_box": list(box)}
+    return crop, how, predict_labels(net, crop, device)
+
+
+def _load_parser(name: str, schema: str | None):
+    """The parser and its info; a missing pretrained file says how to install it (``parse`` has no random mode)."""
+    from genkit.core.errors import WeightsUnavailableError
+    from genkit.models.parsing.checkpoint import load_parser_with_info
+
+    try:
+        return load_parser_with_info(name, expected_schema=schema)
+    except WeightsUnavailableError as exc:
+        lines = [line for line in str(exc).splitlines() if "allow-random" not in line and "RANDOM" not in line]
+        raise WeightsUnavailableError("\n".join(lines)) from None

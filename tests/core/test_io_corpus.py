@@ -267,7 +267,8 @@ def test_parse_output_that_is_a_file_is_refused_before_work(corpus, parser_ckpt,
 def portrait(tmp_path_factory):
     """An untrained tiny portrait export (the reading plumbing does not need a trained one) and a square photo."""
     from genkit.data.synthetic import synthetic_face
-    from genkit.models.portrait.module import PortraitGAN, tiny_config
+    from genkit.models.portrait.module import PortraitGAN
+    from fixtures.tiny_portrait import tiny_config
 
     d = tmp_path_factory.mktemp("portrait")
     with warnings.catch_warnings():

@@ -118,7 +118,8 @@ def test_style_metrics_and_perceptual_loss_take_the_variant(tmp_path):
 
 
 def test_the_portrait_model_takes_the_caffe_vgg_for_its_perceptual_loss():
-    from genkit.models.portrait.module import PortraitGAN, tiny_config
+    from genkit.models.portrait.module import PortraitGAN
+    from fixtures.tiny_portrait import tiny_config
 
     with pytest.warns(RuntimeWarning, match="RANDOM WEIGHTS: 'vgg19-caffe'"):
         model = PortraitGAN(image_size=32, allow_random=True,

@@ -294,7 +294,7 @@ def _face_edits(editor, t_img, t_mask, d_img, d_mask, size: int) -> dict:
 
     lab = {n: HELEN11.index(n) for n in HELEN11.classes}
     mouth = [lab["upper_lip"], lab["inner_mouth"], lab["lower_lip"]]
-    edits = {"reconstruction": (editor.reconstruct(t_img, t_mask), None)}
+    edits = {"reconstruction": (editor.reconstruct(t_img, t_mask, region="face"), None)}  # the model's whole head
     for comp in ("eyes", "mouth", "skin", "hair"):
         edits[f"{comp} from donor"] = (editor.transfer(t_img, t_mask, {comp: (d_img, d_mask)}), comp)
     moved = move_component(t_mask, mouth, dy=max(2, size // 16))

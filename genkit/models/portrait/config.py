@@ -35,7 +35,10 @@ class TrainingScheme:
       (at 256 px), and with ``hide_large_probability`` up to ``hide_large`` px, so the generator learns to fill
       background that an edit uncovers (a smaller face);
     * with ``hair_removal_probability`` a paired sample has its hair removed from the target mask and the ground
-      truth shows the true background there (needs ``batch["background"]``, which synthetic faces provide).
+      truth shows the true background there (needs ``batch["background"]``, which synthetic faces provide);
+    * with ``hole_probability`` a sample also has free-form holes hidden in its own visible background
+      (:mod:`genkit.models.portrait.holes`), filled by the generator and scored against the photo: self-supervised
+      background filling that works on real photos, which have no true background behind the hair.
     """
 
     unpaired_every: int = 2
@@ -44,11 +47,12 @@ class TrainingScheme:
     hide_large: float = 48.0
     hide_large_probability: float = 0.5
     hair_removal_probability: float = 0.25
+    hole_probability: float = 0.5
 
     def __post_init__(self):
         if self.unpaired_every < 0:
             raise ValueError("unpaired_every must be >= 0 (0 = only paired steps)")
-        for name in ("swap_probability", "hide_large_probability", "hair_removal_probability"):
+        for name in ("swap_probability", "hide_large_probability", "hair_removal_probability", "hole_probability"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
         if not 0 <= self.hide_small <= self.hide_large:

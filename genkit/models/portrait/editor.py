@@ -9,14 +9,18 @@
     out = editor.edit_photo("group.jpg", detector, {"hair": "c.png"})  # detect, edit, paste back into the photo
     out.image  # (3, H, W) in [0, 1] at the photo's size;  out.codes  # {component: (latent_dim,) code used}
 
-Images may be paths, PIL images, uint8 arrays (H, W, 3) or float tensors (3, H, W) in [0, 1]; masks may be paths
-(8-bit label PNGs), arrays or tensors (H, W) with labels of the model's schema. A photo without a mask is parsed
-by the face parser given to the editor. Inputs must be square; the model works at its own resolution (images
-resized bicubic, masks nearest).
+Images may be paths, PIL images, uint8 arrays (H, W, 3) or float tensors (3, H, W) in [0, 1], of any size and
+aspect ratio; masks may be paths (8-bit label PNGs, or colour-coded masks in the schema's palette: see
+:mod:`genkit.data.masks`), arrays or tensors (H, W) with labels of the model's schema, at the photo's size. A photo
+without a mask is parsed by the face parser given to the editor. The face is cropped to a square (the whole photo
+when it is square), edited at the model's resolution, and pasted back at the photo's own resolution.
 
-**The photo is kept.** The generated face is pasted into the photo at the photo's own resolution: outside the edit
-region (the union of the photo's and the edited mask's non-background labels, grown and feathered by the
-generator's ``paste_grow`` / ``paste_feather``) every output pixel *is* the photo's pixel.
+**An edit touches only what it edits.** The region that is regenerated is the set of pixels whose label changes
+plus both label maps' pixels of the components whose appearance changes (a mouth transfer: the mouth), computed on
+the full-resolution label maps, grown by ``grow`` and feathered over ``feather`` pixels (both given at 256 px of the
+face crop). The blend is split by frequency (:func:`compositing.detail_blend`): in the margin the photo keeps its
+own detail. Outside the region every output pixel *is* the photo's pixel; a reconstruction changes nothing.
+``region="face"`` regenerates the whole head instead (the generator's own reconstruction).
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from PIL import Image
 from genkit.data.transforms import resize_labels, to_symmetric, to_unit
 from genkit.core.device import resolve_device
 from genkit.core.errors import ConfigError, DataError
-from genkit.core.reading import PHOTOS, conversion_note, read_image, read_label_map
+from genkit.core.reading import PHOTOS, conversion_note, read_image
 from genkit.core.saving import save_image
 from genkit.core.tensors import pil_to_tensor
+from genkit.data.masks import labels_from_colors, read_mask
 from genkit.models.portrait import compositing
 from genkit.models.portrait.encoders import ComponentCodes
 
@@ -78,12 +83,20 @@ class _Input:
     parsed: bool = False
     photo: torch.Tensor | None = None  # (1, 3, H, W) in [0, 1]: the photo at its own size
     notes: list[str] = field(default_factory=list)
+    labels: torch.Tensor | None = None  # (H, W) long: the photo's label map at the photo's size
+    box: tuple[int, int, int] = (0, 0, 0)  # (top, left, side): the square face crop in photo pixels (may overhang)
 
 
 class PortraitEditor:
     def __init__(self, generator, parser: torch.nn.Module | None = None, device: str | torch.device = "cpu",
                  source: str | None = None, weights: str = "raw", weights_reason: str = "",
-                 parser_source: str | None = None, parser_training: dict | None = None):
+                 parser_source: str | None = None, parser_training: dict | None = None, grow: float = 2.0,
+                 feather: float = 5.0):
+        """``grow`` and ``feather``: the margin around the changed pixels that is regenerated, and the blend band
+        beyond it, in pixels at 256 px of the face crop (scaled to the crop's size in the photo)."""
+        if grow < 0 or feather < 0:
+            raise ConfigError("grow and feather must be >= 0")
+        self.grow, self.feather = float(grow), float(feather)
         self.device = resolve_device(device)
         self.parser_source = parser_source
         self.parser_training = dict(parser_training or {})  # what the parser checkpoint says it was trained on
@@ -105,12 +118,13 @@ class PortraitEditor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, parser: str | Path | torch.nn.Module | None = None,
                         device: str | torch.device = "cpu", weights: str = "auto", expected_schema=None,
-                        expected_image_size: int | None = None) -> "PortraitEditor":
+                        expected_image_size: int | None = None, grow: float = 2.0,
+                        feather: float = 5.0) -> "PortraitEditor":
         """Load a training checkpoint (``.ckpt``) or an export; ``parser`` is a parser checkpoint or network.
 
         ``weights``: ``auto`` takes the generator (raw or EMA) that the last validation found better (EMA when no
         validation ran), ``ema`` or ``raw`` force one. :attr:`weights` and :attr:`weights_reason` say which was used
-        and why; every result's notes repeat it."""
+        and why; every result's notes repeat it. ``grow`` and ``feather``: see :class:`PortraitEditor`."""
         from genkit.models.portrait.checkpoint import load_generator
 
         gen, block, used, why = load_generator(checkpoint, weights, expected_schema, expected_image_size)
@@ -124,7 +138,7 @@ class PortraitEditor:
             parser_training = read_parser_training(parser)
             parser = load_parser(parser, expected_schema=gen.schema)
         editor = cls(gen, parser, device, source=str(checkpoint), weights=used, weights_reason=why,
-                     parser_source=parser_source, parser_training=parser_training)
+                     parser_source=parser_source, parser_training=parser_training, grow=grow, feather=feather)
         editor.training = dict(training) if isinstance(training, dict) else {}
         log.info("portrait editor: %s generator weights (%s)", used, why)
         return editor
@@ -175,12 +189,16 @@ class PortraitEditor:
         raise DataError(None, f"unsupported image type {type(image).__name__}")
 
     def _load_mask(self, mask: MaskLike) -> tuple[np.ndarray, str]:
+        """A label map (H, W) int64 of the model's schema: a file (8-bit labels or a colour-coded mask in the
+        schema's palette), an array or a tensor."""
         n = self.schema.num_classes
         if isinstance(mask, (str, Path)):
-            return read_label_map(mask, n), str(mask)
+            return read_mask(mask, self.schema), str(mask)
         arr = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
         if arr.ndim == 3 and arr.shape[0] == 1:
             arr = arr[0]
+        if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8:
+            return labels_from_colors(arr, self.schema), "<colour mask>"
         if arr.ndim != 2:
             raise DataError(None, f"a mask must be a (H, W) label map, got shape {arr.shape}")
         if np.issubdtype(arr.dtype, np.floating) and not np.all(arr == np.round(arr)):
@@ -193,36 +211,50 @@ class PortraitEditor:
         return arr, "<mask>"
 
     def prepare(self, image: ImageLike, mask: MaskLike | None = None) -> _Input:
-        """Load, check and resize one image (+ mask, or parse it) to the model's resolution."""
+        """Load and check one photo of any size (+ its label map at the photo's size, or parse it); crop the face
+        to a square (the whole photo when it is square) and resize the crop to the model's resolution."""
         photo, name = self._load_image(image)
         h, w = photo.shape[-2:]
-        if w != h:
-            raise DataError(name if name[0] != "<" else None,
-                            f"image is {w}x{h}; the portrait model needs square images (crop the face to a square "
-                            "first, or use --detect)")
-        labels = None
+        notes, parsed = [], False
         if mask is not None:
             labels, mask_name = self._load_mask(mask)
             if labels.shape != (h, w):
                 raise DataError(mask_name if mask_name[0] != "<" else None,
                                 f"mask is {labels.shape[1]}x{labels.shape[0]} but its image {name} is {w}x{h}")
-        s = self.image_size
-        x = photo if h == s else _resize(photo, s)
-        x = to_symmetric(x).unsqueeze(0).to(self.device)
-        notes, parsed = [], False
-        if labels is None:
-            labels = self.parse(x)
-            parsed = True
-            notes.append("target mask predicted by the face parser")
-            from genkit.models.portrait.parser_checks import parser_warnings
-
-            for line in parser_warnings(self.parser_training, getattr(self.parser, "image_size", None), s,
-                                        photos=not _known_synthetic(image)):
-                log.warning("portrait editor: %s", line)
-                notes.append(line)
+            labels = torch.from_numpy(np.ascontiguousarray(labels)).long()
         else:
-            labels = torch.from_numpy(np.ascontiguousarray(resize_labels(labels, s))).unsqueeze(0)
-        return _Input(x, labels.long().to(self.device), name, parsed, photo.unsqueeze(0).to(self.device), notes)
+            labels, notes = self._parse_photo(photo, image), ["target mask predicted by the face parser"]
+            notes += self._parser_notes(image)
+            parsed = True
+        box = face_box(labels, self.generator.layout.background_label)
+        s = self.image_size
+        crop = crop_square(photo.unsqueeze(0), box)
+        x = to_symmetric(crop if crop.shape[-1] == s else _resize(crop, s)).to(self.device)
+        crop_labels = crop_square(labels[None, None].float(), box, fill=self.generator.layout.background_label)
+        small = resize_labels(crop_labels[0, 0].long().numpy(), s)
+        return _Input(x, torch.from_numpy(np.ascontiguousarray(small)).long().unsqueeze(0).to(self.device), name,
+                      parsed, photo.unsqueeze(0).to(self.device), notes, labels.to(self.device), box)
+
+    def _parse_photo(self, photo: torch.Tensor, image: ImageLike) -> torch.Tensor:
+        """(H, W) labels of a photo (3, H, W) by the parser: the photo padded to a square (edge pixels repeated),
+        parsed at the model's size, the labels brought back to the photo's size (nearest)."""
+        h, w = photo.shape[-2:]
+        side = max(h, w)
+        box = ((h - side) // 2, (w - side) // 2, side)
+        square = crop_square(photo.unsqueeze(0), box)
+        x = to_symmetric(_resize(square, self.image_size) if side != self.image_size else square).to(self.device)
+        labels = self.parse(x)[0].float()
+        big = torch.nn.functional.interpolate(labels[None, None].cpu(), size=(side, side), mode="nearest")[0, 0]
+        return big[-box[0]:-box[0] + h, -box[1]:-box[1] + w].long()
+
+    def _parser_notes(self, image: ImageLike) -> list[str]:
+        from genkit.models.portrait.parser_checks import parser_warnings
+
+        lines = parser_warnings(self.parser_training, getattr(self.parser, "image_size", None), self.image_size,
+                                photos=not _known_synthetic(image))
+        for line in lines:
+            log.warning("portrait editor: %s", line)
+        return list(lines)
 
     @torch.no_grad()
     def parse(self, image: torch.Tensor) -> torch.Tensor:
@@ -232,14 +264,30 @@ class PortraitEditor:
                               "(PortraitEditor.from_checkpoint(..., parser=...) / genkit edit --parser CKPT)")
         return self.parser(to_unit(image).clamp(0, 1)).argmax(1)
 
-    def _paste_into_photo(self, raw: torch.Tensor, alpha: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
-        """The generated image (model resolution, [-1, 1]) pasted into the photo at the photo's size, [0, 1]."""
+    def composite(self, raw: torch.Tensor, target: _Input, edited: torch.Tensor, changed: list[str],
+                  region: str = "edit") -> tuple[torch.Tensor, torch.Tensor]:
+        """The generated crop ``raw`` (1, 3, S, S) in [-1, 1] blended into the photo at the photo's resolution.
+
+        ``edited`` is the edited layout at the photo's size, ``changed`` the components whose appearance changes.
+        Returns the image (1, 3, H, W) in [0, 1] and the paste weight (1, 1, H, W)."""
+        photo = target.photo.float()
+        layout = self.generator.layout
+        labels = [lab for n in changed for lab in layout.labels[n]]
+        where = compositing.changed_region(target.labels, edited, labels, layout.background_label,
+                                           whole_face=region == "face")
+        if not bool(where.any()):
+            return photo, torch.zeros_like(photo[:, :1])
+        top, left, side = target.box
+        scale = side / 256.0
         gen = to_unit(raw.float()).clamp(0, 1)
-        if gen.shape[-2:] != photo.shape[-2:]:
-            gen = _resize(gen, photo.shape[-1])
-            alpha = torch.nn.functional.interpolate(alpha.float(), size=photo.shape[-2:], mode="bilinear",
-                                                    align_corners=False)
-        return compositing.paste(gen, photo.float(), alpha)
+        gen = gen if side == gen.shape[-1] else _resize(gen, side)  # upsampled once, to the crop's size
+        canvas, inside = place_square(gen, target.box, photo)
+        dist = compositing.distance_to(where)
+        grow = self.grow * scale
+        alpha = (compositing.ramp(dist, grow, self.feather * scale) * inside)[None, None]
+        detail = (compositing.ramp(dist, 0.0, max(grow, 1.0)) * inside)[None, None]
+        sigma = side / self.image_size / 2.0
+        return compositing.detail_blend(canvas, photo, alpha, detail, sigma), alpha
 
     # -------------------------------------------------------------------------------------------- codes
     @torch.no_grad()
@@ -274,21 +322,12 @@ class PortraitEditor:
     def _weights_note(self) -> str:
         return f"generator weights: {self.weights}" + (f" ({self.weights_reason})" if self.weights_reason else "")
 
-    # ------------------------------------------------------------------------------------------- editing
-    @torch.no_grad()
-    def edit(self, target_image: ImageLike, target_mask: MaskLike | None = None,
-             components: dict[str, Any] | None = None, edited_mask: MaskLike | None = None,
-             operation: str = "edit") -> EditResult:
-        """The general edit: the target's own components, some replaced from ``components`` sources, drawn
-        for ``edited_mask`` (default: the target mask), over the target's background."""
-        return self._edit(self.prepare(target_image, target_mask), components, edited_mask, operation)
-
-    def _edit(self, target: _Input, components: dict[str, Any] | None = None, edited_mask: MaskLike | None = None,
-              operation: str = "edit") -> EditResult:
-        G = self.generator
-        codes = G.encode(target.image, target.mask)
+    def _component_codes(self, target: _Input, components: dict[str, Any] | None
+                         ) -> tuple[ComponentCodes, dict[str, str], list[str], list[str]]:
+        """The target's codes with ``components`` replaced; their sources, notes and the replaced names."""
+        codes = self.generator.encode(target.image, target.mask)
         sources = {n: target.name for n in self.components}
-        notes = [self._weights_note(), *target.notes]
+        notes, changed = [self._weights_note(), *target.notes], []
         for key, src in (components or {}).items():
             names = self._resolve_names([key])
             src_codes, raw, label = self._source_codes(src)
@@ -300,46 +339,79 @@ class PortraitEditor:
                     if not bool(src_codes.presence[name][0]):
                         notes.append(f"{name}: not found in {label}; a neutral (zero) code was used")
                 sources[name] = label
+                changed.append(name)
         for name in self.components:
-            if sources[name] == target.name and not bool(codes.presence[name][0]):
+            if name not in changed and not bool(codes.presence[name][0]):
                 notes.append(f"{name}: not found in the target; a neutral (zero) code was used")
-        layout_mask, photo_mask = target.mask, None
-        if edited_mask is not None:
-            labels, _ = self._load_mask(edited_mask)
-            if labels.shape[0] != labels.shape[1]:
-                raise DataError(None, f"edited mask is {labels.shape[1]}x{labels.shape[0]}; masks must be square")
-            layout_mask = torch.from_numpy(np.ascontiguousarray(resize_labels(labels, self.image_size)))
-            layout_mask = layout_mask.unsqueeze(0).long().to(self.device)
-            photo_mask = target.mask  # the edit region covers the face before and after the edit
-        out = G.render(layout_mask, codes, target.image, photo_mask)
-        image = self._paste_into_photo(out["raw"], out["alpha"], target.photo)
-        alpha = out["alpha"]
-        if alpha.shape[-2:] != image.shape[-2:]:
-            alpha = torch.nn.functional.interpolate(alpha, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return codes, sources, notes, changed
+
+    def _edited_layout(self, target: _Input, edited_mask: MaskLike | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The edited label map at the photo's size (H, W) and in the face crop at the model's size (1, S, S)."""
+        if edited_mask is None:
+            return target.labels, target.mask
+        labels, name = self._load_mask(edited_mask)
+        h, w = target.labels.shape
+        if labels.shape != (h, w):
+            if labels.shape[0] != labels.shape[1] or h != w:
+                raise DataError(name if name[0] != "<" else None,
+                                f"edited mask is {labels.shape[1]}x{labels.shape[0]}; it must have the photo's size "
+                                f"({w}x{h})")
+            labels = resize_labels(labels, h)  # a square mask for a square photo, at another size
+        full = torch.from_numpy(np.ascontiguousarray(labels)).long().to(self.device)
+        crop = crop_square(full[None, None].float(), target.box, fill=self.generator.layout.background_label)
+        small = resize_labels(crop[0, 0].long().cpu().numpy(), self.image_size)
+        return full, torch.from_numpy(np.ascontiguousarray(small)).long().unsqueeze(0).to(self.device)
+
+    # ------------------------------------------------------------------------------------------- editing
+    @torch.no_grad()
+    def edit(self, target_image: ImageLike, target_mask: MaskLike | None = None,
+             components: dict[str, Any] | None = None, edited_mask: MaskLike | None = None,
+             operation: str = "edit", region: str = "edit") -> EditResult:
+        """The general edit: the target's own components, some replaced from ``components`` sources, drawn
+        for ``edited_mask`` (default: the target mask; at the photo's size), over the target's background.
+
+        ``region``: ``"edit"`` (default) regenerates only what the edit changes (changed labels and the replaced
+        components); ``"face"`` regenerates the whole head (every non-background label)."""
+        return self._edit(self.prepare(target_image, target_mask), components, edited_mask, operation, region)
+
+    def _edit(self, target: _Input, components: dict[str, Any] | None = None, edited_mask: MaskLike | None = None,
+              operation: str = "edit", region: str = "edit") -> EditResult:
+        if region not in ("edit", "face"):
+            raise ConfigError(f"region must be 'edit' or 'face', got {region!r}")
+        G = self.generator
+        codes, sources, notes, changed = self._component_codes(target, components)
+        edited, layout_mask = self._edited_layout(target, edited_mask)
+        raw = G.synthesize(layout_mask, codes, target.image, G.known_background(target.mask, layout_mask))
+        image, alpha = self.composite(raw, target, edited, changed, region)
         return EditResult(image=image[0].cpu(), mask=layout_mask[0].cpu(),
                           codes={k: v[0].cpu() for k, v in codes.z.items()}, sources=sources,
                           operation=operation, notes=notes, alpha=alpha[0].cpu())
 
-    def reconstruct(self, image: ImageLike, mask: MaskLike | None = None) -> EditResult:
-        return self.edit(image, mask, operation="reconstruct")
+    def reconstruct(self, image: ImageLike, mask: MaskLike | None = None, region: str = "edit") -> EditResult:
+        """The face from its own codes: nothing changes, so the photo comes back, unless ``region="face"`` (the
+        whole head as the generator draws it)."""
+        return self.edit(image, mask, operation="reconstruct", region=region)
 
     def transfer(self, target_image: ImageLike, target_mask: MaskLike | None = None,
-                 components: dict[str, Any] | None = None) -> EditResult:
+                 components: dict[str, Any] | None = None, region: str = "edit") -> EditResult:
         """Replace components (``left_eye``, ``right_eye``, ``eyes``, ``mouth``, ``skin``, ``hair``) by those of
-        other faces: each value is an image (parsed), ``(image, mask)``, or a code tensor."""
+        other faces: each value is an image (parsed), ``(image, mask)``, or a code tensor. Only those components'
+        regions are regenerated (``region="face"``: the whole head)."""
         if not components:
             raise ConfigError("transfer needs at least one component source, e.g. {'mouth': ('b.png', 'b_mask.png')}")
-        return self.edit(target_image, target_mask, components, operation="transfer")
+        return self.edit(target_image, target_mask, components, operation="transfer", region=region)
 
     def regenerate(self, image: ImageLike, mask: MaskLike | None, edited_mask: MaskLike,
-                   components: dict[str, Any] | None = None) -> EditResult:
-        """Redraw the face for an edited label map (components moved, resized, reshaped), same appearance."""
-        return self.edit(image, mask, components, edited_mask=edited_mask, operation="regenerate")
+                   components: dict[str, Any] | None = None, region: str = "edit") -> EditResult:
+        """Redraw the face for an edited label map (components moved, resized, reshaped), same appearance: the
+        pixels whose label changes are regenerated (plus the regions of any ``components`` replaced)."""
+        return self.edit(image, mask, components, edited_mask=edited_mask, operation="regenerate", region=region)
 
     @torch.no_grad()
     def sample(self, image: ImageLike, mask: MaskLike | None, component: str, n: int = 4, seed: int = 0,
                temperature: float = 1.0) -> list[EditResult]:
-        """``n`` appearances of ``component`` drawn from the prior N(0, I) (VAE-trained models only)."""
+        """``n`` appearances of ``component`` drawn from the prior N(0, I) (VAE-trained models only); only that
+        component's region is regenerated."""
         if not self.variational:
             raise ConfigError("sampling components needs a model trained with model.generator.variational=true (a VAE "
                               "embedding with its KL term); this checkpoint uses plain autoencoders")
@@ -347,23 +419,23 @@ class PortraitEditor:
             raise ConfigError("n must be >= 1")
         names = self._resolve_names([component])
         target = self.prepare(image, mask)
-        base = self._edit(target, operation="sample")
         G = self.generator
+        base, sources, notes, _ = self._component_codes(target, None)
         g = torch.Generator().manual_seed(int(seed))
-        codes = ComponentCodes({k: v.view(1, -1).repeat(n, 1).to(self.device) for k, v in base.codes.items()})
+        codes = ComponentCodes({k: v.repeat(n, 1) for k, v in base.z.items()})
         for name in names:
             codes.z[name] = (torch.randn(n, G.embedding.latent_dim, generator=g) * temperature).to(self.device)
         masks = target.mask.repeat(n, 1, 1)
-        out = G.render(masks, codes, target.image.repeat(n, 1, 1, 1))
+        raw = G.synthesize(masks, codes, target.image.repeat(n, 1, 1, 1), G.known_background(masks))
         results = []
         for i in range(n):
-            sources = dict(base.sources)
+            drawn = dict(sources)
             for name in names:
-                sources[name] = f"prior sample {i} (seed {seed}, temperature {temperature})"
-            image = self._paste_into_photo(out["raw"][i:i + 1], out["alpha"][i:i + 1], target.photo)
-            results.append(EditResult(image=image[0].cpu(), mask=masks[i].cpu(),
-                                      codes={k: v[i].cpu() for k, v in codes.z.items()}, sources=sources,
-                                      operation="sample", notes=list(base.notes), alpha=base.alpha))
+                drawn[name] = f"prior sample {i} (seed {seed}, temperature {temperature})"
+            image_i, alpha = self.composite(raw[i:i + 1], target, target.labels, names)
+            results.append(EditResult(image=image_i[0].cpu(), mask=masks[i].cpu(),
+                                      codes={k: v[i].cpu() for k, v in codes.z.items()}, sources=drawn,
+                                      operation="sample", notes=list(notes), alpha=alpha[0].cpu()))
         return results
 
     # ----------------------------------------------------------------------------------- batches of edits
@@ -397,8 +469,9 @@ class PortraitEditor:
         """Edit the largest face of a photograph of any size and paste it back.
 
         The face is detected (``detector``: e.g. :class:`genkit.models.parsing.detect.MTCNNDetector`) and aligned
-        into a square crop at the model's resolution, parsed with the editor's parser, edited, and the edited crop
-        is warped back into the photo; outside the pasted face every pixel is the photo's own."""
+        into a square crop at the face's own resolution in the photo (at least the model's), parsed with the
+        editor's parser, edited (only what the edit changes), and the edited crop is warped back into the photo;
+        outside the pasted region every pixel is the photo's own."""
         from genkit.models.parsing.detect import alignment_quad, crop_quad
 
         if self.parser is None:
@@ -408,9 +481,11 @@ class PortraitEditor:
         faces = detector(pil)
         if not faces:
             raise DataError(name if name[0] != "<" else None, "no face detected (try a larger or frontal photo, or "
-                                                              "crop the face yourself and edit without --detect)")
+                                                              "edit without --detect, giving the photo's label map "
+                                                              "with --mask: `genkit parse --size photo` writes one)")
         quad = alignment_quad(faces[0].landmarks, face_scale)
-        crop = crop_quad(pil, quad, self.image_size)
+        side = int(np.ceil(np.hypot(*(quad[3] - quad[0]))))
+        crop = crop_quad(pil, quad, max(self.image_size, side))
         res = self.edit(crop, None, components,
                         operation=operation or ("transfer" if components else "reconstruct"))
         image, alpha = paste_crop(pil, res.image, res.alpha, quad)
@@ -472,3 +547,52 @@ def paste_crop(photo: Image.Image, crop: torch.Tensor, alpha: torch.Tensor, quad
     warped_alpha = torch.from_numpy(a).float().unsqueeze(0)
     pasted = compositing.paste(torch.from_numpy(np.clip(face, 0, 1)).float(), base, warped_alpha)
     return pasted, warped_alpha
+
+
+def face_box(labels: torch.Tensor, background_label: int = 0) -> tuple[int, int, int]:
+    """The square face crop ``(top, left, side)`` of a photo with label map ``labels`` (H, W): the whole photo when
+    it is square; otherwise a square of the photo's shorter side centred on the face (the non-background labels)
+    and kept inside the photo, or, for a face larger than that, a square around the face that overhangs the photo
+    (the overhang is filled with the photo's edge pixels)."""
+    h, w = labels.shape[-2:]
+    if h == w:
+        return 0, 0, int(h)
+    ys, xs = torch.nonzero(labels != background_label, as_tuple=True)
+    if len(ys) == 0:
+        y0, y1, x0, x1 = 0, h - 1, 0, w - 1
+    else:
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+    side = max(min(h, w), y1 - y0 + 1, x1 - x0 + 1)
+
+    def place(lo: int, hi: int, length: int) -> int:
+        start = (lo + hi + 1 - side) // 2
+        return start if side > length else min(max(start, 0), length - side)
+
+    return place(y0, y1, h), place(x0, x1, w), int(side)
+
+
+def crop_square(images: torch.Tensor, box: tuple[int, int, int], fill: float | None = None) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C, side, side): the square ``box`` = (top, left, side); where it overhangs the image the
+    edge pixels are repeated (``fill=None``) or ``fill`` is used."""
+    top, left, side = box
+    h, w = images.shape[-2:]
+    pads = (max(0, -left), max(0, left + side - w), max(0, -top), max(0, top + side - h))
+    if any(pads):
+        images = (torch.nn.functional.pad(images, pads, mode="replicate") if fill is None
+                  else torch.nn.functional.pad(images, pads, value=float(fill)))
+        top, left = top + pads[2], left + pads[0]
+    return images[..., top:top + side, left:left + side]
+
+
+def place_square(crop: torch.Tensor, box: tuple[int, int, int], photo: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The photo (B, C, H, W) with ``crop`` (B, C, side, side) written at ``box``, and the (H, W) indicator of
+    the pixels it covers."""
+    top, left, side = box
+    h, w = photo.shape[-2:]
+    y0, y1, x0, x1 = max(top, 0), min(top + side, h), max(left, 0), min(left + side, w)
+    canvas = photo.clone()
+    canvas[..., y0:y1, x0:x1] = crop[..., y0 - top:y1 - top, x0 - left:x1 - left].to(photo.dtype)
+    inside = torch.zeros(h, w, device=photo.device)
+    inside[y0:y1, x0:x1] = 1.0
+    return canvas, inside

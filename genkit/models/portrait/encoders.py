@@ -247,7 +247,3 @@ class LocalEmbedding(nn.Module):
 
     def decode_features(self, codes: ComponentCodes) -> dict[str, torch.Tensor]:
         return {name: self.parts[name].feature_decoder(codes.z[name]) for name in self.parts}
-
-    def sample_prior(self, batch: int, generator: torch.Generator | None = None,
-                     device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.randn(batch, self.latent_dim, generator=generator, device=device)

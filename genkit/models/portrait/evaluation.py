@@ -257,3 +257,38 @@ def prior_samples(generator, image: torch.Tensor, mask: torch.Tensor, component:
         c.z[component] = z * codes.presence[component].to(z).view(-1, 1)
         out.append(generator.render(mask, c, image)["image"])
     return torch.stack(out, 1)
+
+
+def local_std(image: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """(B, 1, H, W): the standard deviation of each pixel's ``window`` neighbourhood, averaged over channels."""
+    pad = window // 2
+    mean = torch.nn.functional.avg_pool2d(image, window, 1, pad, count_include_pad=False)
+    sq = torch.nn.functional.avg_pool2d(image * image, window, 1, pad, count_include_pad=False)
+    return (sq - mean * mean).clamp_min(0).sqrt().mean(1, keepdim=True)
+
+
+def fill_statistics(image: torch.Tensor, filled: torch.Tensor, ring: torch.Tensor) -> dict[str, float]:
+    """How a filled region (where the hair was, on a photo with no true background) matches its surroundings.
+
+    ``image`` (1, 3, H, W) in [0, 1]; ``filled`` and ``ring`` (H, W) bool. Returns the largest difference of the
+    channel means (``colour_gap``; 0.05 is a just-visible shift) and the ratio of the mean local standard deviation
+    (texture) inside the fill to that in the ring (``texture_ratio``; 1 = the same texture, < 1 = flatter)."""
+    std = local_std(image)[0, 0]
+    inside, around = image[0][:, filled], image[0][:, ring]
+    gap = (inside.mean(1) - around.mean(1)).abs().max()
+    return {"colour_gap": float(gap), "texture_ratio": float(std[filled].mean() / std[ring].mean().clamp_min(1e-6)),
+            "filled_pixels": int(filled.sum()), "ring_pixels": int(ring.sum())}
+
+
+@torch.no_grad()
+def transfer_mask_consistency(generator, parser: nn.Module, image: torch.Tensor, mask: torch.Tensor,
+                              perm: torch.Tensor) -> dict[str, float]:
+    """Does a transfer respect the layout? Every component of each face taken from ``image[perm]``, drawn for the
+    face's own mask; a frozen ``parser`` (images in [0, 1] -> logits) must recover that mask: mIoU and pixel
+    accuracy (as the parsing loss asks)."""
+    codes = generator.encode(image, mask)
+    result = generator.render(mask, codes.mix(codes.index(perm.to(image.device)),
+                                              {n: True for n in generator.component_names}), image)["image"]
+    metric = MaskConsistency(parser, input_range="symmetric").to(image.device)
+    metric.update(result, mask)
+    return {k: float(v) for k, v in metric.compute().items() if torch.as_tensor(v).numel() == 1}

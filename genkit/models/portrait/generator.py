@@ -158,9 +158,6 @@ class PortraitGenerator(nn.Module):
         inputs, regions = self.layout.extract_with_regions(image, mask)
         return self.embedding.encode(inputs, self.layout.presence(mask), sample=sample, regions=regions)
 
-    def component_inputs(self, image: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.layout.extract(image, mask)
-
     def placed_features(self, codes: ComponentCodes, target_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each component's decoded feature map on the (H/4, W/4) grid, placed for ``target_mask``."""
         feats = self.embedding.decode_features(codes)

@@ -48,6 +48,7 @@ from genkit.models.portrait.ema import WarmupEMA
 from genkit.models.portrait.schedule import constant_then_linear
 from genkit.models.portrait.encoders import ComponentCodes
 from genkit.models.portrait.generator import PortraitGenerator
+from genkit.models.portrait.holes import free_form_holes
 from genkit.models.portrait.losses import (PIX2PIXHD_VGG, AdversarialLoss, LossWeights, MaskedPerceptualLoss,
                                            appearance_loss, balanced_l1, build_vgg, feature_matching_loss,
                                            kl_divergence, masked_l1, second_moment)
@@ -55,11 +56,6 @@ from genkit.nn.blocks import MultiScaleDiscriminator
 from genkit.nn.schedules import lr_scheduler_config
 
 log = logging.getLogger(__name__)
-
-# widths for tests, benchmarks of the smallest case and quick CPU runs (the defaults are the full-size model)
-TINY_GENERATOR = dict(latent_dim=32, feature_channels=16, encoder_channels=8, encoder_max_channels=32, ngf=8,
-                      n_res_blocks=2, background_channels=8)
-TINY_DISCRIMINATOR = dict(base_channels=8, n_layers=2)
 
 # the default factories: the authors' Adam; the schedule's and the EMA's numbers are their functions' defaults
 DEFAULT_OPTIMIZER = functools.partial(torch.optim.Adam, lr=2.0e-4, betas=(0.5, 0.999))
@@ -369,6 +365,74 @@ class PortraitGAN(L.LightningModule):
             kls[name], moments[name] = kl.detach(), moment.detach()
         return torch.stack(total).mean(), kls, moments
 
+    def hidden_photo(self, mask: torch.Tensor, target_mask: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training's view of the photo: ``known`` (the background the encoder is shown: beyond a random distance
+        from the face), the paste weight ``alpha`` (its band lies beyond that distance) and the pasted ``region``."""
+        G = self.generator
+        union = compositing.face_union([mask, target_mask], G.layout.background_label)
+        radius = self.hide_radii(mask.shape[0])
+        reach = int(radius.max()) + G.paste_grow + G.paste_feather + 1
+        dist = compositing.chebyshev_distance(union, reach)
+        known = (dist > radius.view(-1, 1, 1, 1)).float()
+        alpha = compositing.feathered_alpha(dist, radius + G.paste_grow, G.paste_feather)
+        holes = self.background_holes(mask, target_mask)
+        if holes is not None:  # hidden from the encoder, pasted from the generator, scored against the photo
+            known = known * (1.0 - holes)
+            reach = G.paste_grow + G.paste_feather + 1
+            hole_alpha = compositing.feathered_alpha(compositing.chebyshev_distance(holes, reach), G.paste_grow,
+                                                     G.paste_feather)
+            alpha = torch.maximum(alpha, hole_alpha)
+        return known, alpha, (alpha > 0).float()
+
+    def background_holes(self, mask: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor | None:
+        """Free-form holes in the background of some samples (``scheme.hole_probability``), or None."""
+        p = self.scheme.hole_probability
+        if p <= 0:
+            return None
+        b, size = mask.shape[0], mask.shape[-1]
+        pick = (torch.rand(b) < p).float().view(-1, 1, 1, 1).to(mask.device)
+        holes = free_form_holes(b, size, device=mask.device) * pick
+        background = 1.0 - compositing.face_union([mask, target_mask], self.generator.layout.background_label)
+        return holes * background
+
+    def paired_losses(self, fake: torch.Tensor, fake_out, target_image: torch.Tensor, target_mask: torch.Tensor,
+                      cond: torch.Tensor, region: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Reconstruction: feature matching against the real image, balanced L1 and VGG over the pasted region."""
+        G, lay, losses = self.generator, self.generator.layout, {}
+        if self.losses.fm > 0:
+            with torch.no_grad():
+                real_out = self.d_paired(torch.cat([cond, target_image.to(fake.dtype)], 1))
+            losses["fm"] = feature_matching_loss(real_out, fake_out)
+        parts = [lay.region(target_mask, n) for n in G.component_names] + [lay.background(target_mask)]
+        losses["l1"] = balanced_l1(fake, target_image, parts, region)
+        if self.perceptual is not None:
+            losses["vgg"] = self.perceptual(fake, target_image, region)
+        return losses
+
+    def transfer_losses(self, fake: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, codes: ComponentCodes,
+                        perm: torch.Tensor, take: dict[str, torch.Tensor], region: torch.Tensor
+                        ) -> dict[str, torch.Tensor]:
+        """Transfer: L1 and VGG where nothing was swapped, the swapped components' colours against the donor's."""
+        G, lay, losses = self.generator, self.generator.layout, {}
+        keep = lay.background(mask)
+        present = lay.presence(mask)
+        donor_present = codes.presence  # codes.index(perm) would give the donors'
+        swapped_terms = []
+        for name in G.component_names:
+            keep = keep + lay.region(mask, name) * (~take[name]).to(keep.dtype).view(-1, 1, 1, 1)
+            on = take[name] & present[name] & donor_present[name][perm]
+            swapped_terms.append(appearance_loss(fake, lay.region(mask, name), image[perm],
+                                                 lay.region(mask[perm], name), on))
+        keep = keep.clamp(0, 1) * region
+        parts = [lay.region(mask, n) for n in G.component_names] + [lay.background(mask)]
+        losses["l1"] = balanced_l1(fake, image, parts, keep)
+        if self.perceptual is not None:
+            losses["vgg"] = self.perceptual(fake, image, keep)
+        if self.losses.appearance > 0:
+            losses["appearance"] = torch.stack(swapped_terms).mean()
+        return losses
+
     def generator_pass(self, image: torch.Tensor, mask: torch.Tensor, paired: bool,
                        background: torch.Tensor | None = None) -> dict:
         """Generator losses for one batch (no optimiser work); returns losses, ``loss``, ``fake`` (pasted into its
@@ -383,15 +447,7 @@ class PortraitGAN(L.LightningModule):
         target_mask, target_image = mask, image
         if paired and background is not None and self.scheme.hair_removal_probability > 0:
             target_mask, target_image = self.remove_hair(image, mask, background)
-        # the photo is hidden within a random distance of the face; the paste band lies beyond it
-        union = compositing.face_union([mask, target_mask], lay.background_label)
-        radius = self.hide_radii(image.shape[0])
-        reach = int(radius.max()) + G.paste_grow + G.paste_feather + 1
-        dist = compositing.chebyshev_distance(union, reach)
-        known = (dist > radius.view(-1, 1, 1, 1)).to(image.dtype)
-        alpha = compositing.feathered_alpha(dist, radius + G.paste_grow, G.paste_feather)
-        region = (alpha > 0).to(image.dtype)
-
+        known, alpha, region = (t.to(image.dtype) for t in self.hidden_photo(mask, target_mask))
         if paired:
             used, D = codes, self.d_paired
         else:
@@ -404,31 +460,9 @@ class PortraitGAN(L.LightningModule):
         fake_out = D(torch.cat([cond, fake], 1))
         losses["adv"] = self.adversarial.generator(fake_out)
         if paired:
-            if self.losses.fm > 0:
-                with torch.no_grad():
-                    real_out = D(torch.cat([cond, target_image.to(fake.dtype)], 1))
-                losses["fm"] = feature_matching_loss(real_out, fake_out)
-            parts = [lay.region(target_mask, n) for n in G.component_names] + [lay.background(target_mask)]
-            losses["l1"] = balanced_l1(fake, target_image, parts, region)
-            if self.perceptual is not None:
-                losses["vgg"] = self.perceptual(fake, target_image, region)
+            losses.update(self.paired_losses(fake, fake_out, target_image, target_mask, cond, region))
         else:
-            keep = lay.background(mask)
-            present = lay.presence(mask)
-            donor_present = codes.presence  # codes.index(perm) would give the donors'
-            swapped_terms = []
-            for name in G.component_names:
-                keep = keep + lay.region(mask, name) * (~take[name]).to(keep.dtype).view(-1, 1, 1, 1)
-                on = take[name] & present[name] & donor_present[name][perm]
-                swapped_terms.append(appearance_loss(fake, lay.region(mask, name), image[perm],
-                                                     lay.region(mask[perm], name), on))
-            keep = keep.clamp(0, 1) * region
-            parts = [lay.region(mask, n) for n in G.component_names] + [lay.background(mask)]
-            losses["l1"] = balanced_l1(fake, image, parts, keep)
-            if self.perceptual is not None:
-                losses["vgg"] = self.perceptual(fake, image, keep)
-            if self.losses.appearance > 0:
-                losses["appearance"] = torch.stack(swapped_terms).mean()
+            losses.update(self.transfer_losses(fake, image, mask, codes, perm, take, region))
         if self.parsing_loss is not None and self.losses.parsing > 0:
             losses["parsing"] = self.parsing_loss(fake, target_mask)
         total = sum(self.losses.weight(k) * v for k, v in losses.items())
@@ -653,16 +687,4 @@ class PortraitGAN(L.LightningModule):
         used = "ema" if (self.generator_ema is not None and gen is self.generator_ema.module) else "raw"
         return ckpt_io.export_generator(gen, path, ema=used == "ema", training=self.checkpoint_block()["training"],
                                         selection=self.selection)
-
-
-def tiny_config(**overrides) -> dict:
-    """Keyword arguments of a test-sized PortraitGAN (tiny widths); ``overrides`` are merged per sub-config."""
-    cfg = {"generator": dict(TINY_GENERATOR), "discriminator": dict(TINY_DISCRIMINATOR)}
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
-            cfg[key] = {**cfg[key], **value}
-        else:
-            cfg[key] = value
-    return cfg
-
 

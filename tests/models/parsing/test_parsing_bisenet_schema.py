@@ -170,8 +170,8 @@ def test_mask_consistency_accepts_a_19_class_parser(tmp_path):
 def test_portrait_model_and_editor_accept_19_class_parsers(tmp_path):
     from genkit.models.portrait.checkpoint import export_generator
     from genkit.models.portrait.editor import PortraitEditor
-    from genkit.models.portrait.generator import PortraitGenerator
-    from genkit.models.portrait.module import TINY_GENERATOR, PortraitGAN, tiny_config
+    from genkit.models.portrait.module import PortraitGAN
+    from fixtures.tiny_portrait import tiny_config, tiny_generator
 
     p19, _ = _parser_checkpoint(tmp_path / "p19.ckpt", CELEBAMASK19)
     model = PortraitGAN(image_size=32, **tiny_config(losses={"vgg": 0.0}, validation={"lpips": False},
@@ -179,7 +179,7 @@ def test_portrait_model_and_editor_accept_19_class_parsers(tmp_path):
     assert model.parser.num_classes == 11 and model.parser.schema == HELEN11
 
     torch.manual_seed(0)
-    export = export_generator(PortraitGenerator(image_size=32, **TINY_GENERATOR).eval(), tmp_path / "gen.pt",
+    export = export_generator(tiny_generator(32, seed=None).eval(), tmp_path / "gen.pt",
                               ema=False)
     bisenet = tmp_path / "79999_iter.pth"
     write_bisenet_file(bisenet, seed=6)

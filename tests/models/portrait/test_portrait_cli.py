@@ -17,8 +17,7 @@ from genkit.models.parsing import ParserNet
 from genkit.models.parsing.checkpoint import make_info_block
 from genkit.models.portrait.checkpoint import export_generator
 from genkit.models.portrait.editor import PortraitEditor
-from genkit.models.portrait.generator import PortraitGenerator
-from genkit.models.portrait.module import TINY_GENERATOR
+from fixtures.tiny_portrait import tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIZE = 32
@@ -28,8 +27,8 @@ SIZE = 32
 def setup(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     torch.manual_seed(0)
-    ae = export_generator(PortraitGenerator("helen11", SIZE, **TINY_GENERATOR), d / "ae.pt", ema=False)
-    vae = export_generator(PortraitGenerator("helen11", SIZE, variational=True, **TINY_GENERATOR), d / "vae.pt",
+    ae = export_generator(tiny_generator(SIZE, seed=None), d / "ae.pt", ema=False)
+    vae = export_generator(tiny_generator(SIZE, seed=None, variational=True), d / "vae.pt",
                            ema=False)
     targets = write_synthetic_folder(d / "targets", n=2, size=48, seed=1, progress=False)
     donors = write_synthetic_folder(d / "donors", n=3, size=48, seed=2, progress=False)

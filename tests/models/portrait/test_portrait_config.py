@@ -18,7 +18,8 @@ from genkit.models.portrait.config import ParserSettings, TrainingScheme, Valida
 from genkit.models.portrait.ema import WarmupEMA
 from genkit.models.portrait.generator import PortraitGenerator
 from genkit.models.portrait.losses import LossWeights
-from genkit.models.portrait.module import PortraitGAN, tiny_config
+from genkit.models.portrait.module import PortraitGAN
+from fixtures.tiny_portrait import tiny_config
 from genkit.nn.blocks import MultiScaleDiscriminator
 from genkit.training.entry import compose
 

@@ -18,8 +18,8 @@ from genkit.core.reading import read_label_map
 from genkit.core.saving import save_label_map
 from genkit.models.portrait.checkpoint import export_generator
 from genkit.models.portrait.editor import PortraitEditor
-from genkit.models.portrait.generator import PortraitGenerator
-from genkit.models.portrait.module import TINY_GENERATOR, PortraitGAN, tiny_config
+from genkit.models.portrait.module import PortraitGAN
+from fixtures.tiny_portrait import TINY_GENERATOR, tiny_config, tiny_generator
 
 SIZE = 32
 
@@ -118,8 +118,7 @@ def test_sampling_needs_a_vae_and_gives_diverse_components(editor, synthetic_fol
     img0, m0 = pair(synthetic_folder, 0)
     with pytest.raises(ConfigError, match="variational"):
         editor.sample(img0, m0, "mouth", n=2)
-    torch.manual_seed(0)
-    vae = PortraitGenerator("helen11", SIZE, variational=True, **TINY_GENERATOR)
+    vae = tiny_generator(SIZE, variational=True)
     path = export_generator(vae, tmp_path / "vae.pt", ema=False)
     ed = PortraitEditor.from_checkpoint(path)
     samples = ed.sample(img0, m0, "mouth", n=3, seed=1)
@@ -135,11 +134,13 @@ def test_export_matches_the_checkpoint_ema_weights(run, editor, synthetic_folder
     img0, m0 = pair(synthetic_folder, 2)
     from_export = PortraitEditor.from_checkpoint(run["export"])  # exported with weights="auto"
     assert from_export.weights == editor.weights
-    assert torch.allclose(from_export.reconstruct(img0, m0).image, editor.reconstruct(img0, m0).image, atol=1e-6)
+    assert torch.allclose(from_export.reconstruct(img0, m0, region="face").image,
+                          editor.reconstruct(img0, m0, region="face").image, atol=1e-6)
     raw = PortraitEditor.from_checkpoint(run["ckpt"], weights="raw")
     ema = PortraitEditor.from_checkpoint(run["ckpt"], weights="ema")
     assert raw.weights == "raw" and ema.weights == "ema" and raw.weights_reason == "asked for"
-    assert not torch.allclose(raw.reconstruct(img0, m0).image, ema.reconstruct(img0, m0).image)
+    assert not torch.allclose(raw.reconstruct(img0, m0, region="face").image,
+                              ema.reconstruct(img0, m0, region="face").image)
     with pytest.raises(CheckpointError, match="only the"):
         PortraitEditor.from_checkpoint(run["export"], weights="raw" if editor.weights == "ema" else "ema")
 
@@ -160,8 +161,12 @@ def test_bad_inputs_give_clear_errors(editor, synthetic_folder, tmp_path):
         editor.reconstruct(img0, bad)  # arrays are checked too
     wide = tmp_path / "wide.png"
     Image.new("RGB", (64, 48)).save(wide)
-    with pytest.raises(DataError, match="square"):
-        editor.reconstruct(wide, np.zeros((48, 64), dtype=np.int64))
+    with pytest.raises(DataError, match=r"mask is 48x48 but its image .* is 64x48"):
+        editor.reconstruct(wide, np.zeros((48, 48), dtype=np.int64))
+    with pytest.raises(DataError, match=r"edited mask is 32x32; it must have the photo's size \(64x48\)"):
+        editor.regenerate(wide, np.zeros((48, 64), dtype=np.int64), np.zeros((32, 32), dtype=np.int64))
+    with pytest.raises(ConfigError, match="region must be 'edit' or 'face'"):
+        editor.reconstruct(img0, m0, region="head")
     with pytest.raises(ConfigError, match="no face parser"):
         editor.reconstruct(img0)
     with pytest.raises(ConfigError, match="unknown component"):

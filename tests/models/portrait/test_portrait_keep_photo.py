@@ -12,54 +12,28 @@ from genkit.core.metadata import read_metadata
 from genkit.core.reading import read_image
 from genkit.core.saving import save_label_map
 from genkit.models.portrait import compositing
-from genkit.models.portrait.checkpoint import export_generator
 from genkit.models.portrait.editor import PortraitEditor, paste_crop
-from genkit.models.portrait.generator import PortraitGenerator
-from genkit.models.portrait.module import TINY_GENERATOR
+from fixtures.portrait_photos import BG, HAIR, HEAD, LLIP, MOUTH, SKIN, ULIP, astronaut
+from fixtures.tiny_portrait import TINY_GENERATOR
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-BG, SKIN, LBROW, RBROW, LEYE, REYE, NOSE, ULIP, MOUTH, LLIP, HAIR = range(11)
 MODEL = 64
-CROP = (80, 0, 400, 320)  # the astronaut's head in the 512 px photo, as a 320 px square
-
-
-def _ellipse(shape, cy, cx, ry, rx):
-    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
-    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
 
 
 def astronaut_face(tmp_path):
-    """The astronaut's head (320 px PNG) and a hand-made Helen-11 mask of it (fractions of the crop)."""
-    from skimage import data
-
-    photo = Image.fromarray(data.astronaut()).crop(CROP)
-    s = photo.size[0]
-    m = np.zeros((s, s), dtype=np.int64)
-    f = lambda *a: _ellipse((s, s), *(v * s for v in a))  # noqa: E731
-    m[f(0.27, 0.50, 0.24, 0.30)] = HAIR
-    m[f(0.40, 0.50, 0.22, 0.16)] = SKIN
-    m[f(0.33, 0.43, 0.012, 0.035)] = LBROW
-    m[f(0.33, 0.58, 0.012, 0.035)] = RBROW
-    m[f(0.36, 0.43, 0.015, 0.03)] = LEYE
-    m[f(0.36, 0.58, 0.015, 0.03)] = REYE
-    m[f(0.42, 0.50, 0.04, 0.025)] = NOSE
-    m[f(0.50, 0.50, 0.012, 0.05)] = ULIP
-    m[f(0.515, 0.50, 0.008, 0.045)] = MOUTH
-    m[f(0.53, 0.50, 0.012, 0.05)] = LLIP
+    """The astronaut's head (a 320 px PNG) and its hand-made Helen-11 mask."""
+    photo, m = astronaut(HEAD)
     photo_path, mask_path = tmp_path / "astronaut.png", tmp_path / "astronaut_mask.png"
-    photo.save(photo_path)
+    Image.fromarray(photo).save(photo_path)
     save_label_map(m, mask_path)
     return photo_path, mask_path, m
 
 
 @pytest.fixture(scope="module")
-def editor(tmp_path_factory):
+def editor(tiny_editor):
     """An UNTRAINED tiny generator: whatever it draws, the photo outside the edit region must survive."""
-    torch.manual_seed(0)
-    gen = PortraitGenerator("helen11", MODEL, **TINY_GENERATOR)
-    path = export_generator(gen, tmp_path_factory.mktemp("gen") / "gen.pt", ema=False)
-    return PortraitEditor.from_checkpoint(path)
+    return tiny_editor
 
 
 def far_from(masks, reach: int) -> np.ndarray:

@@ -74,7 +74,8 @@ def test_masked_perceptual_loss_only_sees_the_region():
 
 def test_module_parsing_loss_trains_generator_not_parser():
     """The frozen parser's cross-entropy reaches the generator's weights; the parser never changes."""
-    from genkit.models.portrait.module import PortraitGAN, tiny_config
+    from genkit.models.portrait.module import PortraitGAN
+    from fixtures.tiny_portrait import tiny_config
 
     m = PortraitGAN(image_size=32, allow_random=True, **tiny_config(parser={"random_init": True}, losses={"vgg": 0},
                                                                     validation={"lpips": False}))
@@ -95,7 +96,8 @@ def test_module_parsing_loss_trains_generator_not_parser():
 
 def test_random_parser_needs_allow_random():
     from genkit.core.errors import ConfigError
-    from genkit.models.portrait.module import PortraitGAN, tiny_config
+    from genkit.models.portrait.module import PortraitGAN
+    from fixtures.tiny_portrait import tiny_config
 
     with pytest.raises(ConfigError, match="allow_random"):
         PortraitGAN(image_size=32, **tiny_config(parser={"random_init": True}, losses={"vgg": 0}))

@@ -8,11 +8,11 @@ from genkit.data.synthetic import synthetic_face
 from genkit.data.transforms import one_hot, to_symmetric
 from genkit.models.portrait.components import ComponentLayout, dilate
 from genkit.models.portrait.encoders import ComponentAutoencoder, ComponentCodes
-from genkit.models.portrait.generator import BackgroundEncoder, MaskEncoder, PortraitGenerator
+from genkit.models.portrait.generator import BackgroundEncoder, MaskEncoder
 from genkit.nn.blocks import MultiScaleDiscriminator, PatchDiscriminator, ResBlock
 
-TINY = dict(latent_dim=16, feature_channels=8, encoder_channels=4, encoder_max_channels=16, ngf=4, n_res_blocks=2,
-            background_channels=4)
+from fixtures.tiny_portrait import TINY_GENERATOR, tiny_generator
+
 MOUTH_LABELS = (7, 8, 9)
 
 
@@ -27,8 +27,7 @@ def faces(n=2, size=64, offset=0):
 
 @pytest.fixture(scope="module")
 def gen():
-    torch.manual_seed(0)
-    return PortraitGenerator("helen11", 64, **TINY).eval()
+    return tiny_generator(64).eval()
 
 
 @pytest.mark.parametrize("size", [64, 256])
@@ -65,13 +64,13 @@ def test_mask_encoder_background_encoder_and_discriminators_shapes():
 
 @pytest.mark.parametrize("size", [64, 256])
 def test_generator_output_shape_and_range(size):
-    g = PortraitGenerator("helen11", size, **TINY).eval()
+    g = tiny_generator(size, seed=None).eval()
     img, mask = faces(1, size)
     with torch.no_grad():
         codes = g.encode(img, mask)
         out = g.synthesize(mask, codes, img)
     assert set(codes.z) == {"left_eye", "right_eye", "mouth", "skin", "hair"}
-    assert codes.z["mouth"].shape == (1, 16)
+    assert codes.z["mouth"].shape == (1, TINY_GENERATOR["latent_dim"])
     assert out.shape == (1, 3, size, size) and out.abs().max() <= 1
     assert g.config()["image_size"] == size and g.config()["schema"]["name"] == "helen11"
 
@@ -139,7 +138,7 @@ def test_vae_option_samples_and_its_kl_term_trains_the_encoder():
     from genkit.models.portrait.losses import kl_divergence
 
     torch.manual_seed(0)
-    g = PortraitGenerator("helen11", 64, variational=True, **TINY)
+    g = tiny_generator(64, seed=None, variational=True)
     img, mask = faces(2)
     a = g.encode(img, mask, sample=True)
     b = g.encode(img, mask, sample=True)
@@ -151,7 +150,7 @@ def test_vae_option_samples_and_its_kl_term_trains_the_encoder():
     head = g.embedding.parts["mouth"].encoder.logvar
     assert kl > 0 and head.weight.grad is not None and head.weight.grad.abs().sum() > 0
     # the autoencoder default has no log-variance head at all
-    assert PortraitGenerator("helen11", 64, **TINY).embedding.parts["mouth"].encoder.logvar is None
+    assert tiny_generator(64, seed=None).embedding.parts["mouth"].encoder.logvar is None
 
 
 def test_codes_index_and_mix():

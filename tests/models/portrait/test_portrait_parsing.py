@@ -14,8 +14,8 @@ from genkit.models.parsing import ParserNet
 from genkit.models.parsing.checkpoint import make_info_block
 from genkit.models.portrait.checkpoint import export_generator
 from genkit.models.portrait.editor import PortraitEditor
-from genkit.models.portrait.generator import PortraitGenerator
-from genkit.models.portrait.module import TINY_GENERATOR, PortraitGAN, tiny_config
+from genkit.models.portrait.module import PortraitGAN
+from fixtures.tiny_portrait import tiny_config, tiny_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SIZE = 32
@@ -76,7 +76,7 @@ def test_a_synthetic_face_parser_meeting_a_photo_is_flagged(tmp_path, caplog, sy
     from skimage import data
 
     torch.manual_seed(0)
-    gen = export_generator(PortraitGenerator("helen11", SIZE, **TINY_GENERATOR), tmp_path / "g.pt", ema=False)
+    gen = export_generator(tiny_generator(SIZE, seed=None), tmp_path / "g.pt", ema=False)
     parser = parser_checkpoint(tmp_path / "p.ckpt", size=64, training={"data_source": "synthetic",
                                                                        "synthetic_data": True})
     editor = PortraitEditor.from_checkpoint(gen, parser=parser)

@@ -9,7 +9,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from genkit.data.datamodules import FaceDataModule
 from genkit.core.errors import CheckpointError
-from genkit.models.portrait.module import PortraitGAN, tiny_config
+from genkit.models.portrait.module import PortraitGAN
+from fixtures.tiny_portrait import tiny_config
 from genkit.models.portrait.schedule import LinearDecay
 
 SIZE = 48
