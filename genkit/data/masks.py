@@ -25,6 +25,18 @@ OFF_PALETTE_DISTANCE = 60.0
 MAX_OFF_PALETTE = 0.05
 
 
+def nearest_labels(rgb: np.ndarray, schema: LabelSchema | str) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) colours -> ((...) the label of the nearest palette colour, (...) the RGB distance to it)."""
+    schema = get_schema(schema)
+    rgb = np.asarray(rgb)
+    palette = np.asarray(schema.colors, dtype=np.float64)
+    colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)  # few distinct colours
+    dist = np.linalg.norm(colours[:, None, :].astype(np.float64) - palette[None], axis=2)
+    inverse = inverse.reshape(-1)
+    shape = rgb.shape[:-1]
+    return dist.argmin(1)[inverse].reshape(shape).astype(np.int64), dist.min(1)[inverse].reshape(shape)
+
+
 def labels_from_colors(rgb: np.ndarray, schema: LabelSchema | str, name: str | Path | None = None) -> np.ndarray:
     """(H, W, 3) uint8 colours -> (H, W) int64 labels: each pixel takes the class of the nearest palette colour.
 
@@ -34,17 +46,13 @@ def labels_from_colors(rgb: np.ndarray, schema: LabelSchema | str, name: str | P
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise DataError(name, f"a colour mask must be (H, W, 3), got shape {rgb.shape}")
-    palette = np.asarray(schema.colors, dtype=np.float64)
-    colours, inverse = np.unique(rgb.reshape(-1, 3), axis=0, return_inverse=True)
-    dist = np.linalg.norm(colours[:, None, :].astype(np.float64) - palette[None], axis=2)
-    nearest, gap = dist.argmin(1), dist.min(1)
-    inverse = inverse.reshape(-1)
-    off = float((gap[inverse] > OFF_PALETTE_DISTANCE).mean())
+    labels, gap = nearest_labels(rgb, schema)
+    off = float((gap > OFF_PALETTE_DISTANCE).mean())
     if off > MAX_OFF_PALETTE:
         raise DataError(name, f"{off:.0%} of its pixels are far from every colour of schema {schema.name!r}: not a "
                               "colour-coded mask of this schema (give an 8-bit label map, or paint with the colours "
                               "of the previews that `genkit parse` writes)")
-    return nearest[inverse].reshape(rgb.shape[:2]).astype(np.int64)
+    return labels
 
 
 def read_mask(path: str | Path, schema: LabelSchema | str) -> np.ndarray:

@@ -4,13 +4,14 @@ flood fill, and the legend.
 Canvas strokes are anti-aliased (Gradio cannot switch it off), so a painted pixel's colour is a blend of the
 brush colour and what was under it. :func:`snap_strokes` takes every pixel a stroke covers at more than half
 opacity and gives it the label of the nearest palette colour; every other pixel keeps its label.
-(Written here until a shared "colour mask -> label map" function lands in the portrait package.)
+The snapping is :func:`genkit.data.masks.nearest_labels`, the same that reads colour-mask files.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from genkit.data import masks
 from genkit.data.schemas import LabelSchema
 
 STROKE_ALPHA = 0.5
@@ -22,10 +23,7 @@ def hex_colour(rgb) -> str:
 
 def nearest_labels(rgb: np.ndarray, schema: LabelSchema) -> np.ndarray:
     """(..., 3) colours -> (...) the label whose palette colour is nearest (Euclidean in RGB)."""
-    palette = np.asarray(schema.colors, dtype=np.int32)
-    flat = rgb.reshape(-1, 3).astype(np.int32)
-    d = ((flat[:, None, :] - palette[None, :, :]) ** 2).sum(-1)
-    return d.argmin(1).reshape(rgb.shape[:-1]).astype(np.int64)
+    return masks.nearest_labels(rgb, schema)[0]
 
 
 def _fit(layer: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
