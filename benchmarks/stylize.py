@@ -119,8 +119,9 @@ def child_optimize(args) -> dict:
 
 
 def run_child(part: str, pythonpath: Path, args, size: int, **extra) -> dict:
+    content, style = extra.pop("content", args.content), extra.pop("style", args.style)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, "--size", str(size), "--threads",
-           str(args.threads), "--device", args.device, "--content", args.content, "--style", args.style]
+           str(args.threads), "--device", args.device, "--content", content, "--style", style]
     for k, v in extra.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": str(args.threads)}
@@ -194,6 +195,91 @@ def part_optimize(args, versions: dict[str, Path], report: dict) -> None:
     report["optimize"] = rows
 
 
+PROFILE_PAIRS = [("chelsea", "brush_strokes"), ("astronaut", "mosaic"), ("coffee", "gravel"),
+                 ("grace_hopper", "immunohistochemistry")]
+
+
+def _load_rgb(path_or_name, hw=None):
+    """A saved PNG or a sample photo as a (3, H, W) tensor, resized (antialiased) to ``hw`` if given."""
+    from PIL import Image
+    from torch.nn import functional as F
+
+    from genkit.core.tensors import pil_to_tensor
+    from genkit.data.samples import sample_photo
+
+    img = sample_photo(path_or_name) if isinstance(path_or_name, str) else Image.open(path_or_name)
+    t = pil_to_tensor(img.convert("RGB"))
+    if hw is not None and tuple(t.shape[-2:]) != tuple(hw):
+        t = F.interpolate(t[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return t
+
+
+def health_row(out, content_name: str, style_name: str) -> dict:
+    """N1-N4 and the channel-mean progress of one output against its content (resized to it) and style."""
+    from genkit.metrics.health import failed, health_checks, style_progress
+
+    o = out if not isinstance(out, (str, Path)) else _load_rgb(Path(out))
+    c, s = _load_rgb(content_name, o.shape[-2:]), _load_rgb(style_name)
+    checks = health_checks(o, c, s)
+    return {"progress": style_progress(o, c, s), "failed": failed(checks), "checks": checks}
+
+
+def part_profile(args, versions: dict[str, Path], report: dict) -> None:
+    """The optimisation path's default profile, each version's defaults, on the profile pairs: how far the
+    output's channel means move from the content's towards the style's, and N1-N4."""
+    out = Path(args.out)
+    rows: dict = {}
+    print(f"\n## optimisation path, default profile, {args.profile_size} px: channel means moved towards the style's "
+          f"(0: the content's, 1: the style's) and N1-N4, load avg {os.getloadavg()[0]:.2f}")
+    print(f"{'pair':<34} {'code':<34} {'progress':>9} {'failed':<12} {'seconds':>8}")
+    for cname, sname in PROFILE_PAIRS:
+        for name, path in versions.items():
+            tag = "baseline" if path != REPO else "current"
+            png = out / f"profile_{cname}__{sname}_{tag}.png"
+            r = run_child("optimize", path, args, args.profile_size, save=png, content=cname, style=sname)
+            row = health_row(png, cname, sname)
+            row["seconds"] = r["walls"][0]
+            rows.setdefault(f"{cname} x {sname}", {})[name] = row
+            print(f"{cname + ' x ' + sname:<34} {name:<34} {row['progress']:>9.2f} {','.join(row['failed']) or '-':<12} "
+                  f"{row['seconds']:>8.1f}")
+    report["profile"] = rows
+
+
+def part_stopping(args, report: dict) -> None:
+    """Early stopping on the benchmark pairs: iterations run and the final similarity per level with the default
+    tolerance against running all 5 iterations (tolerance 0). The levels of the optimisation path do not depend on
+    the image (each blends the content's own features), so one evaluation of the image is enough here."""
+    from genkit.data.samples import sample_photo
+    from genkit.models.reshuffle import Stylizer
+
+    encoder = _encoder(LEVELS)
+    size = args.search_size
+    print(f"\n## early stopping ({size} px, optimisation path levels): iterations and final true cosine per level, "
+          "default tolerance vs all 5 iterations")
+    print(f"{'pair':<34} {'level':<8} {'iterations':>10} {'stopped':<11} {'similarity':>10} {'all 5':>8} {'loss':>8} "
+          f"{'seconds':>13}")
+    rows, fired, total, worst = {}, 0, 0, 0.0
+    for cname, sname in PROFILE_PAIRS + [(args.content, args.style)]:
+        runs = {}
+        for tol in (None, 0.0):
+            st = Stylizer(optimize={"steps": 1}, encoder=encoder, size=size, **({} if tol is None else {"tolerance": tol}))
+            t0 = time.perf_counter()
+            runs[tol] = (st(sample_photo(cname), sample_photo(sname)), time.perf_counter() - t0)
+        (early, t_e), (full, t_f) = runs[None], runs[0.0]
+        for a, b in zip(early.levels, full.levels):
+            loss = b.mean_similarity - a.mean_similarity
+            fired += a.converged
+            total += 1
+            worst = max(worst, loss)
+            rows.setdefault(f"{cname} x {sname}", {})[a.tap] = {
+                "iterations": a.iterations, "stop_reason": a.stop_reason, "similarity": a.mean_similarity,
+                "similarity_all": b.mean_similarity, "loss": loss}
+            print(f"{cname + ' x ' + sname:<34} {a.tap:<8} {a.iterations:>10} {a.stop_reason:<11} "
+                  f"{a.mean_similarity:>10.4f} {b.mean_similarity:>8.4f} {loss:>8.4f} {t_e:>6.1f}/{t_f:<6.1f}")
+    print(f"early stopping fired on {fired}/{total} levels; largest loss of final similarity {worst:.4f}")
+    report["stopping"] = {"pairs": rows, "fired": fired, "levels": total, "largest_loss": worst}
+
+
 def part_gram(args, report: dict) -> None:
     """How far the voted target's Gram matrix is from the style's, per level: reshuffle vs style-swap."""
     import torch
@@ -227,6 +313,58 @@ def part_gram(args, report: dict) -> None:
         rows[tap] = errs
         print(f"{tap:<9} {errs['reshuffle']:>10.1%} {errs['style-swap']:>11.1%}")
     report["gram"] = rows
+
+
+def part_search(args, report: dict) -> None:
+    """One search iteration against exact global search, per level (true cosine, the usage limit applied).
+
+    Each level reshuffles the content image's own features. ``global``: every position's exact top-k over all style
+    positions, leftovers placed by the dense fill; ``patchmatch``: one iteration of the PatchMatch search started
+    from the coarser level's assignment (global there), upsampled, as a fine level above ``max_global_pairs``
+    runs, with the default fill."""
+    import torch
+
+    from genkit.data.samples import sample_photo
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+    from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
+    from genkit.models.reshuffle.level import reshuffle_level
+    from genkit.models.reshuffle.matching import upsample_assignment
+
+    encoder = _encoder(LEVELS)
+    size = args.search_size
+    with torch.no_grad():
+        fc = encoder(fit_size(to_tensor(sample_photo(args.content)), size, 8), taps=LEVELS)
+        fs = encoder(fit_size(to_tensor(sample_photo(args.style)), size, 8), taps=LEVELS)
+    print(f"\n## one search iteration vs exact global search ({size} px, {args.content} x {args.style}, the content's "
+          "own features, usage limit applied; true cosine on the full-dimensional features)")
+    print(f"{'level':<9} {'global':>8} {'patchmatch':>11} {'gap':>8} {'fill share g/pm':>16} {'seconds g/pm':>13}")
+    rows, prev = {}, None
+    for tap in LEVELS:
+        out = {}
+        for mode in ("global", "local"):
+            if mode == "local" and prev is None:
+                continue
+            level = LevelConfig.default(tap, iterations=1, search=mode)
+            # the reference: exact global top-k, leftovers by the dense fill (no random probes)
+            cfg = ReshuffleConfig(levels=[level], **{**json.loads(args.search_options),
+                                                     **({"fill_probes": 0} if mode == "global" else {})})
+            init = None if mode == "global" else upsample_assignment(prev.assign, prev.stats.content_hw,
+                                                                      prev.stats.style_hw, tuple(fc[tap].shape[2:]),
+                                                                      tuple(fs[tap].shape[2:]))
+            t0 = time.perf_counter()
+            res = reshuffle_level(fc[tap][0], fs[tap][0], level, cfg, init_assign=init)
+            out[mode] = {"similarity": res.stats.mean_similarity, "fill_share": res.stats.fill_share,
+                         "seconds": time.perf_counter() - t0}
+            if mode == "global":
+                glob = res
+        prev = glob
+        g, l = out["global"], out.get("local")
+        if l is not None:
+            out["gap"] = g["similarity"] - l["similarity"]
+            print(f"{tap:<9} {g['similarity']:>8.4f} {l['similarity']:>11.4f} {out['gap']:>8.4f} "
+                  f"{g['fill_share']:>7.2f}/{l['fill_share']:.2f} {g['seconds']:>7.2f}/{l['seconds']:.2f}")
+        rows[tap] = out
+    report["search"] = rows
 
 
 def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: int = 0):
@@ -363,8 +501,8 @@ def part_cascade(args, report: dict) -> None:
 # ---------------------------------------------------------------------------------------------- main
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default="decoder,optimize,gram,cascade",
-                   help="comma list of decoder, optimize, gram, cascade")
+    p.add_argument("--parts", default="decoder,optimize,profile,search,stopping,gram,cascade",
+                   help="comma list of decoder, optimize, profile, search, stopping, gram, cascade")
     p.add_argument("--sizes", default="512,1024", help="long sides of the decoder-path runs")
     p.add_argument("--opt-size", type=int, default=256, help="long side of the optimisation-path run")
     p.add_argument("--repeats", type=int, default=3, help="processes per version and size (alternating versions)")
@@ -378,6 +516,9 @@ def main() -> int:
     p.add_argument("--train-width", type=float, default=0.5)
     p.add_argument("--train-lr", type=float, default=1e-3)
     p.add_argument("--cascade-size", type=int, default=256)
+    p.add_argument("--search-size", type=int, default=256, help="search: image size")
+    p.add_argument("--profile-size", type=int, default=192, help="profile: image size")
+    p.add_argument("--search-options", default="{}", help="search: ReshuffleConfig options as JSON (e.g. sweeps)")
     p.add_argument("--cascade-decoders", default=None, help="cascade: load these decoders instead of training")
     p.add_argument("--out", default="benchmark_out", help="folder for images and the JSON report")
     p.add_argument("--quick", action="store_true", help="256 px decoder path, 128 px optimisation, 30 training steps")
@@ -416,8 +557,14 @@ def main() -> int:
             part_decoder(args, versions, report)
         if "optimize" in parts:
             part_optimize(args, versions, report)
+        if "profile" in parts:
+            part_profile(args, versions, report)
     if "gram" in parts:
         part_gram(args, report)
+    if "search" in parts:
+        part_search(args, report)
+    if "stopping" in parts:
+        part_stopping(args, report)
     if "cascade" in parts:
         part_cascade(args, report)
     with open(Path(args.out) / "stylize_benchmark.json", "w") as f:

@@ -1,11 +1,11 @@
 """Reconstruction by optimisation: the path that needs only the encoder (no trained decoder).
 
-By default every level reshuffles the content image's own features (the assignment still goes coarse to fine,
-each level starting from the coarser one) and one image is optimised at the end, starting from the content, so its
-features match the blended targets of all levels (each error normalised by its target's mean square, optionally
-plus a Gram term against the style). Carrying the blends down through an image optimised at every level (as
-bee7bd7 did; ``level_steps`` > 0 here) measured 2-3x slower for a higher final loss at 256 px: the intermediate
-images only start the next level, and the last solve refines every target again anyway.
+By default every level reshuffles the content image's own features (the assignment still goes coarse to fine)
+and one image is optimised at the end, starting from the content, so its features match the blended targets of
+all levels (each error normalised by its target's mean square, optionally plus a Gram term against the style).
+The blends are not carried down, so each level blends the content at the running product of the alphas (the
+content share a carried cascade gives; ``content_share="release"``). ``level_steps`` > 0 carries them instead,
+through an image optimised at every level (slower; docs/style-transfer.md compares them).
 
 Every solve stops after ``steps`` evaluations, or once its loss falls by less than ``tolerance`` (relative) over
 ``check_every`` evaluations. ``coarse_steps`` > 0 first solves at half resolution against 2x average-pooled
@@ -133,6 +133,11 @@ class OptimizationReconstructor:
 
     name = "optimize"
     needs_targets = True
+
+    @property
+    def carries(self) -> bool:
+        """Only with ``level_steps`` does the next level start from an image solved for the blends so far."""
+        return self.settings.level_steps is None or self.settings.level_steps > 0
 
     def loss(self, image: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """Sum over ``targets`` of the normalised feature error of ``image`` (+ the weighted Gram term)."""
