@@ -120,6 +120,9 @@ def register(sub) -> None:
                         "level's content from it (default 0: every level uses the content's features)")
     o.add_argument("--coarse-steps", type=int, default=0,
                    help="a half-resolution solve of this many evaluations before each full-resolution one")
+    o.add_argument("--opt-targets", choices=("finest", "all"), default="finest",
+                   help="the final solve matches the finest level's target (as the release decodes only the finest "
+                        "blend), or every level's (genkit 0.3)")
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
     o.add_argument("--lr", type=float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
     o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
@@ -221,7 +224,8 @@ def _stylizer(args, config, reading, device):
     opt = None
     if args.optimize:
         opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight,
-                               level_steps=args.level_steps, coarse_steps=args.coarse_steps)
+                               level_steps=args.level_steps, coarse_steps=args.coarse_steps,
+                               targets=args.opt_targets)
     return Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
                     device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
                     reading=reading, config=config, restore_detail=args.restore_detail,
