@@ -453,7 +453,7 @@ def part_cascade(args, report: dict) -> None:
     from genkit.metrics.style import content_distance, gram_style_distance
     from genkit.models.reshuffle import Stylizer
     from genkit.models.reshuffle.decoders import load_decoders, save_decoders
-    from genkit.nn.vgg import STYLE_TAPS, VGG19Encoder
+    from genkit.nn.vgg import STYLE_TAPS
 
     t0 = time.perf_counter()
     encoder = _encoder(LEVELS)
@@ -466,9 +466,7 @@ def part_cascade(args, report: dict) -> None:
         path = save_decoders(Path(args.out) / "cascade_decoders.pt", decoders, model.encoder)
         trained = (f"trained {args.train_steps} steps at {args.train_size} px (width {args.train_width}, lr "
                    f"{args.train_lr}; {time.perf_counter() - t0:.0f} s; saved to {path})")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        metric_encoder = VGG19Encoder(taps=STYLE_TAPS, weights="random")
+    metric_encoder = _encoder(STYLE_TAPS)
     # grey textures (their contrast is a third to a half of the photos'), genkit's colourful style samples, the speed
     # benchmark's pair (astronaut x gravel) and the demo's (astronaut x mosaic)
     pairs = [("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "gravel"), ("astronaut", "brush_strokes"),

@@ -69,7 +69,39 @@ def register(sub) -> None:
     how.add_argument("--decoder", metavar="CKPT", help="decoder checkpoint (fast path; train with "
                      "`genkit-train experiment=reshuffle_decoders`)")
     how.add_argument("--optimize", action="store_true", help="reconstruct by image optimisation (slow, no decoder)")
-    g = p.add_argument_group("transfer")
+    _add_transfer_options(p.add_argument_group("transfer"))
+    o = p.add_argument_group("optimisation (--optimize)")
+    o.add_argument("--steps", type=int, default=50,
+                   help="at most this many optimiser evaluations of the output image (fewer once the loss stops "
+                        "falling by 2%% per 10)")
+    o.add_argument("--level-steps", type=int, default=0,
+                   help="also solve an image at every earlier level, this many evaluations, and take the next "
+                        "level's content from it (default 0: every level uses the content's features)")
+    o.add_argument("--coarse-steps", type=int, default=0,
+                   help="a half-resolution solve of this many evaluations before each full-resolution one")
+    o.add_argument("--opt-targets", choices=("finest", "all"), default="finest",
+                   help="the final solve matches the finest level's target (as the release decodes only the finest "
+                        "blend), or every level's (genkit 0.3)")
+    o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
+    o.add_argument("--lr", type=float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
+    o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
+    r = p.add_argument_group("runtime")
+    add_device_option(r)
+    r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    r.add_argument("--allow-random", action="store_true",
+                   help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
+    r.add_argument("--vgg-weights", default=None, help="a VGG-19 weights file, or 'random'")
+    r.add_argument("--vgg-variant", choices=("torchvision", "caffe"), default=None,
+                   help="the VGG-19 encoder: torchvision's, or the Caffe VGG-19 of the paper's release (default: "
+                        "the one the --decoder checkpoint was trained for, else torchvision)")
+    r.add_argument("--skip-errors", action="store_true",
+                   help="batch mode: skip unreadable images (counted) instead of stopping")
+    r.add_argument("--skip-existing", action="store_true", help="batch mode: keep outputs that already exist")
+    add_reading_options(p)
+    p.set_defaults(handler=run)
+
+
+def _add_transfer_options(g) -> None:
     g.add_argument("--levels", type=lambda s: s.split(","), default=None,
                    help="coarse-to-fine VGG taps (default relu4_1,relu3_1,relu2_1, or the decoder's levels)")
     g.add_argument("--alpha", type=_alphas, default=None,
@@ -111,35 +143,6 @@ def register(sub) -> None:
     g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
     g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
     g.add_argument("--seed", type=int, default=0, help="random seed (PCA directions, candidate sampling)")
-    o = p.add_argument_group("optimisation (--optimize)")
-    o.add_argument("--steps", type=int, default=50,
-                   help="at most this many optimiser evaluations of the output image (fewer once the loss stops "
-                        "falling by 2%% per 10)")
-    o.add_argument("--level-steps", type=int, default=0,
-                   help="also solve an image at every earlier level, this many evaluations, and take the next "
-                        "level's content from it (default 0: every level uses the content's features)")
-    o.add_argument("--coarse-steps", type=int, default=0,
-                   help="a half-resolution solve of this many evaluations before each full-resolution one")
-    o.add_argument("--opt-targets", choices=("finest", "all"), default="finest",
-                   help="the final solve matches the finest level's target (as the release decodes only the finest "
-                        "blend), or every level's (genkit 0.3)")
-    o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
-    o.add_argument("--lr", type=float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
-    o.add_argument("--gram-weight", type=float, default=0.0, help="weight of an extra Gram-matrix style term")
-    r = p.add_argument_group("runtime")
-    add_device_option(r)
-    r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    r.add_argument("--allow-random", action="store_true",
-                   help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
-    r.add_argument("--vgg-weights", default=None, help="a VGG-19 weights file, or 'random'")
-    r.add_argument("--vgg-variant", choices=("torchvision", "caffe"), default=None,
-                   help="the VGG-19 encoder: torchvision's, or the Caffe VGG-19 of the paper's release (default: "
-                        "the one the --decoder checkpoint was trained for, else torchvision)")
-    r.add_argument("--skip-errors", action="store_true",
-                   help="batch mode: skip unreadable images (counted) instead of stopping")
-    r.add_argument("--skip-existing", action="store_true", help="batch mode: keep outputs that already exist")
-    add_reading_options(p)
-    p.set_defaults(handler=run)
 
 
 def _inputs(path: str, what: str) -> tuple[list[Path], bool]:
