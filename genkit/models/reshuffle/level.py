@@ -130,8 +130,10 @@ class _LevelRun:
             return cand, sim, cand[:, :cfg.knn]
         self.searches.append("local")
         start = assign[:, None] if knn is None else torch.cat([assign[:, None], knn], 1)
-        cand, sim = patchmatch(ec, self.es, start, self.content_hw, self.style_hw, knn=cfg.knn, sweeps=cfg.sweeps,
-                               n_random=cfg.n_random, generator=self.generator, labels_c=self.labels_c,
+        # from a starting assignment: the full search; from the previous iteration's list, one light sweep refines it
+        sweeps, n_random = (cfg.sweeps, cfg.n_random) if knn is None else (1, 1)
+        cand, sim = patchmatch(ec, self.es, start, self.content_hw, self.style_hw, knn=cfg.knn, sweeps=sweeps,
+                               n_random=n_random, generator=self.generator, labels_c=self.labels_c,
                                labels_s=self.labels_s, window=cfg.window, chunk_elements=cfg.chunk_elements)
         return cand, sim, cand
 
