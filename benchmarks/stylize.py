@@ -17,11 +17,17 @@ Parts:
   that level's blended target, each normalised by the target's mean square).
 * ``gram``: the relative Gram-matrix error of the voted target against the style, per level, reshuffle vs
   style-swap (overlapping patches are averaged, so only 1x1 patches keep the Gram matrix exactly).
-* ``cascade``: decoders of this tree trained for the same short budget on the sample photos, then the same pairs
-  (grey textures and colourful style samples) stylised with 3 levels (relu4_1,relu3_1,relu2_1) and with 2
-  (relu3_1,relu2_1), with and without ``restore_detail``, and with 3 levels at the release's alpha 0.6 everywhere:
-  per-channel mean/std against the content (not dark: within 30%), content distance (relu4_1) and Gram style
-  distance. Writes a grid PNG and the decoders (``--cascade-decoders`` reuses them).
+* ``profile``: the optimisation path at ``--profile-size`` on four pairs, each version's defaults: how far the
+  output's channel means move from the content's towards the style's, and the health checks N1-N4
+  (:mod:`genkit.metrics.health`).
+* ``search``: one search iteration per level against exact global search (true cosine, usage limit applied).
+* ``stopping``: early stopping on the benchmark pairs: iterations, stop reasons, final similarity vs 5 iterations.
+* ``cascade``: decoders of this tree trained for the same short budget on the sample photos, then eight pairs
+  (grey textures and colourful style samples) stylised with the default (the release's profile: 3 levels, alpha
+  0.6, no detail restoration), with 2 levels, and with genkit 0.3's decoder default (split alpha + restore_detail):
+  per-channel mean/std against the content, content distance (relu4_1), Gram style distance, N1-N4 and the
+  progress towards the style's colours. Writes a grid PNG and the decoders (``--cascade-decoders`` reuses them).
+* ``large``: the decoder path of this tree alone at ``--large-size`` (one process): time and peak RSS.
 
 VGG-19 runs with RANDOM weights, decoders with random (``decoder``) or briefly trained (``cascade``) weights: no
 download is possible here. Timings are representative of the arithmetic; the images are not of real quality.
@@ -83,6 +89,8 @@ def child_decoder(args) -> dict:
 
     encoder = _encoder(LEVELS)
     decoders = variance_preserving_init(ReshuffleDecoders(LEVELS, width=1.0))
+    if args.progress:
+        _progress_to_stderr()
     st = Stylizer(decoder=decoders, encoder=encoder, size=args.size, device=args.device)
     content, style = sample_photo(args.content), sample_photo(args.style)
     for _ in range(args.warmup):
@@ -102,6 +110,22 @@ def child_decoder(args) -> dict:
     return out
 
 
+def _progress_to_stderr() -> None:
+    """Print every level's end (seconds since start, peak RSS so far) to stderr: how far a long run got."""
+    from genkit.models.reshuffle import pyramid
+
+    start, inner = time.perf_counter(), pyramid.reshuffle_level
+
+    def level(content, style, lv, *a, **kw):
+        res = inner(content, style, lv, *a, **kw)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        print(f"[{time.perf_counter() - start:7.1f} s] {lv.tap} done ({tuple(content.shape)}, "
+              f"{res.stats.iterations} iterations), peak RSS so far {rss:.2f} GB", file=sys.stderr, flush=True)
+        return res
+
+    pyramid.reshuffle_level = level
+
+
 def child_optimize(args) -> dict:
     from genkit.data.samples import sample_photo
     from genkit.models.reshuffle import Stylizer
@@ -119,8 +143,9 @@ def child_optimize(args) -> dict:
 
 
 def run_child(part: str, pythonpath: Path, args, size: int, **extra) -> dict:
+    content, style = extra.pop("content", args.content), extra.pop("style", args.style)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, "--size", str(size), "--threads",
-           str(args.threads), "--device", args.device, "--content", args.content, "--style", args.style]
+           str(args.threads), "--device", args.device, "--content", content, "--style", style]
     for k, v in extra.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
     env = {**os.environ, "PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": str(args.threads)}
@@ -194,6 +219,110 @@ def part_optimize(args, versions: dict[str, Path], report: dict) -> None:
     report["optimize"] = rows
 
 
+PROFILE_PAIRS = [("chelsea", "brush_strokes"), ("astronaut", "mosaic"), ("coffee", "gravel"),
+                 ("grace_hopper", "immunohistochemistry")]
+
+
+def _load_rgb(path_or_name, hw=None):
+    """A saved PNG or a sample photo as a (3, H, W) tensor, resized (antialiased) to ``hw`` if given."""
+    from PIL import Image
+    from torch.nn import functional as F
+
+    from genkit.core.tensors import pil_to_tensor
+    from genkit.data.samples import sample_photo
+
+    img = sample_photo(path_or_name) if isinstance(path_or_name, str) else Image.open(path_or_name)
+    t = pil_to_tensor(img.convert("RGB"))
+    if hw is not None and tuple(t.shape[-2:]) != tuple(hw):
+        t = F.interpolate(t[None], size=hw, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    return t
+
+
+def health_row(out, content_name: str, style_name: str) -> dict:
+    """N1-N4 and the channel-mean progress of one output against its content (resized to it) and style."""
+    from genkit.metrics.health import failed, health_checks, style_progress
+
+    o = out if not isinstance(out, (str, Path)) else _load_rgb(Path(out))
+    c, s = _load_rgb(content_name, o.shape[-2:]), _load_rgb(style_name)
+    checks = health_checks(o, c, s)
+    return {"progress": style_progress(o, c, s), "failed": failed(checks), "checks": checks}
+
+
+def part_profile(args, versions: dict[str, Path], report: dict) -> None:
+    """The optimisation path's default profile, each version's defaults, on the profile pairs: how far the
+    output's channel means move from the content's towards the style's, and N1-N4."""
+    out = Path(args.out)
+    rows: dict = {}
+    print(f"\n## optimisation path, default profile, {args.profile_size} px: channel means moved towards the style's "
+          f"(0: the content's, 1: the style's) and N1-N4, load avg {os.getloadavg()[0]:.2f}")
+    print(f"{'pair':<34} {'code':<34} {'progress':>9} {'failed':<12} {'seconds':>8}")
+    for cname, sname in PROFILE_PAIRS:
+        for name, path in versions.items():
+            tag = "baseline" if path != REPO else "current"
+            png = out / f"profile_{cname}__{sname}_{tag}.png"
+            r = run_child("optimize", path, args, args.profile_size, save=png, content=cname, style=sname)
+            row = health_row(png, cname, sname)
+            row["seconds"] = r["walls"][0]
+            rows.setdefault(f"{cname} x {sname}", {})[name] = row
+            print(f"{cname + ' x ' + sname:<34} {name:<34} {row['progress']:>9.2f} {','.join(row['failed']) or '-':<12} "
+                  f"{row['seconds']:>8.1f}")
+    report["profile"] = rows
+
+
+def part_stopping(args, report: dict) -> None:
+    """Early stopping on the benchmark pairs: iterations run and the final similarity per level with the default
+    tolerance against running all 5 iterations (tolerance 0). The levels of the optimisation path do not depend on
+    the image (each blends the content's own features), so one evaluation of the image is enough here."""
+    from genkit.data.samples import sample_photo
+    from genkit.models.reshuffle import Stylizer
+
+    encoder = _encoder(LEVELS)
+    size = args.search_size
+    print(f"\n## early stopping ({size} px, optimisation path levels): iterations and final true cosine per level, "
+          "default tolerance vs all 5 iterations")
+    print(f"{'pair':<34} {'level':<8} {'iterations':>10} {'stopped':<11} {'similarity':>10} {'all 5':>8} {'loss':>8} "
+          f"{'seconds':>13}")
+    rows, fired, total, worst = {}, 0, 0, 0.0
+    for cname, sname in PROFILE_PAIRS + [(args.content, args.style)]:
+        runs = {}
+        for tol in (None, 0.0):
+            st = Stylizer(optimize={"steps": 1}, encoder=encoder, size=size, **({} if tol is None else {"tolerance": tol}))
+            t0 = time.perf_counter()
+            runs[tol] = (st(sample_photo(cname), sample_photo(sname)), time.perf_counter() - t0)
+        (early, t_e), (full, t_f) = runs[None], runs[0.0]
+        for a, b in zip(early.levels, full.levels):
+            loss = b.mean_similarity - a.mean_similarity
+            fired += a.converged
+            total += 1
+            worst = max(worst, loss)
+            rows.setdefault(f"{cname} x {sname}", {})[a.tap] = {
+                "iterations": a.iterations, "stop_reason": a.stop_reason, "similarity": a.mean_similarity,
+                "similarity_all": b.mean_similarity, "loss": loss}
+            print(f"{cname + ' x ' + sname:<34} {a.tap:<8} {a.iterations:>10} {a.stop_reason:<11} "
+                  f"{a.mean_similarity:>10.4f} {b.mean_similarity:>8.4f} {loss:>8.4f} {t_e:>6.1f}/{t_f:<6.1f}")
+    print(f"early stopping fired on {fired}/{total} levels; largest loss of final similarity {worst:.4f}")
+    report["stopping"] = {"pairs": rows, "fired": fired, "levels": total, "largest_loss": worst}
+
+
+def part_large(args, report: dict) -> None:
+    """The decoder path of this tree at ``--large-size``, one process, no warm-up: wall time and peak RSS (the
+    child reports each level's end on stderr as it goes)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "decoder", "--size", str(args.large_size),
+           "--threads", str(args.threads), "--device", args.device, "--content", args.content, "--style",
+           args.style, "--warmup", "0", "--runs", "1", "--progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(args.threads)}
+    print(f"\n## decoder path, {args.large_size} px, this tree ({args.content} x {args.style}), {args.threads} threads, "
+          f"load avg {os.getloadavg()[0]:.2f}", flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"large child failed (exit {proc.returncode})")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    its = ",".join(str(lv["iterations"]) for lv in r["levels"].values())
+    print(f"wall {r['walls'][0]:.1f} s, CPU {r['cpu'][0]:.1f} s, peak RSS {r['peak_rss_mb'] / 1024:.2f} GB, "
+          f"iterations {its}")
+    report[f"large_{args.large_size}"] = r
+
+
 def part_gram(args, report: dict) -> None:
     """How far the voted target's Gram matrix is from the style's, per level: reshuffle vs style-swap."""
     import torch
@@ -229,6 +358,58 @@ def part_gram(args, report: dict) -> None:
     report["gram"] = rows
 
 
+def part_search(args, report: dict) -> None:
+    """One search iteration against exact global search, per level (true cosine, the usage limit applied).
+
+    Each level reshuffles the content image's own features. ``global``: every position's exact top-k over all style
+    positions, leftovers placed by the dense fill; ``patchmatch``: one iteration of the PatchMatch search started
+    from the coarser level's assignment (global there), upsampled, as a fine level above ``max_global_pairs``
+    runs, with the default fill."""
+    import torch
+
+    from genkit.data.samples import sample_photo
+    from genkit.models.reshuffle.api import fit_size, to_tensor
+    from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
+    from genkit.models.reshuffle.level import reshuffle_level
+    from genkit.models.reshuffle.matching import upsample_assignment
+
+    encoder = _encoder(LEVELS)
+    size = args.search_size
+    with torch.no_grad():
+        fc = encoder(fit_size(to_tensor(sample_photo(args.content)), size, 8), taps=LEVELS)
+        fs = encoder(fit_size(to_tensor(sample_photo(args.style)), size, 8), taps=LEVELS)
+    print(f"\n## one search iteration vs exact global search ({size} px, {args.content} x {args.style}, the content's "
+          "own features, usage limit applied; true cosine on the full-dimensional features)")
+    print(f"{'level':<9} {'global':>8} {'patchmatch':>11} {'gap':>8} {'fill share g/pm':>16} {'seconds g/pm':>13}")
+    rows, prev = {}, None
+    for tap in LEVELS:
+        out = {}
+        for mode in ("global", "local"):
+            if mode == "local" and prev is None:
+                continue
+            level = LevelConfig.default(tap, iterations=1, search=mode)
+            # the reference: exact global top-k, leftovers by the dense fill (no random probes)
+            cfg = ReshuffleConfig(levels=[level], **{**json.loads(args.search_options),
+                                                     **({"fill_probes": 0} if mode == "global" else {})})
+            init = None if mode == "global" else upsample_assignment(prev.assign, prev.stats.content_hw,
+                                                                      prev.stats.style_hw, tuple(fc[tap].shape[2:]),
+                                                                      tuple(fs[tap].shape[2:]))
+            t0 = time.perf_counter()
+            res = reshuffle_level(fc[tap][0], fs[tap][0], level, cfg, init_assign=init)
+            out[mode] = {"similarity": res.stats.mean_similarity, "fill_share": res.stats.fill_share,
+                         "seconds": time.perf_counter() - t0}
+            if mode == "global":
+                glob = res
+        prev = glob
+        g, l = out["global"], out.get("local")
+        if l is not None:
+            out["gap"] = g["similarity"] - l["similarity"]
+            print(f"{tap:<9} {g['similarity']:>8.4f} {l['similarity']:>11.4f} {out['gap']:>8.4f} "
+                  f"{g['fill_share']:>7.2f}/{l['fill_share']:.2f} {g['seconds']:>7.2f}/{l['seconds']:.2f}")
+        rows[tap] = out
+    report["search"] = rows
+
+
 def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: int = 0):
     """This tree's level-to-level decoders trained on the sample photos with the experiment's loss."""
     import torch
@@ -257,7 +438,9 @@ def train_decoders(steps: int, image_size: int, width: float, lr: float, seed: i
     return model.eval(), {k: float(v.detach()) for k, v in losses.items()}
 
 
-RELEASE_ALPHA = (0.6, 0.6, 0.6)
+# name, levels, Stylizer options: the default (the release's profile), 2 levels, genkit 0.3's decoder default
+VARIANTS = [("release 3", LEVELS, {}), ("release 2", LEVELS[1:], {}),
+            ("0.3 default", LEVELS, {"alpha": "split", "restore_detail": True})]
 
 
 def part_cascade(args, report: dict) -> None:
@@ -269,9 +452,8 @@ def part_cascade(args, report: dict) -> None:
     from genkit.core.tensors import pil_to_tensor
     from genkit.metrics.style import content_distance, gram_style_distance
     from genkit.models.reshuffle import Stylizer
-    from genkit.models.reshuffle.config import carried_alphas
     from genkit.models.reshuffle.decoders import load_decoders, save_decoders
-    from genkit.nn.vgg import STYLE_TAPS, VGG19Encoder
+    from genkit.nn.vgg import STYLE_TAPS
 
     t0 = time.perf_counter()
     encoder = _encoder(LEVELS)
@@ -284,9 +466,7 @@ def part_cascade(args, report: dict) -> None:
         path = save_decoders(Path(args.out) / "cascade_decoders.pt", decoders, model.encoder)
         trained = (f"trained {args.train_steps} steps at {args.train_size} px (width {args.train_width}, lr "
                    f"{args.train_lr}; {time.perf_counter() - t0:.0f} s; saved to {path})")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        metric_encoder = VGG19Encoder(taps=STYLE_TAPS, weights="random")
+    metric_encoder = _encoder(STYLE_TAPS)
     # grey textures (their contrast is a third to a half of the photos'), genkit's colourful style samples, the speed
     # benchmark's pair (astronaut x gravel) and the demo's (astronaut x mosaic)
     pairs = [("astronaut", "brick"), ("chelsea", "gravel"), ("coffee", "gravel"), ("astronaut", "brush_strokes"),
@@ -297,8 +477,8 @@ def part_cascade(args, report: dict) -> None:
     if losses:
         print("final training losses: " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
                                                     if k.endswith(("/level", "/pixel")) or k == "loss"))
-    print(f"{'pair':<34} {'detail':<7} {'levels':<7} {'mean / content (R,G,B)':<22} {'std / content (R,G,B)':<22} "
-          f"{'content dist':>13} {'style dist':>11}")
+    print(f"{'pair':<34} {'variant':<14} {'mean / content (R,G,B)':<22} {'std / content (R,G,B)':<22} "
+          f"{'content dist':>13} {'style dist':>11} {'progress':>9} failed")
     tiles, rows = [], {}
     for cname, sname in pairs:
         c_img, s_img = sample_photo(cname), sample_photo(sname)
@@ -306,13 +486,11 @@ def part_cascade(args, report: dict) -> None:
         row = [pil_to_tensor(c_img.resize((side, side))), pil_to_tensor(s_img.resize((side, side)))]
         c0, s0 = row[0], row[1]  # the style's own colour and contrast, for reading the ratios below
         style_mean_r, style_std_r = (s0.mean((1, 2)) / c0.mean((1, 2))).tolist(), (s0.std((1, 2)) / c0.std((1, 2))).tolist()
-        print(f"{cname + ' x ' + sname:<34} {'style':<7} {'-':<7} {', '.join(f'{v:.2f}' for v in style_mean_r):<22} "
+        print(f"{cname + ' x ' + sname:<34} {'style image':<14} {', '.join(f'{v:.2f}' for v in style_mean_r):<22} "
               f"{', '.join(f'{v:.2f}' for v in style_std_r):<22}")
-        # defaults (decoder path: carried_alphas), then the release's 0.6 at every one of 3 levels
-        for restore, levels, alpha in [(True, LEVELS, None), (True, LEVELS[1:], None), (False, LEVELS, None),
-                                       (False, LEVELS[1:], None), (True, LEVELS, RELEASE_ALPHA)]:
-            res = Stylizer(decoder=decoders, encoder=encoder, size=side, levels=levels, restore_detail=restore,
-                           **({"alpha": list(alpha)} if alpha else {}))(c_img, s_img)
+        # the default (the release's profile), 2 levels, and genkit 0.3's decoder default (split alpha + restore)
+        for name, levels, options in VARIANTS:
+            res = Stylizer(decoder=decoders, encoder=encoder, size=side, levels=levels, **options)(c_img, s_img)
             x = res.image[None]
             c = F.interpolate(pil_to_tensor(c_img)[None], size=x.shape[-2:], mode="bilinear", antialias=True)
             s = pil_to_tensor(s_img)[None]
@@ -321,40 +499,27 @@ def part_cascade(args, report: dict) -> None:
                 sd = float(gram_style_distance(x, s, metric_encoder)[0])
             mean_r = (x.mean((0, 2, 3)) / c.mean((0, 2, 3))).tolist()
             std_r = (x.std((0, 2, 3)) / c.std((0, 2, 3))).tolist()
+            health = health_row(res.image, cname, sname)
             key = f"{cname} x {sname}"
-            name = f"{'restore' if restore else 'plain'} {len(levels)}" + (" release alpha" if alpha else "")
             rows.setdefault(key, {}).setdefault("style image", {"mean_ratio": style_mean_r, "std_ratio": style_std_r})
-            rows[key][name] = {
-                "mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd, "style_dist": sd}
-            print(f"{key:<34} {'on' if restore else 'off':<7} {str(len(levels)) + ('*' if alpha else ''):<7} "
-                  f"{', '.join(f'{v:.2f}' for v in mean_r):<22} {', '.join(f'{v:.2f}' for v in std_r):<22} "
-                  f"{cd:>13.4f} {sd:>11.4f}")
+            rows[key][name] = {"mean_ratio": mean_r, "std_ratio": std_r, "content_dist": cd, "style_dist": sd,
+                               "progress": health["progress"], "failed": health["failed"]}
+            print(f"{key:<34} {name:<14} {', '.join(f'{v:.2f}' for v in mean_r):<22} "
+                  f"{', '.join(f'{v:.2f}' for v in std_r):<22} {cd:>13.4f} {sd:>11.4f} {health['progress']:>9.2f} "
+                  f"{','.join(health['failed']) or '-'}")
             row.append(F.interpolate(res.image[None], size=(side, side), mode="bilinear")[0])
         tiles += row
-    print(f"default alpha: {', '.join(f'{a:.3f}' for a in carried_alphas(3))} for 3 levels, 0.6, 0.6 for 2; "
-          f"3*: the release's {RELEASE_ALPHA[0]} at every level")
-    for key, r in rows.items():
-        for variant, three_key in (("restore", "restore 3"), ("plain", "plain 3"), ("restore", "restore 3 release alpha")):
-            three, two = r[three_key], r[f"{variant} 2"]
-            r[three_key]["not_dark"] = all(0.7 <= v <= 1.3 for v in three["mean_ratio"] + three["std_ratio"])
-            r[three_key]["content_no_worse"] = three["content_dist"] <= two["content_dist"]
-            r[three_key]["style_no_worse"] = three["style_dist"] <= two["style_dist"]
-            print(f"{key} (detail {'on' if variant == 'restore' else 'off'}"
-                  f"{', release alpha' if 'release' in three_key else ''}): 3-level mean/std within 30% of the "
-                  f"content's: {three['not_dark']}; content dist 3 <= 2: {three['content_no_worse']}; "
-                  f"style dist 3 <= 2: {three['style_no_worse']}")
-    for three_key in ("restore 3", "restore 3 release alpha"):
-        print(f"{three_key}: no worse content distance than 2 levels for "
-              f"{sum(r[three_key]['content_no_worse'] for r in rows.values())}/{len(rows)} pairs, style distance "
-              f"{sum(r[three_key]['style_no_worse'] for r in rows.values())}/{len(rows)}, not dark "
-              f"{sum(r[three_key]['not_dark'] for r in rows.values())}/{len(rows)} "
-              f"(2 levels: {sum(all(0.7 <= v <= 1.3 for v in r['restore 2']['mean_ratio'] + r['restore 2']['std_ratio']) for r in rows.values())}/{len(rows)})")
+    for name, _, _ in VARIANTS:
+        ok = sum(not r[name]["failed"] for r in rows.values())
+        n13 = sum(not set(r[name]["failed"]) & {"N1", "N2", "N3"} for r in rows.values())
+        print(f"{name}: N1-N4 hold for {ok}/{len(rows)} pairs, N1-N3 for {n13}/{len(rows)}; channel means moved "
+              f"{min(r[name]['progress'] for r in rows.values()):.2f}-{max(r[name]['progress'] for r in rows.values()):.2f} "
+              "of the way to the style's")
     from torchvision.utils import make_grid
 
     grid = Path(args.out) / "cascade_grid.png"
-    caption = ("content | style | 3 levels | 2 levels (relu3_1,relu2_1) | the same without restore_detail | "
-               "3 levels with the release's alpha 0.6 at every level")
-    save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=7, padding=4, pad_value=1.0), grid,
+    caption = "content | style | " + " | ".join(name for name, _, _ in VARIANTS)
+    save_image(make_grid(torch.stack(tiles).clamp(0, 1), nrow=2 + len(VARIANTS), padding=4, pad_value=1.0), grid,
                metadata={"rows": caption, "random_weights": True})
     print(f"grid: {grid} ({caption})")
     report["cascade"] = {"pairs": rows, "train_losses": losses}
@@ -363,8 +528,8 @@ def part_cascade(args, report: dict) -> None:
 # ---------------------------------------------------------------------------------------------- main
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default="decoder,optimize,gram,cascade",
-                   help="comma list of decoder, optimize, gram, cascade")
+    p.add_argument("--parts", default="decoder,optimize,profile,search,stopping,gram,cascade",
+                   help="comma list of decoder, optimize, profile, search, stopping, gram, cascade")
     p.add_argument("--sizes", default="512,1024", help="long sides of the decoder-path runs")
     p.add_argument("--opt-size", type=int, default=256, help="long side of the optimisation-path run")
     p.add_argument("--repeats", type=int, default=3, help="processes per version and size (alternating versions)")
@@ -378,6 +543,9 @@ def main() -> int:
     p.add_argument("--train-width", type=float, default=0.5)
     p.add_argument("--train-lr", type=float, default=1e-3)
     p.add_argument("--cascade-size", type=int, default=256)
+    p.add_argument("--search-size", type=int, default=256, help="search: image size")
+    p.add_argument("--profile-size", type=int, default=192, help="profile: image size")
+    p.add_argument("--search-options", default="{}", help="search: ReshuffleConfig options as JSON (e.g. sweeps)")
     p.add_argument("--cascade-decoders", default=None, help="cascade: load these decoders instead of training")
     p.add_argument("--out", default="benchmark_out", help="folder for images and the JSON report")
     p.add_argument("--quick", action="store_true", help="256 px decoder path, 128 px optimisation, 30 training steps")
@@ -386,6 +554,8 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--save", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--progress", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--large-size", type=int, default=2048, help="large: image size (this tree only)")
     args = p.parse_args()
 
     import torch
@@ -416,8 +586,16 @@ def main() -> int:
             part_decoder(args, versions, report)
         if "optimize" in parts:
             part_optimize(args, versions, report)
+        if "profile" in parts:
+            part_profile(args, versions, report)
+    if "large" in parts:
+        part_large(args, report)
     if "gram" in parts:
         part_gram(args, report)
+    if "search" in parts:
+        part_search(args, report)
+    if "stopping" in parts:
+        part_stopping(args, report)
     if "cascade" in parts:
         part_cascade(args, report)
     with open(Path(args.out) / "stylize_benchmark.json", "w") as f:

@@ -14,6 +14,12 @@ from genkit.cli.limits import add_size_ceiling, non_negative_float, positive_flo
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
+def _alphas(text: str):
+    if text.strip().lower() == "split":
+        return "split"
+    return _floats(text)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",")]
@@ -64,35 +70,7 @@ def register(sub) -> None:
     how.add_argument("--decoder", metavar="CKPT", help="decoder checkpoint, model folder or hub id (user/name) (fast "
                      "path; train with `genkit-train experiment=reshuffle_decoders`)")
     how.add_argument("--optimize", action="store_true", help="reconstruct by image optimisation (slow, no decoder)")
-    g = p.add_argument_group("transfer")
-    g.add_argument("--levels", type=lambda s: s.split(","), default=None,
-                   help="coarse-to-fine VGG taps (default relu4_1,relu3_1,relu2_1, or the decoder's levels)")
-    g.add_argument("--alpha", type=_floats, default=None,
-                   help="content weight per level (one value or one per level; default 0.6, and with --decoder "
-                        "0.6 at the last level while the earlier ones split one 0.6: 0.775,0.775,0.6 for 3 levels)")
-    g.add_argument("--size", type=int, default=512, help="long side of the content/output in px (0: keep; default 512)")
-    g.add_argument("--style-size", type=int, default=None, help="long side of the style image (default: --size)")
-    g.add_argument("--max-usage", type=_max_usage, default="auto",
-                   help="uses allowed per style patch: auto (ceil(slack*Nc/Ns)), an integer, or none (style-swap)")
-    g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
-    g.add_argument("--iterations", type=_ints, default=None,
-                   help="at most this many match-vote-blend iterations per level (default 5, as the release)")
-    g.add_argument("--tolerance", type=non_negative_float, default=0.01,
-                   help="a level stops early once its blended target changes by less than this per iteration "
-                        "(relative; 0: always run --iterations)")
-    g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
-    g.add_argument("--pca-dims", type=_dims, default=None,
-                   help="channel PCA dims per level ('none' = off; default 80/40/20 at relu4_1/3_1/2_1)")
-    g.add_argument("--patch-dims", type=_dims, default=None,
-                   help="PCA of whole patch vectors per level ('none' = exact; default none/64/64); smaller is faster")
-    g.add_argument("--top-k", type=int, default=32, help="candidates per position in the global search")
-    g.add_argument("--no-restore-detail", dest="restore_detail", action="store_false",
-                   help="decoder path: do not add back what the next-level decoders lose of the content")
-    g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
-                   help="keep the content's colours: luminance-only transfer, or style colours matched to content")
-    g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
-    g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
-    g.add_argument("--seed", type=int, default=0, help="random seed (PCA directions, candidate sampling)")
+    _add_transfer_options(p.add_argument_group("transfer"))
     o = p.add_argument_group("optimisation (--optimize)")
     o.add_argument("--steps", type=int, default=50,
                    help="at most this many optimiser evaluations of the output image (fewer once the loss stops "
@@ -102,6 +80,9 @@ def register(sub) -> None:
                         "level's content from it (default 0: every level uses the content's features)")
     o.add_argument("--coarse-steps", type=int, default=0,
                    help="a half-resolution solve of this many evaluations before each full-resolution one")
+    o.add_argument("--opt-targets", choices=("finest", "all"), default="finest",
+                   help="the final solve matches the finest level's target (as the release decodes only the finest "
+                        "blend), or every level's (genkit 0.3)")
     o.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs", help="image optimiser")
     o.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: 1.0 for lbfgs, 0.02 for adam)")
     o.add_argument("--gram-weight", type=non_negative_float, default=0.0, help="weight of an extra Gram-matrix style term")
@@ -120,6 +101,50 @@ def register(sub) -> None:
     add_reading_options(p)
     add_size_ceiling(r, "--size", "--style-size")
     p.set_defaults(handler=run)
+
+
+def _add_transfer_options(g) -> None:
+    g.add_argument("--levels", type=lambda s: s.split(","), default=None,
+                   help="coarse-to-fine VGG taps (default relu4_1,relu3_1,relu2_1, or the decoder's levels)")
+    g.add_argument("--alpha", type=_alphas, default=None,
+                   help="content weight per level (one value or one per level; default 0.6 at every level, as the "
+                        "release), or 'split': 0.6 at the last level while the earlier ones split one 0.6 "
+                        "(0.775,0.775,0.6 for 3 levels; genkit 0.3's decoder default)")
+    g.add_argument("--content-share", choices=("release", "per_level"), default="release",
+                   help="optimisation path: 'release' blends each level at the product of the alphas so far, so "
+                        "the finest target keeps the release's content share (0.6^3); 'per_level' blends each level "
+                        "at its own alpha (genkit 0.3)")
+    g.add_argument("--size", type=int, default=512, help="long side of the content/output in px (0: keep; default 512)")
+    g.add_argument("--style-size", type=int, default=None, help="long side of the style image (default: --size)")
+    g.add_argument("--max-usage", type=_max_usage, default="auto",
+                   help="uses allowed per style patch: auto (ceil(slack*Nc/Ns)), an integer, or none (style-swap)")
+    g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
+    g.add_argument("--iterations", type=_ints, default=None,
+                   help="at most this many match-vote-blend iterations per level (default 5, as the release)")
+    g.add_argument("--tolerance", type=non_negative_float, default=0.002,
+                   help="a level stops early once the matching has settled: see --stop-on (0: always run "
+                        "--iterations)")
+    g.add_argument("--stop-on", choices=("similarity", "changed", "blend"), default="similarity",
+                   help="early stopping: the mean matched similarity improves by less than --tolerance (default), "
+                        "the share of changed matches is below it, or the blend's relative change is below it")
+    g.add_argument("--knn", type=int, default=24, help="PatchMatch: candidates kept per position for the solver")
+    g.add_argument("--sweeps", type=int, default=2, help="PatchMatch: propagation + random-search sweeps per iteration")
+    g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
+    g.add_argument("--pca-dims", type=_dims, default=None,
+                   help="channel PCA dims per level ('none' = off; default 80/40/20 at relu4_1/3_1/2_1)")
+    g.add_argument("--patch-dims", type=_dims, default=None,
+                   help="PCA of whole patch vectors per level ('none' = exact; default none/64/64); smaller is faster")
+    g.add_argument("--top-k", type=int, default=32, help="candidates per position in the global search")
+    g.add_argument("--restore-detail", dest="restore_detail", action="store_true", default=False,
+                   help="decoder path: add back what the next-level decoders lose of the content (not in the "
+                        "release; a fix for weak decoders)")
+    g.add_argument("--no-restore-detail", dest="restore_detail", action="store_false",
+                   help="decoder path: do not add back the content's detail (the default)")
+    g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
+                   help="keep the content's colours: luminance-only transfer, or style colours matched to content")
+    g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
+    g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
+    g.add_argument("--seed", type=int, default=0, help="random seed (PCA directions, candidate sampling)")
 
 
 def _inputs(path: str, what: str) -> tuple[list[Path], bool]:
@@ -175,18 +200,49 @@ def _decoder_levels(path: str | None) -> list[str] | None:
     return read_checkpoint(path)["genkit"].get("levels")
 
 
-def run(args) -> int:
-    import logging
+def _config(args):
+    from genkit.models.reshuffle.config import build_config
 
+    return build_config(levels=args.levels or _decoder_levels(args.decoder), alpha=args.alpha,
+                        iterations=args.iterations, patch_size=args.patch_size,
+                        pca_dims="default" if args.pca_dims is None else args.pca_dims,
+                        patch_dims="default" if args.patch_dims is None else args.patch_dims, max_usage=args.max_usage,
+                        slack=args.slack, top_k=args.top_k, seed=args.seed, tolerance=args.tolerance,
+                        stop_on=args.stop_on, content_share=args.content_share, knn=args.knn, sweeps=args.sweeps,
+                        preserve_color=None if args.preserve_color == "none" else args.preserve_color)
+
+
+def _check_inputs(contents, styles, config, args, reading) -> None:
+    """Fail fast on a bad image, before the networks are built (single pair)."""
+    from genkit.models.reshuffle.api import check_min_size, fit_size, to_tensor
+
+    for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
+        img = to_tensor(path, str(path), reading, reduce_to=size or None)
+        check_min_size(tuple(img.shape[-2:]), config, str(path))
+        check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
+
+
+def _stylizer(args, config, reading, device):
+    from genkit.models.reshuffle.api import Stylizer
+    from genkit.models.reshuffle.optimize import OptimizeSettings
+
+    opt = None
+    if args.optimize:
+        opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight,
+                               level_steps=args.level_steps, coarse_steps=args.coarse_steps,
+                               targets=args.opt_targets)
+    return Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
+                    device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
+                    reading=reading, config=config, restore_detail=args.restore_detail,
+                    vgg_variant=args.vgg_variant)
+
+
+def run(args) -> int:
     import torch
 
     from genkit.core.device import resolve_device
-    from genkit.core.errors import ConfigError, DataError
-    from genkit.models.reshuffle.api import Stylizer, check_min_size, fit_size, to_tensor
-    from genkit.models.reshuffle.config import build_config
-    from genkit.models.reshuffle.optimize import OptimizeSettings
+    from genkit.core.errors import ConfigError
 
-    log = logging.getLogger("genkit.stylize")
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,28 +255,23 @@ def run(args) -> int:
     to_folder = _output_is_folder(out, batch)
     _check_not_inputs(args, out, to_folder)
     reading = reading_policy(args)
-    config = build_config(levels=args.levels or _decoder_levels(args.decoder), alpha=args.alpha,
-                          carried=args.decoder is not None,
-                          iterations=args.iterations, patch_size=args.patch_size,
-                          pca_dims="default" if args.pca_dims is None else args.pca_dims,
-                          patch_dims="default" if args.patch_dims is None else args.patch_dims, max_usage=args.max_usage,
-                          slack=args.slack, top_k=args.top_k, seed=args.seed, tolerance=args.tolerance,
-                          preserve_color=None if args.preserve_color == "none" else args.preserve_color)
-    if not batch:  # fail fast on a bad image, before the networks are built
-        for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
-            img = to_tensor(path, str(path), reading, reduce_to=size or None)
-            check_min_size(tuple(img.shape[-2:]), config, str(path))
-            check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
-    opt = None
-    if args.optimize:
-        opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight,
-                               level_steps=args.level_steps, coarse_steps=args.coarse_steps)
-    st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
-                  device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
-                  reading=reading, config=config, restore_detail=args.restore_detail,
-                  vgg_variant=args.vgg_variant)
+    config = _config(args)
+    if not batch:
+        _check_inputs(contents, styles, config, args, reading)
+    st = _stylizer(args, config, reading, device)
+    written, skipped = _stylize_pairs(st, contents, styles, out, to_folder, batch, args, reading)
+    _report(written, skipped, out, batch)
+    return 0
 
-    pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]  # style-major: each style encoded once
+
+def _stylize_pairs(st, contents, styles, out, to_folder, batch, args, reading):
+    """Stylise every pair (style-major: each style encoded once); returns the written and the skipped pairs."""
+    import logging
+
+    from genkit.core.errors import DataError
+
+    log = logging.getLogger("genkit.stylize")
+    pairs = [(c, s, j) for j, s in enumerate(styles) for c in contents]
     c_names, s_names = output_names(contents), output_names(styles)
     written, skipped = [], []
     bar = None
@@ -256,22 +307,23 @@ def run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
+    return written, skipped
 
+
+def _report(written, skipped, out, batch) -> None:
     for dest, res in written[:1] if not batch else []:
         for lv in res.levels:
             d = lv.as_dict()
             print(f"{lv.tap}: {d['distinct_used']}/{lv.n_style} style patches used "
                   f"(max usage {d['max_usage']}, limit {d['usage_limit']}), mean similarity {d['mean_similarity']:.3f}, "
-                  f"{d['iterations']} iteration(s){' (converged)' if d['converged'] else ''}")
+                  f"{d['iterations']} iteration(s){' (stopped: ' + d['stop_reason'] + ')' if d['converged'] else ''}, "
+                  f"content share {d['content_share']:.3f}, filled {d['fill_share']:.0%}")
     random_note = " (RANDOM VGG weights: not meaningful for quality)" if any(r.random_weights for _, r in written) else ""
     where = out if batch else (written[0][0] if written else out)
     print(f"wrote {len(written)} image(s) to {where}{random_note}")
     if skipped:
         print(f"skipped {len(skipped)} pair(s): " + "; ".join(f"{c.name} x {s.name}: {why}" for c, s, why in skipped[:5])
               + (" ..." if len(skipped) > 5 else ""))
-    return 0
-
-
 def _check_not_inputs(args, out: Path, to_folder: bool) -> None:
     """Before any work: ``-o`` may not be an input file, nor (batch mode) the content or style folder."""
     from genkit.core.outputs import check_not_inputs

@@ -17,6 +17,8 @@ module                 contents
                        ``LPIPSDiversity``, ``lpips_between``
 ``style``              ``content_distance``, ``gram_style_distance``, ``lpips_to_content``,
                        ``patch_usage_stats``, ``style_transfer_metrics``, ``StyleTransferMetrics``
+``health``             ``health_checks`` (N1-N4: is a stylised image healthy?), ``style_progress``,
+                       ``sliced_wasserstein``
 ``segmentation``       ``mean_iou``, ``per_class_iou`` (NaN for absent classes), ``pixel_accuracy``
 ``mask_consistency``   ``MaskConsistency`` (a frozen parser's mIoU / accuracy on generated images)
 ``folders``            folder reading (genkit.core decoding, size bookkeeping, pairing by name)
@@ -46,6 +48,7 @@ _EXPORTS = {
     "build_extractor": "protocols", "compare_protocols": "protocols",
     "precision_recall_density_coverage": "manifold", "PrecisionRecallDensityCoverage": "manifold",
     "prdc_between": "manifold",
+    "health_checks": "health", "style_progress": "health", "sliced_wasserstein": "health",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -32,6 +32,7 @@ from genkit.models.reshuffle.masks import check_masks, load_mask, resize_mask
 from genkit.models.reshuffle.optimize import OptimizationReconstructor, OptimizeSettings, gram
 from genkit.models.reshuffle.pyramid import transfer
 from genkit.models.reshuffle.stats import LevelStats
+from genkit.models.reshuffle.tiling import TiledEncoder
 
 
 @dataclass
@@ -154,15 +155,15 @@ class Stylizer:
     path); ``optimize``: True or :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``/``style_size``: long side
     of the content/style after resizing (None: keep, rounded to the deepest level's stride).
     ``config`` or keyword options (see :func:`~genkit.models.reshuffle.config.build_config`) set the transfer.
-    ``restore_detail``: with next-level decoders, add back what the decoders lose of the content (see
-    :class:`~genkit.models.reshuffle.decoders.DecoderReconstructor`).
+    ``restore_detail`` (off: the release's method): with next-level decoders, add back what the decoders lose of
+    the content (see :class:`~genkit.models.reshuffle.decoders.DecoderReconstructor`).
     """
 
     def __init__(self, decoder: str | Path | ReshuffleDecoders | None = None,
                  optimize: bool | OptimizeSettings | dict = False, config: ReshuffleConfig | None = None,
                  size: int | None = 512, style_size: int | None = None, device: str | torch.device = "cpu",
                  allow_random: bool = False, vgg_weights: str | None = None, encoder: torch.nn.Module | None = None,
-                 reading: ReadPolicy | None = None, restore_detail: bool = True, vgg_variant: str | None = None,
+                 reading: ReadPolicy | None = None, restore_detail: bool = False, vgg_variant: str | None = None,
                  **options):
         if (decoder is None) == (not optimize):
             raise ConfigError("choose one reconstruction: a decoder checkpoint (decoder=...) or optimize=True")
@@ -181,7 +182,7 @@ class Stylizer:
         if config is None:
             if "levels" not in options or not options["levels"]:
                 options["levels"] = structure.levels if structure is not None else None
-            config = build_config(**options, carried=decoder is not None)
+            config = build_config(**options)
         elif options:
             raise ConfigError(f"pass either config= or keyword options, not both ({sorted(options)})")
         self.config = config
@@ -226,7 +227,7 @@ class Stylizer:
             return self._style_cache[key]
         taps = set(self.config.taps)
         with torch.no_grad():
-            feats = self.encoder(style.to(self.device), taps=taps)
+            feats = TiledEncoder(self.encoder, self.config.tile)(style.to(self.device), taps=taps)
         grams = None
         if self.optimize_settings is not None and self.optimize_settings.gram_weight > 0:
             grams = {t: gram(f) for t, f in feats.items()}
@@ -279,12 +280,14 @@ class Stylizer:
         t0 = time.perf_counter()
         s_feats, s_grams = self._style_features(s_in, key)
         t_style = time.perf_counter() - t0
+        encoder = TiledEncoder(self.encoder, self.config.tile)  # no gradients through it: tiles bound the memory
         if self.decoders is not None:
-            reconstruct = DecoderReconstructor(self.decoders, self.encoder, restore_detail=self.restore_detail,
-                                               alphas={lv.tap: lv.alpha for lv in self.config.levels})
+            reconstruct = DecoderReconstructor(self.decoders, encoder, restore_detail=self.restore_detail,
+                                               alphas={lv.tap: lv.alpha for lv in self.config.levels},
+                                               tile=self.config.tile)
         else:
             reconstruct = OptimizationReconstructor(self.encoder, self.optimize_settings, s_grams)
-        out, stats = transfer(self.encoder, c_in.to(self.device), s_feats, self.config, reconstruct, cmask, smask)
+        out, stats = transfer(encoder, c_in.to(self.device), s_feats, self.config, reconstruct, cmask, smask)
         out = color.finish(out.cpu(), c_img, mode)
         timings = {"style_encode": t_style, "total": time.perf_counter() - t_start}
         for lv in stats:

@@ -2,16 +2,18 @@
 
 A level is one VGG-19 tap (coarse to fine). Defaults follow the official release (msracver/Style-Feature-Reshuffle):
 3x3 patches at relu4_1/relu5_1 and 5x5 below, channel PCA to 80/40/20 dims at relu4_1/3_1/2_1, alpha (content
-weight) 0.6, 5 match-vote-blend iterations at every level. Departures (documented in docs/style-transfer.md):
-compact patch descriptors at relu3_1/relu2_1 (``patch_dims``), local search below the coarsest level, early
-stopping once the blended target moves less than ``tolerance`` per iteration, and, on the decoder path, content
-weights that keep the content's share of two levels whatever the number of levels (:func:`carried_alphas`).
+weight) 0.6 at every level, 5 match-vote-blend iterations per level, and the content's share of the finest target
+``0.6**3`` on both reconstruction paths (``content_share="release"``). Departures (documented in
+docs/style-transfer.md): compact patch descriptors at relu3_1/relu2_1 (``patch_dims``), a PatchMatch search
+around the coarser assignment for fine levels too large for a global search, and early stopping once the matching
+has settled (``tolerance``). Named options keep the earlier behaviours: ``alpha="split"`` (:func:`carried_alphas`)
+and ``content_share="per_level"``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from genkit.core.errors import ConfigError
@@ -32,6 +34,8 @@ _TAP_DEFAULTS = {
 }
 
 SEARCH_MODES = ("auto", "global", "local")
+CONTENT_SHARES = ("release", "per_level")
+STOP_MODES = ("similarity", "changed", "blend")
 COLOR_MODES = (None, "luminance", "histogram")
 
 
@@ -93,13 +97,25 @@ class ReshuffleConfig:
     default window 0 keeps the current match and, like the release's PatchMatch, relies on propagation from the
     neighbours and random probes (a 3x3 window cost 15% more time for the same mean similarity, 0.8140 vs 0.8138,
     measured at relu2_1 for 512 px).
-    ``tolerance``: a level stops iterating once its blended target changes by less than this (relative L2
-    norm) from one iteration to the next; 0 runs every iteration.
+    ``tolerance``/``stop_on``: a level stops iterating once the matching has settled: ``"similarity"`` (default)
+    when the mean matched similarity improves by less than ``tolerance`` from one iteration to the next,
+    ``"changed"`` when less than ``tolerance`` of the positions change their match, ``"blend"`` when the blended
+    target changes by less than ``tolerance`` (relative L2 norm); 0 runs every iteration.
+    ``content_share``: ``"release"`` (default): the finest target keeps the release's content share ``prod(alpha)``
+    on both paths; when a reconstruction does not carry the blends down (the optimisation path's default) each
+    level blends the content's own features at the product of the alphas so far. ``"per_level"``: each level
+    blends its own content at its own alpha (the optimisation path of genkit 0.3: 0.6 at the finest level).
+    ``n_random``/``sweeps``/``knn``: the PatchMatch search (random probes per position and sweep, at radii halving
+    down to 1; sweeps per search iteration; candidates kept per position for the solver).
+    ``fill_probes``: random probes per radius with which the fill first looks for free style positions around each
+    leftover's best candidate (0: straight to the dense passes over all free positions, slower at fine levels).
     ``exact_fill_rows``: leftovers of the greedy pass are assigned exactly (maximum similarity) in one piece when
     at most this many are left (in exact chunks, most similar first, otherwise).
     ``max_global_pairs``: a first global search with more content x style pairs than this runs on a 2x (4x, ...)
     average-pooled grid and is refined by local search at full resolution (said so in the level metadata).
     ``chunk_elements``: the largest dense block (similarities or gathered descriptors) held at once.
+    ``tile``: images larger than this (px) are encoded and decoded in tiles of this size (0: in one piece), so the
+    convolutions' peak memory grows with the tile, not the image (:mod:`~genkit.models.reshuffle.tiling`).
     """
 
     levels: list[LevelConfig] = field(default_factory=lambda: [LevelConfig.default(t) for t in DEFAULT_LEVELS])
@@ -108,11 +124,17 @@ class ReshuffleConfig:
     top_k: int = 32
     window: int = 0
     n_random: int = 4
+    sweeps: int = 2
+    knn: int = 24
+    fill_probes: int = 4
     max_rounds: int = 200
-    tolerance: float = 0.01
+    tolerance: float = 0.002
+    stop_on: str = "similarity"
+    content_share: str = "release"
     exact_fill_rows: int = 512
     max_global_pairs: int = 1 << 26
     chunk_elements: int = 1 << 22
+    tile: int = 768
     seed: int = 0
     preserve_color: str | None = None
 
@@ -136,8 +158,15 @@ class ReshuffleConfig:
             raise ConfigError("top_k and max_rounds must be >= 1, window and n_random >= 0")
         if self.max_global_pairs < 1:
             raise ConfigError(f"max_global_pairs must be >= 1, got {self.max_global_pairs}")
+        if self.tile < 0:
+            raise ConfigError(f"tile must be >= 0 (0: no tiling), got {self.tile}")
         if self.tolerance < 0 or self.exact_fill_rows < 0:
             raise ConfigError(f"tolerance and exact_fill_rows must be >= 0, got {self.tolerance}, {self.exact_fill_rows}")
+        if self.stop_on not in STOP_MODES or self.content_share not in CONTENT_SHARES:
+            raise ConfigError(f"stop_on must be one of {STOP_MODES} and content_share one of {CONTENT_SHARES}; got "
+                              f"{self.stop_on!r}, {self.content_share!r}")
+        if self.sweeps < 1 or self.knn < 1 or self.fill_probes < 0:
+            raise ConfigError(f"sweeps and knn must be >= 1, got {self.sweeps}, {self.knn}")
         if self.preserve_color not in COLOR_MODES:
             raise ConfigError(f"preserve_color must be one of none, luminance, histogram; got {self.preserve_color!r}")
 
@@ -173,6 +202,18 @@ class ReshuffleConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def blend_alphas(self, carried: bool) -> list[float]:
+        """The weight of the content features in each level's blend. Carried levels (decoders) blend their carried
+        content at ``alpha``; otherwise, with ``content_share="release"``, at the product of the alphas so far."""
+        if carried or self.content_share == "per_level":
+            return [lv.alpha for lv in self.levels]
+        return content_shares([lv.alpha for lv in self.levels])
+
+
+def content_shares(alphas: Sequence[float]) -> list[float]:
+    """The content's share of each level's target when the blends are carried down: the running product."""
+    return [math.prod(alphas[:i + 1]) for i in range(len(alphas))]
+
 
 def _per_level(values, n: int, name: str) -> list:
     if values is None:
@@ -187,32 +228,28 @@ def _per_level(values, n: int, name: str) -> list:
 
 
 def carried_alphas(n_levels: int, alpha: float = DEFAULT_ALPHA) -> list[float]:
-    """Default content weights when each level's blend is carried down as the next level's content (decoder path).
-
-    Carrying compounds the blends: with ``alpha`` at every level the content keeps ``alpha**n`` of the final target
-    (0.216 after the release's three levels, against 0.36 after two). Here the last level blends at ``alpha`` and
-    the levels before it split one ``alpha`` geometrically, so the content's share is ``alpha**2`` for any number
-    of levels (two levels: unchanged). Measured with briefly trained decoders (benchmarks/stylize.py, cascade): the
-    release's equal weights made the 3-level content distance 20-37% higher than the 2-level one for all eight pairs;
-    this split makes it lower for all eight, and the style distance lower for seven (docs/style-transfer.md).
-    """
+    """The ``alpha="split"`` option (genkit 0.3's decoder-path default, not the release's): the last level blends at
+    ``alpha`` and the levels before it split one ``alpha`` geometrically, so a carried content keeps ``alpha**2`` of
+    the final target for any number of levels (the release's equal weights give ``alpha**n``)."""
     if n_levels <= 2:
         return [alpha] * n_levels
     return [alpha ** (1.0 / (n_levels - 1))] * (n_levels - 1) + [alpha]
 
 
 def build_config(levels: Sequence[str] | None = None, alpha=None, patch_size=None, iterations=None, pca_dims="default",
-                 patch_dims="default", search=None, carried: bool = False, **kwargs) -> ReshuffleConfig:
+                 patch_dims="default", search=None, **kwargs) -> ReshuffleConfig:
     """A :class:`ReshuffleConfig` from flat options; per-level options take one value or one per level.
 
     ``pca_dims`` / ``patch_dims``: ``"default"`` keeps the per-tap defaults, None disables the projection.
-    ``carried``: the levels carry their blends down (the decoder path); without an explicit ``alpha`` the content
-    weights are then :func:`carried_alphas` (else the release's 0.6 at every level).
+    ``alpha``: None (the release's 0.6 at every level), one value, one per level, or ``"split"``
+    (:func:`carried_alphas`).
     """
     taps = list(levels) if levels else list(DEFAULT_LEVELS)
     n = len(taps)
     if alpha is None:
-        alpha = carried_alphas(n) if carried else DEFAULT_ALPHA
+        alpha = DEFAULT_ALPHA
+    elif alpha == "split" or alpha == ["split"]:
+        alpha = carried_alphas(n)
     per = {
         "alpha": _per_level(alpha, n, "alpha"),
         "patch_size": _per_level(patch_size, n, "patch_size"),
@@ -235,7 +272,3 @@ def build_config(levels: Sequence[str] | None = None, alpha=None, patch_size=Non
         out.append(LevelConfig.default(tap, **over))
     return ReshuffleConfig(levels=out, **kwargs)
 
-
-def with_levels(cfg: ReshuffleConfig, **changes) -> ReshuffleConfig:
-    """A copy of ``cfg`` with every level updated by ``changes`` (e.g. ``iterations=1`` for quick runs)."""
-    return replace(cfg, levels=[replace(lv, **changes) for lv in cfg.levels])

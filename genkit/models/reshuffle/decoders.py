@@ -118,19 +118,21 @@ def _fit(image: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class DecoderReconstructor:
     """The fast path: next-level decoders carry each blend down; the finest one is decoded to the image.
 
-    ``restore_detail``: add back, in proportion to the level's content weight ``alpha``, what the decoder loses of
-    the *content* itself: ``h = dec(blend) + alpha * (F_next(content) - dec(F(content)))`` (and the same for the
-    image). With ``alpha = 1`` the cascade then returns the content exactly; with a perfect decoder the term is
-    zero (the release's behaviour). It costs one more decoder pass per level and one encoder pass, and keeps
-    briefly trained decoders from blurring the content away level after level.
+    ``restore_detail`` (off by default: not in the release): add back, in proportion to the level's content weight
+    ``alpha``, what the decoder loses of the *content* itself: ``h = dec(blend) + alpha * (F_next(content) -
+    dec(F(content)))`` (and the same for the image). With ``alpha = 1`` the cascade then returns the content
+    exactly; with a perfect decoder the term is zero (the release's behaviour). A fix for weak decoders: it costs
+    one more decoder pass per level and re-injects the content's own detail and colour.
     With legacy ``image`` decoders each blend is decoded to an image and re-encoded at the next level.
     """
 
     name = "decoder"
     needs_targets = False  # the blends of earlier levels are not used (memory)
 
-    def __init__(self, decoders: ReshuffleDecoders, encoder: nn.Module | None = None, restore_detail: bool = True,
-                 alphas: dict[str, float] | None = None):
+    carries = True
+
+    def __init__(self, decoders: ReshuffleDecoders, encoder: nn.Module | None = None, restore_detail: bool = False,
+                 alphas: dict[str, float] | None = None, tile: int = 0):
         if decoders.target == "image" and encoder is None:
             raise ValueError("image decoders need the encoder to re-encode every level's image")
         if restore_detail and decoders.target != "image" and (encoder is None or alphas is None):
@@ -139,6 +141,25 @@ class DecoderReconstructor:
         self.restore_detail = restore_detail and decoders.target != "image"
         self.needs_content_features = self.restore_detail
         self.alphas = alphas or {}
+        self.tile = int(tile)  # decode larger images in tiles of this many px (0: in one piece)
+
+    def _to_next(self, x: torch.Tensor, tap: str, next_tap: str) -> torch.Tensor:
+        from genkit.models.reshuffle.tiling import tiled_decode
+        from genkit.nn.vgg import VGG19_STRIDE
+
+        return tiled_decode(lambda h: self.decoders.to_next(h, tap, next_tap), x,
+                            VGG19_STRIDE[tap] // VGG19_STRIDE[next_tap], self.tile, VGG19_STRIDE[tap])
+
+    def _to_image(self, x: torch.Tensor, tap: str) -> torch.Tensor:
+        from genkit.models.reshuffle.tiling import tiled_decode
+        from genkit.nn.vgg import VGG19_STRIDE
+
+        return tiled_decode(lambda h: self.decoders.to_image(h, tap), x, VGG19_STRIDE[tap], self.tile,
+                            VGG19_STRIDE[tap])
+
+    def restores_detail(self, tap: str) -> bool:
+        """Whether the content's detail is added back after decoding ``tap`` (its level's metadata says so)."""
+        return self.restore_detail and self.alphas.get(tap, 0.0) > 0
 
     def _content(self, ctx: dict, tap: str) -> torch.Tensor:
         feats = ctx.setdefault("content_features", {})
@@ -151,18 +172,18 @@ class DecoderReconstructor:
         if self.decoders.target == "image":
             image = _fit(self.decoders.decode(blend, tap), ctx["content"])
             return self.encoder.encode(image, next_tap)
-        out = self.decoders.to_next(blend, tap, next_tap)
+        out = self._to_next(blend, tap, next_tap)
         if self.restore_detail and self.alphas.get(tap, 0.0) > 0:
-            lost = self._content(ctx, next_tap) - self.decoders.to_next(self._content(ctx, tap), tap, next_tap)
+            lost = self._content(ctx, next_tap) - self._to_next(self._content(ctx, tap), tap, next_tap)
             out = (out + self.alphas[tap] * lost).clamp_min(0)  # relu features are non-negative
         return out
 
     @torch.no_grad()
     def image(self, tap: str, blend: torch.Tensor, ctx: dict) -> torch.Tensor:
-        out = self.decoders.to_image(blend, tap)
+        out = self._to_image(blend, tap) if self.decoders.target != "image" else self.decoders.to_image(blend, tap)
         if self.restore_detail and self.alphas.get(tap, 0.0) > 0:
             content = ctx["content"]
-            recon = self.decoders.to_image(self._content(ctx, tap), tap)
+            recon = self._to_image(self._content(ctx, tap), tap)
             if recon.shape[-2:] == content.shape[-2:]:
                 out = out + self.alphas[tap] * (content - recon)
         return _fit(out.clamp(0, 1), ctx["content"])

@@ -1,10 +1,11 @@
 """One level of the reshuffle: match -> vote -> blend, iterated until the target settles.
 
 ``F <- content``; each iteration matches ``F`` against the style (global top-k search when there is no
-previous assignment, else a local search around it), solves the usage-limited assignment, votes the target
+previous assignment, else a PatchMatch search from it), solves the usage-limited assignment, votes the target
 from the full-dimensional style features and blends ``F <- alpha*content + (1-alpha)*voted``. The level stops
-after ``level.iterations`` iterations, or earlier once ``F`` changes by less than ``cfg.tolerance`` (relative L2
-norm) from one iteration to the next.
+after ``level.iterations`` iterations, or earlier once the matching has settled (``cfg.stop_on``: the mean
+matched similarity improves by less than ``cfg.tolerance``; or the share of changed matches, or the blend's
+relative change, is below it).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import torch
 
 from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
 from genkit.models.reshuffle.features import MatchSpace, assigned_patch_cosine
-from genkit.models.reshuffle.matching import (NEG_INF, dense_topk, label_mismatch, local_candidates, mask_duplicates,
-                                              pair_scores, upsample_assignment)
+from genkit.models.reshuffle.matching import dense_topk, patchmatch, upsample_assignment
 from genkit.models.reshuffle.solver import solve
 from genkit.models.reshuffle.stats import LevelStats, now, usage_summary
 from genkit.models.reshuffle.voting import Voter
@@ -41,108 +41,165 @@ def relative_change(new: torch.Tensor, old: torch.Tensor, block: int = 16) -> fl
 
 def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConfig, cfg: ReshuffleConfig,
                     init_assign: torch.Tensor | None = None, labels_c: torch.Tensor | None = None,
-                    labels_s: torch.Tensor | None = None, generator: torch.Generator | None = None) -> LevelResult:
+                    labels_s: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                    blend_alpha: float | None = None) -> LevelResult:
     """Reshuffle ``style`` (C, Hs, Ws) onto ``content`` (C, Hc, Wc) at one level.
 
     ``init_assign``: a starting assignment (e.g. upsampled from the coarser level) that enables local search;
     ``labels_c``/``labels_s``: flat per-position labels; matching is then restricted to equal labels (content
-    label -1: unrestricted).
+    label -1: unrestricted). ``blend_alpha``: the content's weight in the blend (default ``level.alpha``).
     """
     if content.shape[0] != style.shape[0]:
         raise ValueError(f"channel mismatch: content {tuple(content.shape)} vs style {tuple(style.shape)}")
-    generator = generator or torch.Generator().manual_seed(cfg.seed)
-    _, hc, wc = content.shape
-    _, hs, ws = style.shape
-    n_s = hs * ws
-    chunk = cfg.chunk_elements
-    timing = {"match": 0.0, "vote": 0.0}
-    rule = cfg.usage_rule()
-
-    t0 = now(content)
-    space = MatchSpace.fit(content, style, level.patch_size, level.pca_dims, level.patch_dims, seed=cfg.seed,
-                           chunk_elements=chunk)
-    es = space.embed(style)
-    timing["match"] += now(content) - t0
-    voter = Voter(style, level.patch_size)
-
-    feats, assign, voted = content, init_assign, content
-    pooled_note = None
+    run = _LevelRun(content, style, level, cfg, labels_c, labels_s, generator)
+    blend_alpha = level.alpha if blend_alpha is None else blend_alpha
+    assign, pooled_note = init_assign, None
     if assign is None and level.search != "global" and labels_c is None:
-        factor = 1
-        while (hc // factor) * (wc // factor) * (hs // factor) * (ws // factor) > cfg.max_global_pairs:
-            factor *= 2
-        if factor > 1:  # a quadratic search this large: search a pooled grid, refine locally at full resolution
-            t0 = now(content)
-            assign = pooled_global_assignment(content, style, space, factor, rule, cfg)
-            pooled_note = (f"global search on a {factor}x average-pooled grid ({hc * wc} x {n_s} pairs exceed "
-                           f"max_global_pairs={cfg.max_global_pairs}), refined by local search")
-            timing["match"] += now(content) - t0
-    searches: list[str] = []
-    changes: list[float] = []
-    converged = False
-    fill = cap = None
+        assign, pooled_note = run.pooled_start()
+    feats, voted, knn, fill, cap, query = content, content, None, None, None, content
     for it in range(level.iterations):
         t0 = now(content)
         query = feats
-        ec = space.embed(query)
-        use_global = level.search == "global" or (level.search == "auto" and assign is None)
-        if use_global:
-            cand, sim = dense_topk(ec, es, 1 if rule.mode == "none" else cfg.top_k, labels_c=labels_c,
-                                   labels_s=labels_s, chunk_elements=chunk)
-        else:
-            cand = local_candidates(assign, (hc, wc), (hs, ws), cfg.window, cfg.n_random, generator)
-            sim = mask_duplicates(cand, pair_scores(ec, es, cand, chunk_elements=chunk))
-            if labels_c is not None:
-                sim.masked_fill_(label_mismatch(labels_c[:, None], labels_s[cand]), NEG_INF)
-        searches.append("global" if use_global else "local")
-
-        assign, fill, cap = solve(cand, sim, rule, n_s, ec, es, labels_c, labels_s, top_k=cfg.top_k,
-                                  exact_rows=cfg.exact_fill_rows, max_rounds=cfg.max_rounds, chunk_elements=chunk,
-                                  style_hw=(hs, ws))
-        timing["match"] += now(content) - t0
+        ec = run.space.embed(query)
+        cand, sim, knn = run.search(ec, assign, knn)
+        new_assign, fill, cap = solve(cand, sim, run.rule, run.n_s, ec, run.es, labels_c, labels_s, top_k=cfg.top_k,
+                                      exact_rows=cfg.exact_fill_rows, max_rounds=cfg.max_rounds,
+                                      chunk_elements=cfg.chunk_elements, style_hw=run.style_hw,
+                                      fill_probes=cfg.fill_probes)
+        run.record_match(new_assign, assign, fill)
+        assign = new_assign
+        run.timing["match"] += now(content) - t0
         t0 = now(content)
-        voted = voter(assign, (hc, wc))
-        new = torch.lerp(content, voted, 1.0 - level.alpha)  # alpha*content + (1-alpha)*voted, one allocation
-        changes.append(relative_change(new, feats))
+        voted = run.voter(assign, run.content_hw)
+        new = torch.lerp(content, voted, 1.0 - blend_alpha)  # alpha*content + (1-alpha)*voted, one allocation
+        run.changes.append(relative_change(new, feats))
         feats = new
-        timing["vote"] += now(content) - t0
-        if it > 0 and changes[-1] < cfg.tolerance:
-            converged = True
+        run.timing["vote"] += now(content) - t0
+        if it > 0 and run.settled():
             break
-
-    t0 = now(content)
-    usage = usage_summary(assign, n_s)
-    # the features the final assignment was matched for, against the style: full-dimensional, exact patches
-    n_c = hc * wc
-    sample = None
-    if n_c > SIMILARITY_SAMPLE:
-        sample = torch.randperm(n_c, generator=torch.Generator().manual_seed(cfg.seed))[:SIMILARITY_SAMPLE]
-    mean_sim = float(assigned_patch_cosine(query, style, assign, level.patch_size, chunk,
-                                           positions=None if sample is None else sample.to(assign.device)).mean())
-    timing["stats"] = now(content) - t0
-    approximate = space.describe(content.shape[0])
-    if sample is not None:
-        approximate.append(f"mean_similarity over a random sample of {SIMILARITY_SAMPLE} of {n_c} positions")
-    if "local" in searches:
-        approximate.append(f"local search (window {cfg.window}, propagation, {cfg.n_random} random probes) "
-                           "around the previous or upsampled assignment")
-    if "global" in searches and rule.mode != "none":
-        approximate.append(f"global search keeps each position's top {cfg.top_k} candidates")
-    if pooled_note:
-        approximate.append(pooled_note)
-    stats = LevelStats(
-        tap=level.tap, content_hw=(hc, wc), style_hw=(hs, ws), usage_limit=cap.limit, max_usage=usage["max_usage"],
-        distinct_used=usage["distinct_used"], distinct_fraction=usage["distinct_fraction"],
-        effective_fraction=usage["effective_fraction"], mean_similarity=mean_sim, n_filled=fill.filled,
-        iterations=len(searches), searches=searches, seconds=timing,
-        placed_without_similarity=fill.placed_without_similarity,
-        fill={"local": fill.local, "greedy": fill.greedy, "exact": fill.exact, "chunked": fill.chunked},
-        usage_quota=None if cap.cap is None else _per_label(cap.info, "quota"),
-        capacity_total=None if cap.cap is None else int(cap.cap.sum()), max_iterations=level.iterations,
-        converged=converged, changes=changes, approximate=approximate,
-        assignment=assign.view(hc, wc).cpu(), usage=usage["usage"].view(hs, ws).cpu(),
-        capacity=None if cap.cap is None else cap.cap.view(hs, ws).cpu())
+    stats = run.stats(query, assign, fill, cap, pooled_note)
+    stats.alpha, stats.blend_alpha = level.alpha, blend_alpha
     return LevelResult(features=feats, voted=voted, assign=assign, stats=stats)
+
+
+class _LevelRun:
+    """The bookkeeping of one level: projections, search, per-iteration records, stopping rule and statistics."""
+
+    def __init__(self, content, style, level: LevelConfig, cfg: ReshuffleConfig, labels_c, labels_s, generator):
+        self.level, self.cfg, self.labels_c, self.labels_s = level, cfg, labels_c, labels_s
+        self.generator = generator or torch.Generator().manual_seed(cfg.seed)
+        self.content, self.style = content, style
+        self.content_hw, self.style_hw = tuple(content.shape[1:]), tuple(style.shape[1:])
+        self.n_s = self.style_hw[0] * self.style_hw[1]
+        self.rule = cfg.usage_rule()
+        self.timing = {"match": 0.0, "vote": 0.0}
+        self.searches: list[str] = []
+        self.changes: list[float] = []
+        self.similarities: list[float] = []
+        self.changed: list[float] = []
+        self.stop_reason = "iterations"
+        t0 = now(content)
+        self.space = MatchSpace.fit(content, style, level.patch_size, level.pca_dims, level.patch_dims, seed=cfg.seed,
+                                    chunk_elements=cfg.chunk_elements)
+        self.es = self.space.embed(style)
+        self.timing["match"] += now(content) - t0
+        self.voter = Voter(style, level.patch_size)
+
+    def pooled_start(self) -> tuple[torch.Tensor | None, str | None]:
+        """A pooled global search when the exact one exceeds ``max_global_pairs`` (else no start)."""
+        (hc, wc), (hs, ws), cfg = self.content_hw, self.style_hw, self.cfg
+        factor = 1
+        while (hc // factor) * (wc // factor) * (hs // factor) * (ws // factor) > cfg.max_global_pairs:
+            factor *= 2
+        if factor == 1:
+            return None, None
+        t0 = now(self.content)
+        assign = pooled_global_assignment(self.content, self.style, self.space, factor, self.rule, cfg)
+        self.timing["match"] += now(self.content) - t0
+        return assign, (f"global search on a {factor}x average-pooled grid ({hc * wc} x {self.n_s} pairs exceed "
+                        f"max_global_pairs={cfg.max_global_pairs}), refined by PatchMatch")
+
+    def search(self, ec, assign, knn):
+        """Candidates for one iteration: the global top-k, or PatchMatch from the previous candidate list (or the
+        starting assignment). Returns ``(cand, sim, knn)``; ``knn`` carries the list to the next iteration."""
+        level, cfg = self.level, self.cfg
+        if level.search == "global" or (level.search == "auto" and assign is None):
+            self.searches.append("global")
+            cand, sim = dense_topk(ec, self.es, 1 if self.rule.mode == "none" else cfg.top_k, labels_c=self.labels_c,
+                                   labels_s=self.labels_s, chunk_elements=cfg.chunk_elements)
+            return cand, sim, cand[:, :cfg.knn]
+        self.searches.append("local")
+        start = assign[:, None] if knn is None else torch.cat([assign[:, None], knn], 1)
+        # from a starting assignment: the full search; from the previous iteration's list, one light sweep refines it
+        sweeps, n_random = (cfg.sweeps, cfg.n_random) if knn is None else (1, 1)
+        cand, sim = patchmatch(ec, self.es, start, self.content_hw, self.style_hw, knn=cfg.knn, sweeps=sweeps,
+                               n_random=n_random, generator=self.generator, labels_c=self.labels_c,
+                               labels_s=self.labels_s, window=cfg.window, chunk_elements=cfg.chunk_elements)
+        return cand, sim, cand
+
+    def record_match(self, new_assign, old_assign, fill) -> None:
+        self.similarities.append(fill.mean_similarity if fill.mean_similarity is not None else float("nan"))
+        if old_assign is not None:
+            self.changed.append(float((new_assign != old_assign).float().mean()))
+
+    def settled(self) -> bool:
+        """The early-stopping rule (``cfg.stop_on``, ``cfg.tolerance``); sets ``stop_reason``."""
+        cfg = self.cfg
+        if cfg.tolerance <= 0:
+            return False
+        if cfg.stop_on == "similarity":
+            done = self.similarities[-1] - self.similarities[-2] < cfg.tolerance
+        elif cfg.stop_on == "changed":
+            done = bool(self.changed) and self.changed[-1] < cfg.tolerance
+        else:
+            done = self.changes[-1] < cfg.tolerance
+        if done:
+            self.stop_reason = cfg.stop_on
+        return done
+
+    def stats(self, query, assign, fill, cap, pooled_note) -> LevelStats:
+        level, cfg = self.level, self.cfg
+        (hc, wc), (hs, ws) = self.content_hw, self.style_hw
+        t0 = now(self.content)
+        usage = usage_summary(assign, self.n_s)
+        n_c = hc * wc
+        sample = None  # the reported similarity: full-dimensional, exact patches, for the features last matched
+        if n_c > SIMILARITY_SAMPLE:
+            sample = torch.randperm(n_c, generator=torch.Generator().manual_seed(cfg.seed))[:SIMILARITY_SAMPLE]
+        mean_sim = float(assigned_patch_cosine(query, self.style, assign, level.patch_size, cfg.chunk_elements,
+                                               positions=None if sample is None else sample.to(assign.device)).mean())
+        self.timing["stats"] = now(self.content) - t0
+        return LevelStats(
+            tap=level.tap, content_hw=(hc, wc), style_hw=(hs, ws), usage_limit=cap.limit,
+            max_usage=usage["max_usage"], distinct_used=usage["distinct_used"],
+            distinct_fraction=usage["distinct_fraction"], effective_fraction=usage["effective_fraction"],
+            mean_similarity=mean_sim, n_filled=fill.filled, iterations=len(self.searches), searches=self.searches,
+            seconds=self.timing, fill={"local": fill.local, "greedy": fill.greedy, "exact": fill.exact,
+                                       "chunked": fill.chunked},
+            fill_share=fill.fill_share, fill_similarity=fill.fill_similarity,
+            matched_similarity=fill.matched_similarity,
+            usage_quota=None if cap.cap is None else _per_label(cap.info, "quota"),
+            capacity_total=None if cap.cap is None else int(cap.cap.sum()), max_iterations=level.iterations,
+            converged=self.stop_reason != "iterations", stop_reason=self.stop_reason, changes=self.changes,
+            similarities=self.similarities, changed=self.changed,
+            approximate=self._approximations(sample is not None, n_c, pooled_note),
+            assignment=assign.view(hc, wc).cpu(), usage=usage["usage"].view(hs, ws).cpu(),
+            capacity=None if cap.cap is None else cap.cap.view(hs, ws).cpu())
+
+    def _approximations(self, sampled: bool, n_c: int, pooled_note) -> list[str]:
+        cfg = self.cfg
+        out = self.space.describe(self.content.shape[0])
+        if sampled:
+            out.append(f"mean_similarity over a random sample of {SIMILARITY_SAMPLE} of {n_c} positions")
+        if "local" in self.searches:
+            out.append(f"PatchMatch search ({cfg.sweeps} sweeps of propagation and {cfg.n_random} random probe(s) per "
+                       f"radius down to 1, {cfg.knn} candidates kept per position) around the previous or upsampled "
+                       "assignment")
+        if "global" in self.searches and self.rule.mode != "none":
+            out.append(f"global search keeps each position's top {cfg.top_k} candidates")
+        if pooled_note:
+            out.append(pooled_note)
+        return out
 
 
 def pooled_global_assignment(content: torch.Tensor, style: torch.Tensor, space: MatchSpace, factor: int,

@@ -1,10 +1,9 @@
 """Semantic masks for the transfer: content regions take their style from the style regions with the same label.
 
 Masks are integer label maps at image resolution; each level uses them at its feature resolution
-(:func:`level_labels`): every feature cell takes the label covering most of it, and a label that would vanish that
-way (a thin or small region) is pooled by presence: it takes the cells it touches most. A content label that still
-has no style cell at a level (two small labels inside one cell) is matched without the mask restriction there,
-with a warning that names the level and the smallest region size that always survives it.
+(:func:`level_labels`): every feature cell takes the label covering most of it. A label that vanishes that way (a
+thin or small region) is a warning naming the label, the level and its size, and a metadata entry (``mask_lost``).
+A content label with no style cell at a level is matched without the mask restriction there (``mask_unrestricted``).
 """
 
 from __future__ import annotations
@@ -57,54 +56,46 @@ def _pooled_fractions(mask: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Te
     return labels, F.adaptive_avg_pool2d(onehot, hw)[0]
 
 
-def presence_labels(mask: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, list[int]]:
-    """Flat (h*w,) cell labels: the majority label of each cell, then every label the majority vote lost gets the
-    cells it covers most (presence pooling), never the last cell of another label. Returns the labels and the
-    pooled labels."""
+def majority_labels(mask: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, list[dict]]:
+    """Flat (h*w,) cell labels: each cell takes the label that covers most of it. Returns the labels and the labels
+    of ``mask`` that no cell took, each as ``{"label", "pixels"}`` (its size in the mask)."""
     labels, frac = _pooled_fractions(mask, hw)
     grid = frac.argmax(0).reshape(-1)  # indices into labels
-    frac = frac.reshape(labels.numel(), -1)
     counts = torch.bincount(grid, minlength=labels.numel())
-    pooled = []
-    lost = [int(i) for i in torch.nonzero(counts == 0).squeeze(1)]
-    for i in sorted(lost, key=lambda j: float(frac[j].sum())):  # smallest region first
-        cells = torch.nonzero(frac[i] > 0).squeeze(1)
-        cells = cells[frac[i, cells].argsort(descending=True, stable=True)]
-        for cell in cells.tolist():
-            owner = int(grid[cell])
-            if counts[owner] > 1:
-                counts[owner] -= 1
-                grid[cell] = i
-                counts[i] += 1
-        if counts[i] > 0:
-            pooled.append(int(labels[i]))
-    return labels[grid], pooled
+    pixels = torch.bincount(torch.unique(mask, return_inverse=True)[1].reshape(-1), minlength=labels.numel())
+    lost = [{"label": int(labels[i]), "pixels": int(pixels[i])} for i in torch.nonzero(counts == 0).squeeze(1).tolist()]
+    return labels[grid], lost
 
 
 def grid_labels(mask: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """Flat (h*w,) labels of a feature grid (see :func:`presence_labels`)."""
-    return presence_labels(mask, hw)[0]
+    """Flat (h*w,) labels of a feature grid (see :func:`majority_labels`)."""
+    return majority_labels(mask, hw)[0]
 
 
 def level_labels(content_mask: torch.Tensor, style_mask: torch.Tensor, content_hw: tuple[int, int],
-                 style_hw: tuple[int, int], tap: str, stride: int) -> tuple[torch.Tensor, torch.Tensor, list[int], list[int]]:
-    """Per-position labels of one level: ``(labels_c, labels_s, pooled, unrestricted)``.
+                 style_hw: tuple[int, int], tap: str, stride: int) -> tuple[torch.Tensor, torch.Tensor, list[dict], list[int]]:
+    """Per-position labels of one level: ``(labels_c, labels_s, lost, unrestricted)``.
 
-    ``labels_c`` is -1 where a content label has no style cell at this level (matched without restriction, with a
-    warning); ``pooled`` lists the labels kept by presence pooling on either side.
+    Every label that no feature cell takes at this level is a warning naming the label, the level and its size, and
+    an entry of ``lost`` (``side``, ``label``, ``pixels``). ``labels_c`` is -1 where a content label has no style
+    cell at this level (matched without the mask restriction).
     """
-    labels_c, pooled_c = presence_labels(content_mask, content_hw)
-    labels_s, pooled_s = presence_labels(style_mask, style_hw)
+    labels_c, lost_c = majority_labels(content_mask, content_hw)
+    labels_s, lost_s = majority_labels(style_mask, style_hw)
+    lost = [{"side": "content", **d} for d in lost_c] + [{"side": "style", **d} for d in lost_s]
+    for d in lost:
+        warnings.warn(f"semantic masks at {tap}: {d['side']} label {d['label']} ({d['pixels']} px) has no feature "
+                      f"cell at this level (its cells are {stride}x{stride} px and each goes to the label covering "
+                      f"most of it); {'its positions take the neighbouring labels' if d['side'] == 'content' else 'its style is not used'} "
+                      f"at {tap}", UserWarning, stacklevel=2)
     have = set(labels_s.unique().tolist())
     unrestricted = sorted(set(labels_c.unique().tolist()) - have)
     if unrestricted:
-        side = 2 * stride - 1
-        warnings.warn(f"semantic masks at {tap}: content label(s) {unrestricted} have no style region left at this "
-                      f"level (its feature cells are {stride}x{stride} px and other small labels took them); those "
-                      f"content positions are matched without the mask restriction at {tap}. Regions of at least "
-                      f"{side}x{side} px always keep a cell at {tap}.", UserWarning, stacklevel=2)
+        warnings.warn(f"semantic masks at {tap}: content label(s) {unrestricted} have no style cell at this level; "
+                      f"those content positions are matched without the mask restriction at {tap}", UserWarning,
+                      stacklevel=2)
         labels_c = torch.where(torch.isin(labels_c, torch.tensor(unrestricted)), -1, labels_c)
-    return labels_c, labels_s, sorted(set(pooled_c) | set(pooled_s)), unrestricted
+    return labels_c, labels_s, lost, unrestricted
 
 
 def check_masks(content_mask: torch.Tensor | None, style_mask: torch.Tensor | None,

@@ -2,9 +2,9 @@
 
 * :func:`dense_topk`: exact top-k over all (or a subset of) style positions, in row chunks so that at most
   ``chunk_elements`` similarities exist at once (the global search, and the solver's fill step).
-* :func:`local_candidates` + :func:`pair_scores`: PatchMatch-style local search around a previous assignment
-  (a window around the current match, propagation from the 8 neighbours, random probes at shrinking radii):
-  linear in the number of positions, for the fine levels.
+* :func:`patchmatch`: the release's PatchMatch (propagation from the neighbours, random search at radii halving
+  down to 1) over a k-nearest-neighbour field: each position keeps its ``knn`` best candidates, for the solver.
+  Linear in the number of positions, for the fine levels (:func:`local_candidates` + :func:`pair_scores`).
 * :func:`upsample_assignment`: carry an assignment from a coarser level to a finer grid.
 
 Assignments are flat style indices ``y * W_style + x``, one per content position (row-major).
@@ -85,7 +85,8 @@ def local_candidates(assign: torch.Tensor, content_hw: tuple[int, int], style_hw
     * window: the current match shifted by every offset in ``[-window, window]^2``;
     * propagation: for each of the 8 neighbours ``c+n`` of ``c``, the neighbour's match shifted back by ``n``
       (a coherent continuation of the neighbour's patch, the PatchMatch step);
-    * random search: ``n_random`` probes around the current match at radii ``max(H,W)/2, /4, ...``.
+    * random search: ``n_random`` probes around the current match at each radius ``max(H,W)/2, /4, ..., 1`` (the
+      release's PatchMatch goes down to radius 1; stopping at ``/16`` left its searches far from exact).
     Candidates are clamped into the style map; duplicates are possible (the caller masks them).
     """
     hc, wc = content_hw
@@ -107,15 +108,53 @@ def local_candidates(assign: torch.Tensor, content_hw: tuple[int, int], style_hw
             xi = (torch.arange(wc, device=dev) + nx).clamp(0, wc - 1)
             ys.append(ay[yi][:, xi] - ny)
             xs.append(ax[yi][:, xi] - nx)
-    radius = max(hs, ws) / 2.0
-    for _ in range(n_random):
-        rad = max(1, int(radius))
-        ys.append(ay + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
-        xs.append(ax + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
-        radius /= 2.0
+    for rad in search_radii(max(hs, ws)):
+        for _ in range(n_random):
+            ys.append(ay + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
+            xs.append(ax + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
     y = torch.stack(ys, -1).clamp_(0, hs - 1)
     x = torch.stack(xs, -1).clamp_(0, ws - 1)
     return (y * ws + x).view(hc * wc, -1)
+
+
+def search_radii(side: int) -> list[int]:
+    """Random-search radii: ``side/2`` halving down to 1."""
+    out, rad = [], max(1, side // 2)
+    while rad > 1:
+        out.append(rad)
+        rad //= 2
+    return out + [1]
+
+
+def patchmatch(ec: torch.Tensor, es: torch.Tensor, start: torch.Tensor, content_hw: tuple[int, int],
+               style_hw: tuple[int, int], knn: int = 8, sweeps: int = 3, n_random: int = 1,
+               generator: torch.Generator | None = None, labels_c: torch.Tensor | None = None,
+               labels_s: torch.Tensor | None = None, window: int = 0,
+               chunk_elements: int = 1 << 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """A k-nearest-neighbour PatchMatch: ``(cand, sim)``, each position's ``knn`` best style positions found.
+
+    ``start``: ``(N, K0)`` starting candidates (e.g. the previous iteration's list, or an upsampled assignment as
+    one column). Every sweep proposes, around each position's current best match, the neighbours' best matches
+    shifted back (propagation) and random probes at radii halving down to 1, scores them and keeps the ``knn``
+    best distinct candidates. With labels, other-label candidates score ``-inf``.
+    """
+    cand = start
+    sim = _scored(ec, es, cand, labels_c, labels_s, chunk_elements)
+    for _ in range(sweeps):
+        best = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
+        new = local_candidates(best, content_hw, style_hw, window, n_random, generator)
+        cand = torch.cat([cand, new], dim=1)
+        sim = mask_duplicates(cand, torch.cat([sim, _scored(ec, es, new, labels_c, labels_s, chunk_elements)], 1))
+        sim, top = sim.topk(min(knn, cand.shape[1]), dim=1)
+        cand = cand.gather(1, top)
+    return cand, sim
+
+
+def _scored(ec, es, cand, labels_c, labels_s, chunk_elements) -> torch.Tensor:
+    sim = pair_scores(ec, es, cand, chunk_elements=chunk_elements)
+    if labels_c is not None:
+        sim.masked_fill_(label_mismatch(labels_c[:, None], labels_s[cand]), NEG_INF)
+    return sim
 
 
 def mask_duplicates(cand: torch.Tensor, sim: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,11 @@
 """Reconstruction by optimisation: the path that needs only the encoder (no trained decoder).
 
-By default every level reshuffles the content image's own features (the assignment still goes coarse to fine,
-each level starting from the coarser one) and one image is optimised at the end, starting from the content, so its
-features match the blended targets of all levels (each error normalised by its target's mean square, optionally
-plus a Gram term against the style). Carrying the blends down through an image optimised at every level (as
-bee7bd7 did; ``level_steps`` > 0 here) measured 2-3x slower for a higher final loss at 256 px: the intermediate
-images only start the next level, and the last solve refines every target again anyway.
+By default every level reshuffles the content image's own features (the assignment still goes coarse to fine)
+and one image is optimised at the end, starting from the content, so its features match the blended targets of
+all levels (each error normalised by its target's mean square, optionally plus a Gram term against the style).
+The blends are not carried down, so each level blends the content at the running product of the alphas (the
+content share a carried cascade gives; ``content_share="release"``). ``level_steps`` > 0 carries them instead,
+through an image optimised at every level (slower; docs/style-transfer.md compares them).
 
 Every solve stops after ``steps`` evaluations, or once its loss falls by less than ``tolerance`` (relative) over
 ``check_every`` evaluations. ``coarse_steps`` > 0 first solves at half resolution against 2x average-pooled
@@ -37,6 +37,7 @@ class OptimizeSettings:
     check_every: int = 10
     level_steps: int | None = 0  # an image solved at every earlier level too, this many evaluations (None: steps)
     coarse_steps: int = 0  # a half-resolution solve of this many evaluations before each full one (0: off)
+    targets: str = "finest"  # the final solve matches the finest level's target ("all": every level's, genkit 0.3)
 
     def __post_init__(self):
         if self.optimizer not in ("lbfgs", "adam"):
@@ -49,6 +50,8 @@ class OptimizeSettings:
             raise ConfigError("tolerance must be >= 0 and check_every >= 1")
         if self.level_steps is not None and self.level_steps < 0:
             raise ConfigError(f"level_steps must be >= 0 or None, got {self.level_steps}")
+        if self.targets not in ("finest", "all"):
+            raise ConfigError(f"targets must be 'finest' or 'all', got {self.targets!r}")
         if self.coarse_steps < 0:
             raise ConfigError(f"coarse_steps must be >= 0, got {self.coarse_steps}")
 
@@ -134,6 +137,11 @@ class OptimizationReconstructor:
     name = "optimize"
     needs_targets = True
 
+    @property
+    def carries(self) -> bool:
+        """Only with ``level_steps`` does the next level start from an image solved for the blends so far."""
+        return self.settings.level_steps is None or self.settings.level_steps > 0
+
     def loss(self, image: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """Sum over ``targets`` of the normalised feature error of ``image`` (+ the weighted Gram term)."""
         grams = self.style_grams if self.settings.gram_weight > 0 else None
@@ -150,6 +158,8 @@ class OptimizationReconstructor:
     def _solve(self, tap: str, ctx: dict, steps: int) -> torch.Tensor:
         """Optimise the current image (the content at first) against every target so far."""
         targets = {k: v.detach() for k, v in ctx["targets"].items()}
+        if self.settings.targets == "finest":  # as the release decodes only the finest blend
+            targets = {tap: targets[tap]}
         x = ctx.get("image", ctx["content"])
         t0 = now(x)
         evals = 0

@@ -11,7 +11,10 @@ upsampled, refined by local search, so no fine-level step is quadratic (:func:`s
 A *reconstructor* has two methods: ``next_features(tap, next_tap, blend, ctx)`` -> (1, C', h', w') content
 features of ``next_tap``, and ``image(tap, blend, ctx)`` -> (1, 3, H, W) in [0, 1]. ``ctx`` holds the content
 image (``"content"``, the size and starting point of image reconstruction) and the blended targets of the levels
-done so far (``"targets"``; kept only for a reconstructor whose ``needs_targets`` is not False).
+done so far (``"targets"``; kept only for a reconstructor whose ``needs_targets`` is not False). ``carries``
+(default True): whether ``next_features`` carries the blend down; a reconstructor that does not (the optimisation
+path's default) gets, with ``content_share="release"``, blends at the running product of the alphas, so the
+finest target keeps the release's content share either way (:meth:`ReshuffleConfig.blend_alphas`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Protocol
 
 import torch
 
-from genkit.models.reshuffle.config import ReshuffleConfig
+from genkit.models.reshuffle.config import ReshuffleConfig, content_shares
 from genkit.models.reshuffle.level import reshuffle_level
 from genkit.models.reshuffle.masks import level_labels
 from genkit.models.reshuffle.matching import upsample_assignment
@@ -66,13 +69,17 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
             fc = encoder.encode(content, cfg.levels[0].tap)[0]
     t_encode = now(content) - t0
     image = None
+    carried = bool(getattr(reconstruct, "carries", True))
+    blend_alphas = cfg.blend_alphas(carried)
+    shares = content_shares([lv.alpha for lv in cfg.levels]) if carried else blend_alphas
+    restored = getattr(reconstruct, "restores_detail", lambda tap: False)
     for i, level in enumerate(cfg.levels):
         fs = style_features[level.tap][0]
         labels_c = labels_s = None
-        pooled: list[int] = []
+        lost: list[dict] = []
         unrestricted: list[int] = []
         if content_mask is not None:
-            labels_c, labels_s, pooled, unrestricted = level_labels(
+            labels_c, labels_s, lost, unrestricted = level_labels(
                 content_mask, style_mask, tuple(fc.shape[1:]), tuple(fs.shape[1:]), level.tap, level.stride)
             labels_c, labels_s = labels_c.to(fc.device), labels_s.to(fs.device)
         init = None
@@ -80,9 +87,10 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
             init = upsample_assignment(prev[0], prev[1], prev[2], tuple(fc.shape[1:]), tuple(fs.shape[1:]))
         with torch.no_grad():
             res = reshuffle_level(fc, fs, level, cfg, init_assign=init, labels_c=labels_c, labels_s=labels_s,
-                                  generator=generator)
+                                  generator=generator, blend_alpha=blend_alphas[i])
         del fc, init  # memory: only the blend and the assignment go on
-        res.stats.mask_pooled, res.stats.mask_unrestricted = pooled, unrestricted
+        res.stats.mask_lost, res.stats.mask_unrestricted = lost, unrestricted
+        res.stats.content_share, res.stats.detail_restored = shares[i], bool(restored(level.tap))
         blend, level_stats = res.features[None], res.stats
         prev = (res.assign, level_stats.content_hw, level_stats.style_hw)
         del res

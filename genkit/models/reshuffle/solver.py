@@ -220,18 +220,37 @@ def usage_counts(assign: torch.Tensor, n_style: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------ fill
 @dataclass
 class FillStats:
-    """How the leftovers of the greedy pass were placed (all by similarity)."""
+    """How the leftovers of the greedy pass were placed (all by similarity), and how well.
+
+    ``fill_similarity`` / ``matched_similarity``: the mean similarity (in the matching space) of the positions the
+    fill placed / the greedy pass over the candidates placed (None when there are none); :func:`solve` sets them.
+    """
 
     filled: int = 0  # positions the fill placed
     local: int = 0  # ... by a greedy pass over the free positions near their best (full) candidate
     greedy: int = 0  # ... by a greedy pass over their most similar free style positions
     exact: int = 0  # ... by one exact maximum-similarity assignment of all that were left
     chunked: int = 0  # ... by exact assignments chunk by chunk (most similar leftovers first)
-    placed_without_similarity: int = 0  # positions placed without comparing similarities (always 0 here)
+    positions: int = 0  # all positions of the problem
+    fill_similarity: float | None = None
+    matched_similarity: float | None = None
+    mean_similarity: float | None = None  # over all positions: the objective early stopping watches
+
+    @property
+    def fill_share(self) -> float:
+        return self.filled / max(self.positions, 1)
 
     def add(self, other: "FillStats") -> None:
-        for k in ("filled", "local", "greedy", "exact", "chunked", "placed_without_similarity"):
+        for k in ("filled", "local", "greedy", "exact", "chunked"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def measure(self, sims: torch.Tensor, by_fill: torch.Tensor) -> None:
+        """Set the similarities from each position's matched similarity ``sims`` and the fill's mask ``by_fill``."""
+        self.positions = sims.numel()
+        self.filled = int(by_fill.sum())
+        self.mean_similarity = float(sims.mean()) if sims.numel() else None
+        self.fill_similarity = float(sims[by_fill].mean()) if self.filled else None
+        self.matched_similarity = float(sims[~by_fill].mean()) if self.filled < sims.numel() else None
 
 
 class _FreeScores:
@@ -304,19 +323,34 @@ def _window_candidates(hints: torch.Tensor, style_hw: tuple[int, int], radius: i
     return (y.clamp(0, hs - 1) * ws + x.clamp(0, ws - 1)).reshape(hints.numel(), -1)
 
 
+def _random_candidates(hints: torch.Tensor, style_hw: tuple[int, int], per_radius: int,
+                       generator: torch.Generator) -> torch.Tensor:
+    """``per_radius`` random style positions around each hint at each radius ``max(H, W)/2 ... 1``: (N, K)."""
+    from genkit.models.reshuffle.matching import search_radii
+
+    hs, ws = style_hw
+    radii = torch.tensor(search_radii(max(hs, ws))).repeat_interleave(per_radius)
+    n, k = hints.numel(), radii.numel()
+    off = (torch.rand(2, n, k, generator=generator) * 2 - 1) * radii
+    y = ((hints // ws).cpu()[:, None] + off[0].round().long()).clamp(0, hs - 1)
+    x = ((hints % ws).cpu()[:, None] + off[1].round().long()).clamp(0, ws - 1)
+    return (y * ws + x).to(hints.device)
+
+
 def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vectors: torch.Tensor,
                     style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None,
                     labels_s: torch.Tensor | None = None, k: int = 32, exact_rows: int = 512, chunk_rows: int = 64,
                     exact_entries: int = 1 << 21, chunk_elements: int = 1 << 22, max_rounds: int | None = 50,
                     min_progress: float = 0.25, hints: torch.Tensor | None = None,
-                    style_hw: tuple[int, int] | None = None) -> FillStats:
+                    style_hw: tuple[int, int] | None = None, probes: int = 4) -> FillStats:
     """Assign (in place) every ``-1`` position to free style capacity, by similarity only.
 
     Similarities are dot products of ``content_vectors`` (one row per entry of ``assign``) and ``style_vectors``
     (one per style position). With labels, rows of label ``l`` only take style positions of label ``l``. With
     ``hints`` (a style position per entry of ``assign``, e.g. its best candidate, which was full) and
     ``style_hw``, more than ``exact_rows`` leftovers first look for the most similar free position near their
-    hint (greedy over the free positions of a 5x5, then a 17x17 (every other position) window). More than
+    hint (greedy over the free positions of a 5x5, then a 17x17 (every other position) window, then twice over
+    ``probes`` random probes per radius around it, radii halving down to 1, as PatchMatch's random search). More than
     ``exact_rows`` leftovers then get greedy passes over their ``k`` most similar free style positions
     (while a pass places at least ``min_progress`` of what is left). The rest are assigned by maximum total
     similarity: in one piece when at most ``exact_rows`` remain (and the problem has at most ``exact_entries``
@@ -340,60 +374,82 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vector
             raise RuntimeError("usage capacity exhausted while filling; this is a bug")
         stats.filled += rows_g.numel()
         if hints is not None and style_hw is not None:  # first: the free positions near each hint
-            for radius, step in ((2, 1), (8, 2)):
-                if rows_g.numel() <= exact_rows:
-                    break
-                cand = _window_candidates(hints[rows_g], style_hw, radius, step)
-                sim = pair_scores(content_vectors, style_vectors, cand, rows=rows_g)
-                sim = mask_duplicates(cand, sim.masked_fill(left_all[cand] == 0, NEG_INF))
-                new = greedy_assign(cand, sim, left_all, max_rounds=max_rounds)
-                ok = new >= 0
-                assign[rows_g[ok]] = new[ok]
-                left_all -= torch.bincount(new[ok], minlength=n_style)
-                stats.local += int(ok.sum())
-                rows_g = rows_g[~ok]
-        if not rows_g.numel():
-            continue
-        cols_g = (left_all > 0).nonzero().squeeze(1)  # global style positions with free capacity
-        left = left_all[cols_g].clone()  # free capacity per local column
-        scores = _FreeScores(content_vectors.index_select(0, rows_g), style_vectors.index_select(0, cols_g),
-                             chunk_elements)
-        got = torch.full((rows_g.numel(),), -1, dtype=torch.long, device=assign.device)  # local column per row
-        rows = torch.arange(rows_g.numel(), device=assign.device)
-        best = torch.zeros(rows_g.numel(), device=assign.device)  # similarity of each row's best free column
-        while rows.numel() > exact_rows:  # greedy passes over short lists place most of them
-            cand, sim = scores.topk(rows, left == 0, k)
-            best[rows] = sim[:, 0]
-            new = greedy_assign(cand, sim, left, max_rounds=max_rounds)
-            ok = new >= 0
-            got[rows[ok]] = new[ok]
-            left -= torch.bincount(new[ok], minlength=left.numel())
-            stats.greedy += int(ok.sum())
-            placed, rows = int(ok.sum()), rows[~ok]
-            if placed < min_progress * (placed + rows.numel()):  # contested: the rest goes to exact chunks
-                break
-        if rows.numel() and rows.numel() <= exact_rows:
-            one = _exact_fill(rows, left, scores, exact_entries)
-            if one is not None:
-                got[rows] = one
-                stats.exact += rows.numel()
-                rows = rows[:0]
-        if rows.numel():
-            rows = rows[best[rows].argsort(descending=True, stable=True)]  # the most similar leftovers choose first
-            for i in range(0, rows.numel(), chunk_rows):
-                r = rows[i:i + chunk_rows]
-                got[r] = _exact_fill(r, left, scores)
-                left -= torch.bincount(got[r], minlength=left.numel())
-                stats.chunked += r.numel()
-        assign[rows_g] = cols_g[got]
+            rows_g = _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, hints, style_hw,
+                                      exact_rows, max_rounds, stats, probes)
+        if rows_g.numel():
+            cols_g = (left_all > 0).nonzero().squeeze(1)  # global style positions with free capacity
+            scores = _FreeScores(content_vectors.index_select(0, rows_g), style_vectors.index_select(0, cols_g),
+                                 chunk_elements)
+            got = _fill_free(scores, left_all[cols_g].clone(), k, exact_rows, chunk_rows, exact_entries, max_rounds,
+                             min_progress, stats)
+            assign[rows_g] = cols_g[got]
     return stats
+
+
+def _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, hints, style_hw, exact_rows,
+                     max_rounds, stats: FillStats, probes: int = 4) -> torch.Tensor:
+    """Greedy passes over the free positions in windows around each row's hint; returns the rows still left."""
+    n_style = left_all.numel()
+    g = torch.Generator().manual_seed(rows_g.numel())
+    for radius, step in ((2, 1), (8, 2)) + ((0, 0), (0, 0)) * bool(probes):
+        if rows_g.numel() <= exact_rows:
+            break
+        if radius:
+            cand = _window_candidates(hints[rows_g], style_hw, radius, step)
+        else:  # random probes around the hint at every radius down to 1 (PatchMatch's random search)
+            cand = _random_candidates(hints[rows_g], style_hw, probes, g)
+        sim = pair_scores(content_vectors, style_vectors, cand, rows=rows_g)
+        sim = mask_duplicates(cand, sim.masked_fill(left_all[cand] == 0, NEG_INF))
+        new = greedy_assign(cand, sim, left_all, max_rounds=max_rounds)
+        ok = new >= 0
+        assign[rows_g[ok]] = new[ok]
+        left_all -= torch.bincount(new[ok], minlength=n_style)
+        stats.local += int(ok.sum())
+        rows_g = rows_g[~ok]
+    return rows_g
+
+
+def _fill_free(scores: _FreeScores, left: torch.Tensor, k: int, exact_rows: int, chunk_rows: int,
+               exact_entries: int, max_rounds, min_progress: float, stats: FillStats) -> torch.Tensor:
+    """The local column (into ``left``, free capacity per column) of every row of ``scores``: greedy passes while
+    they place enough, then one exact assignment or exact chunks (the most similar rows first)."""
+    n = scores.rv.shape[0]
+    dev = left.device
+    got = torch.full((n,), -1, dtype=torch.long, device=dev)
+    rows = torch.arange(n, device=dev)
+    best = torch.zeros(n, device=dev)  # similarity of each row's best free column
+    while rows.numel() > exact_rows:  # greedy passes over short lists place most of them
+        cand, sim = scores.topk(rows, left == 0, k)
+        best[rows] = sim[:, 0]
+        new = greedy_assign(cand, sim, left, max_rounds=max_rounds)
+        ok = new >= 0
+        got[rows[ok]] = new[ok]
+        left -= torch.bincount(new[ok], minlength=left.numel())
+        stats.greedy += int(ok.sum())
+        placed, rows = int(ok.sum()), rows[~ok]
+        if placed < min_progress * (placed + rows.numel()):  # contested: the rest goes to exact chunks
+            break
+    if rows.numel() and rows.numel() <= exact_rows:
+        one = _exact_fill(rows, left, scores, exact_entries)
+        if one is not None:
+            got[rows] = one
+            stats.exact += rows.numel()
+            rows = rows[:0]
+    if rows.numel():
+        rows = rows[best[rows].argsort(descending=True, stable=True)]  # the most similar leftovers choose first
+        for i in range(0, rows.numel(), chunk_rows):
+            r = rows[i:i + chunk_rows]
+            got[r] = _exact_fill(r, left, scores)
+            left -= torch.bincount(got[r], minlength=left.numel())
+            stats.chunked += r.numel()
+    return got
 
 
 # ------------------------------------------------------------------------------------------------ one problem
 def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, content_vectors: torch.Tensor,
           style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None,
           top_k: int = 32, exact_rows: int = 512, max_rounds: int | None = 200, chunk_elements: int = 1 << 22,
-          style_hw: tuple[int, int] | None = None) -> tuple[torch.Tensor, FillStats, Capacity]:
+          style_hw: tuple[int, int] | None = None, fill_probes: int = 4) -> tuple[torch.Tensor, FillStats, Capacity]:
     """The usage-limited assignment of one iteration: capacities, greedy pass over the candidates, fill.
 
     ``cand``/``sim``: ``(N, K)`` candidates of every content position (``-inf``: unusable, e.g. another label);
@@ -416,6 +472,7 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
             unlimited = torch.full((n_style,), n, dtype=torch.long, device=dev)
             fill = fill_unassigned(assign, unlimited, content_vectors, style_vectors, labels_c, labels_s, k=1,
                                    exact_rows=0, chunk_elements=chunk_elements)
+        fill.measure(_matched(content_vectors, style_vectors, assign, chunk_elements), ~ok)
         return assign, fill, capacities(rule, n_style, n)
     usable = sim.max(dim=1).values > NEG_INF
     first = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
@@ -429,17 +486,28 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
             groups.append((torch.nonzero(wild).squeeze(1), None))
     total = torch.zeros(n_style, dtype=torch.long, device=dev)
     info: dict = {}
+    by_fill = torch.zeros(n, dtype=torch.bool, device=dev)
     for rows, lab in groups:
         cap = capacities(rule, n_style, rows.numel(), lab, labels_s if lab is not None else None, demand, dev)
         sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds)
+        by_fill[rows] = sub < 0
         fill.add(fill_unassigned(sub, cap.cap, content_vectors.index_select(0, rows), style_vectors, lab,
                                  labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
                                  chunk_elements=chunk_elements, max_rounds=max_rounds, hints=first[rows],
-                                 style_hw=style_hw))
+                                 style_hw=style_hw, probes=fill_probes))
         assign[rows] = sub
         total += cap.cap
         if labels_c is not None and lab is None:
             info["unrestricted"] = cap.info["all"]
         else:
             info.update(cap.info)
+    fill.measure(_matched(content_vectors, style_vectors, assign, chunk_elements), by_fill)
     return assign, fill, Capacity(total, info)
+
+
+def _matched(content_vectors, style_vectors, assign, chunk_elements) -> torch.Tensor:
+    """Each position's similarity with its assigned style position (0 where none)."""
+    ok = assign >= 0
+    sims = pair_scores(content_vectors, style_vectors, assign.clamp_min(0)[:, None],
+                       chunk_elements=chunk_elements)[:, 0]
+    return sims.masked_fill(~ok, 0.0)

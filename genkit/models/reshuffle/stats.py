@@ -29,15 +29,24 @@ class LevelStats:
     iterations: int  # iterations run (<= max_iterations: early stop)
     searches: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
-    placed_without_similarity: int = 0  # positions placed without comparing similarities (target: 0)
     fill: dict = field(default_factory=dict)  # final iteration: leftovers placed by a "greedy" pass / "exact" / "chunked"
+    fill_share: float = 0.0  # final iteration: share of the positions the fill placed
+    fill_similarity: float | None = None  # ... their mean similarity (matching space)
+    matched_similarity: float | None = None  # ... that of the positions the greedy pass over candidates placed
+    alpha: float | None = None  # the level's content weight (its setting)
+    blend_alpha: float | None = None  # the weight of the level's content features in its blend
+    content_share: float | None = None  # the original content's share of the level's target (prod of the alphas)
+    detail_restored: bool = False  # the content's detail was added back after decoding this level
+    stop_reason: str = ""  # "similarity", "changed", "blend" (early stop) or "iterations"
+    similarities: list[float] = field(default_factory=list)  # mean matched similarity per iteration (matching space)
+    changed: list[float] = field(default_factory=list)  # share of positions whose match changed, per iteration
+    mask_lost: list[dict] = field(default_factory=list)  # labels that vanished at this level (side, label, pixels)
     usage_quota: float | None | dict = None  # average uses allowed per style position (slack * Nc / Ns)
     capacity_total: int | None = None  # sum of the per-position capacities
     max_iterations: int = 0
     converged: bool = False  # stopped early: the blended target changed by less than the tolerance
     changes: list[float] = field(default_factory=list)  # relative change of the blended target, per iteration
     approximate: list[str] = field(default_factory=list)  # approximations made at this level (empty: exact)
-    mask_pooled: list[int] = field(default_factory=list)  # labels kept at this level by presence pooling
     mask_unrestricted: list[int] = field(default_factory=list)  # labels matched without the mask restriction
     assignment: torch.Tensor | None = field(default=None, repr=False)  # (Hc, Wc) flat style indices
     usage: torch.Tensor | None = field(default=None, repr=False)  # (Hs, Ws) use count per style position
@@ -64,13 +73,22 @@ class LevelStats:
             "distinct_fraction": round(self.distinct_fraction, 6),
             "effective_fraction": round(self.effective_fraction, 6),
             "mean_similarity": round(self.mean_similarity, 6), "n_filled": self.n_filled,
-            "placed_without_similarity": self.placed_without_similarity, "fill": dict(self.fill),
+            "fill": dict(self.fill), "fill_share": round(self.fill_share, 6),
+            "fill_similarity": _round(self.fill_similarity), "matched_similarity": _round(self.matched_similarity),
+            "alpha": self.alpha, "blend_alpha": _round(self.blend_alpha), "content_share": _round(self.content_share),
+            "detail_restored": self.detail_restored,
             "iterations": self.iterations, "max_iterations": self.max_iterations, "converged": self.converged,
+            "stop_reason": self.stop_reason, "similarities": [round(v, 6) for v in self.similarities],
+            "changed": [round(v, 6) for v in self.changed], "mask_lost": list(self.mask_lost),
             "changes": [round(c, 6) for c in self.changes], "searches": list(self.searches),
             "approximate": list(self.approximate),
-            "mask_pooled": list(self.mask_pooled), "mask_unrestricted": list(self.mask_unrestricted),
+            "mask_unrestricted": list(self.mask_unrestricted),
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
         }
+
+
+def _round(v, digits: int = 6):
+    return None if v is None else round(float(v), digits)
 
 
 def usage_summary(assign: torch.Tensor, n_style: int) -> dict:

@@ -73,7 +73,14 @@ def test_single_pair_with_optimisation_writes_image_and_metadata(files, tmp_path
     assert meta["content"].endswith("astro.png") and meta["style"].endswith("brick.png")
     assert [h["stage"] for h in meta["optimization"]] == ["relu2_1"]  # one image, against every level's target
     assert meta["optimization"][0]["seconds_per_iteration"] > 0
-    assert meta["levels"]["relu2_1"]["placed_without_similarity"] == 0
+    # the release's content share on the optimisation path: each level blends at the product of the alphas so far
+    shares = [meta["levels"][t]["content_share"] for t in ("relu4_1", "relu3_1", "relu2_1")]
+    assert shares == pytest.approx([0.5, 0.3, 0.21], abs=1e-6)
+    assert [meta["levels"][t]["blend_alpha"] for t in ("relu4_1", "relu3_1", "relu2_1")] == pytest.approx(shares)
+    assert [meta["levels"][t]["alpha"] for t in ("relu4_1", "relu3_1", "relu2_1")] == [0.5, 0.6, 0.7]
+    lv = meta["levels"]["relu2_1"]
+    assert lv["detail_restored"] is False and lv["stop_reason"] == "iterations" and 0 <= lv["fill_share"] <= 1
+    assert lv["fill_share"] == pytest.approx(lv["n_filled"] / (48 // 2) ** 2)
 
 
 def test_folder_batch_with_decoder(files, decoder_files, tmp_path, capsys):

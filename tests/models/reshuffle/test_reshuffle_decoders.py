@@ -258,18 +258,22 @@ def test_cascade_carries_each_blend_through_the_next_level_decoder(encoder, monk
 
 
 def test_cascade_with_the_content_kept_is_the_decoder_chain(encoder):
-    """alpha=1 keeps every blend equal to its content features: the output is exactly the decoded chain, or, with
-    the content's decoding losses added back (the default), exactly the content."""
+    """alpha=1 keeps every blend equal to its content features: the output is exactly the decoded chain (the
+    default, as the release), or, with the content's decoding losses added back (``restore_detail``), exactly the
+    content."""
     from genkit.models.reshuffle import ReshuffleDecoders, Stylizer
 
     torch.manual_seed(1)
     decoders = ReshuffleDecoders(LEVELS, width=0.125).eval()
     x = torch.rand(1, 3, 48, 48)
-    kept = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0)(x, torch.rand(3, 48, 48))
+    kept = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0, restore_detail=True)(
+        x, torch.rand(3, 48, 48))
     torch.testing.assert_close(kept.image, x[0])
     assert kept.settings["decoder"]["restore_detail"] is True
-    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0, restore_detail=False)(
-        x, torch.rand(3, 48, 48))
+    assert [lv.detail_restored for lv in kept.levels] == [True] * 3
+    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1, alpha=1.0)(x, torch.rand(3, 48, 48))
+    assert res.settings["decoder"]["restore_detail"] is False  # the release's method by default
+    assert [lv.detail_restored for lv in res.levels] == [False] * 3
     with torch.no_grad():
         f4 = encoder.encode(x, "relu4_1")
         chain = decoders.to_image(decoders.to_next(decoders.to_next(f4, "relu4_1", "relu3_1"), "relu3_1", "relu2_1"),

@@ -8,7 +8,7 @@ import torch
 from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
 from genkit.models.reshuffle.features import MatchSpace
 from genkit.models.reshuffle.level import reshuffle_level
-from genkit.models.reshuffle.matching import (dense_topk, local_candidates, mask_duplicates, pair_scores,
+from genkit.models.reshuffle.matching import (dense_topk, local_candidates, mask_duplicates, pair_scores, search_radii,
                                               upsample_assignment)
 from genkit.models.reshuffle.voting import vote
 
@@ -126,7 +126,8 @@ def test_local_candidates_window_propagation_and_random():
     hc, wc, hs, ws = 4, 5, 6, 7
     assign = torch.arange(hc * wc) % (hs * ws)
     cand = local_candidates(assign, (hc, wc), (hs, ws), window=1, n_random=2, generator=torch.Generator().manual_seed(0))
-    assert cand.shape == (hc * wc, 9 + 8 + 2)
+    assert search_radii(7) == [3, 1] and search_radii(128) == [64, 32, 16, 8, 4, 2, 1]  # down to radius 1
+    assert cand.shape == (hc * wc, 9 + 8 + 2 * 2)
     assert (cand >= 0).all() and (cand < hs * ws).all()
     assert (cand == assign[:, None]).any(dim=1).all()  # the current match stays a candidate
     # propagation: position (1, 1) gets its left neighbour's match shifted right by one

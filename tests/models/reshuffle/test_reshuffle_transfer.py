@@ -63,7 +63,9 @@ def test_usage_limit_holds_exactly_on_every_level(encoder, decoders, photos, opt
         assert int(counts.max()) <= limit, lv.tap
         assert (counts <= lv.capacity.reshape(-1)).all()  # per position: floor or ceil of the quota
         assert counts.sum() == lv.n_content
-        assert lv.placed_without_similarity == 0
+        assert lv.fill_share == pytest.approx(lv.n_filled / lv.n_content)
+        if lv.n_filled:  # what the fill placed is less similar than what the candidates' greedy pass placed
+            assert lv.fill_similarity < lv.matched_similarity
         assert lv.max_usage == int(counts.max()) and lv.distinct_used == int((counts > 0).sum())
     assert res.image.shape == (3, 64, 64) and 0 <= float(res.image.min()) and float(res.image.max()) <= 1
     # small maps: every level's first search is global (an exact search within max_global_pairs), then local
@@ -293,50 +295,61 @@ def test_leftovers_of_a_level_are_placed_by_similarity(encoder, photos):
         res = reshuffle_level(fc, fs, level, cfg)
         st = res.stats
         assert st.n_filled > 50
-        assert st.placed_without_similarity == 0 and sum(st.fill.values()) == st.n_filled
+        assert sum(st.fill.values()) == st.n_filled and st.fill_share == pytest.approx(st.n_filled / fc[0].numel())
+        assert st.fill_similarity < st.matched_similarity  # the fill's leftovers are the less similar ones
         assert (st.fill["exact"] > 0) == bool(exact_rows)
         assert sorted(res.assign.tolist()) == list(range(fs.shape[1] * fs.shape[2]))  # the limit holds exactly
-        assert st.as_dict()["placed_without_similarity"] == 0
+        assert st.as_dict()["fill_similarity"] == pytest.approx(st.fill_similarity, abs=1e-6)
 
 
-def test_levels_stop_early_once_the_target_settles(encoder, photos):
+def test_levels_stop_early_once_the_matching_settles(encoder, photos):
     from genkit.models.reshuffle.api import fit_size, to_tensor
 
     with torch.no_grad():
         f = encoder.encode(fit_size(to_tensor(photos["coffee"]), 64, 8), "relu3_1")[0]
     level = LevelConfig("relu3_1", alpha=0.0, patch_size=3, iterations=5, pca_dims=None)
     res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level]))  # identity: nothing moves after one
-    assert res.stats.iterations == 2 and res.stats.converged and res.stats.changes[1] == 0.0
+    assert res.stats.iterations == 2 and res.stats.converged and res.stats.stop_reason == "similarity"
+    assert res.stats.changes[1] == 0.0 and res.stats.changed == [0.0]
     res = reshuffle_level(f, f, level, ReshuffleConfig(levels=[level], tolerance=0.0))
-    assert res.stats.iterations == 5 and not res.stats.converged
-    # a real pair: at most 5 iterations, stopping exactly when the change falls below the tolerance
+    assert res.stats.iterations == 5 and not res.stats.converged and res.stats.stop_reason == "iterations"
+    # a real pair: at most 5 iterations, stopping exactly when the mean matched similarity gains less than the
+    # tolerance (or, with stop_on="changed", when fewer matches than the tolerance change)
     st = Stylizer(optimize=True, encoder=encoder, size=64)
     assert [lv.iterations for lv in st.config.levels] == [5, 5, 5]  # the release's iterations
     with torch.no_grad():
         fc = encoder.encode(fit_size(to_tensor(photos["astronaut"]), 64, 8), "relu3_1")[0]
         fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 64, 8), "relu3_1")[0]
     lv = LevelConfig.default("relu3_1")
-    res = reshuffle_level(fc, fs, lv, ReshuffleConfig(levels=[lv], tolerance=0.05))
-    ch = res.stats.changes
-    assert len(ch) == res.stats.iterations <= 5
-    assert res.stats.converged == (ch[-1] < 0.05) and all(c >= 0.05 for c in ch[1:-1])
+    for stop_on, tol in (("similarity", 0.01), ("changed", 0.5)):
+        st = reshuffle_level(fc, fs, lv, ReshuffleConfig(levels=[lv], tolerance=tol, stop_on=stop_on)).stats
+        watched = ([b - a for a, b in zip(st.similarities, st.similarities[1:])] if stop_on == "similarity"
+                   else st.changed)
+        assert len(st.similarities) == st.iterations <= 5 and len(watched) == st.iterations - 1
+        assert st.converged == (watched[-1] < tol) and all(w >= tol for w in watched[:-1])
+        assert st.stop_reason == (stop_on if st.converged else "iterations")
 
 
-def test_thin_style_regions_survive_downsampling(encoder, decoders, photos):
+def test_cells_go_to_the_majority_label_and_lost_labels_are_reported(encoder, decoders, photos):
     c_mask = torch.zeros(64, 64, dtype=torch.long)
     c_mask[:, 40:] = 1
     s_mask = torch.zeros(64, 64, dtype=torch.long)
-    s_mask[:, 30:33] = 1  # a 3 px stripe: no relu4_1 cell (8x8 px) has it as the majority label
-    res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=2)(
-        photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
-    from genkit.models.reshuffle.masks import _pooled_fractions, presence_labels
+    s_mask[:, 40:] = 1
+    s_mask[:3, :3] = 2  # a 3x3 px region: it covers no relu4_1 cell (8x8 px) by majority
+    c_mask[:4, :4] = 2
+    with pytest.warns(UserWarning, match=r"relu4_1: style label 2 \(9 px\) has no feature cell"):
+        res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1)(
+            photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
+    from genkit.models.reshuffle.masks import grid_labels
 
-    labels, frac = _pooled_fractions(s_mask, (8, 8))
-    assert 1 not in labels[frac.argmax(0)].unique().tolist()  # the majority vote alone loses the stripe
     coarse = res.level("relu4_1")
-    assert 1 in coarse.mask_pooled and coarse.mask_unrestricted == []
-    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
-    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
+    assert {"side": "style", "label": 2, "pixels": 9} in coarse.mask_lost
+    assert {"side": "content", "label": 2, "pixels": 16} in coarse.mask_lost
+    assert res.level("relu2_1").mask_lost == []  # 2x2 px cells: every label keeps a cell
+    assert res.metadata()["levels"]["relu4_1"]["mask_lost"] == coarse.mask_lost
+    labels_s = grid_labels(s_mask, coarse.style_hw)
+    assert int((labels_s == 2).sum()) == 0 and int((labels_s == 1).sum()) == 8 * 3  # no cell claimed by presence
+    labels_c = grid_labels(c_mask, coarse.content_hw)
     assert torch.equal(labels_s[coarse.assignment.reshape(-1)], labels_c)  # still restricted by label
 
 
@@ -344,25 +357,24 @@ def test_a_label_without_any_style_cell_falls_back_with_a_warning(encoder, decod
     c_mask = torch.zeros(64, 64, dtype=torch.long)
     c_mask[:32, :32], c_mask[32:, 32:] = 1, 2
     s_mask = torch.zeros(64, 64, dtype=torch.long)
-    s_mask[0:2, 0:2], s_mask[4:6, 4:6] = 1, 2  # two tiny regions inside one relu4_1 cell: only one can keep it
-    with pytest.warns(UserWarning, match=r"relu4_1: content label\(s\) \[2\].*15x15 px"):
+    s_mask[0:2, 0:2], s_mask[4:8, 4:8] = 1, 2  # two small regions inside one relu4_1 cell: label 0 keeps it
+    with pytest.warns(UserWarning, match=r"relu4_1: content label\(s\) \[1, 2\]"):
         res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1)(
             photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
-    coarse, finer = res.level("relu4_1"), res.level("relu3_1")
-    assert coarse.mask_unrestricted == [2] and finer.mask_unrestricted == []  # relu3_1 cells are 4x4 px
-    from genkit.models.reshuffle.masks import presence_labels
+    coarse, finer = res.level("relu4_1"), res.level("relu2_1")
+    assert coarse.mask_unrestricted == [1, 2] and finer.mask_unrestricted == []  # relu2_1 cells are 2x2 px
+    from genkit.models.reshuffle.masks import grid_labels
 
-    labels_c, _ = presence_labels(c_mask, coarse.content_hw)
-    labels_s, _ = presence_labels(s_mask, coarse.style_hw)
-    got = labels_s[coarse.assignment.reshape(-1)]
-    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])  # the other labels stay restricted
+    labels_c = grid_labels(c_mask, finer.content_hw)
+    labels_s = grid_labels(s_mask, finer.style_hw)
+    assert torch.equal(labels_s[finer.assignment.reshape(-1)], labels_c)  # restricted again where labels exist
     assert "unrestricted" in coarse.usage_limit
     assert (counts_of(coarse) <= coarse.capacity.reshape(-1)).all()
     with pytest.warns(UserWarning, match="relu4_1"):  # style-swap takes the same fallback
         swap = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1, max_usage=None)(
             photos["astronaut"].resize((64, 64)), photos["brick"].resize((64, 64)), c_mask, s_mask)
-    got = labels_s[swap.level("relu4_1").assignment.reshape(-1)]
-    assert torch.equal(got[labels_c != 2], labels_c[labels_c != 2])
+    got = labels_s[swap.level("relu2_1").assignment.reshape(-1)]
+    assert torch.equal(got, labels_c)
 
 
 def test_a_too_large_global_search_runs_pooled_and_says_so(encoder, photos):
@@ -381,24 +393,23 @@ def test_a_too_large_global_search_runs_pooled_and_says_so(encoder, photos):
     assert pooled.stats.mean_similarity > 0.9 * exact.stats.mean_similarity
 
 
-def test_carried_levels_keep_the_two_level_content_share_by_default():
-    """Decoders carry each blend down, so every extra level would dilute the content again (0.6^3 of it after three
-    levels at the release's alpha). By default the levels before the last split the first level's alpha
-    geometrically: the content's share of the final target is 0.6^2 whatever the number of levels."""
-    three = [lv.alpha for lv in build_config(carried=True).levels]
-    assert three[:2] == pytest.approx([0.6 ** 0.5] * 2) and three[2] == pytest.approx(0.6)
-    assert math.prod(three) == pytest.approx(0.6 ** 2)
-    two = build_config(levels=["relu3_1", "relu2_1"], carried=True)
-    assert [lv.alpha for lv in two.levels] == [0.6, 0.6]  # two levels: unchanged
-    four = build_config(levels=["relu5_1", "relu4_1", "relu3_1", "relu2_1"], carried=True)
-    assert math.prod(lv.alpha for lv in four.levels) == pytest.approx(0.6 ** 2)
-    # levels that each blend the content's own features (optimisation path) and explicit values are untouched
-    assert [lv.alpha for lv in build_config().levels] == [0.6] * 3
-    assert [lv.alpha for lv in build_config(alpha=0.6, carried=True).levels] == [0.6] * 3
-    assert [lv.alpha for lv in build_config(alpha=[0.9, 0.5, 0.7], carried=True).levels] == [0.9, 0.5, 0.7]
+def test_the_release_profile_is_the_default_and_the_split_is_an_option():
+    """The release blends at 0.6 on every level and carries each blend down: the content keeps 0.6^3 of the finest
+    target. ``alpha="split"`` keeps genkit 0.3's decoder weights (the content's share 0.6^2 for any number of
+    levels)."""
+    cfg = build_config()
+    assert [lv.alpha for lv in cfg.levels] == [0.6] * 3
+    assert cfg.blend_alphas(carried=True) == [0.6] * 3
+    # not carried (the optimisation path): each level blends the content at the running product
+    assert cfg.blend_alphas(carried=False) == pytest.approx([0.6, 0.36, 0.216])
+    assert build_config(content_share="per_level").blend_alphas(carried=False) == [0.6] * 3
+    three = [lv.alpha for lv in build_config(alpha="split").levels]
+    assert three[:2] == pytest.approx([0.6 ** 0.5] * 2) and math.prod(three) == pytest.approx(0.6 ** 2)
+    assert [lv.alpha for lv in build_config(levels=["relu3_1", "relu2_1"], alpha="split").levels] == [0.6, 0.6]
+    assert [lv.alpha for lv in build_config(alpha=[0.9, 0.5, 0.7]).levels] == [0.9, 0.5, 0.7]
 
 
-def test_stylizer_defaults_follow_the_reconstruction(encoder, decoders):
-    assert math.prod(lv.alpha for lv in Stylizer(decoder=decoders, encoder=encoder).config.levels) == pytest.approx(0.36)
-    assert [lv.alpha for lv in Stylizer(optimize=True, encoder=encoder).config.levels] == [0.6] * 3
-    assert [lv.alpha for lv in Stylizer(decoder=decoders, encoder=encoder, alpha=0.6).config.levels] == [0.6] * 3
+def test_stylizer_defaults_are_the_release_on_both_paths(encoder, decoders):
+    for st in (Stylizer(decoder=decoders, encoder=encoder), Stylizer(optimize=True, encoder=encoder)):
+        assert [lv.alpha for lv in st.config.levels] == [0.6] * 3
+    assert Stylizer(decoder=decoders, encoder=encoder).restore_detail is False
