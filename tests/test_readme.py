@@ -87,6 +87,8 @@ PLANS = {
     "--mouth b.png:b_mask.png -o edited.png": Plan("run", slow=True),
     "genkit eval fid real/ generated/ --allow-random": Plan("run", ("--batch-size", "4")),
     "genkit eval stats real/ -o real.npz --allow-random": Plan("run", ("--batch-size", "4")),
+    "genkit eval fid real/ generated/ --protocol pytorch-fid --allow-random": Plan("run", ("--batch-size", "4")),
+    "genkit eval protocols real/ generated/ --allow-random": Plan("run", ("--batch-size", "4")),
     "genkit-train experiment=parser_synthetic ckpt_path=last": Plan(
         "run", (*TINY_PARSER[:-2], "trainer.max_epochs=2", "test=false"), slow=True),
     "genkit-train -m experiment=parser_synthetic model.optimizer.lr=1e-3,3e-4": Plan("run", TINY_PARSER, slow=True),

@@ -29,7 +29,8 @@ def _train_portrait(out: Path) -> Path:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from genkit.data.datamodules import FaceDataModule
-    from genkit.models.portrait.module import PortraitGAN, tiny_config
+    from fixtures.tiny_portrait import tiny_config
+    from genkit.models.portrait.module import PortraitGAN
 
     L.seed_everything(0)
     model = PortraitGAN(image_size=32, **tiny_config(losses={"vgg": 0.0}, validation={"lpips": False}))

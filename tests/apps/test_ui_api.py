@@ -99,8 +99,9 @@ def test_component_transfer_alpha_blends_between_the_targets_and_the_donors_code
     full, _, _ = call_edit(ui_client, face["photo"], face["mask"], alpha=1.0, **kw)
     a, b, c, d = (pixels(p) for p in (own, none, half, full))
     assert np.abs(a - b).max() <= 1  # alpha 0: the target's own codes
-    d_half, d_full = np.abs(c - a).mean(), np.abs(d - a).mean()
-    assert 0 < d_half < d_full  # the further towards the donor, the further from the target
+    # the edit is local: alpha 0.5 renders the same regions as alpha 1 with codes half-way, so it is nearer the
+    # full transfer than the untouched photo is, and still differs from it
+    assert 0 < np.abs(c - d).mean() < np.abs(a - d).mean()
 
 
 def test_two_clients_at_once_get_their_own_results(ui_server, face):

@@ -135,7 +135,8 @@ class PortraitService:
 
     def blended_codes(self, crop: Image.Image, crop_labels: np.ndarray, donor: Image.Image,
                       donor_labels: np.ndarray | None, components, alpha: float) -> dict[str, torch.Tensor]:
-        """Per component, (1 - alpha) * the target's code + alpha * the donor's."""
+        """Per component, (1 - alpha) * the target's code + alpha * the donor's; at alpha 0 nothing changes, so no
+        code is given and the edit keeps those components as the photo shows them."""
         editor = self._need_editor()
         names = [m for c in components for m in ({"eyes": ("left_eye", "right_eye")}.get(c, (c,)))]
         unknown = [n for n in names if n not in editor.components]
@@ -143,6 +144,8 @@ class PortraitService:
             raise ConfigError(f"unknown component {unknown[0]!r}; components: {', '.join(editor.components)}")
         if not 0.0 <= float(alpha) <= 1.0:
             raise ConfigError(f"alpha must be in [0, 1], got {alpha}")
+        if float(alpha) == 0.0:
+            return {}
         box = square_box(donor.size)
         d_labels = self.parse(donor) if donor_labels is None else donor_labels
         own = editor.encode(crop, crop_labels)
