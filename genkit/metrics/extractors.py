@@ -29,6 +29,7 @@ from torch import nn
 from genkit.core import weights as weights_registry
 from genkit.core.errors import ConfigError, WeightsFileError, WeightsUnavailableError
 from genkit.metrics import keys
+from genkit.metrics.inception import InceptionFeatures
 from genkit.nn.init import variance_preserving_init
 
 PYTORCH_FID_WEIGHTS = "inception-pytorch-fid"
@@ -37,31 +38,17 @@ CLEAN_FID_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrain
 CLEAN_FID_MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
 
 
-class ProtocolFeatures(nn.Module):
-    """uint8 images (N, 3, H, W) -> (N, 2048) float32 features; ``protocol`` says which weights and pipeline."""
+class ProtocolFeatures(InceptionFeatures):
+    """uint8 images (N, 3, H, W) -> (N, 2048) float32 features; ``protocol`` says which weights and pipeline.
+    Subclasses give :meth:`features`, the library's own pipeline."""
 
-    num_features: int = keys.INCEPTION_NUM_FEATURES
     takes_uint8 = True  # float images are rounded to uint8 first (inception.images_or_features), as saving would
-
-    def __init__(self, net: nn.Module, protocol: dict):
-        super().__init__()
-        self.net = net
-        self.protocol = dict(protocol)
-        self.requires_grad_(False)
-        self.eval()
-
-    @property
-    def random_weights(self) -> bool:
-        return self.protocol[keys.KEY_WEIGHTS] == keys.RANDOM_WEIGHTS
 
     @property
     def device(self) -> torch.device:
         for t in list(self.net.parameters()) + list(self.net.buffers()):
             return t.device
         return torch.device("cpu")
-
-    def train(self, mode: bool = True):  # noqa: D102 - always eval
-        return super().train(False)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
