@@ -7,8 +7,7 @@ A module keeps its sub-configs as **plain hyper-parameters** (dicts, lists, numb
   ``_partial_: true`` a ``functools.partial``;
 - :func:`factory`: an optimiser / scheduler / EMA factory from a partial config, a callable, or ``None`` (the
   module's default partial). A config naming the default's target is merged over the default's arguments;
-- :func:`plain`: any of these back to plain data, and :func:`described` the factory as it will run, its
-  function's own defaults filled in (what the default-agreement test compares with the yaml).
+- :func:`plain`: any of these back to plain data.
 
 Each default is written once: in the signature of the class or function it belongs to, or in the module's
 default ``functools.partial``; ``conf/model/*.yaml`` shows the same values and a test keeps the two equal.
@@ -47,23 +46,6 @@ def plain(value: Any) -> Any:
     if callable(value) and not isinstance(value, (str, bytes)):
         return {"_target_": qualname(value), "_partial_": True}
     return value
-
-
-def described(fn: Callable | None) -> dict | None:
-    """A factory as it runs: its target and every keyword it will be called with, the function's own defaults
-    included (``None`` stays ``None``)."""
-    if fn is None:
-        return None
-    out = plain(fn)
-    target = fn.func if isinstance(fn, functools.partial) else fn
-    try:
-        params = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return out
-    for p in params:
-        if p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-            out.setdefault(p.name, plain(p.default))
-    return out
 
 
 def _resolve(target: str, key: str):

@@ -5,6 +5,7 @@ the same training; every experiment runs the values it composes. (On genkit 0.2 
 schedule decayed over 10 epochs from Python and 45 from the yaml; the parser's AdamW ran 2e-3 vs 3e-3.)
 """
 
+import functools
 import inspect
 
 import hydra.utils
@@ -12,12 +13,29 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from genkit.core.hparams import build, described, plain
+from genkit.core.hparams import build, plain
 from genkit.training.entry import CONF_DIR
 from helpers import REPO
 
 MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+def described(fn) -> dict | None:
+    """A factory as it runs (what is compared with the yaml): its target and every keyword it will be called with,
+    the function's own defaults included (``None`` stays ``None``)."""
+    if fn is None:
+        return None
+    out = plain(fn)
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return out
+    for p in params:
+        if p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            out.setdefault(p.name, plain(p.default))
+    return out
 
 
 def _compose(overrides):

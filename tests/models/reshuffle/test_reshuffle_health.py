@@ -3,7 +3,6 @@ content share stylises further than genkit 0.3's per-level blend."""
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import torch
@@ -16,15 +15,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def outputs():
+def outputs(random_encoder):
     from genkit.core.tensors import pil_to_tensor
     from genkit.data.samples import sample_photo
     from genkit.models.reshuffle import Stylizer
-    from genkit.nn.vgg import VGG19Encoder
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        encoder = VGG19Encoder(taps=LEVELS, weights="random")
+    encoder = random_encoder
     c_img, s_img = sample_photo("chelsea"), sample_photo("brush_strokes")
     out = {}
     for share in ("release", "per_level"):

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import warnings
 
 import pytest
 import torch
 
 from genkit.models.reshuffle import ReshuffleDecoders, Stylizer
 from genkit.models.reshuffle.tiling import TiledEncoder, tiled_decode
-from genkit.nn.vgg import VGG19Encoder
 
 LEVELS = ["relu4_1", "relu3_1", "relu2_1"]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return VGG19Encoder(taps=LEVELS, weights="random")
+def encoder(random_encoder):
+    return random_encoder
 
 
 def test_tiled_encoder_equals_the_whole_image(encoder):
