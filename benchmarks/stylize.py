@@ -331,6 +331,7 @@ def part_gram(args, report: dict) -> None:
     from genkit.models.reshuffle.api import fit_size, to_tensor
     from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
     from genkit.models.reshuffle.level import reshuffle_level
+    from genkit.models.reshuffle.voting import vote
 
     encoder = _encoder(LEVELS)
     size = args.sizes[0]
@@ -352,7 +353,8 @@ def part_gram(args, report: dict) -> None:
         for name, max_usage in (("reshuffle", "auto"), ("style-swap", None)):
             res = reshuffle_level(fc[tap][0], fs[tap][0], level, ReshuffleConfig(levels=[level], max_usage=max_usage))
             g_s = gram(fs[tap][0])
-            errs[name] = float((gram(res.voted) - g_s).norm() / g_s.norm())
+            voted = vote(fs[tap][0], res.assign, tuple(fc[tap].shape[-2:]), level.patch_size)
+            errs[name] = float((gram(voted) - g_s).norm() / g_s.norm())
         rows[tap] = errs
         print(f"{tap:<9} {errs['reshuffle']:>10.1%} {errs['style-swap']:>11.1%}")
     report["gram"] = rows

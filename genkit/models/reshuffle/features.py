@@ -125,8 +125,16 @@ class MatchSpace:
             weight = self.patch_basis.T.reshape(e, d, p, p).to(g.dtype).contiguous(memory_format=cl)
             # channels-last in and out: the (H*W, E) rows, gathered by index later, come out row-major as a view
             # (a transposed view made the gathers 8x slower; a copy cost as much as the convolution)
-            out = F.conv2d(g[None].contiguous(memory_format=cl), weight, padding=r)[0]
-            return normalize_rows(out.permute(1, 2, 0).reshape(h * w, e).contiguous())
+            # band by band of rows (a band's convolution reads r rows of context on each side of it): the
+            # temporaries hold one band, only the (H*W, E) result is whole-map
+            out = torch.empty(h * w, e, device=f.device, dtype=f.dtype)
+            gp = F.pad(g, (r, r, r, r))
+            band = max(1, self.chunk_elements // max(1, w * max(e, d * p * p)))
+            for y0 in range(0, h, band):
+                y1 = min(h, y0 + band)
+                part = F.conv2d(gp[None, :, y0:y1 + 2 * r].contiguous(memory_format=cl), weight)[0]
+                out[y0 * w:y1 * w] = normalize_rows(part.permute(1, 2, 0).reshape((y1 - y0) * w, e))
+            return out
         e = d * p * p
         out = torch.empty(h * w, e, device=f.device, dtype=f.dtype)
         gp = F.pad(g, (r, r, r, r))

@@ -28,15 +28,8 @@ SIMILARITY_SAMPLE = 4096  # positions the reported mean similarity is computed o
 @dataclass
 class LevelResult:
     features: torch.Tensor  # (C, Hc, Wc) blended target after the last iteration
-    voted: torch.Tensor  # (C, Hc, Wc) the last voted map (pure rearranged style features; the level's buffer)
     assign: torch.Tensor  # (Hc*Wc,) flat style indices
     stats: LevelStats
-
-
-def relative_change(new: torch.Tensor, old: torch.Tensor, block: int = 16) -> float:
-    """``||new - old|| / ||old||``, a few channels at a time (no full-size temporary)."""
-    num = sum(float((new[i:i + block] - old[i:i + block]).pow(2).sum()) for i in range(0, new.shape[0], block))
-    return (num ** 0.5) / max(float(old.norm()), 1e-12)
 
 
 def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConfig, cfg: ReshuffleConfig,
@@ -56,30 +49,33 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
     assign, pooled_note = init_assign, None
     if assign is None and level.search != "global" and labels_c is None:
         assign, pooled_note = run.pooled_start()
-    feats, voted, knn, fill, cap, query = content, content, None, None, None, content
+    feats, knn, fill, cap, reported = content, None, None, None, None
     for it in range(level.iterations):
         t0 = now(content)
-        query = feats
-        ec = run.space.embed(query)
+        ec = run.space.embed(feats)
         cand, sim, knn = run.search(ec, assign, knn)
         new_assign, fill, cap = solve(cand, sim, run.rule, run.n_s, ec, run.es, labels_c, labels_s, top_k=cfg.top_k,
                                       exact_rows=cfg.exact_fill_rows, max_rounds=cfg.max_rounds,
                                       chunk_elements=cfg.chunk_elements, style_hw=run.style_hw,
                                       fill_probes=cfg.fill_probes)
+        del ec, cand, sim  # memory: the vote needs none of them
         run.record_match(new_assign, assign, fill)
         assign = new_assign
+        last = it + 1 == level.iterations or (it > 0 and run.settled("match"))
+        if last or cfg.stop_on == "blend":  # the features just matched, before the blend overwrites them
+            reported = run.reported_similarity(feats, assign)
         run.timing["match"] += now(content) - t0
         t0 = now(content)
-        voted = run.voter(assign, run.content_hw)
-        new = torch.lerp(content, voted, 1.0 - blend_alpha)  # alpha*content + (1-alpha)*voted, one allocation
-        run.changes.append(relative_change(new, feats))
-        feats = new
+        # the first blend needs a map of its own (``feats`` is the content); later ones update it in place
+        feats, change = run.voter.blend(assign, content, feats, 1.0 - blend_alpha,
+                                        out=None if feats is content else feats)
+        run.changes.append(change)
         run.timing["vote"] += now(content) - t0
-        if it > 0 and run.settled():
+        if last or (it > 0 and run.settled("blend")):
             break
-    stats = run.stats(query, assign, fill, cap, pooled_note)
+    stats = run.stats(reported, assign, fill, cap, pooled_note)
     stats.alpha, stats.blend_alpha = level.alpha, blend_alpha
-    return LevelResult(features=feats, voted=voted, assign=assign, stats=stats)
+    return LevelResult(features=feats, assign=assign, stats=stats)
 
 
 class _LevelRun:
@@ -103,7 +99,7 @@ class _LevelRun:
                                     chunk_elements=cfg.chunk_elements)
         self.es = self.space.embed(style)
         self.timing["match"] += now(content) - t0
-        self.voter = Voter(style, level.patch_size)
+        self.voter = Voter(style, level.patch_size, chunk_elements=cfg.chunk_elements)
 
     def pooled_start(self) -> tuple[torch.Tensor | None, str | None]:
         """A pooled global search when the exact one exceeds ``max_global_pairs`` (else no start)."""
@@ -142,10 +138,11 @@ class _LevelRun:
         if old_assign is not None:
             self.changed.append(float((new_assign != old_assign).float().mean()))
 
-    def settled(self) -> bool:
-        """The early-stopping rule (``cfg.stop_on``, ``cfg.tolerance``); sets ``stop_reason``."""
+    def settled(self, stage: str) -> bool:
+        """The early-stopping rule (``cfg.stop_on``, ``cfg.tolerance``); sets ``stop_reason``. ``stage``:
+        ``"match"`` (the similarity and changed rules, known once the matching is done) or ``"blend"``."""
         cfg = self.cfg
-        if cfg.tolerance <= 0:
+        if cfg.tolerance <= 0 or (stage == "blend") != (cfg.stop_on == "blend"):
             return False
         if cfg.stop_on == "similarity":
             done = self.similarities[-1] - self.similarities[-2] < cfg.tolerance
@@ -157,18 +154,24 @@ class _LevelRun:
             self.stop_reason = cfg.stop_on
         return done
 
-    def stats(self, query, assign, fill, cap, pooled_note) -> LevelStats:
+    def reported_similarity(self, query: torch.Tensor, assign: torch.Tensor) -> float:
+        """The reported mean similarity: full-dimensional, exact patches, of the features ``query`` just matched
+        (on a random sample of ``SIMILARITY_SAMPLE`` positions above that many)."""
+        t0 = now(self.content)
+        n_c = self.content_hw[0] * self.content_hw[1]
+        sample = None
+        if n_c > SIMILARITY_SAMPLE:
+            sample = torch.randperm(n_c, generator=torch.Generator().manual_seed(self.cfg.seed))[:SIMILARITY_SAMPLE]
+        out = float(assigned_patch_cosine(query, self.style, assign, self.level.patch_size, self.cfg.chunk_elements,
+                                          positions=None if sample is None else sample.to(assign.device)).mean())
+        self.timing["stats"] = self.timing.get("stats", 0.0) + now(self.content) - t0
+        return out
+
+    def stats(self, mean_sim: float, assign, fill, cap, pooled_note) -> LevelStats:
         level, cfg = self.level, self.cfg
         (hc, wc), (hs, ws) = self.content_hw, self.style_hw
-        t0 = now(self.content)
         usage = usage_summary(assign, self.n_s)
         n_c = hc * wc
-        sample = None  # the reported similarity: full-dimensional, exact patches, for the features last matched
-        if n_c > SIMILARITY_SAMPLE:
-            sample = torch.randperm(n_c, generator=torch.Generator().manual_seed(cfg.seed))[:SIMILARITY_SAMPLE]
-        mean_sim = float(assigned_patch_cosine(query, self.style, assign, level.patch_size, cfg.chunk_elements,
-                                               positions=None if sample is None else sample.to(assign.device)).mean())
-        self.timing["stats"] = now(self.content) - t0
         return LevelStats(
             tap=level.tap, content_hw=(hc, wc), style_hw=(hs, ws), usage_limit=cap.limit,
             max_usage=usage["max_usage"], distinct_used=usage["distinct_used"],
@@ -182,7 +185,7 @@ class _LevelRun:
             capacity_total=None if cap.cap is None else int(cap.cap.sum()), max_iterations=level.iterations,
             converged=self.stop_reason != "iterations", stop_reason=self.stop_reason, changes=self.changes,
             similarities=self.similarities, changed=self.changed,
-            approximate=self._approximations(sample is not None, n_c, pooled_note),
+            approximate=self._approximations(n_c > SIMILARITY_SAMPLE, n_c, pooled_note),
             assignment=assign.view(hc, wc).cpu(), usage=usage["usage"].view(hs, ws).cpu(),
             capacity=None if cap.cap is None else cap.cap.view(hs, ws).cpu())
 

@@ -79,7 +79,8 @@ def pair_scores(ec: torch.Tensor, es: torch.Tensor, cand: torch.Tensor, rows: to
 
 
 def local_candidates(assign: torch.Tensor, content_hw: tuple[int, int], style_hw: tuple[int, int],
-                     window: int = 1, n_random: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+                     window: int = 1, n_random: int = 4, generator: torch.Generator | None = None,
+                     rows: tuple[int, int] | None = None) -> torch.Tensor:
     """Candidate style positions around a current assignment: ``(N_content, K)`` flat style indices.
 
     * window: the current match shifted by every offset in ``[-window, window]^2``;
@@ -87,34 +88,38 @@ def local_candidates(assign: torch.Tensor, content_hw: tuple[int, int], style_hw
       (a coherent continuation of the neighbour's patch, the PatchMatch step);
     * random search: ``n_random`` probes around the current match at each radius ``max(H,W)/2, /4, ..., 1`` (the
       release's PatchMatch goes down to radius 1; stopping at ``/16`` left its searches far from exact).
-    Candidates are clamped into the style map; duplicates are possible (the caller masks them).
+    ``rows``: only the content rows ``[y0, y1)`` (their neighbours' matches are read from the whole ``assign``), so a
+    caller can go band by band and hold one band's candidates at a time. Candidates are clamped into the style map;
+    duplicates are possible (the caller masks them).
     """
     hc, wc = content_hw
     hs, ws = style_hw
+    y0, y1 = (0, hc) if rows is None else rows
     dev = assign.device
     a = assign.view(hc, wc)
-    ay, ax = a // ws, a % ws
+    ay, ax = a[y0:y1] // ws, a[y0:y1] % ws
     ys, xs = [], []
     for dy in range(-window, window + 1):
         for dx in range(-window, window + 1):
             ys.append(ay + dy)
             xs.append(ax + dx)
     for ny in (-1, 0, 1):
+        yi = (torch.arange(y0, y1, device=dev) + ny).clamp(0, hc - 1)
         for nx in (-1, 0, 1):
             if ny == 0 and nx == 0:
                 continue
             # match of the neighbour at (y+ny, x+nx), replicated at the border, shifted back by (ny, nx)
-            yi = (torch.arange(hc, device=dev) + ny).clamp(0, hc - 1)
             xi = (torch.arange(wc, device=dev) + nx).clamp(0, wc - 1)
-            ys.append(ay[yi][:, xi] - ny)
-            xs.append(ax[yi][:, xi] - nx)
+            m = a.index_select(0, yi).index_select(1, xi)
+            ys.append(m // ws - ny)
+            xs.append(m % ws - nx)
     for rad in search_radii(max(hs, ws)):
         for _ in range(n_random):
-            ys.append(ay + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
-            xs.append(ax + torch.randint(-rad, rad + 1, (hc, wc), generator=generator).to(dev))
+            ys.append(ay + torch.randint(-rad, rad + 1, (y1 - y0, wc), generator=generator).to(dev))
+            xs.append(ax + torch.randint(-rad, rad + 1, (y1 - y0, wc), generator=generator).to(dev))
     y = torch.stack(ys, -1).clamp_(0, hs - 1)
     x = torch.stack(xs, -1).clamp_(0, ws - 1)
-    return (y * ws + x).view(hc * wc, -1)
+    return y.mul_(ws).add_(x).view((y1 - y0) * wc, -1)
 
 
 def search_radii(side: int) -> list[int]:
@@ -136,24 +141,40 @@ def patchmatch(ec: torch.Tensor, es: torch.Tensor, start: torch.Tensor, content_
     ``start``: ``(N, K0)`` starting candidates (e.g. the previous iteration's list, or an upsampled assignment as
     one column). Every sweep proposes, around each position's current best match, the neighbours' best matches
     shifted back (propagation) and random probes at radii halving down to 1, scores them and keeps the ``knn``
-    best distinct candidates. With labels, other-label candidates score ``-inf``.
+    best distinct candidates. With labels, other-label candidates score ``-inf``. A sweep goes band by band of
+    content rows (every band reads the best matches of the sweep's start), so its temporaries hold one band's
+    proposals (about ``chunk_elements`` of them), not the whole map's.
     """
+    hc, wc = content_hw
     cand = start
     sim = _scored(ec, es, cand, labels_c, labels_s, chunk_elements)
     for _ in range(sweeps):
         best = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
-        new = local_candidates(best, content_hw, style_hw, window, n_random, generator)
-        cand = torch.cat([cand, new], dim=1)
-        sim = mask_duplicates(cand, torch.cat([sim, _scored(ec, es, new, labels_c, labels_s, chunk_elements)], 1))
-        sim, top = sim.topk(min(knn, cand.shape[1]), dim=1)
-        cand = cand.gather(1, top)
+        proposals = cand.shape[1] + (2 * window + 1) ** 2 + 8 + n_random * len(search_radii(max(style_hw)))
+        k = min(knn, proposals)
+        # in place when the list already has its final width: a band's rows are read only by that band
+        out_c, out_s = (cand, sim) if cand.shape[1] == k else (cand.new_empty(cand.shape[0], k),
+                                                               sim.new_empty(sim.shape[0], k))
+        band = max(1, chunk_elements // max(1, wc * proposals))
+        for y0 in range(0, hc, band):
+            y1 = min(hc, y0 + band)
+            r = slice(y0 * wc, y1 * wc)
+            new = local_candidates(best, content_hw, style_hw, window, n_random, generator, rows=(y0, y1))
+            rows = torch.arange(r.start, r.stop, device=ec.device)
+            c = torch.cat([cand[r], new], dim=1)
+            s = torch.cat([sim[r], _scored(ec, es, new, labels_c, labels_s, chunk_elements, rows)], 1)
+            s, top = mask_duplicates(c, s).topk(k, dim=1)
+            out_c[r], out_s[r] = c.gather(1, top), s
+        cand, sim = out_c, out_s
     return cand, sim
 
 
-def _scored(ec, es, cand, labels_c, labels_s, chunk_elements) -> torch.Tensor:
-    sim = pair_scores(ec, es, cand, chunk_elements=chunk_elements)
+def _scored(ec, es, cand, labels_c, labels_s, chunk_elements, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Scores of ``cand`` (one row per entry of ``rows``, default all content rows), ``-inf`` for other labels."""
+    sim = pair_scores(ec, es, cand, rows=rows, chunk_elements=chunk_elements)
     if labels_c is not None:
-        sim.masked_fill_(label_mismatch(labels_c[:, None], labels_s[cand]), NEG_INF)
+        lab_c = labels_c if rows is None else labels_c.index_select(0, rows)
+        sim.masked_fill_(label_mismatch(lab_c[:, None], labels_s[cand]), NEG_INF)
     return sim
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from genkit.core.errors import ConfigError
-from genkit.models.reshuffle.matching import mask_duplicates, pair_scores
+from genkit.models.reshuffle.matching import mask_duplicates, pair_scores, search_radii
 
 NEG_INF = float("-inf")
 
@@ -148,9 +148,10 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     assign = torch.full((n,), -1, dtype=torch.long, device=dev)
     if n == 0 or k == 0:
         return assign
-    order = sim.argsort(dim=1, descending=True, stable=True)
-    cand = cand.gather(1, order)
-    sim = sim.gather(1, order)
+    if not bool((sim[:, 1:] <= sim[:, :-1]).all()):  # lists from a top-k come sorted: no copies then
+        order = sim.argsort(dim=1, descending=True, stable=True)
+        cand = cand.gather(1, order)
+        sim = sim.gather(1, order)
     n_style = capacity.numel()
     cols = torch.arange(k, device=dev)
     ptr = torch.zeros(n, dtype=torch.long, device=dev)
@@ -314,6 +315,29 @@ def _exact_fill(rows: torch.Tensor, left: torch.Tensor, scores: _FreeScores,
     return out
 
 
+def _near_hint_lists(rows, hints, style_hw, radius, step, probes, generator, content_vectors, style_vectors,
+                     left, keep, chunk_elements) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``keep`` most similar free style positions (``-inf`` past the free ones) among each row's candidates
+    near its hint: a ``step``-spaced window of ``radius`` or (radius 0) random probes at every radius. Row chunks
+    of about ``chunk_elements`` candidates bound the temporaries."""
+    n = rows.numel()
+    k_all = (2 * (radius // step) + 1) ** 2 if radius else probes * len(search_radii(max(style_hw)))
+    k = min(keep, k_all)
+    cand = torch.empty(n, k, dtype=torch.long, device=rows.device)
+    sim = torch.empty(n, k, dtype=content_vectors.dtype, device=rows.device)
+    chunk = max(1, chunk_elements // k_all)
+    for i in range(0, n, chunk):
+        r = rows[i:i + chunk]
+        if radius:
+            c = _window_candidates(hints[r], style_hw, radius, step)
+        else:  # random probes around the hint at every radius down to 1 (PatchMatch's random search)
+            c = _random_candidates(hints[r], style_hw, probes, generator)
+        s = pair_scores(content_vectors, style_vectors, c, rows=r)
+        s, top = mask_duplicates(c, s.masked_fill(left[c] == 0, NEG_INF)).topk(k, dim=1)
+        cand[i:i + chunk], sim[i:i + chunk] = c.gather(1, top), s
+    return cand, sim
+
+
 def _window_candidates(hints: torch.Tensor, style_hw: tuple[int, int], radius: int, step: int) -> torch.Tensor:
     """Style positions on a ``step``-spaced grid of radius ``radius`` around each hint: (N, K) flat indices."""
     hs, ws = style_hw
@@ -326,8 +350,6 @@ def _window_candidates(hints: torch.Tensor, style_hw: tuple[int, int], radius: i
 def _random_candidates(hints: torch.Tensor, style_hw: tuple[int, int], per_radius: int,
                        generator: torch.Generator) -> torch.Tensor:
     """``per_radius`` random style positions around each hint at each radius ``max(H, W)/2 ... 1``: (N, K)."""
-    from genkit.models.reshuffle.matching import search_radii
-
     hs, ws = style_hw
     radii = torch.tensor(search_radii(max(hs, ws))).repeat_interleave(per_radius)
     n, k = hints.numel(), radii.numel()
@@ -375,7 +397,7 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vector
         stats.filled += rows_g.numel()
         if hints is not None and style_hw is not None:  # first: the free positions near each hint
             rows_g = _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, hints, style_hw,
-                                      exact_rows, max_rounds, stats, probes)
+                                      exact_rows, max_rounds, stats, probes, k, chunk_elements)
         if rows_g.numel():
             cols_g = (left_all > 0).nonzero().squeeze(1)  # global style positions with free capacity
             scores = _FreeScores(content_vectors.index_select(0, rows_g), style_vectors.index_select(0, cols_g),
@@ -387,19 +409,17 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vector
 
 
 def _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, hints, style_hw, exact_rows,
-                     max_rounds, stats: FillStats, probes: int = 4) -> torch.Tensor:
-    """Greedy passes over the free positions in windows around each row's hint; returns the rows still left."""
+                     max_rounds, stats: FillStats, probes: int = 4, keep: int = 32,
+                     chunk_elements: int = 1 << 22) -> torch.Tensor:
+    """Greedy passes over the free positions in windows around each row's hint (each row's ``keep`` most similar
+    of them); returns the rows still left."""
     n_style = left_all.numel()
     g = torch.Generator().manual_seed(rows_g.numel())
     for radius, step in ((2, 1), (8, 2)) + ((0, 0), (0, 0)) * bool(probes):
         if rows_g.numel() <= exact_rows:
             break
-        if radius:
-            cand = _window_candidates(hints[rows_g], style_hw, radius, step)
-        else:  # random probes around the hint at every radius down to 1 (PatchMatch's random search)
-            cand = _random_candidates(hints[rows_g], style_hw, probes, g)
-        sim = pair_scores(content_vectors, style_vectors, cand, rows=rows_g)
-        sim = mask_duplicates(cand, sim.masked_fill(left_all[cand] == 0, NEG_INF))
+        cand, sim = _near_hint_lists(rows_g, hints, style_hw, radius, step, probes, g, content_vectors,
+                                     style_vectors, left_all, keep, chunk_elements)
         new = greedy_assign(cand, sim, left_all, max_rounds=max_rounds)
         ok = new >= 0
         assign[rows_g[ok]] = new[ok]

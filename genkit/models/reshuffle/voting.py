@@ -40,41 +40,66 @@ def source_indices(assign: torch.Tensor, content_hw: tuple[int, int], style_hw: 
 
 
 class Voter:
-    """Votes for one style map: its rows are laid out once (channels last, in blocks of ``block`` channels, so
-    no intermediate is large), and the target buffer is reused by every iteration of a level."""
+    """Votes for one style map, channel block by channel block and in row chunks of the target, so no
+    intermediate is larger than ``chunk_elements`` values: a block's style rows are laid out channels-last
+    (``block`` channels, plus a zero row that invalid offsets point to) when it is needed, not kept for the whole
+    level, so voting holds no copy of the style map."""
 
-    def __init__(self, style: torch.Tensor, patch_size: int, block: int = 32):
+    def __init__(self, style: torch.Tensor, patch_size: int, block: int = 32, chunk_elements: int = 1 << 22):
         c, hs, ws = style.shape
-        self.channels, self.style_hw, self.patch_size = c, (hs, ws), patch_size
-        flat = style.reshape(c, -1)
-        # per block: (Hs*Ws + 1, block) rows, plus a zero row that invalid offsets point to
-        self.blocks = [torch.cat([flat[i:i + block].T, flat.new_zeros(1, min(block, c - i))]).contiguous()
-                       for i in range(0, c, block)]
+        self.style, self.channels, self.style_hw, self.patch_size = style, c, (hs, ws), patch_size
+        self.block, self.chunk_elements = block, int(chunk_elements)
         self.pad = hs * ws
-        self.out: torch.Tensor | None = None
+
+    def _sources(self, assign: torch.Tensor, content_hw: tuple[int, int]):
+        """Per target position, the style rows voted into it and their weights (None: one row each)."""
+        if self.patch_size == 1:
+            return assign[:, None], None
+        idx = source_indices(assign, content_hw, self.style_hw, self.patch_size, invalid=self.pad)
+        valid = idx != self.pad
+        weights = valid / valid.sum(1, keepdim=True).clamp_min(1)  # average of the contributions received
+        return idx, weights.to(self.style.dtype)
+
+    def blocks(self, assign: torch.Tensor, content_hw: tuple[int, int]):
+        """Yield ``(channel slice, rows slice, (rows, channels) voted values)`` covering the target."""
+        idx, weights = self._sources(assign, content_hw)
+        flat = self.style.reshape(self.channels, -1)
+        n = idx.shape[0]
+        step = max(1, self.chunk_elements // max(1, self.block * idx.shape[1]))
+        for i in range(0, self.channels, self.block):
+            part = flat[i:i + self.block]
+            rows = torch.cat([part.T, part.new_zeros(1, part.shape[0])]).contiguous()
+            for j in range(0, n, step):
+                w = None if weights is None else weights[j:j + step]
+                yield slice(i, i + part.shape[0]), slice(j, j + step), F.embedding_bag(
+                    idx[j:j + step], rows, mode="sum", per_sample_weights=w)
+            del rows
 
     def __call__(self, assign: torch.Tensor, content_hw: tuple[int, int]) -> torch.Tensor:
-        """The voted target (C, Hc, Wc). The same buffer is returned on every call: copy it to keep it."""
+        """The voted target (C, Hc, Wc)."""
         hc, wc = content_hw
-        c = self.channels
-        if self.out is None or self.out.shape != (c, hc, wc):
-            self.out = self.blocks[0].new_empty(c, hc, wc)
-        out = self.out.view(c, -1)
-        if self.patch_size == 1:
-            idx, weights = assign[:, None], None
-        else:
-            idx = source_indices(assign, content_hw, self.style_hw, self.patch_size, invalid=self.pad)
-            valid = idx != self.pad
-            weights = valid / valid.sum(1, keepdim=True).clamp_min(1)  # average of the contributions received
-            weights = weights.to(self.blocks[0].dtype)
-        i = 0
-        for rows in self.blocks:
-            part = F.embedding_bag(idx, rows, mode="sum", per_sample_weights=weights)
-            out[i:i + rows.shape[1]].copy_(part.T)
-            i += rows.shape[1]
-        return self.out
+        out = self.style.new_empty(self.channels, hc * wc)
+        for ch, rows, values in self.blocks(assign, content_hw):
+            out[ch, rows] = values.T
+        return out.view(self.channels, hc, wc)
+
+    def blend(self, assign: torch.Tensor, content: torch.Tensor, previous: torch.Tensor,
+              weight: float, out: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
+        """``out = lerp(content, voted, weight)`` (``(1 - weight) * content + weight * voted``) without holding the
+        voted map, and the blend's relative change from ``previous``: ``||out - previous|| / ||previous||``.
+        ``out`` may be ``previous`` (updated in place); None: a new map."""
+        c, hc, wc = content.shape
+        out = torch.empty_like(content) if out is None else out
+        cf, pf, of = content.reshape(c, -1), previous.reshape(c, -1), out.view(c, -1)
+        prev_norm = previous.norm()  # before ``out`` (possibly ``previous``) is overwritten
+        num = content.new_zeros(())  # on the device: one host read per call, at the end
+        for ch, rows, values in self.blocks(assign, (hc, wc)):
+            new = torch.lerp(cf[ch, rows], values.T, weight)
+            num += (new - pf[ch, rows]).pow(2).sum()
+            of[ch, rows] = new
+        return out, float(num.sqrt() / prev_norm.clamp_min(1e-12))
 
 
 def vote(style: torch.Tensor, assign: torch.Tensor, content_hw: tuple[int, int], patch_size: int) -> torch.Tensor:
     """``style`` (C, Hs, Ws), ``assign`` (Hc*Wc,) flat style indices -> target (C, Hc, Wc)."""
-    return Voter(style, patch_size)(assign, content_hw).clone()
+    return Voter(style, patch_size)(assign, content_hw)
