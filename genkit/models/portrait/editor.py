@@ -541,7 +541,7 @@ class PortraitEditor:
                 "schema": self.schema.name, "variational": self.variational,
                 "parser": self.parser_source if self.parser_source else (self.parser is not None),
                 "weights": weights.provenance(), "random_weights": weights.used_random_weights(),
-                "training": self.training, "image_reading": self.reading.record(),
+                "training": self.training, "image_reading": self.reading.record(), "fill_option": self.fill,
                 **({"input_conversions": dict(self.input_conversions)} if self.input_conversions else {})}
 
 

@@ -133,3 +133,28 @@ def test_the_fill_continues_a_texture_and_leaves_everything_else():
     assert stats["colour_gap"] <= 0.05 and 0.5 <= stats["texture_ratio"] <= 2.0
     flat = fill_statistics(generated.where(target, photo), target, ring)
     assert flat["colour_gap"] > 0.05 and flat["texture_ratio"] < 0.5
+
+
+def test_genkit_edit_fill_option_and_metadata(tmp_path):
+    from fixtures.tiny_portrait import tiny_generator
+    from genkit.cli import main as cli_main
+    from genkit.core.metadata import read_metadata
+    from genkit.models.portrait.checkpoint import export_generator
+
+    photo, labels = small(*astronaut(), factor=4)  # 128 px
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    Image.fromarray(labels.astype(np.uint8)).save(tmp_path / "a_mask.png")
+    Image.fromarray(np.where(labels == HAIR, BG, labels).astype(np.uint8)).save(tmp_path / "bald.png")
+    gen = export_generator(tiny_generator(64), tmp_path / "gen.pt", ema=False)
+    outs = {}
+    for fill in ("backdrop", "generator"):
+        outs[fill] = tmp_path / f"{fill}.png"
+        assert cli_main(["edit", "--checkpoint", str(gen), "--target", str(tmp_path / "a.png"), "--mask",
+                         str(tmp_path / "a_mask.png"), "--edited-mask", str(tmp_path / "bald.png"), "--fill", fill,
+                         "-o", str(outs[fill])]) == 0
+    meta = {k: read_metadata(v) for k, v in outs.items()}
+    assert meta["backdrop"]["fill"] == "generator+backdrop" and meta["backdrop"]["fill_option"] == "backdrop"
+    assert meta["generator"]["fill"] == "generator" and meta["generator"]["fill_option"] == "generator"
+    a, b = (np.asarray(Image.open(outs[k])).astype(int) for k in ("backdrop", "generator"))
+    hair, far = labels == HAIR, distance_transform_edt(labels != HAIR) > 20
+    assert np.abs(a - b)[hair].mean() > 5 and np.array_equal(a[far], b[far])
