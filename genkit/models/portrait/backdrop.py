@@ -1,18 +1,19 @@
-"""Backdrop that an edit uncovers (hair removed, a face made smaller), harmonised with the photo's visible backdrop.
+"""Backdrop that an edit uncovers (hair removed, a face made smaller), taken from the photo's visible backdrop.
 
 The generator invents the uncovered backdrop at the model's resolution, from what it learnt (synthetic faces, in
-our trainings): its colour drifts and it has no texture at the photo's resolution. :func:`fill_uncovered` keeps only
-its low frequencies and corrects them with the photo itself, split by frequency at ``sigma`` (about one model pixel
-in photo pixels):
+our trainings): its colour drifts and it has no texture at the photo's resolution. :func:`fill_uncovered` rebuilds
+the region from the photo itself, split by frequency at ``sigma`` (about one model pixel in photo pixels):
 
-* **colour** (below ``sigma``): the difference between the photo and the generated image on the visible backdrop
-  bordering the region is carried smoothly into it by a membrane (the solution of Laplace's equation with those
-  boundary values, as in Poisson image editing), so the fill continues the surrounding backdrop's colour while
-  keeping the generator's shading inside;
+* **colour** (below ``sigma``): the photo's low band on the visible backdrop bordering the region is carried
+  smoothly into it by a membrane (the solution of Laplace's equation with those boundary values, as in Poisson image
+  editing). ``shading`` keeps that fraction of the generator's own low band (a Poisson blend of the generator's fill
+  at 1); the editor uses 0, because the generator's colour drifts *inside* the region, where no boundary corrects
+  it (docs/portrait.md has the measurements);
 * **texture** (above ``sigma``): the photo's own high-frequency residual is quilted into the region from the
-  visible backdrop, tile by tile (Efros & Freeman's image quilting on the residual band): each tile is copied from
-  the source window whose overlap with the texture already there (the photo's around the region, earlier tiles
-  inside) and whose low band match best.
+  visible backdrop around it, tile by tile (Efros & Freeman's image quilting on the residual band): each tile is
+  copied from the source window whose overlap with the texture already there (the photo's around the region,
+  earlier tiles inside), whose colour and whose texture strength (carried in by the membrane like the colour) match
+  best.
 
 Everything at the low band is computed on a grid ``sigma / 2`` coarser than the photo, so the cost does not grow
 with the photo's resolution; the quilting scores candidates on a subsampled window for the same reason.
@@ -30,9 +31,10 @@ STRENGTH_WEIGHT = 2.0  # how much the texture's strength counts against its colo
 
 def fill_uncovered(generated: torch.Tensor, photo: torch.Tensor, target: torch.Tensor, source: torch.Tensor,
                    sigma: float, shading: float = 0.0, seed: int = 0) -> torch.Tensor:
-    """``generated`` (1, 3, H, W) with the ``target`` pixels (H, W) bool replaced by the generator's low band,
-    corrected to the photo's colour, plus texture quilted from the ``source`` pixels (H, W) bool of ``photo``
-    (1, 3, H, W): the visible backdrop. Pixels outside ``target`` are returned unchanged."""
+    """``generated`` (1, 3, H, W) with the ``target`` pixels (H, W) bool replaced by the colour of the ``source``
+    pixels (H, W) bool of ``photo`` (1, 3, H, W), the visible backdrop, carried in by a membrane (plus ``shading`` x
+    the generator's own low band relative to its border), and the backdrop's texture quilted in. Pixels outside
+    ``target`` are returned unchanged."""
     if not bool(target.any()) or not bool(source.any()):
         return generated
     k = max(1, int(sigma // 2))
@@ -203,12 +205,30 @@ def quilt(residual: np.ndarray, guide: np.ndarray, source: np.ndarray, target: n
                                 _valid(np.array(near, dtype=np.int64).reshape(-1, 2), valid)])
         best, err = _search(picks, score, valid, tile, rng)
         chosen[(y, x)] = best - here
-        by, bx = best + overlap
-        y1, x1 = min(y + tile, target.shape[0]), min(x + tile, target.shape[1])
-        core = target[y:y1, x:x1] & ~known[y:y1, x:x1]
-        out[:, y:y1, x:x1] = np.where(core[None], residual[:, by:by + y1 - y, bx:bx + x1 - x], out[:, y:y1, x:x1])
-        known[y:y1, x:x1] |= core
+        _paste(out, known, target, residual, (y, x), best, tile, overlap)
     return np.where(target[None], out, 0.0)
+
+
+def _paste(out: np.ndarray, known: np.ndarray, target: np.ndarray, residual: np.ndarray, at: tuple[int, int],
+           window: np.ndarray, tile: int, overlap: int) -> None:
+    """Copy the source ``window`` (top-left corner) onto the tile at ``at``: its core fills the tile's unfilled
+    target pixels, its overlap fades (linearly) over the target pixels already filled around the tile, so tiles
+    meet without a seam."""
+    h, w = target.shape
+    y0, x0 = max(at[0] - overlap, 0), max(at[1] - overlap, 0)
+    y1, x1 = min(at[0] + tile + overlap, h), min(at[1] + tile + overlap, w)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    outside = np.maximum.reduce([at[0] - yy, yy - (at[0] + tile - 1), at[1] - xx, xx - (at[1] + tile - 1),
+                                 np.zeros_like(yy)])
+    weight = np.clip(1.0 - outside / (overlap + 1.0), 0.0, 1.0).astype(np.float32)
+    sy, sx = window[0] + overlap - at[0], window[1] + overlap - at[1]  # source offset
+    patch = residual[:, yy + sy, xx + sx]
+    region, done = target[y0:y1, x0:x1], known[y0:y1, x0:x1]
+    core = region & ~done & (outside == 0)
+    blend = region & done & (outside > 0)
+    old = out[:, y0:y1, x0:x1]
+    out[:, y0:y1, x0:x1] = np.where(core[None], patch, np.where(blend[None], old + weight * (patch - old), old))
+    known[y0:y1, x0:x1] |= core
 
 
 def _valid(picks: np.ndarray, valid: np.ndarray) -> np.ndarray:

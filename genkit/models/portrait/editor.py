@@ -65,7 +65,7 @@ class EditResult:
     operation: str = ""
     notes: list[str] = field(default_factory=list)
     alpha: torch.Tensor | None = None
-    fill: str = ""  # how the backdrop the edit uncovers was filled: "generator", "generator+backdrop", "" (none)
+    fill: str = ""  # how the backdrop the edit uncovers was filled: "backdrop", "generator"; "" when none was
 
     def to_pil(self) -> Image.Image:
         from genkit.core.tensors import tensor_to_pil
@@ -306,8 +306,9 @@ class PortraitEditor:
     def _fill_backdrop(self, canvas: torch.Tensor, photo: torch.Tensor, before: torch.Tensor, after: torch.Tensor,
                        where: torch.Tensor, inside: torch.Tensor, grow: float, side: int):
         """With ``fill="backdrop"``: the generated canvas with the backdrop the edit uncovers (non-background before,
-        background after, plus the ``grow`` margin around it on the backdrop: ``filled``) harmonised with the photo's
-        visible backdrop, and the photo on that visible backdrop. Returns the canvas, how the uncovered backdrop was
+        background after, plus the ``grow`` margin around it on the backdrop: ``filled``) drawn from the photo's
+        visible backdrop (:func:`~genkit.models.portrait.backdrop.fill_uncovered`), and the photo on that visible
+        backdrop. Returns the canvas, how the uncovered backdrop was
         filled ("" when nothing is uncovered), ``filled`` and ``kept`` (H, W) bool or None: the visible backdrop
         nearer to the fill than to the rest of the edit, where the photo is kept exactly (no blend band: the fill
         continues it)."""
@@ -317,15 +318,15 @@ class PortraitEditor:
         uncovered = (before != bg) & (after == bg) & inside
         if not bool(uncovered.any()):
             return canvas, "", None, None
-        if self.fill == "generator":
-            return canvas, "generator", None, None
         visible = (before == bg) & (after == bg)
+        if self.fill == "generator" or not bool(visible.any()):  # (no backdrop to take from: the generator's)
+            return canvas, "generator", None, None
         to_fill = compositing.distance_to(uncovered)
         filled = (uncovered | (visible & (to_fill <= grow))) & inside
         source = visible & ~filled
         out = backdrop.fill_uncovered(canvas, photo, filled, source, sigma=side / self.image_size)
         kept = source & (to_fill < compositing.distance_to(where & ~uncovered))
-        return torch.where(source[None, None], photo, out), "generator+backdrop", filled, kept
+        return torch.where(source[None, None], photo, out), "backdrop", filled, kept
 
     # -------------------------------------------------------------------------------------------- codes
     @torch.no_grad()

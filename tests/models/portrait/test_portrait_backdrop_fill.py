@@ -58,7 +58,7 @@ def test_hair_removal_takes_the_backdrop_colour_and_texture(editors, backdrop_ki
     photo, labels = small(*astronaut())  # 256 px; the model works at 64
     photo = on_bricks(photo, labels) if backdrop_kind == "bricks" else photo
     res, stats = hair_removed(editors["backdrop"], photo, labels)
-    assert res.fill == "generator+backdrop"
+    assert res.fill == "backdrop"
     assert stats["colour_gap"] <= 0.05
     assert 0.5 <= stats["texture_ratio"] <= 2.0
     plain, before = hair_removed(editors["generator"], photo, labels)  # the generator's own fill misses both
@@ -153,7 +153,7 @@ def test_genkit_edit_fill_option_and_metadata(tmp_path):
                          str(tmp_path / "a_mask.png"), "--edited-mask", str(tmp_path / "bald.png"), "--fill", fill,
                          "-o", str(outs[fill])]) == 0
     meta = {k: read_metadata(v) for k, v in outs.items()}
-    assert meta["backdrop"]["fill"] == "generator+backdrop" and meta["backdrop"]["fill_option"] == "backdrop"
+    assert meta["backdrop"]["fill"] == "backdrop" and meta["backdrop"]["fill_option"] == "backdrop"
     assert meta["generator"]["fill"] == "generator" and meta["generator"]["fill_option"] == "generator"
     a, b = (np.asarray(Image.open(outs[k])).astype(int) for k in ("backdrop", "generator"))
     hair, far = labels == HAIR, distance_transform_edt(labels != HAIR) > 20
