@@ -21,10 +21,11 @@ with the photo's resolution; the quilting scores candidates on a subsampled wind
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 from torch.nn import functional as F
-
 
 STRENGTH_WEIGHT = 2.0  # how much the texture's strength counts against its colour when choosing where to copy from
 
@@ -37,7 +38,7 @@ def fill_uncovered(generated: torch.Tensor, photo: torch.Tensor, target: torch.T
     ``target`` are returned unchanged."""
     if not bool(target.any()) or not bool(source.any()):
         return generated
-    k = max(1, int(sigma // 2))
+    k = max(1, int(sigma / 2))
     photo_low = masked_low_band(photo, source, sigma, k)
     residual = (photo - photo_low).where(source[None, None], torch.zeros_like(photo))
     # the texture's local strength, carried into the region like the colour: windows of the same strength are copied
@@ -66,7 +67,7 @@ def _distance(region: torch.Tensor) -> torch.Tensor:
 
 def tile_size(sigma: float) -> int:
     """Quilting tiles three low-band widths wide (the residual's structures fit inside), at least 12 px."""
-    return max(12, int(round(3 * sigma)))
+    return max(12, round(3 * sigma))
 
 
 # --------------------------------------------------------------------------------------------- low band
@@ -130,7 +131,7 @@ def membrane(values: np.ndarray, unknown: np.ndarray, known: np.ndarray) -> np.n
     from scipy.sparse.linalg import spsolve
 
     out = np.where(known[None], values, 0.0).astype(np.float64)
-    parts, count = label(unknown)
+    parts, _ = label(unknown)
     reached = np.unique(parts[binary_dilation(known) & unknown])
     solve = np.isin(parts, reached[reached > 0])
     n = int(solve.sum())
@@ -191,19 +192,13 @@ def quilt(residual: np.ndarray, guide: np.ndarray, source: np.ndarray, target: n
         lit = guided[np.ix_(ty, tx)].astype(np.float32)
         want_res, want_low = out[:, ty][:, :, tx], guide[:, ty][:, :, tx]
 
-        def score(picks: np.ndarray) -> np.ndarray:
-            sy, sx = picks[:, 0, None] + grid, picks[:, 1, None] + grid
-            cand_res = residual[:, sy[:, :, None], sx[:, None, :]]  # (C, K, g, g)
-            cand_low = guide[:, sy[:, :, None], sx[:, None, :]]
-            err = ((cand_res - want_res[:, None]) ** 2 * have).sum((0, 2, 3)) / max(float(have.sum()), 1.0)
-            off = ((cand_low - want_low[:, None]) ** 2 * lit).sum((0, 2, 3)) / max(float(lit.sum()), 1.0)
-            return err + off / len(guide)
-
+        score = partial(_mismatch, residual=residual, guide=guide, grid=grid, want=(want_res, want_low),
+                        weights=(have, lit))
         here = np.array([wy, wx])
         near = [chosen[n] + here for n in ((y - tile, x), (y + tile, x), (y, x - tile), (y, x + tile)) if n in chosen]
         picks = np.concatenate([_nearby(tops, (wy, wx), candidates, rng, max(target.shape)),
                                 _valid(np.array(near, dtype=np.int64).reshape(-1, 2), valid)])
-        best, err = _search(picks, score, valid, tile, rng)
+        best = _search(picks, score, valid, tile, rng)
         chosen[(y, x)] = best - here
         _paste(out, known, target, residual, (y, x), best, tile, overlap)
     return np.where(target[None], out, 0.0)
@@ -231,6 +226,20 @@ def _paste(out: np.ndarray, known: np.ndarray, target: np.ndarray, residual: np.
     known[y0:y1, x0:x1] |= core
 
 
+def _mismatch(picks: np.ndarray, residual: np.ndarray, guide: np.ndarray, grid: np.ndarray,
+              want: tuple[np.ndarray, np.ndarray], weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """(K,): how far each window (top-left corners ``picks`` (K, 2), sampled on ``grid``) is from what the tile
+    wants: the mean squared residual difference on the known pixels (``weights[0]``) plus the mean squared guide
+    difference per channel on the guided ones (``weights[1]``)."""
+    sy, sx = picks[:, 0, None] + grid, picks[:, 1, None] + grid
+    cand_res = residual[:, sy[:, :, None], sx[:, None, :]]  # (C, K, g, g)
+    cand_low = guide[:, sy[:, :, None], sx[:, None, :]]
+    (want_res, want_low), (have, lit) = want, weights
+    err = ((cand_res - want_res[:, None]) ** 2 * have).sum((0, 2, 3)) / max(float(have.sum()), 1.0)
+    off = ((cand_low - want_low[:, None]) ** 2 * lit).sum((0, 2, 3)) / max(float(lit.sum()), 1.0)
+    return err + off / len(guide)
+
+
 def _valid(picks: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The windows among ``picks`` (N, 2) whose top-left corner is a valid source window."""
     h, w = valid.shape
@@ -240,7 +249,7 @@ def _valid(picks: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _search(picks: np.ndarray, score, valid: np.ndarray, radius: int, rng: np.random.Generator,
-            tries: int = 12) -> tuple[np.ndarray, float]:
+            tries: int = 12) -> np.ndarray:
     """The best window of ``picks``, then improved by random tries around it at radii ``radius``, ``radius / 2``,
     ... 1 (PatchMatch's random search)."""
     err = score(picks)
@@ -252,7 +261,7 @@ def _search(picks: np.ndarray, score, valid: np.ndarray, radius: int, rng: np.ra
             if float(err.min()) < best_err:
                 best, best_err = tries_here[int(np.argmin(err))], float(err.min())
         radius //= 2
-    return best, best_err
+    return best
 
 
 def _source_windows(source: np.ndarray, win: int) -> np.ndarray:

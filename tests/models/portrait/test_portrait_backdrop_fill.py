@@ -5,12 +5,11 @@ wall) with a hand-made label map, edited by an UNTRAINED tiny generator whose pl
 import numpy as np
 import pytest
 import torch
+from fixtures.portrait_photos import BG, HAIR, MOUTH, astronaut
 from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
-from fixtures.portrait_photos import BG, HAIR, MOUTH, astronaut
 from genkit.core.errors import ConfigError
-from genkit.data.transforms import resize_labels
 from genkit.models.portrait import backdrop
 from genkit.models.portrait.editor import PortraitEditor
 from genkit.models.portrait.evaluation import fill_statistics
@@ -137,6 +136,7 @@ def test_the_fill_continues_a_texture_and_leaves_everything_else():
 
 def test_genkit_edit_fill_option_and_metadata(tmp_path):
     from fixtures.tiny_portrait import tiny_generator
+
     from genkit.cli import main as cli_main
     from genkit.core.metadata import read_metadata
     from genkit.models.portrait.checkpoint import export_generator
