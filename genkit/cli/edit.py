@@ -11,7 +11,9 @@ Photos may have any size and aspect ratio; the output has the target photo's siz
 a colour-coded mask in the schema's palette (the previews/ that `genkit parse --size photo` writes, painted over in
 any image editor), at the photo's size. Only what the edit changes is regenerated (the transferred components'
 regions, the pixels whose label the edited mask changes), grown by --grow and blended over --feather pixels;
-everywhere else the output is the target photo's own pixels (--region face redraws the whole head). A component
+everywhere else the output is the target photo's own pixels (--region face redraws the whole head). Backdrop the
+edit uncovers (hair removed) takes the photo's own backdrop colour and texture (--fill generator: the generator's
+fill as drawn); the metadata's `fill` says how it was filled. A component
 source is IMG or IMG:MASK; photos without a mask are parsed with --parser. --detect finds the largest face of a
 photo, edits an aligned crop and pastes it back. A folder --target (images/ + masks/ as written by `genkit parse` /
 `genkit data synth`, or plain images to parse) with --donors writes every target x donor transfer and a grid.
@@ -56,6 +58,10 @@ def register(sub) -> None:
                    help="margin regenerated around the changed pixels, in px at 256 px of the face (default 2)")
     p.add_argument("--feather", type=float, default=5.0,
                    help="blend band beyond that margin, in px at 256 px of the face (default 5)")
+    p.add_argument("--fill", choices=("backdrop", "generator"), default="backdrop",
+                   help="the backdrop an edit uncovers (hair removed, a face made smaller): backdrop (default: the "
+                        "generator's fill taking the photo's own backdrop colour and texture) or generator (its fill "
+                        "as drawn)")
     p.add_argument("--sample", metavar="COMPONENT", help="draw -n appearances of this component from the prior "
                                                          "(VAE-trained models)")
     p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")
@@ -126,7 +132,8 @@ def _edit(args) -> int:
     _check_not_inputs(args, out, folder_mode)
     weights = "raw" if args.no_ema else args.generator
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
-                                            weights=weights, grow=args.grow, feather=args.feather)
+                                            weights=weights, grow=args.grow, feather=args.feather,
+                                            fill=args.fill)
     editor.reading = reading_policy(args)
     print(f"generator weights: {editor.weights} ({editor.weights_reason})")
     if folder_mode:

@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 ImageLike = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
 MaskLike = Union[str, Path, np.ndarray, torch.Tensor]
 ALIASES = {"eyes": ("left_eye", "right_eye")}
+FILLS = ("backdrop", "generator")  # how the backdrop an edit uncovers is filled (PortraitEditor's ``fill``)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class EditResult:
     operation: str = ""
     notes: list[str] = field(default_factory=list)
     alpha: torch.Tensor | None = None
+    fill: str = ""  # how the backdrop the edit uncovers was filled: "backdrop", "generator"; "" when none was
 
     def to_pil(self) -> Image.Image:
         from genkit.core.tensors import tensor_to_pil
@@ -71,7 +73,8 @@ class EditResult:
         return tensor_to_pil(self.image)
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
-        meta = {"operation": self.operation, "sources": self.sources, "notes": self.notes, **(metadata or {})}
+        meta = {"operation": self.operation, "sources": self.sources, "notes": self.notes,
+                **({"fill": self.fill} if self.fill else {}), **(metadata or {})}
         return save_image(self.image, path, metadata=meta)
 
 
@@ -91,12 +94,16 @@ class PortraitEditor:
     def __init__(self, generator, parser: torch.nn.Module | None = None, device: str | torch.device = "cpu",
                  source: str | None = None, weights: str = "raw", weights_reason: str = "",
                  parser_source: str | None = None, parser_training: dict | None = None, grow: float = 2.0,
-                 feather: float = 5.0):
+                 feather: float = 5.0, fill: str = "backdrop"):
         """``grow`` and ``feather``: the margin around the changed pixels that is regenerated, and the blend band
-        beyond it, in pixels at 256 px of the face crop (scaled to the crop's size in the photo)."""
+        beyond it, in pixels at 256 px of the face crop (scaled to the crop's size in the photo). ``fill``: the
+        backdrop an edit uncovers is the generator's, harmonised with the photo's visible backdrop (``backdrop``,
+        :mod:`~genkit.models.portrait.backdrop`) or the generator's alone (``generator``)."""
         if grow < 0 or feather < 0:
             raise ConfigError("grow and feather must be >= 0")
-        self.grow, self.feather = float(grow), float(feather)
+        if fill not in FILLS:
+            raise ConfigError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+        self.grow, self.feather, self.fill = float(grow), float(feather), fill
         self.device = resolve_device(device)
         self.parser_source = parser_source
         self.parser_training = dict(parser_training or {})  # what the parser checkpoint says it was trained on
@@ -119,12 +126,12 @@ class PortraitEditor:
     def from_checkpoint(cls, checkpoint: str | Path, parser: str | Path | torch.nn.Module | None = None,
                         device: str | torch.device = "cpu", weights: str = "auto", expected_schema=None,
                         expected_image_size: int | None = None, grow: float = 2.0,
-                        feather: float = 5.0) -> "PortraitEditor":
+                        feather: float = 5.0, fill: str = "backdrop") -> "PortraitEditor":
         """Load a training checkpoint (``.ckpt``) or an export; ``parser`` is a parser checkpoint or network.
 
         ``weights``: ``auto`` takes the generator (raw or EMA) that the last validation found better (EMA when no
         validation ran), ``ema`` or ``raw`` force one. :attr:`weights` and :attr:`weights_reason` say which was used
-        and why; every result's notes repeat it. ``grow`` and ``feather``: see :class:`PortraitEditor`."""
+        and why; every result's notes repeat it. ``grow``, ``feather`` and ``fill``: see :class:`PortraitEditor`."""
         from genkit.models.portrait.checkpoint import load_generator
 
         gen, block, used, why = load_generator(checkpoint, weights, expected_schema, expected_image_size)
@@ -138,7 +145,7 @@ class PortraitEditor:
             parser_training = read_parser_training(parser)
             parser = load_parser(parser, expected_schema=gen.schema)
         editor = cls(gen, parser, device, source=str(checkpoint), weights=used, weights_reason=why,
-                     parser_source=parser_source, parser_training=parser_training, grow=grow, feather=feather)
+                     parser_source=parser_source, parser_training=parser_training, grow=grow, feather=feather, fill=fill)
         editor.training = dict(training) if isinstance(training, dict) else {}
         log.info("portrait editor: %s generator weights (%s)", used, why)
         return editor
@@ -265,18 +272,19 @@ class PortraitEditor:
         return self.parser(to_unit(image).clamp(0, 1)).argmax(1)
 
     def composite(self, raw: torch.Tensor, target: _Input, edited: torch.Tensor, changed: list[str],
-                  region: str = "edit") -> tuple[torch.Tensor, torch.Tensor]:
+                  region: str = "edit") -> tuple[torch.Tensor, torch.Tensor, str]:
         """The generated crop ``raw`` (1, 3, S, S) in [-1, 1] blended into the photo at the photo's resolution.
 
         ``edited`` is the edited layout at the photo's size, ``changed`` the components whose appearance changes.
-        Returns the image (1, 3, H, W) in [0, 1] and the paste weight (1, 1, H, W)."""
+        Returns the image (1, 3, H, W) in [0, 1], the paste weight (1, 1, H, W) and how the backdrop the edit
+        uncovers was filled (:attr:`EditResult.fill`)."""
         photo = target.photo.float()
         layout = self.generator.layout
         labels = [lab for n in changed for lab in layout.labels[n]]
         where = compositing.changed_region(target.labels, edited, labels, layout.background_label,
                                            whole_face=region == "face")
         if not bool(where.any()):
-            return photo, torch.zeros_like(photo[:, :1])
+            return photo, torch.zeros_like(photo[:, :1]), ""
         top, left, side = target.box
         scale = side / 256.0
         gen = to_unit(raw.float()).clamp(0, 1)
@@ -286,8 +294,39 @@ class PortraitEditor:
         grow = self.grow * scale
         alpha = (compositing.ramp(dist, grow, self.feather * scale) * inside)[None, None]
         detail = (compositing.ramp(dist, 0.0, max(grow, 1.0)) * inside)[None, None]
+        canvas, fill, filled, kept = self._fill_backdrop(canvas, photo, target.labels, edited, where, inside > 0,
+                                                         grow, side)
         sigma = side / self.image_size / 2.0
-        return compositing.detail_blend(canvas, photo, alpha, detail, sigma), alpha
+        image = compositing.detail_blend(canvas, photo, alpha, detail, sigma)
+        if filled is not None:  # the harmonised fill is exact, and continues into the photo's own backdrop there
+            image = torch.where(filled | kept, canvas, image)
+            alpha = torch.where(kept, torch.zeros_like(alpha), torch.where(filled, torch.ones_like(alpha), alpha))
+        return image, alpha, fill
+
+    def _fill_backdrop(self, canvas: torch.Tensor, photo: torch.Tensor, before: torch.Tensor, after: torch.Tensor,
+                       where: torch.Tensor, inside: torch.Tensor, grow: float, side: int):
+        """With ``fill="backdrop"``: the generated canvas with the backdrop the edit uncovers (non-background before,
+        background after, plus the ``grow`` margin around it on the backdrop: ``filled``) drawn from the photo's
+        visible backdrop (:func:`~genkit.models.portrait.backdrop.fill_uncovered`), and the photo on that visible
+        backdrop. Returns the canvas, how the uncovered backdrop was
+        filled ("" when nothing is uncovered), ``filled`` and ``kept`` (H, W) bool or None: the visible backdrop
+        nearer to the fill than to the rest of the edit, where the photo is kept exactly (no blend band: the fill
+        continues it)."""
+        from genkit.models.portrait import backdrop
+
+        bg = self.generator.layout.background_label
+        uncovered = (before != bg) & (after == bg) & inside
+        if not bool(uncovered.any()):
+            return canvas, "", None, None
+        visible = (before == bg) & (after == bg)
+        if self.fill == "generator" or not bool(visible.any()):  # (no backdrop to take from: the generator's)
+            return canvas, "generator", None, None
+        to_fill = compositing.distance_to(uncovered)
+        filled = (uncovered | (visible & (to_fill <= grow))) & inside
+        source = visible & ~filled
+        out = backdrop.fill_uncovered(canvas, photo, filled, source, sigma=side / self.image_size)
+        kept = source & (to_fill < compositing.distance_to(where & ~uncovered))
+        return torch.where(source[None, None], photo, out), "backdrop", filled, kept
 
     # -------------------------------------------------------------------------------------------- codes
     @torch.no_grad()
@@ -382,10 +421,10 @@ class PortraitEditor:
         codes, sources, notes, changed = self._component_codes(target, components)
         edited, layout_mask = self._edited_layout(target, edited_mask)
         raw = G.synthesize(layout_mask, codes, target.image, G.known_background(target.mask, layout_mask))
-        image, alpha = self.composite(raw, target, edited, changed, region)
+        image, alpha, fill = self.composite(raw, target, edited, changed, region)
         return EditResult(image=image[0].cpu(), mask=layout_mask[0].cpu(),
                           codes={k: v[0].cpu() for k, v in codes.z.items()}, sources=sources,
-                          operation=operation, notes=notes, alpha=alpha[0].cpu())
+                          operation=operation, notes=notes, alpha=alpha[0].cpu(), fill=fill)
 
     def reconstruct(self, image: ImageLike, mask: MaskLike | None = None, region: str = "edit") -> EditResult:
         """The face from its own codes: nothing changes, so the photo comes back, unless ``region="face"`` (the
@@ -432,7 +471,7 @@ class PortraitEditor:
             drawn = dict(sources)
             for name in names:
                 drawn[name] = f"prior sample {i} (seed {seed}, temperature {temperature})"
-            image_i, alpha = self.composite(raw[i:i + 1], target, target.labels, names)
+            image_i, alpha, _ = self.composite(raw[i:i + 1], target, target.labels, names)
             results.append(EditResult(image=image_i[0].cpu(), mask=masks[i].cpu(),
                                       codes={k: v[i].cpu() for k, v in codes.z.items()}, sources=drawn,
                                       operation="sample", notes=list(notes), alpha=alpha[0].cpu()))
@@ -492,7 +531,7 @@ class PortraitEditor:
         res.notes.append(f"face {faces[0].box} of {len(faces)} detected, aligned, edited and pasted back")
         res.sources = {k: (name if v == "<PIL image>" else v) for k, v in res.sources.items()}
         return EditResult(image=image, mask=res.mask, codes=res.codes, sources=res.sources,
-                          operation=res.operation, notes=res.notes, alpha=alpha)
+                          operation=res.operation, notes=res.notes, alpha=alpha, fill=res.fill)
 
     def metadata(self) -> dict:
         """Provenance for saved outputs: checkpoint, EMA use, model size/schema, random weights used."""
@@ -503,7 +542,7 @@ class PortraitEditor:
                 "schema": self.schema.name, "variational": self.variational,
                 "parser": self.parser_source if self.parser_source else (self.parser is not None),
                 "weights": weights.provenance(), "random_weights": weights.used_random_weights(),
-                "training": self.training, "image_reading": self.reading.record(),
+                "training": self.training, "image_reading": self.reading.record(), "fill_option": self.fill,
                 **({"input_conversions": dict(self.input_conversions)} if self.input_conversions else {})}
 
 
