@@ -59,9 +59,9 @@ def register(sub) -> None:
     p.add_argument("--feather", type=float, default=5.0,
                    help="blend band beyond that margin, in px at 256 px of the face (default 5)")
     p.add_argument("--fill", choices=("backdrop", "generator"), default="backdrop",
-                   help="the backdrop an edit uncovers (hair removed, a face made smaller): backdrop (default: the "
-                        "generator's fill taking the photo's own backdrop colour and texture) or generator (its fill "
-                        "as drawn)")
+                   help="the backdrop an edit uncovers (hair removed, a face made smaller): backdrop (default: "
+                        "continued from the photo's own visible backdrop, its colour interpolated inwards and its "
+                        "texture quilted from it) or generator (the generator's fill as drawn)")
     p.add_argument("--sample", metavar="COMPONENT", help="draw -n appearances of this component from the prior "
                                                          "(VAE-trained models)")
     p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")

@@ -97,8 +97,9 @@ class PortraitEditor:
                  feather: float = 5.0, fill: str = "backdrop"):
         """``grow`` and ``feather``: the margin around the changed pixels that is regenerated, and the blend band
         beyond it, in pixels at 256 px of the face crop (scaled to the crop's size in the photo). ``fill``: the
-        backdrop an edit uncovers is the generator's, harmonised with the photo's visible backdrop (``backdrop``,
-        :mod:`~genkit.models.portrait.backdrop`) or the generator's alone (``generator``)."""
+        backdrop an edit uncovers is continued from the photo's visible backdrop (``backdrop``: colour by membrane
+        interpolation, texture quilted from it, :mod:`~genkit.models.portrait.backdrop`; the generator's colour
+        drifts inside large holes, measured in docs/portrait.md) or is the generator's fill (``generator``)."""
         if grow < 0 or feather < 0:
             raise ConfigError("grow and feather must be >= 0")
         if fill not in FILLS:

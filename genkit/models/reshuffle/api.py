@@ -287,6 +287,8 @@ class Stylizer:
                                                tile=self.config.tile)
         else:
             reconstruct = OptimizationReconstructor(self.encoder, self.optimize_settings, s_grams)
+        # ``transfer`` consumes the dict it gets (each level's style map is released once used): a copy when cached
+        s_feats = dict(s_feats) if key is not None else s_feats
         out, stats = transfer(encoder, c_in.to(self.device), s_feats, self.config, reconstruct, cmask, smask)
         out = color.finish(out.cpu(), c_img, mode)
         timings = {"style_encode": t_style, "total": time.perf_counter() - t_start}

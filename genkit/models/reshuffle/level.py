@@ -125,7 +125,9 @@ class _LevelRun:
                                    labels_s=self.labels_s, chunk_elements=cfg.chunk_elements)
             return cand, sim, cand[:, :cfg.knn]
         self.searches.append("local")
-        start = assign[:, None] if knn is None else torch.cat([assign[:, None], knn], 1)
+        # the current assignment joins the list in place of its last (least similar) candidate: the list keeps its
+        # width, so the sweeps update it in place (memory)
+        start = assign[:, None] if knn is None else torch.cat([assign[:, None], knn[:, :cfg.knn - 1]], 1)
         # from a starting assignment: the full search; from the previous iteration's list, one light sweep refines it
         sweeps, n_random = (cfg.sweeps, cfg.n_random) if knn is None else (1, 1)
         cand, sim = patchmatch(ec, self.es, start, self.content_hw, self.style_hw, knn=cfg.knn, sweeps=sweeps,

@@ -52,8 +52,9 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
     """Stylise one content image.
 
     ``content``: (1, 3, H, W) in [0, 1]; ``style_features``: the style image's activations at every level tap,
-    each (1, C, h, w); masks: (H, W) and (Hs, Ws) label maps at image resolution. Returns the image
-    (1, 3, H, W) and per-level statistics.
+    each (1, C, h, w), **consumed**: a level's entry is removed once the level is done (memory: at 2048 px the
+    coarser levels' style maps are 0.4 GB; pass a copy to keep them); masks: (H, W) and (Hs, Ws) label maps at
+    image resolution. Returns the image (1, 3, H, W) and per-level statistics.
     """
     stats: list[LevelStats] = []
     keep_targets = getattr(reconstruct, "needs_targets", True)
@@ -74,7 +75,7 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
     shares = content_shares([lv.alpha for lv in cfg.levels]) if carried else blend_alphas
     restored = getattr(reconstruct, "restores_detail", lambda tap: False)
     for i, level in enumerate(cfg.levels):
-        fs = style_features[level.tap][0]
+        fs = style_features.pop(level.tap)[0]
         labels_c = labels_s = None
         lost: list[dict] = []
         unrestricted: list[int] = []
@@ -88,7 +89,7 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
         with torch.no_grad():
             res = reshuffle_level(fc, fs, level, cfg, init_assign=init, labels_c=labels_c, labels_s=labels_s,
                                   generator=generator, blend_alpha=blend_alphas[i])
-        del fc, init  # memory: only the blend and the assignment go on
+        del fc, fs, init  # memory: only the blend and the assignment go on
         res.stats.mask_lost, res.stats.mask_unrestricted = lost, unrestricted
         res.stats.content_share, res.stats.detail_restored = shares[i], bool(restored(level.tap))
         blend, level_stats = res.features[None], res.stats

@@ -132,7 +132,7 @@ def capacities(rule: UsageRule, n_style: int, n_content: int, labels_c: torch.Te
 
 # ------------------------------------------------------------------------------------------------ greedy
 def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
-                  max_rounds: int | None = None) -> torch.Tensor:
+                  max_rounds: int | None = None, chunk_elements: int = 1 << 22) -> torch.Tensor:
     """Capacity-limited greedy matching over candidate lists.
 
     ``cand``/``sim``: ``(N, K)`` style indices and similarities (``-inf`` marks an unusable candidate);
@@ -148,6 +148,7 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
     assign = torch.full((n,), -1, dtype=torch.long, device=dev)
     if n == 0 or k == 0:
         return assign
+    chunk_rows = max(1, chunk_elements // k)
     if not bool((sim[:, 1:] <= sim[:, :-1]).all()):  # lists from a top-k come sorted: no copies then
         order = sim.argsort(dim=1, descending=True, stable=True)
         cand = cand.gather(1, order)
@@ -169,10 +170,11 @@ def greedy_assign(cand: torch.Tensor, sim: torch.Tensor, capacity: torch.Tensor,
             weakest = torch.full((n_style,), float("inf"), dtype=sim.dtype, device=dev)
             weakest.scatter_reduce_(0, held_s, held_v, reduce="amin")
             bar = torch.where(count >= capacity, weakest, torch.full_like(weakest, NEG_INF))
-            c_free, s_free = cand.index_select(0, free), sim.index_select(0, free)
-            viable = (s_free > bar[c_free]) & (cols[None, :] >= ptr.index_select(0, free)[:, None])
-            has = viable.any(dim=1)
-            ptr[free] = torch.where(has, viable.int().argmax(dim=1), torch.full_like(free, k))
+            for i in range(0, free.numel(), chunk_rows):  # row chunks: no (free x K) temporaries
+                f = free[i:i + chunk_rows]
+                viable = (sim.index_select(0, f) > bar[cand.index_select(0, f)]) & \
+                    (cols[None, :] >= ptr.index_select(0, f)[:, None])
+                ptr[f] = torch.where(viable.any(dim=1), viable.byte().argmax(dim=1), torch.full_like(f, k))
         free = free[ptr.index_select(0, free) < k]
         p = ptr.index_select(0, free)
         flat = free * k + p  # (row, pointer) pairs as flat indices: one gather instead of 2-D indexing

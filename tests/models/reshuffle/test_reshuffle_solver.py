@@ -42,6 +42,11 @@ def test_greedy_equals_sequential_reference(n, n_style, k, cap):
         got = greedy_assign(cand, sim, capacity)
         assert torch.equal(got, sequential_greedy(cand, sim, capacity))
         assert usage_counts(got, n_style).max() <= cap
+        # rounds that go row chunk by row chunk (bounded temporaries on large maps) give the same result
+        assert torch.equal(greedy_assign(cand, sim, capacity, chunk_elements=3 * k), got)
+        # lists that come sorted (as a top-k gives them) are used as they are
+        order = sim.argsort(dim=1, descending=True, stable=True)
+        assert torch.equal(greedy_assign(cand.gather(1, order), sim.gather(1, order), capacity), got)
 
 
 def test_fill_makes_limit_exact_and_complete():
