@@ -34,6 +34,8 @@ from genkit.core.errors import ConfigError
 from genkit.models.reshuffle.matching import mask_duplicates, pair_scores, search_radii
 
 NEG_INF = float("-inf")
+# the fill's passes near each leftover's hint: (radius, step) windows, then (0, 0) random-probe passes
+NEAR_HINT_PASSES = ((2, 1), (8, 2), (0, 0), (0, 0))
 
 
 # ------------------------------------------------------------------------------------------------ capacities
@@ -355,10 +357,11 @@ def _random_candidates(hints: torch.Tensor, style_hw: tuple[int, int], per_radiu
     hs, ws = style_hw
     radii = torch.tensor(search_radii(max(hs, ws))).repeat_interleave(per_radius)
     n, k = hints.numel(), radii.numel()
-    off = (torch.rand(2, n, k, generator=generator) * 2 - 1) * radii
-    y = ((hints // ws).cpu()[:, None] + off[0].round().long()).clamp(0, hs - 1)
-    x = ((hints % ws).cpu()[:, None] + off[1].round().long()).clamp(0, ws - 1)
-    return (y * ws + x).to(hints.device)
+    # the offsets are drawn on the host (a CPU generator) and sent to the hints' device: nothing is read back
+    off = ((torch.rand(2, n, k, generator=generator) * 2 - 1) * radii).round().long().to(hints.device)
+    y = ((hints // ws)[:, None] + off[0]).clamp(0, hs - 1)
+    x = ((hints % ws)[:, None] + off[1]).clamp(0, ws - 1)
+    return y * ws + x
 
 
 def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vectors: torch.Tensor,
@@ -417,7 +420,9 @@ def _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, h
     of them); returns the rows still left."""
     n_style = left_all.numel()
     g = torch.Generator().manual_seed(rows_g.numel())
-    for radius, step in ((2, 1), (8, 2)) + ((0, 0), (0, 0)) * bool(probes):
+    for radius, step in NEAR_HINT_PASSES:
+        if not radius and not probes:
+            continue
         if rows_g.numel() <= exact_rows:
             break
         cand, sim = _near_hint_lists(rows_g, hints, style_hw, radius, step, probes, g, content_vectors,
