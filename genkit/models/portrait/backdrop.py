@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from genkit.models.portrait.compositing import distance_to
+
 STRENGTH_WEIGHT = 2.0  # how much the texture's strength counts against its colour when choosing where to copy from
 
 
@@ -52,17 +54,11 @@ def fill_uncovered(generated: torch.Tensor, photo: torch.Tensor, target: torch.T
     tile = tile_size(sigma)
     # the texture comes from the backdrop around the region, away from the other labels' edges (label maps are not
     # pixel-exact: the backdrop beside them holds stray hair and the edges of faces)
-    nearby = source & (_distance(target) <= 4 * tile) & (_distance(~source & ~target) > tile)
+    nearby = source & (distance_to(target) <= 4 * tile) & (distance_to(~source & ~target) > tile)
     texture = quilt(residual[0].cpu().numpy(), guide[0].cpu().numpy(), nearby.cpu().numpy(),
                     target.cpu().numpy(), tile, np.random.default_rng(seed), guided=(source | target).cpu().numpy())
     filled = (low + torch.from_numpy(texture).to(low)[None]).clamp(0, 1)
     return torch.where(target[None, None], filled, generated)
-
-
-def _distance(region: torch.Tensor) -> torch.Tensor:
-    from scipy.ndimage import distance_transform_edt
-
-    return torch.from_numpy(distance_transform_edt(~region.cpu().numpy())).to(region.device)
 
 
 def tile_size(sigma: float) -> int:

@@ -122,6 +122,11 @@ def local_candidates(assign: torch.Tensor, content_hw: tuple[int, int], style_hw
     return y.mul_(ws).add_(x).view((y1 - y0) * wc, -1)
 
 
+def local_candidate_count(window: int, n_random: int, style_hw: tuple[int, int]) -> int:
+    """How many candidates :func:`local_candidates` proposes per position."""
+    return (2 * window + 1) ** 2 + 8 + n_random * len(search_radii(max(style_hw)))
+
+
 def search_radii(side: int) -> list[int]:
     """Random-search radii: ``side/2`` halving down to 1."""
     out, rad = [], max(1, side // 2)
@@ -150,7 +155,7 @@ def patchmatch(ec: torch.Tensor, es: torch.Tensor, start: torch.Tensor, content_
     sim = _scored(ec, es, cand, labels_c, labels_s, chunk_elements)
     for _ in range(sweeps):
         best = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
-        proposals = cand.shape[1] + (2 * window + 1) ** 2 + 8 + n_random * len(search_radii(max(style_hw)))
+        proposals = cand.shape[1] + local_candidate_count(window, n_random, style_hw)
         k = min(knn, proposals)
         # in place when the list already has its final width: a band's rows are read only by that band
         out_c, out_s = (cand, sim) if cand.shape[1] == k else (cand.new_empty(cand.shape[0], k),

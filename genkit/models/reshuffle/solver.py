@@ -427,7 +427,7 @@ def _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, h
             break
         cand, sim = _near_hint_lists(rows_g, hints, style_hw, radius, step, probes, g, content_vectors,
                                      style_vectors, left_all, keep, chunk_elements)
-        new = greedy_assign(cand, sim, left_all, max_rounds=max_rounds)
+        new = greedy_assign(cand, sim, left_all, max_rounds=max_rounds, chunk_elements=chunk_elements)
         ok = new >= 0
         assign[rows_g[ok]] = new[ok]
         left_all -= torch.bincount(new[ok], minlength=n_style)
@@ -516,7 +516,7 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
     by_fill = torch.zeros(n, dtype=torch.bool, device=dev)
     for rows, lab in groups:
         cap = capacities(rule, n_style, rows.numel(), lab, labels_s if lab is not None else None, demand, dev)
-        sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds)
+        sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds, chunk_elements=chunk_elements)
         by_fill[rows] = sub < 0
         fill.add(fill_unassigned(sub, cap.cap, content_vectors.index_select(0, rows), style_vectors, lab,
                                  labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
