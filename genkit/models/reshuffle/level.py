@@ -4,8 +4,8 @@
 previous assignment, else a PatchMatch search from it), solves the usage-limited assignment, votes the target
 from the full-dimensional style features and blends ``F <- alpha*content + (1-alpha)*voted``. The level stops
 after ``level.iterations`` iterations, or earlier once the matching has settled (``cfg.stop_on``: the mean
-matched similarity improves by less than ``cfg.tolerance``; or the share of changed matches, or the blend's
-relative change, is below it).
+matched similarity (the reported true cosine) improves by less than ``cfg.tolerance``; or the share of changed
+matches, or the blend's relative change, is below it).
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ class LevelResult:
 def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConfig, cfg: ReshuffleConfig,
                     init_assign: torch.Tensor | None = None, labels_c: torch.Tensor | None = None,
                     labels_s: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                    blend_alpha: float | None = None) -> LevelResult:
+                    blend_alpha: float | None = None, overwrite_content: bool = False) -> LevelResult:
     """Reshuffle ``style`` (C, Hs, Ws) onto ``content`` (C, Hc, Wc) at one level.
 
     ``init_assign``: a starting assignment (e.g. upsampled from the coarser level) that enables local search;
     ``labels_c``/``labels_s``: flat per-position labels; matching is then restricted to equal labels (content
     label -1: unrestricted). ``blend_alpha``: the content's weight in the blend (default ``level.alpha``).
+    ``overwrite_content``: the blend is built in ``content``'s own storage (the caller gives the map up; the
+    level then holds one map instead of two); else in a copy.
     """
     if content.shape[0] != style.shape[0]:
         raise ValueError(f"channel mismatch: content {tuple(content.shape)} vs style {tuple(style.shape)}")
@@ -49,7 +51,7 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
     assign, pooled_note = init_assign, None
     if assign is None and level.search != "global" and labels_c is None:
         assign, pooled_note = run.pooled_start()
-    feats, knn, fill, cap, reported = content, None, None, None, None
+    feats, knn, fill, cap, previous = content, None, None, None, None
     for it in range(level.iterations):
         t0 = now(content)
         ec = run.space.embed(feats)
@@ -59,21 +61,24 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
                                       chunk_elements=cfg.chunk_elements, style_hw=run.style_hw,
                                       fill_probes=cfg.fill_probes)
         del ec, cand, sim  # memory: the vote needs none of them
-        run.record_match(new_assign, assign, fill)
+        run.record_match(new_assign, assign)
         assign = new_assign
+        # the true similarity of the features just matched, before the blend overwrites them: reported, and what
+        # the default stopping rule watches (the matching space's similarity moves with its approximations)
+        run.similarities.append(run.reported_similarity(feats, assign))
         last = it + 1 == level.iterations or (it > 0 and run.settled("match"))
-        if last or cfg.stop_on == "blend":  # the features just matched, before the blend overwrites them
-            reported = run.reported_similarity(feats, assign)
         run.timing["match"] += now(content) - t0
         t0 = now(content)
-        # the first blend needs a map of its own (``feats`` is the content); later ones update it in place
-        feats, change = run.voter.blend(assign, content, feats, 1.0 - blend_alpha,
-                                        out=None if feats is content else feats)
-        run.changes.append(change)
+        # the blend is one map, updated in place: the content (or a copy of it) at first, then from the previous
+        # iteration's blend by the change of the vote, so the content map is not kept
+        if it == 0 and not overwrite_content:
+            feats = content.clone()
+        run.changes.append(run.voter.update(feats, assign, 1.0 - blend_alpha, previous=previous))
+        previous = assign
         run.timing["vote"] += now(content) - t0
         if last or (it > 0 and run.settled("blend")):
             break
-    stats = run.stats(reported, assign, fill, cap, pooled_note)
+    stats = run.stats(run.similarities[-1], assign, fill, cap, pooled_note)
     stats.alpha, stats.blend_alpha = level.alpha, blend_alpha
     return LevelResult(features=feats, assign=assign, stats=stats)
 
@@ -135,8 +140,7 @@ class _LevelRun:
                                labels_s=self.labels_s, window=cfg.window, chunk_elements=cfg.chunk_elements)
         return cand, sim, cand
 
-    def record_match(self, new_assign, old_assign, fill) -> None:
-        self.similarities.append(fill.mean_similarity if fill.mean_similarity is not None else float("nan"))
+    def record_match(self, new_assign, old_assign) -> None:
         if old_assign is not None:
             self.changed.append(float((new_assign != old_assign).float().mean()))
 

@@ -57,6 +57,11 @@ def dense_topk(ec: torch.Tensor, es: torch.Tensor, k: int, rows: torch.Tensor | 
     return cand, sims
 
 
+# int64/float temporaries each proposed candidate passes through (indices, offsets, scores, the duplicate check's
+# sort and masks): a pass over proposals goes in chunks of ``chunk_elements / PROPOSAL_TEMPORARIES`` of them
+PROPOSAL_TEMPORARIES = 8
+
+
 def pair_scores(ec: torch.Tensor, es: torch.Tensor, cand: torch.Tensor, rows: torch.Tensor | None = None,
                 chunk_elements: int = 1 << 24) -> torch.Tensor:
     """Similarity of each content row with each of its candidates: ``(M, K)``.
@@ -148,7 +153,7 @@ def patchmatch(ec: torch.Tensor, es: torch.Tensor, start: torch.Tensor, content_
     shifted back (propagation) and random probes at radii halving down to 1, scores them and keeps the ``knn``
     best distinct candidates. With labels, other-label candidates score ``-inf``. A sweep goes band by band of
     content rows (every band reads the best matches of the sweep's start), so its temporaries hold one band's
-    proposals (about ``chunk_elements`` of them), not the whole map's.
+    proposals (about ``chunk_elements / PROPOSAL_TEMPORARIES`` of them), not the whole map's.
     """
     hc, wc = content_hw
     cand = start
@@ -160,7 +165,7 @@ def patchmatch(ec: torch.Tensor, es: torch.Tensor, start: torch.Tensor, content_
         # in place when the list already has its final width: a band's rows are read only by that band
         out_c, out_s = (cand, sim) if cand.shape[1] == k else (cand.new_empty(cand.shape[0], k),
                                                                sim.new_empty(sim.shape[0], k))
-        band = max(1, chunk_elements // max(1, wc * proposals))
+        band = max(1, chunk_elements // max(1, PROPOSAL_TEMPORARIES * wc * proposals))
         for y0 in range(0, hc, band):
             y1 = min(hc, y0 + band)
             r = slice(y0 * wc, y1 * wc)

@@ -9,7 +9,8 @@ becomes the output image. A finer level matches afresh (global search) when that
 upsampled, refined by local search, so no fine-level step is quadratic (:func:`starts_from_coarser`).
 
 A *reconstructor* has two methods: ``next_features(tap, next_tap, blend, ctx)`` -> (1, C', h', w') content
-features of ``next_tap``, and ``image(tap, blend, ctx)`` -> (1, 3, H, W) in [0, 1]. ``ctx`` holds the content
+features of ``next_tap`` (a map of its own: the level builds its blend in it, unless it is one of
+``ctx["content_features"]``), and ``image(tap, blend, ctx)`` -> (1, 3, H, W) in [0, 1]. ``ctx`` holds the content
 image (``"content"``, the size and starting point of image reconstruction) and the blended targets of the levels
 done so far (``"targets"``; kept only for a reconstructor whose ``needs_targets`` is not False). ``carries``
 (default True): whether ``next_features`` carries the blend down; a reconstructor that does not (the optimisation
@@ -88,7 +89,8 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
             init = upsample_assignment(prev[0], prev[1], prev[2], tuple(fc.shape[1:]), tuple(fs.shape[1:]))
         with torch.no_grad():
             res = reshuffle_level(fc, fs, level, cfg, init_assign=init, labels_c=labels_c, labels_s=labels_s,
-                                  generator=generator, blend_alpha=blend_alphas[i])
+                                  generator=generator, blend_alpha=blend_alphas[i],
+                                  overwrite_content=not _shared(fc, ctx.get("content_features", {})))
         del fc, fs, init  # memory: only the blend and the assignment go on
         res.stats.mask_lost, res.stats.mask_unrestricted = lost, unrestricted
         res.stats.content_share, res.stats.detail_restored = shares[i], bool(restored(level.tap))
@@ -107,3 +109,9 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
         level_stats.seconds = {**seconds, **level_stats.seconds, "reconstruct": now(content) - t0}
         stats.append(level_stats)
     return image, stats
+
+
+def _shared(features: torch.Tensor, kept: dict[str, torch.Tensor]) -> bool:
+    """Whether ``features`` lies in the storage of a map ``ctx`` keeps (which the level must not overwrite)."""
+    ptr = features.untyped_storage().data_ptr()
+    return any(t.untyped_storage().data_ptr() == ptr for t in kept.values())

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from genkit.core.errors import ConfigError
-from genkit.models.reshuffle.matching import mask_duplicates, pair_scores, search_radii
+from genkit.models.reshuffle.matching import PROPOSAL_TEMPORARIES, mask_duplicates, pair_scores, search_radii
 
 NEG_INF = float("-inf")
 # the fill's passes near each leftover's hint: (radius, step) windows, then (0, 0) random-probe passes
@@ -323,13 +323,13 @@ def _near_hint_lists(rows, hints, style_hw, radius, step, probes, generator, con
                      left, keep, chunk_elements) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``keep`` most similar free style positions (``-inf`` past the free ones) among each row's candidates
     near its hint: a ``step``-spaced window of ``radius`` or (radius 0) random probes at every radius. Row chunks
-    of about ``chunk_elements`` candidates bound the temporaries."""
+    of about ``chunk_elements / PROPOSAL_TEMPORARIES`` candidates bound the temporaries."""
     n = rows.numel()
     k_all = (2 * (radius // step) + 1) ** 2 if radius else probes * len(search_radii(max(style_hw)))
     k = min(keep, k_all)
     cand = torch.empty(n, k, dtype=torch.long, device=rows.device)
     sim = torch.empty(n, k, dtype=content_vectors.dtype, device=rows.device)
-    chunk = max(1, chunk_elements // k_all)
+    chunk = max(1, chunk_elements // (PROPOSAL_TEMPORARIES * k_all))
     for i in range(0, n, chunk):
         r = rows[i:i + chunk]
         if radius:
@@ -505,7 +505,7 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
     first = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
     demand = torch.bincount(first[usable], minlength=n_style)
     if labels_c is None:
-        groups = [(torch.arange(n, device=dev), None)]
+        groups = [(None, None)]  # every row: no copies of the candidate lists and vectors (memory)
     else:
         wild = labels_c < 0
         groups = [(g, labels_c[g]) for g in (torch.nonzero(~wild).squeeze(1),) if g.numel()]
@@ -515,14 +515,23 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
     info: dict = {}
     by_fill = torch.zeros(n, dtype=torch.bool, device=dev)
     for rows, lab in groups:
-        cap = capacities(rule, n_style, rows.numel(), lab, labels_s if lab is not None else None, demand, dev)
-        sub = greedy_assign(cand[rows], sim[rows], cap.cap, max_rounds=max_rounds, chunk_elements=chunk_elements)
-        by_fill[rows] = sub < 0
-        fill.add(fill_unassigned(sub, cap.cap, content_vectors.index_select(0, rows), style_vectors, lab,
+        whole = rows is None
+        pick = (lambda t: t) if whole else (lambda t: t.index_select(0, rows))
+        cap = capacities(rule, n_style, n if whole else rows.numel(), lab, labels_s if lab is not None else None,
+                         demand, dev)
+        sub = greedy_assign(pick(cand), pick(sim), cap.cap, max_rounds=max_rounds, chunk_elements=chunk_elements)
+        if whole:
+            by_fill = sub < 0
+        else:
+            by_fill[rows] = sub < 0
+        fill.add(fill_unassigned(sub, cap.cap, pick(content_vectors), style_vectors, lab,
                                  labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
-                                 chunk_elements=chunk_elements, max_rounds=max_rounds, hints=first[rows],
+                                 chunk_elements=chunk_elements, max_rounds=max_rounds, hints=pick(first),
                                  style_hw=style_hw, probes=fill_probes))
-        assign[rows] = sub
+        if whole:
+            assign = sub
+        else:
+            assign[rows] = sub
         total += cap.cap
         if labels_c is not None and lab is None:
             info["unrestricted"] = cap.info["all"]

@@ -38,7 +38,7 @@ class LevelStats:
     content_share: float | None = None  # the original content's share of the level's target (prod of the alphas)
     detail_restored: bool = False  # the content's detail was added back after decoding this level
     stop_reason: str = ""  # "similarity", "changed", "blend" (early stop) or "iterations"
-    similarities: list[float] = field(default_factory=list)  # mean matched similarity per iteration (matching space)
+    similarities: list[float] = field(default_factory=list)  # mean_similarity (true cosine) after each iteration's match
     changed: list[float] = field(default_factory=list)  # share of positions whose match changed, per iteration
     mask_lost: list[dict] = field(default_factory=list)  # labels that vanished at this level (side, label, pixels)
     usage_quota: float | None | dict = None  # average uses allowed per style position (slack * Nc / Ns)

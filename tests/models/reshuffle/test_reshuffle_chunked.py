@@ -39,19 +39,43 @@ def test_banded_embedding_equals_one_piece():
 
 def test_chunked_vote_and_blend_equal_the_whole_map_computation():
     fc, fs = _maps(3)
-    assign = torch.randint(0, 9 * 12, (13 * 11,), generator=torch.Generator().manual_seed(4))
+    g = torch.Generator().manual_seed(4)
+    assign = torch.randint(0, 9 * 12, (13 * 11,), generator=g)
+    other = torch.randint(0, 9 * 12, (13 * 11,), generator=g)
     for p in (1, 3):
         ref = vote(fs, assign, (13, 11), p)
         small = Voter(fs, p, block=5, chunk_elements=40)
         torch.testing.assert_close(small(assign, (13, 11)), ref)
-        previous = fc + 0.5
-        out, change = small.blend(assign, fc, previous, 0.4)
+        # first blend: the content map becomes lerp(content, voted, weight), in place
+        target = fc.clone()
+        change = small.update(target, assign, 0.4)
         expected = torch.lerp(fc, ref, 0.4)
-        torch.testing.assert_close(out, expected)
-        assert abs(change - float((expected - previous).norm() / previous.norm())) < 1e-5
-        # in place: the previous map is updated, the change measured against what it held
-        prev2 = previous.clone()
-        out2, change2 = small.blend(assign, fc, prev2, 0.4, out=prev2)
-        assert out2 is prev2
-        torch.testing.assert_close(prev2, expected)
-        assert abs(change2 - change) < 1e-6
+        torch.testing.assert_close(target, expected)
+        assert abs(change - float((expected - fc).norm() / fc.norm())) < 1e-5
+        # later blends: from the previous assignment's blend to the new one's, the content's share unchanged,
+        # without the content map
+        change2 = small.update(target, other, 0.4, previous=assign)
+        expected2 = torch.lerp(fc, vote(fs, other, (13, 11), p), 0.4)
+        torch.testing.assert_close(target, expected2, rtol=1e-5, atol=1e-5)
+        assert abs(change2 - float((expected2 - expected).norm() / expected.norm())) < 1e-5
+
+
+def test_level_builds_its_blend_in_the_content_map_it_is_given():
+    from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
+    from genkit.models.reshuffle.level import reshuffle_level
+
+    fc, fs = _maps(5, c=8, hc=12, wc=12, hs=12, ws=12)
+    fc, fs = fc.relu(), fs.relu()
+    level = LevelConfig.default("relu3_1", iterations=3, pca_dims=None, patch_dims=None)
+    cfg = ReshuffleConfig(levels=[level], tolerance=0.0)
+    kept = reshuffle_level(fc.clone(), fs, level, cfg)
+    given = fc.clone()
+    ptr = given.data_ptr()
+    owned = reshuffle_level(given, fs, level, cfg, overwrite_content=True)
+    assert owned.features.data_ptr() == ptr  # one map: the blend lives in the content's storage
+    assert kept.stats.iterations == owned.stats.iterations == 3
+    assert torch.equal(kept.assign, owned.assign)
+    torch.testing.assert_close(owned.features, kept.features, rtol=1e-5, atol=1e-6)
+    # the blend keeps the content's share: alpha * content + (1 - alpha) * the vote of the final assignment
+    expected = torch.lerp(fc, vote(fs, kept.assign, (12, 12), level.patch_size), 1 - level.alpha)
+    torch.testing.assert_close(owned.features, expected, rtol=1e-5, atol=1e-5)
