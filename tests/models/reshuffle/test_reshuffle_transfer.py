@@ -12,6 +12,7 @@ from genkit.core.errors import ConfigError, DataError
 from genkit.models.reshuffle import ReshuffleDecoders, Stylizer, stylize
 from genkit.models.reshuffle.color import match_color, rgb_to_ycbcr
 from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig, build_config
+from genkit.models.reshuffle.features import assigned_patch_cosine
 from genkit.models.reshuffle.level import reshuffle_level
 from genkit.nn.vgg import VGG19Encoder
 
@@ -322,12 +323,20 @@ def test_levels_stop_early_once_the_matching_settles(encoder, photos):
         fs = encoder.encode(fit_size(to_tensor(photos["brick"]), 64, 8), "relu3_1")[0]
     lv = LevelConfig.default("relu3_1")
     for stop_on, tol in (("similarity", 0.01), ("changed", 0.5)):
-        st = reshuffle_level(fc, fs, lv, ReshuffleConfig(levels=[lv], tolerance=tol, stop_on=stop_on)).stats
+        res = reshuffle_level(fc, fs, lv, ReshuffleConfig(levels=[lv], tolerance=tol, stop_on=stop_on))
+        st = res.stats
         watched = ([b - a for a, b in zip(st.similarities, st.similarities[1:])] if stop_on == "similarity"
                    else st.changed)
         assert len(st.similarities) == st.iterations <= 5 and len(watched) == st.iterations - 1
         assert st.converged == (watched[-1] < tol) and all(w >= tol for w in watched[:-1])
         assert st.stop_reason == (stop_on if st.converged else "iterations")
+        assert st.similarities[-1] == st.mean_similarity
+    # the similarity watched is the reported one: the true cosine of the features just matched (the content at the
+    # first iteration), not the matching space's
+    one = LevelConfig.default("relu3_1", iterations=1)
+    res = reshuffle_level(fc, fs, one, ReshuffleConfig(levels=[one]))
+    true = float(assigned_patch_cosine(fc, fs, res.assign, one.patch_size).mean())
+    assert abs(res.stats.similarities[0] - true) < 1e-5
 
 
 def test_cells_go_to_the_majority_label_and_lost_labels_are_reported(encoder, decoders, photos):
