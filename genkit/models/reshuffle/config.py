@@ -114,6 +114,9 @@ class ReshuffleConfig:
     ``max_global_pairs``: a first global search with more content x style pairs than this runs on a 2x (4x, ...)
     average-pooled grid and is refined by local search at full resolution (said so in the level metadata).
     ``chunk_elements``: the largest dense block (similarities or gathered descriptors) held at once.
+    ``blend_in_place_above``: a level whose content map has more values than this builds its blend in the content's
+    storage and moves it by the change of the vote at later iterations: one map fewer (0.5 GB at relu2_1 for 2048 px;
+    relu2_1 and relu3_1 of a 2048 px image, no level of a 1024 px one) for a second vote per iteration.
     ``tile``: images larger than this (px) are encoded and decoded in tiles of this size (0: in one piece), so the
     convolutions' peak memory grows with the tile, not the image (:mod:`~genkit.models.reshuffle.tiling`).
     """
@@ -134,6 +137,7 @@ class ReshuffleConfig:
     exact_fill_rows: int = 512
     max_global_pairs: int = 1 << 26
     chunk_elements: int = 1 << 22
+    blend_in_place_above: int = 1 << 25
     tile: int = 768
     seed: int = 0
     preserve_color: str | None = None
@@ -158,6 +162,8 @@ class ReshuffleConfig:
             raise ConfigError("top_k and max_rounds must be >= 1, window and n_random >= 0")
         if self.max_global_pairs < 1:
             raise ConfigError(f"max_global_pairs must be >= 1, got {self.max_global_pairs}")
+        if self.blend_in_place_above < 0:
+            raise ConfigError(f"blend_in_place_above must be >= 0, got {self.blend_in_place_above}")
         if self.tile < 0:
             raise ConfigError(f"tile must be >= 0 (0: no tiling), got {self.tile}")
         if self.tolerance < 0 or self.exact_fill_rows < 0:

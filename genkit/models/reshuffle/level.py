@@ -43,8 +43,8 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
     ``init_assign``: a starting assignment (e.g. upsampled from the coarser level) that enables local search;
     ``labels_c``/``labels_s``: flat per-position labels; matching is then restricted to equal labels (content
     label -1: unrestricted). ``blend_alpha``: the content's weight in the blend (default ``level.alpha``).
-    ``overwrite_content``: the blend is built in ``content``'s own storage (the caller gives the map up; the
-    level then holds one map instead of two); else in a copy.
+    ``overwrite_content``: the caller gives the content map up; above ``cfg.blend_in_place_above`` values the blend
+    is then built in its storage (one map instead of two, for a second vote per iteration).
     """
     if content.shape[0] != style.shape[0]:
         raise ValueError(f"channel mismatch: content {tuple(content.shape)} vs style {tuple(style.shape)}")
@@ -71,12 +71,13 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
         last = it + 1 == level.iterations or (it > 0 and run.settled("match"))
         run.timing["match"] += now(content) - t0
         t0 = now(content)
-        # the blend is one map, updated in place: the content (or a copy of it) at first, then from the previous
-        # iteration's blend by the change of the vote, so the content map is not kept
-        if it == 0 and not overwrite_content:
-            feats = content.clone()
-        run.changes.append(run.voter.update(feats, assign, 1.0 - blend_alpha, previous=previous))
-        previous = assign
+        if it == 0:
+            in_place = overwrite_content and content.numel() > cfg.blend_in_place_above
+            feats = content if in_place else content.clone()  # the first change is measured from the content
+            base = content  # the first blend starts from the content
+        # in place, later iterations move the blend by the change of the vote: the content map is not kept
+        run.changes.append(run.voter.update(feats, assign, 1.0 - blend_alpha, content=base, previous=previous))
+        base, previous = (None if in_place else content), assign
         run.timing["vote"] += now(content) - t0
         if last or (it > 0 and run.settled("blend")):
             break

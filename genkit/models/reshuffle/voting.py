@@ -87,27 +87,29 @@ class Voter:
         return out.view(self.channels, hc, wc)
 
     def update(self, target: torch.Tensor, assign: torch.Tensor, weight: float,
-               previous: torch.Tensor | None = None) -> float:
+               content: torch.Tensor | None = None, previous: torch.Tensor | None = None) -> float:
         """Blend the vote of ``assign`` into ``target`` (C, Hc, Wc) **in place**; returns its relative change
         ``||new - old|| / ||old||``.
 
-        ``previous`` None: ``target`` holds the content and becomes ``lerp(content, voted, weight)``. Otherwise
-        ``target`` holds that blend for the assignment ``previous`` and becomes the blend for ``assign``:
-        ``target += weight * (voted - voted_previous)``, the content's share unchanged. So a level holds one map, not
-        the content and a blend (memory: 0.5 GB at relu2_1 for a 2048 px image), at the cost of a second vote."""
+        With ``content``: ``target <- lerp(content, voted, weight)`` (``target`` may be ``content``). Without it,
+        ``target`` holds the blend for the assignment ``previous`` and becomes the blend for ``assign``:
+        ``target += weight * (voted - voted_previous)``, the content's share unchanged. So a level can hold one map
+        instead of the content and a blend (0.5 GB at relu2_1 for a 2048 px image), at the cost of a second vote."""
+        if content is None and previous is None:
+            raise ValueError("update needs the content or the previous assignment")
         c, hc, wc = target.shape
         tf = target.view(c, -1)
+        cf = None if content is None else content.reshape(c, -1)
         old_norm = target.norm()  # before it is overwritten
         num = target.new_zeros(())  # on the device: one host read per call, at the end
-        assigns = [assign] if previous is None else [assign, previous]
-        for ch, rows, values in self.blocks(assigns, (hc, wc)):
-            old = tf[ch, rows]
-            if previous is None:
-                delta = (values[0].T - old).mul_(weight)
+        for ch, rows, values in self.blocks([assign] if cf is not None else [assign, previous], (hc, wc)):
+            old = tf[ch, rows]  # a view of ``target``
+            if cf is not None:
+                delta = torch.lerp(cf[ch, rows], values[0].T, weight).sub_(old)
             else:
                 delta = (values[0] - values[1]).T.mul_(weight)
             num += delta.pow(2).sum()
-            old += delta  # a view of ``target``
+            old += delta
         return float(num.sqrt() / old_norm.clamp_min(1e-12))
 
 

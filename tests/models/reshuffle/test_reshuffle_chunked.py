@@ -46,14 +46,16 @@ def test_chunked_vote_and_blend_equal_the_whole_map_computation():
         ref = vote(fs, assign, (13, 11), p)
         small = Voter(fs, p, block=5, chunk_elements=40)
         torch.testing.assert_close(small(assign, (13, 11)), ref)
-        # first blend: the content map becomes lerp(content, voted, weight), in place
+        # with the content: lerp(content, voted, weight), in place (also into the content map itself)
         target = fc.clone()
-        change = small.update(target, assign, 0.4)
+        change = small.update(target, assign, 0.4, content=target)
         expected = torch.lerp(fc, ref, 0.4)
         torch.testing.assert_close(target, expected)
         assert abs(change - float((expected - fc).norm() / fc.norm())) < 1e-5
-        # later blends: from the previous assignment's blend to the new one's, the content's share unchanged,
-        # without the content map
+        kept = torch.zeros_like(fc)
+        small.update(kept, assign, 0.4, content=fc)
+        torch.testing.assert_close(kept, expected)
+        # without it: from the previous assignment's blend to the new one's, the content's share unchanged
         change2 = small.update(target, other, 0.4, previous=assign)
         expected2 = torch.lerp(fc, vote(fs, other, (13, 11), p), 0.4)
         torch.testing.assert_close(target, expected2, rtol=1e-5, atol=1e-5)
@@ -68,10 +70,12 @@ def test_level_builds_its_blend_in_the_content_map_it_is_given():
     fc, fs = fc.relu(), fs.relu()
     level = LevelConfig.default("relu3_1", iterations=3, pca_dims=None, patch_dims=None)
     cfg = ReshuffleConfig(levels=[level], tolerance=0.0)
-    kept = reshuffle_level(fc.clone(), fs, level, cfg)
+    kept = reshuffle_level(fc.clone(), fs, level, cfg, overwrite_content=True)  # a small map: the content is kept
+    assert kept.features.data_ptr() != fc.data_ptr()
     given = fc.clone()
     ptr = given.data_ptr()
-    owned = reshuffle_level(given, fs, level, cfg, overwrite_content=True)
+    small = ReshuffleConfig(levels=[level], tolerance=0.0, blend_in_place_above=0)
+    owned = reshuffle_level(given, fs, level, small, overwrite_content=True)
     assert owned.features.data_ptr() == ptr  # one map: the blend lives in the content's storage
     assert kept.stats.iterations == owned.stats.iterations == 3
     assert torch.equal(kept.assign, owned.assign)
