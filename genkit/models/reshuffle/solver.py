@@ -34,8 +34,10 @@ from genkit.core.errors import ConfigError
 from genkit.models.reshuffle.matching import PROPOSAL_TEMPORARIES, mask_duplicates, pair_scores, search_radii
 
 NEG_INF = float("-inf")
-# the fill's passes near each leftover's hint: (radius, step) windows, then (0, 0) random-probe passes
-NEAR_HINT_PASSES = ((2, 1), (8, 2), (0, 0), (0, 0))
+# the fill's passes near each leftover's hint: (radius, step) windows, then (0, 0) random-probe passes. A 17x17
+# window (every other position) and a second random pass as well cost 12-18% of a 512 px transfer's matching for a
+# final similarity within +-0.0024 (three pairs, each level; benchmarks/stylize.py --parts search has the fill share)
+NEAR_HINT_PASSES = ((2, 1), (0, 0))
 
 
 # ------------------------------------------------------------------------------------------------ capacities
@@ -376,8 +378,8 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vector
     (one per style position). With labels, rows of label ``l`` only take style positions of label ``l``. With
     ``hints`` (a style position per entry of ``assign``, e.g. its best candidate, which was full) and
     ``style_hw``, more than ``exact_rows`` leftovers first look for the most similar free position near their
-    hint (greedy over the free positions of a 5x5, then a 17x17 (every other position) window, then twice over
-    ``probes`` random probes per radius around it, radii halving down to 1, as PatchMatch's random search). More than
+    hint (greedy over the free positions of a 5x5 window, then over ``probes`` random probes per radius around it,
+    radii halving down to 1, as PatchMatch's random search: ``NEAR_HINT_PASSES``). More than
     ``exact_rows`` leftovers then get greedy passes over their ``k`` most similar free style positions
     (while a pass places at least ``min_progress`` of what is left). The rest are assigned by maximum total
     similarity: in one piece when at most ``exact_rows`` remain (and the problem has at most ``exact_entries``
