@@ -507,7 +507,7 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
     first = cand.gather(1, sim.argmax(dim=1, keepdim=True)).squeeze(1)
     demand = torch.bincount(first[usable], minlength=n_style)
     if labels_c is None:
-        groups = [(None, None)]  # every row: no copies of the candidate lists and vectors (memory)
+        groups = [(None, None)]  # every row (None): the candidate lists and vectors are not copied (memory)
     else:
         wild = labels_c < 0
         groups = [(g, labels_c[g]) for g in (torch.nonzero(~wild).squeeze(1),) if g.numel()]
@@ -517,20 +517,19 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
     info: dict = {}
     by_fill = torch.zeros(n, dtype=torch.bool, device=dev)
     for rows, lab in groups:
-        whole = rows is None
-        pick = (lambda t: t) if whole else (lambda t: t.index_select(0, rows))
-        cap = capacities(rule, n_style, n if whole else rows.numel(), lab, labels_s if lab is not None else None,
-                         demand, dev)
-        sub = greedy_assign(pick(cand), pick(sim), cap.cap, max_rounds=max_rounds, chunk_elements=chunk_elements)
-        if whole:
+        cap = capacities(rule, n_style, n if rows is None else rows.numel(), lab,
+                         labels_s if lab is not None else None, demand, dev)
+        sub = greedy_assign(_of_rows(cand, rows), _of_rows(sim, rows), cap.cap, max_rounds=max_rounds,
+                            chunk_elements=chunk_elements)
+        if rows is None:
             by_fill = sub < 0
         else:
             by_fill[rows] = sub < 0
-        fill.add(fill_unassigned(sub, cap.cap, pick(content_vectors), style_vectors, lab,
+        fill.add(fill_unassigned(sub, cap.cap, _of_rows(content_vectors, rows), style_vectors, lab,
                                  labels_s if lab is not None else None, k=top_k, exact_rows=exact_rows,
-                                 chunk_elements=chunk_elements, max_rounds=max_rounds, hints=pick(first),
+                                 chunk_elements=chunk_elements, max_rounds=max_rounds, hints=_of_rows(first, rows),
                                  style_hw=style_hw, probes=fill_probes))
-        if whole:
+        if rows is None:
             assign = sub
         else:
             assign[rows] = sub
@@ -541,6 +540,11 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
             info.update(cap.info)
     fill.measure(_matched(content_vectors, style_vectors, assign, chunk_elements), by_fill)
     return assign, fill, Capacity(total, info)
+
+
+def _of_rows(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """The rows ``rows`` of ``t`` (None: ``t`` itself, not a copy)."""
+    return t if rows is None else t.index_select(0, rows)
 
 
 def _matched(content_vectors, style_vectors, assign, chunk_elements) -> torch.Tensor:
