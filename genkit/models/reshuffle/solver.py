@@ -377,8 +377,8 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vector
     Similarities are dot products of ``content_vectors`` (one row per entry of ``assign``) and ``style_vectors``
     (one per style position). With labels, rows of label ``l`` only take style positions of label ``l``. With
     ``hints`` (a style position per entry of ``assign``, e.g. its best candidate, which was full) and
-    ``style_hw``, more than ``exact_rows`` leftovers first look for the most similar free position near their
-    hint (greedy over the free positions of a 5x5 window, then over ``probes`` random probes per radius around it,
+    ``style_hw`` and ``probes`` > 0, more than ``exact_rows`` leftovers first look for the most similar free position
+    near their hint (greedy over the free positions of a 5x5 window, then over ``probes`` random probes per radius around it,
     radii halving down to 1, as PatchMatch's random search: ``NEAR_HINT_PASSES``). More than
     ``exact_rows`` leftovers then get greedy passes over their ``k`` most similar free style positions
     (while a pass places at least ``min_progress`` of what is left). The rest are assigned by maximum total
@@ -402,7 +402,7 @@ def fill_unassigned(assign: torch.Tensor, capacity: torch.Tensor, content_vector
         if int(left_all.sum()) < rows_g.numel():
             raise RuntimeError("usage capacity exhausted while filling; this is a bug")
         stats.filled += rows_g.numel()
-        if hints is not None and style_hw is not None:  # first: the free positions near each hint
+        if hints is not None and style_hw is not None and probes:  # first: the free positions near each hint
             rows_g = _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, hints, style_hw,
                                       exact_rows, max_rounds, stats, probes, k, chunk_elements)
         if rows_g.numel():
@@ -423,8 +423,6 @@ def _fill_near_hints(assign, rows_g, left_all, content_vectors, style_vectors, h
     n_style = left_all.numel()
     g = torch.Generator().manual_seed(rows_g.numel())
     for radius, step in NEAR_HINT_PASSES:
-        if not radius and not probes:
-            continue
         if rows_g.numel() <= exact_rows:
             break
         cand, sim = _near_hint_lists(rows_g, hints, style_hw, radius, step, probes, g, content_vectors,

@@ -81,6 +81,24 @@ def test_fill_takes_the_most_similar_free_position():
         assert assign.tolist() == [0, 2]
 
 
+def test_fill_without_probes_goes_straight_to_the_dense_passes():
+    """``fill_probes=0`` (the search benchmark's exact reference): no pass near the hints, window or random."""
+    g = torch.Generator().manual_seed(3)
+    hw = (16, 16)
+    n = hw[0] * hw[1]
+    ec = torch.nn.functional.normalize(torch.randn(n, 8, generator=g), dim=1)
+    es = torch.nn.functional.normalize(torch.randn(n, 8, generator=g), dim=1)
+    cand, sim = dense_topk(ec, es, 2)
+    capacity = torch.ones(n, dtype=torch.long)
+    assign = greedy_assign(cand, sim, capacity)
+    hints = cand[:, 0]
+    for probes in (4, 0):
+        a = assign.clone()
+        stats = fill_unassigned(a, capacity, ec, es, k=4, exact_rows=0, hints=hints, style_hw=hw, probes=probes)
+        assert sorted(a.tolist()) == list(range(n))
+        assert (stats.local > 0) == bool(probes), (probes, stats)
+
+
 def contested(n: int, seed: int):
     """Similarities where every row ranks the style positions almost alike (a shared popularity), plus a small
     row-specific part: greedy top-k passes stall, and with slack 1 (every slot used once) the popularity sums
