@@ -61,7 +61,7 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
         new_assign, fill, cap = solve(cand, sim, run.rule, run.n_s, ec, run.es, labels_c, labels_s, top_k=cfg.top_k,
                                       exact_rows=cfg.exact_fill_rows, max_rounds=cfg.max_rounds,
                                       chunk_elements=cfg.chunk_elements, style_hw=run.style_hw,
-                                      fill_probes=cfg.fill_probes)
+                                      fill_probes=cfg.fill_probes, swap_rounds=cfg.swap_rounds)
         del ec, cand, sim  # memory: the vote needs none of them
         run.record_match(new_assign, assign)
         assign = new_assign
@@ -189,7 +189,7 @@ class _LevelRun:
             mean_similarity=mean_sim, n_filled=fill.filled, iterations=len(self.searches), searches=self.searches,
             seconds=self.timing, fill={"local": fill.local, "greedy": fill.greedy, "exact": fill.exact,
                                        "chunked": fill.chunked},
-            fill_share=fill.fill_share, fill_similarity=fill.fill_similarity,
+            fill_share=fill.fill_share, fill_similarity=fill.fill_similarity, swapped=fill.swapped,
             matched_similarity=fill.matched_similarity,
             usage_quota=None if cap.cap is None else _per_label(cap.info, "quota"),
             capacity_total=None if cap.cap is None else int(cap.cap.sum()), max_iterations=level.iterations,
@@ -228,7 +228,7 @@ def pooled_global_assignment(content: torch.Tensor, style: torch.Tensor, space: 
     cand, sim = dense_topk(ec, es, 1 if rule.mode == "none" else cfg.top_k, chunk_elements=cfg.chunk_elements)
 
     assign, _, _ = solve(cand, sim, rule, n_s, ec, es, top_k=cfg.top_k, exact_rows=cfg.exact_fill_rows,
-                         max_rounds=cfg.max_rounds, chunk_elements=cfg.chunk_elements)
+                         max_rounds=cfg.max_rounds, chunk_elements=cfg.chunk_elements, swap_rounds=cfg.swap_rounds)
     return upsample_assignment(assign, tuple(fc.shape[1:]), tuple(fs.shape[1:]), tuple(content.shape[1:]),
                                tuple(style.shape[1:]))
 

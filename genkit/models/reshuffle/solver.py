@@ -241,7 +241,8 @@ class FillStats:
     positions: int = 0  # all positions of the problem
     fill_similarity: float | None = None
     matched_similarity: float | None = None
-    mean_similarity: float | None = None  # over all positions: the objective early stopping watches
+    mean_similarity: float | None = None  # over all positions (matching space)
+    swapped: int = 0  # exchanges the refinement made after the fill (swap_refine)
 
     @property
     def fill_share(self) -> float:
@@ -476,8 +477,10 @@ def _fill_free(scores: _FreeScores, left: torch.Tensor, k: int, exact_rows: int,
 def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, content_vectors: torch.Tensor,
           style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None,
           top_k: int = 32, exact_rows: int = 512, max_rounds: int | None = 200, chunk_elements: int = 1 << 22,
-          style_hw: tuple[int, int] | None = None, fill_probes: int = 4) -> tuple[torch.Tensor, FillStats, Capacity]:
-    """The usage-limited assignment of one iteration: capacities, greedy pass over the candidates, fill.
+          style_hw: tuple[int, int] | None = None, fill_probes: int = 4,
+          swap_rounds: int = 4) -> tuple[torch.Tensor, FillStats, Capacity]:
+    """The usage-limited assignment of one iteration: capacities, greedy pass over the candidates, fill, then
+    ``swap_rounds`` rounds of exchanges along the candidate lists (:func:`swap_refine`).
 
     ``cand``/``sim``: ``(N, K)`` candidates of every content position (``-inf``: unusable, e.g. another label);
     ``content_vectors``/``style_vectors``: the position vectors whose dot products are the similarities (for the
@@ -536,8 +539,91 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
             info["unrestricted"] = cap.info["all"]
         else:
             info.update(cap.info)
+    if swap_rounds:
+        fill.swapped = swap_refine(assign, cand, sim, content_vectors, style_vectors,
+                                   capacity=total if labels_c is None else None, labels_c=labels_c,
+                                   rounds=swap_rounds, chunk_elements=chunk_elements)
     fill.measure(_matched(content_vectors, style_vectors, assign, chunk_elements), by_fill)
     return assign, fill, Capacity(total, info)
+
+
+# ------------------------------------------------------------------------------------------------ refinement
+def swap_refine(assign: torch.Tensor, cand: torch.Tensor, sim: torch.Tensor, content_vectors: torch.Tensor,
+                style_vectors: torch.Tensor, capacity: torch.Tensor | None = None,
+                labels_c: torch.Tensor | None = None, rounds: int = 4, chunk_elements: int = 1 << 22,
+                min_gain: float = 1e-6) -> int:
+    """Improve a complete assignment in place by exchanges along the candidate lists; returns how many were made.
+
+    Content position ``i`` may take a candidate ``s`` of its list held by ``j`` while ``j`` takes ``i``'s style
+    position (a *swap*: every usage count stays as it is), or, with ``capacity`` and ``s`` below it, move to ``s`` (a
+    *move*). It does when that raises the summed similarity. The greedy pass places the best pairs first and can
+    leave a pair of positions with the two worse halves of a better exchange; the fill places leftovers one by one.
+    Each round every position proposes its best exchange; the exchanges that are the best for all they touch are
+    made together. Swaps stay within one content label (``labels_c``: both positions then draw on the same style
+    region); moves are only made without labels (each label group has a capacity of its own).
+    """
+    n, k = cand.shape
+    n_style = style_vectors.shape[0]
+    dev = assign.device
+    if n < 2 or k == 0 or rounds <= 0:
+        return 0
+    cur = pair_scores(content_vectors, style_vectors, assign[:, None], chunk_elements=chunk_elements)[:, 0]
+    step = max(1, chunk_elements // max(1, PROPOSAL_TEMPORARIES * k))
+    made = 0
+    for _ in range(rounds):
+        holder = torch.full((n_style,), -1, dtype=torch.long, device=dev)
+        holder[assign] = torch.arange(n, device=dev)  # one holder of each used style position
+        room = None if capacity is None else capacity - torch.bincount(assign, minlength=n_style)
+        gain = torch.full((n,), NEG_INF, dtype=cur.dtype, device=dev)
+        partner = torch.full((n,), -1, dtype=torch.long, device=dev)  # -1: a move
+        target = torch.full((n,), -1, dtype=torch.long, device=dev)
+        for r0 in range(0, n, step):
+            r = slice(r0, r0 + step)
+            c, sv = cand[r], sim[r]
+            j = holder[c]
+            better = sv > cur[r][:, None] + min_gain
+            jj = j.clamp_min(0)
+            # j's similarity with i's style position: that style vector against the vectors of the js
+            sj = pair_scores(style_vectors, content_vectors, jj, rows=assign[r], chunk_elements=chunk_elements)
+            g = sv - cur[r][:, None] + sj - cur[jj]
+            ok = better & (j >= 0)
+            if labels_c is not None:
+                ok &= labels_c[jj] == labels_c[r][:, None]
+            if room is not None:
+                free = better & (room[c] > 0)
+                g = torch.where(free, sv - cur[r][:, None], g)
+                ok |= free
+            best, at = g.masked_fill_(~ok, NEG_INF).max(1)
+            gain[r], target[r] = best, c.gather(1, at[:, None])[:, 0]
+            pj = jj.gather(1, at[:, None])[:, 0]
+            partner[r] = pj if room is None else torch.where(room[target[r]] > 0, -1, pj)  # room there: a move
+        i = (gain > min_gain).nonzero().squeeze(1)
+        if not i.numel():
+            break
+        g, j, s = gain[i], partner[i], target[i]
+        swap = j >= 0
+        # an exchange is made when it is the best proposal for each position (and, for a move, style position) in it
+        top_pos = torch.full((n,), NEG_INF, dtype=g.dtype, device=dev)
+        top_pos.scatter_reduce_(0, i, g, reduce="amax")
+        top_pos.scatter_reduce_(0, j[swap], g[swap], reduce="amax")
+        top_sty = torch.full((n_style,), NEG_INF, dtype=g.dtype, device=dev)
+        top_sty.scatter_reduce_(0, s[~swap], g[~swap], reduce="amax")
+        take = (g >= top_pos[i]) & torch.where(swap, (g >= top_pos[j.clamp_min(0)]) & (j != i), g >= top_sty[s])
+        i, j, s, swap = i[take], j[take], s[take], swap[take]
+        touched = torch.cat([i, j[swap]])  # ties: keep the exchanges whose positions appear once
+        once = torch.bincount(touched, minlength=n) == 1
+        moved_to = torch.bincount(s[~swap], minlength=n_style)
+        keep = once[i] & torch.where(swap, once[j.clamp_min(0)], moved_to[s] == 1)
+        i, j, s, swap = i[keep], j[keep], s[keep], swap[keep]
+        if not i.numel():
+            break
+        old = assign[i].clone()
+        assign[i] = s
+        assign[j[swap]] = old[swap]
+        cur[i] = pair_scores(content_vectors, style_vectors, s[:, None], rows=i)[:, 0]
+        cur[j[swap]] = pair_scores(content_vectors, style_vectors, old[swap][:, None], rows=j[swap])[:, 0]
+        made += int(i.numel())
+    return made
 
 
 def _of_rows(t: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:

@@ -33,6 +33,7 @@ class LevelStats:
     fill_share: float = 0.0  # final iteration: share of the positions the fill placed
     fill_similarity: float | None = None  # ... their mean similarity (matching space)
     matched_similarity: float | None = None  # ... that of the positions the greedy pass over candidates placed
+    swapped: int = 0  # final iteration: exchanges of style positions the refinement after the fill made
     alpha: float | None = None  # the level's content weight (its setting)
     blend_alpha: float | None = None  # the weight of the level's content features in its blend
     content_share: float | None = None  # the original content's share of the level's target (prod of the alphas)
@@ -75,6 +76,7 @@ class LevelStats:
             "mean_similarity": round(self.mean_similarity, 6), "n_filled": self.n_filled,
             "fill": dict(self.fill), "fill_share": round(self.fill_share, 6),
             "fill_similarity": _round(self.fill_similarity), "matched_similarity": _round(self.matched_similarity),
+            "swapped": self.swapped,
             "alpha": self.alpha, "blend_alpha": _round(self.blend_alpha), "content_share": _round(self.content_share),
             "detail_restored": self.detail_restored,
             "iterations": self.iterations, "max_iterations": self.max_iterations, "converged": self.converged,

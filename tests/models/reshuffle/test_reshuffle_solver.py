@@ -10,7 +10,7 @@ import torch
 from genkit.core.errors import ConfigError
 from genkit.models.reshuffle.matching import dense_topk
 from genkit.models.reshuffle.solver import (UsageRule, argmax_assign, capacities, fill_unassigned, greedy_assign,
-                                            split_capacity, usage_counts)
+                                            solve, split_capacity, swap_refine, usage_counts)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -184,3 +184,54 @@ def test_argmax_assign_is_unconstrained_best():
     cand = torch.tensor([[3, 1, 2], [0, 0, 1]])
     sim = torch.tensor([[0.1, 0.9, 0.2], [0.5, 0.4, 0.7]])
     assert argmax_assign(cand, sim).tolist() == [1, 1]
+
+
+def test_swaps_undo_what_the_greedy_pass_gets_wrong():
+    """Greedy takes the best pair (0 -> a, 0.9) and leaves 1 with b (0.0); 0 -> b (0.8) and 1 -> a (0.85) is better."""
+    ec = torch.eye(2)
+    es = torch.tensor([[0.9, 0.85], [0.8, 0.0]])  # columns: content 0, 1; rows: style a, b
+    cand = torch.tensor([[0, 1], [0, 1]])
+    sim = ec @ es.T
+    sim = sim.gather(1, cand)
+    assign = greedy_assign(cand, sim, torch.ones(2, dtype=torch.long))
+    assert assign.tolist() == [0, 1]
+    assert swap_refine(assign, cand, sim, ec, es) == 1
+    assert assign.tolist() == [1, 0]  # 0.8 + 0.85 instead of 0.9 + 0.0
+
+
+@pytest.mark.parametrize("slack", [1.0, 1.5])
+def test_swaps_keep_the_usage_and_only_raise_the_similarity(slack):
+    g = torch.Generator().manual_seed(7)
+    n, n_style = 400, 200
+    ec = torch.nn.functional.normalize(torch.randn(n, 6, generator=g), dim=1)
+    es = torch.nn.functional.normalize(torch.randn(n_style, 6, generator=g), dim=1)
+    cand, sim = dense_topk(ec, es, 8)
+    rule = UsageRule("auto", slack=slack)
+    plain, _, cap = solve(cand, sim, rule, n_style, ec, es, top_k=8, swap_rounds=0)
+    refined, fill, cap2 = solve(cand, sim, rule, n_style, ec, es, top_k=8, swap_rounds=4)
+    assert torch.equal(cap.cap, cap2.cap) and fill.swapped > 0
+    used = usage_counts(refined, n_style)
+    assert (used <= cap.cap).all() and (refined >= 0).all()
+    if slack == 1.0:  # every slot is used: swaps keep every usage count
+        assert torch.equal(used, usage_counts(plain, n_style))
+    total = lambda a: float((ec * es[a]).sum())  # noqa: E731
+    assert total(refined) > total(plain) + 0.1
+    # each exchange raised the sum: a refinement that starts from the result makes none it would regret
+    again = refined.clone()
+    swap_refine(again, cand, sim, ec, es, capacity=cap.cap, rounds=4)
+    assert total(again) >= total(refined) - 1e-4
+
+
+def test_swaps_stay_within_a_content_label():
+    g = torch.Generator().manual_seed(8)
+    n = 120
+    ec = torch.nn.functional.normalize(torch.randn(n, 5, generator=g), dim=1)
+    es = torch.nn.functional.normalize(torch.randn(n, 5, generator=g), dim=1)
+    labels_c = (torch.arange(n) >= n // 2).long()
+    labels_s = labels_c.clone()
+    cand, sim = dense_topk(ec, es, 6, labels_c=labels_c, labels_s=labels_s)
+    assign, fill, _ = solve(cand, sim, UsageRule("auto"), n, ec, es, labels_c=labels_c, labels_s=labels_s,
+                            top_k=6, swap_rounds=4)
+    assert fill.swapped > 0
+    assert torch.equal(labels_s[assign], labels_c)  # every position still holds a style position of its label
+    assert sorted(assign.tolist()) == list(range(n))
