@@ -110,8 +110,9 @@ class ReshuffleConfig:
     ``fill_probes``: random probes per radius with which the fill first looks for free style positions around each
     leftover's best candidate (0: straight to the dense passes over all free positions, slower at fine levels).
     ``swap_rounds``: rounds of exchanges along the candidate lists after the fill, each made when it raises the two
-    positions' summed similarity (0: none): at 512 px they raised the final similarity by 0.002-0.003 (relu4_1),
-    0.004-0.009 (relu3_1) and 0.012-0.014 (relu2_1) for 10-20% more matching time.
+    positions' summed similarity (0: none). At 512 px (three pairs) 2 rounds raised the final similarity by up to
+    0.003 (relu4_1), 0.004 (relu3_1) and 0.007-0.008 (relu2_1) for 4-16% more matching time; 4 rounds by 0.002,
+    0.005-0.009 and 0.012-0.014 for 12-34%.
     ``exact_fill_rows``: leftovers of the greedy pass are assigned exactly (maximum similarity) in one piece when
     at most this many are left (in exact chunks, most similar first, otherwise).
     ``max_global_pairs``: a first global search with more content x style pairs than this runs on a 2x (4x, ...)
@@ -133,7 +134,7 @@ class ReshuffleConfig:
     sweeps: int = 2
     knn: int = 24
     fill_probes: int = 4
-    swap_rounds: int = 4
+    swap_rounds: int = 2
     max_rounds: int = 200
     tolerance: float = 0.002
     stop_on: str = "similarity"

@@ -478,7 +478,7 @@ def solve(cand: torch.Tensor, sim: torch.Tensor, rule: UsageRule, n_style: int, 
           style_vectors: torch.Tensor, labels_c: torch.Tensor | None = None, labels_s: torch.Tensor | None = None,
           top_k: int = 32, exact_rows: int = 512, max_rounds: int | None = 200, chunk_elements: int = 1 << 22,
           style_hw: tuple[int, int] | None = None, fill_probes: int = 4,
-          swap_rounds: int = 4) -> tuple[torch.Tensor, FillStats, Capacity]:
+          swap_rounds: int = 2) -> tuple[torch.Tensor, FillStats, Capacity]:
     """The usage-limited assignment of one iteration: capacities, greedy pass over the candidates, fill, then
     ``swap_rounds`` rounds of exchanges along the candidate lists (:func:`swap_refine`).
 
