@@ -98,6 +98,31 @@ def _snapshot(paths: list[Path]) -> dict[str, int]:
     return out
 
 
+def _poll_shell_in_slices(channel, slice_s: float = 2.0) -> None:
+    """Make ``channel.get_msg(timeout=T)`` poll in slices of ``slice_s`` seconds up to ``T``.
+
+    After a cell with widget traffic, jupyter_client's asyncio ``get_msg`` sometimes sleeps through an
+    ``execute_reply`` that has arrived and sees it only when its timeout ends (jupyter/nbclient#312): the suite then
+    sat 600 s (the cell timeout) on an idle kernel before the portrait notebook went on. A fresh poll every few
+    seconds sees the waiting reply.
+    """
+    from queue import Empty
+
+    whole = channel.get_msg
+
+    async def get_msg(timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = slice_s if deadline is None else max(0.0, min(slice_s, deadline - time.monotonic()))
+            try:
+                return await whole(timeout=step)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg
+
+
 def test_the_notebooks_cover_both_models_and_the_metrics():
     assert {p.stem for p in NOTEBOOKS} >= set(EXPECTED), [p.name for p in NOTEBOOKS]
 
@@ -133,6 +158,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     before = _snapshot(guarded)
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S,
                                      resources={"metadata": {"path": str(work)}})
+    client.on_notebook_start = lambda notebook: _poll_shell_in_slices(client.kc.shell_channel)
     t0 = time.perf_counter()
     try:
         client.execute()
