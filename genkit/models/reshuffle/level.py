@@ -53,6 +53,9 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
     assign, pooled_note = init_assign, None
     if assign is None and level.search != "global" and labels_c is None:
         assign, pooled_note = run.pooled_start()
+    # above blend_in_place_above values the blend is built in the content's own storage; later iterations then move
+    # it by the change of the vote, as the content map is gone (memory); else it is built in a copy
+    in_place = overwrite_content and content.numel() > cfg.blend_in_place_above
     feats, knn, fill, cap, previous = content, None, None, None, None
     for it in range(level.iterations):
         t0 = now(content)
@@ -71,13 +74,11 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
         last = it + 1 == level.iterations or (it > 0 and run.settled("match"))
         run.timing["match"] += now(content) - t0
         t0 = now(content)
-        if it == 0:
-            in_place = overwrite_content and content.numel() > cfg.blend_in_place_above
-            feats = content if in_place else content.clone()  # the first change is measured from the content
-            base = content  # the first blend starts from the content
-        # in place, later iterations move the blend by the change of the vote: the content map is not kept
-        run.changes.append(run.voter.update(feats, assign, 1.0 - blend_alpha, content=base, previous=previous))
-        base, previous = (None if in_place else content), assign
+        if it == 0 and not in_place:
+            feats = content.clone()  # the first change is measured from the content
+        keep = None if in_place and it > 0 else content
+        run.changes.append(run.voter.update(feats, assign, 1.0 - blend_alpha, content=keep, previous=previous))
+        previous = assign
         run.timing["vote"] += now(content) - t0
         if last or (it > 0 and run.settled("blend")):
             break

@@ -241,7 +241,6 @@ class FillStats:
     positions: int = 0  # all positions of the problem
     fill_similarity: float | None = None
     matched_similarity: float | None = None
-    mean_similarity: float | None = None  # over all positions (matching space)
     swapped: int = 0  # exchanges the refinement made after the fill (swap_refine)
 
     @property
@@ -256,7 +255,6 @@ class FillStats:
         """Set the similarities from each position's matched similarity ``sims`` and the fill's mask ``by_fill``."""
         self.positions = sims.numel()
         self.filled = int(by_fill.sum())
-        self.mean_similarity = float(sims.mean()) if sims.numel() else None
         self.fill_similarity = float(sims[by_fill].mean()) if self.filled else None
         self.matched_similarity = float(sims[~by_fill].mean()) if self.filled < sims.numel() else None
 
