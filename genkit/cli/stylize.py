@@ -127,6 +127,11 @@ def _add_transfer_options(g) -> None:
     g.add_argument("--stop-on", choices=("similarity", "changed", "blend"), default="similarity",
                    help="early stopping: the mean matched similarity improves by less than --tolerance (default), "
                         "the share of changed matches is below it, or the blend's relative change is below it")
+    g.add_argument("--warm-start", choices=("none", "local", "all"), default="none",
+                   help="start a finer level's first target from the coarser level's assignment (its vote blended "
+                        "with the content): at the levels that refine it by local search (local), at every finer "
+                        "level (all), or at none (default: each level first matches its content alone). Faster and "
+                        "more stylised, keeps less of the content's structure")
     g.add_argument("--knn", type=int, default=24, help="PatchMatch: candidates kept per position for the solver")
     g.add_argument("--sweeps", type=int, default=2, help="PatchMatch: propagation + random-search sweeps per iteration")
     g.add_argument("--patch-size", type=_ints, default=None, help="patch size per level (default 3 at relu4_1, 5 below)")
@@ -209,6 +214,7 @@ def _config(args):
                         patch_dims="default" if args.patch_dims is None else args.patch_dims, max_usage=args.max_usage,
                         slack=args.slack, top_k=args.top_k, seed=args.seed, tolerance=args.tolerance,
                         stop_on=args.stop_on, content_share=args.content_share, knn=args.knn, sweeps=args.sweeps,
+                        warm_start=args.warm_start,
                         preserve_color=None if args.preserve_color == "none" else args.preserve_color)
 
 

@@ -37,7 +37,8 @@ class LevelResult:
 def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConfig, cfg: ReshuffleConfig,
                     init_assign: torch.Tensor | None = None, labels_c: torch.Tensor | None = None,
                     labels_s: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                    blend_alpha: float | None = None, overwrite_content: bool = False) -> LevelResult:
+                    blend_alpha: float | None = None, overwrite_content: bool = False,
+                    start_assign: torch.Tensor | None = None) -> LevelResult:
     """Reshuffle ``style`` (C, Hs, Ws) onto ``content`` (C, Hc, Wc) at one level.
 
     ``init_assign``: a starting assignment (e.g. upsampled from the coarser level) that enables local search;
@@ -45,6 +46,9 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
     label -1: unrestricted). ``blend_alpha``: the content's weight in the blend (default ``level.alpha``).
     ``overwrite_content``: the caller gives the content map up; above ``cfg.blend_in_place_above`` values the blend
     is then built in its storage (one map instead of two, for a second vote per iteration).
+    ``start_assign``: a *warm start* (e.g. the coarser level's assignment, upsampled): the first iteration matches
+    the blend of the content with this assignment's vote instead of the content alone, one step further along the
+    fixed point ``F = a*content + (1-a)*vote(match(F))`` that the iterations approach.
     """
     if content.shape[0] != style.shape[0]:
         raise ValueError(f"channel mismatch: content {tuple(content.shape)} vs style {tuple(style.shape)}")
@@ -57,6 +61,14 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
     # it by the change of the vote, as the content map is gone (memory); else it is built in a copy
     in_place = overwrite_content and content.numel() > cfg.blend_in_place_above
     feats, knn, fill, cap, previous = content, None, None, None, None
+    keep = content  # what the blend lerps from; None once the content map holds the blend (in place)
+    if start_assign is not None:
+        t0 = now(content)
+        feats = content if in_place else content.clone()
+        run.voter.update(feats, start_assign, 1.0 - blend_alpha, content=content)
+        if in_place:
+            keep, previous = None, start_assign
+        run.timing["vote"] += now(content) - t0
     for it in range(level.iterations):
         t0 = now(content)
         ec = run.space.embed(feats)
@@ -74,16 +86,17 @@ def reshuffle_level(content: torch.Tensor, style: torch.Tensor, level: LevelConf
         last = it + 1 == level.iterations or (it > 0 and run.settled("match"))
         run.timing["match"] += now(content) - t0
         t0 = now(content)
-        if it == 0 and not in_place:
+        if feats is content and not in_place:
             feats = content.clone()  # the first change is measured from the content
-        keep = None if in_place and it > 0 else content
         run.changes.append(run.voter.update(feats, assign, 1.0 - blend_alpha, content=keep, previous=previous))
+        if in_place:
+            keep = None
         previous = assign
         run.timing["vote"] += now(content) - t0
         if last or (it > 0 and run.settled("blend")):
             break
     stats = run.stats(run.similarities[-1], assign, fill, cap, pooled_note)
-    stats.alpha, stats.blend_alpha = level.alpha, blend_alpha
+    stats.alpha, stats.blend_alpha, stats.warm_start = level.alpha, blend_alpha, start_assign is not None
     return LevelResult(features=feats, assign=assign, stats=stats)
 
 

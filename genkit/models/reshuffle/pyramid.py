@@ -84,14 +84,19 @@ def transfer(encoder: torch.nn.Module, content: torch.Tensor, style_features: di
             labels_c, labels_s, lost, unrestricted = level_labels(
                 content_mask, style_mask, tuple(fc.shape[1:]), tuple(fs.shape[1:]), level.tap, level.stride)
             labels_c, labels_s = labels_c.to(fc.device), labels_s.to(fs.device)
-        init = None
-        if prev is not None and starts_from_coarser(level, cfg, tuple(fc.shape[1:]), tuple(fs.shape[1:])):
-            init = upsample_assignment(prev[0], prev[1], prev[2], tuple(fc.shape[1:]), tuple(fs.shape[1:]))
+        init = start = None
+        if prev is not None:
+            local = starts_from_coarser(level, cfg, tuple(fc.shape[1:]), tuple(fs.shape[1:]))
+            if local or cfg.warm_start == "all":
+                up = upsample_assignment(prev[0], prev[1], prev[2], tuple(fc.shape[1:]), tuple(fs.shape[1:]))
+                init = up if local else None
+                start = up if cfg.warm_start == "all" or (local and cfg.warm_start == "local") else None
         with torch.no_grad():
             res = reshuffle_level(fc, fs, level, cfg, init_assign=init, labels_c=labels_c, labels_s=labels_s,
                                   generator=generator, blend_alpha=blend_alphas[i],
-                                  overwrite_content=not _shared(fc, ctx.get("content_features", {})))
-        del fc, fs, init  # memory: only the blend and the assignment go on
+                                  overwrite_content=not _shared(fc, ctx.get("content_features", {})),
+                                  start_assign=start)
+        del fc, fs, init, start  # memory: only the blend and the assignment go on
         res.stats.mask_lost, res.stats.mask_unrestricted = lost, unrestricted
         res.stats.content_share, res.stats.detail_restored = shares[i], bool(restored(level.tap))
         blend, level_stats = res.features[None], res.stats

@@ -38,6 +38,7 @@ class LevelStats:
     blend_alpha: float | None = None  # the weight of the level's content features in its blend
     content_share: float | None = None  # the original content's share of the level's target (prod of the alphas)
     detail_restored: bool = False  # the content's detail was added back after decoding this level
+    warm_start: bool = False  # the first target blended the content with the coarser assignment's vote
     stop_reason: str = ""  # "similarity", "changed", "blend" (early stop) or "iterations"
     similarities: list[float] = field(default_factory=list)  # mean_similarity (true cosine) after each iteration's match
     changed: list[float] = field(default_factory=list)  # share of positions whose match changed, per iteration
@@ -78,7 +79,7 @@ class LevelStats:
             "fill_similarity": _round(self.fill_similarity), "matched_similarity": _round(self.matched_similarity),
             "swapped": self.swapped,
             "alpha": self.alpha, "blend_alpha": _round(self.blend_alpha), "content_share": _round(self.content_share),
-            "detail_restored": self.detail_restored,
+            "detail_restored": self.detail_restored, "warm_start": self.warm_start,
             "iterations": self.iterations, "max_iterations": self.max_iterations, "converged": self.converged,
             "stop_reason": self.stop_reason, "similarities": [round(v, 6) for v in self.similarities],
             "changed": [round(v, 6) for v in self.changed], "mask_lost": list(self.mask_lost),

@@ -83,3 +83,35 @@ def test_level_builds_its_blend_in_the_content_map_it_is_given():
     # the blend keeps the content's share: alpha * content + (1 - alpha) * the vote of the final assignment
     expected = torch.lerp(fc, vote(fs, kept.assign, (12, 12), level.patch_size), 1 - level.alpha)
     torch.testing.assert_close(owned.features, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_warm_start_matches_the_blend_with_the_start_vote_and_keeps_the_content_share():
+    """With ``start_assign`` the first iteration matches ``alpha*content + (1-alpha)*vote(start)``, not the content
+    alone; the final blend is still ``alpha*content + (1-alpha)*vote(final)``, in a copy or in the content's map."""
+    from genkit.models.reshuffle.config import LevelConfig, ReshuffleConfig
+    from genkit.models.reshuffle.features import assigned_patch_cosine
+    from genkit.models.reshuffle.level import reshuffle_level
+
+    fc, fs = _maps(7, c=8, hc=12, wc=12, hs=12, ws=12)
+    fc, fs = fc.relu(), fs.relu()
+    start = torch.randperm(144, generator=torch.Generator().manual_seed(3))
+    one = LevelConfig.default("relu3_1", iterations=1, pca_dims=None, patch_dims=None)
+    first = reshuffle_level(fc.clone(), fs, one, ReshuffleConfig(levels=[one]), start_assign=start)
+    warm = torch.lerp(fc, vote(fs, start, (12, 12), one.patch_size), 1 - one.alpha)
+    matched = float(assigned_patch_cosine(warm, fs, first.assign, one.patch_size).mean())
+    assert abs(first.stats.similarities[0] - matched) < 1e-5  # the warm blend is what was matched
+    cold = reshuffle_level(fc.clone(), fs, one, ReshuffleConfig(levels=[one]))
+    assert first.stats.warm_start and not cold.stats.warm_start
+    assert first.stats.similarities[0] > cold.stats.similarities[0] + 0.01  # one step further along
+
+    level = LevelConfig.default("relu3_1", iterations=3, pca_dims=None, patch_dims=None)
+    kept = reshuffle_level(fc.clone(), fs, level, ReshuffleConfig(levels=[level], tolerance=0.0),
+                           overwrite_content=True, start_assign=start)
+    given = fc.clone()
+    owned = reshuffle_level(given, fs, level, ReshuffleConfig(levels=[level], tolerance=0.0, blend_in_place_above=0),
+                            overwrite_content=True, start_assign=start)
+    assert owned.features.data_ptr() == given.data_ptr() and kept.features.data_ptr() != fc.data_ptr()
+    assert torch.equal(kept.assign, owned.assign)
+    expected = torch.lerp(fc, vote(fs, kept.assign, (12, 12), level.patch_size), 1 - level.alpha)
+    torch.testing.assert_close(kept.features, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(owned.features, expected, rtol=1e-5, atol=1e-5)
