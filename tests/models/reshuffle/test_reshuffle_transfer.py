@@ -242,6 +242,10 @@ def test_gram_transfer_baseline_moves_the_gram_matrices_to_the_style(photos):
     assert after < 0.8 * before
     assert res.image.shape == (3, 48, 48) and res.settings["reconstruction"] == "gram_transfer"
     assert res.optimization[0]["iterations"] == 10 and res.levels == [] and res.random_weights
+    # the exact size too: processed at multiples of 16 (relu5_1), resized back (was 48x64 for size=None)
+    res = gram_transfer(torch.rand(3, 45, 70), photos["brick"], encoder=enc, size=None, style_size=48,
+                        optimize={"steps": 1})
+    assert res.image.shape == (3, 45, 70) and res.metadata()["processing_size"] == [64, 48]
 
 
 def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
