@@ -114,8 +114,12 @@ def _add_transfer_options(g) -> None:
                    help="optimisation path: 'release' blends each level at the product of the alphas so far, so "
                         "the finest target keeps the release's content share (0.6^3); 'per_level' blends each level "
                         "at its own alpha (genkit 0.3)")
-    g.add_argument("--size", type=int, default=512, help="long side of the content/output in px (0: keep; default 512)")
-    g.add_argument("--style-size", type=int, default=None, help="long side of the style image (default: --size)")
+    g.add_argument("--size", type=int, default=512,
+                   help="long side of the output in px, with the content's aspect ratio (0: the content's exact "
+                        "size; default 512); processed at the nearest multiples of the deepest level's stride (8 px by "
+                        "default) and resized back")
+    g.add_argument("--style-size", type=int, default=None,
+                   help="long side of the style image as processed, which sets the patch scale (default: --size)")
     g.add_argument("--max-usage", type=_max_usage, default="auto",
                    help="uses allowed per style patch: auto (ceil(slack*Nc/Ns)), an integer, or none (style-swap)")
     g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
