@@ -114,8 +114,12 @@ def _add_transfer_options(g) -> None:
                    help="optimisation path: 'release' blends each level at the product of the alphas so far, so "
                         "the finest target keeps the release's content share (0.6^3); 'per_level' blends each level "
                         "at its own alpha (genkit 0.3)")
-    g.add_argument("--size", type=int, default=512, help="long side of the content/output in px (0: keep; default 512)")
-    g.add_argument("--style-size", type=int, default=None, help="long side of the style image (default: --size)")
+    g.add_argument("--size", type=int, default=512,
+                   help="long side of the output in px, with the content's aspect ratio (0: the content's exact "
+                        "size; default 512); processed at the nearest multiples of the deepest level's stride (8 px by "
+                        "default) and resized back")
+    g.add_argument("--style-size", type=int, default=None,
+                   help="long side of the style image as processed, which sets the patch scale (default: --size)")
     g.add_argument("--max-usage", type=_max_usage, default="auto",
                    help="uses allowed per style patch: auto (ceil(slack*Nc/Ns)), an integer, or none (style-swap)")
     g.add_argument("--slack", type=float, default=1.0, help="multiplies the auto usage limit (>= 1)")
@@ -220,12 +224,11 @@ def _config(args):
 
 def _check_inputs(contents, styles, config, args, reading) -> None:
     """Fail fast on a bad image, before the networks are built (single pair)."""
-    from genkit.models.reshuffle.api import check_min_size, fit_size, to_tensor
+    from genkit.models.reshuffle.api import prepare_input
 
-    for path, size in ((contents[0], args.size), (styles[0], args.style_size or args.size)):
-        img = to_tensor(path, str(path), reading, reduce_to=size or None)
-        check_min_size(tuple(img.shape[-2:]), config, str(path))
-        check_min_size(tuple(fit_size(img, size or None, config.stride).shape[-2:]), config, str(path), "resized ")
+    for path, size, option in ((contents[0], args.size, "--size"), (styles[0], args.style_size or args.size,
+                                                                    "--style-size")):
+        prepare_input(path, str(path), size or None, config, reading, option=option)  # checks the processed size
 
 
 def _stylizer(args, config, reading, device):
@@ -237,10 +240,12 @@ def _stylizer(args, config, reading, device):
         opt = OptimizeSettings(steps=args.steps, optimizer=args.optimizer, lr=args.lr, gram_weight=args.gram_weight,
                                level_steps=args.level_steps, coarse_steps=args.coarse_steps,
                                targets=args.opt_targets)
-    return Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
-                    device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
-                    reading=reading, config=config, restore_detail=args.restore_detail,
-                    vgg_variant=args.vgg_variant)
+    st = Stylizer(decoder=args.decoder, optimize=opt or False, size=args.size or None, style_size=args.style_size,
+                  device=device, allow_random=args.allow_random, vgg_weights=args.vgg_weights,
+                  reading=reading, config=config, restore_detail=args.restore_detail,
+                  vgg_variant=args.vgg_variant)
+    st.size_options = ("--size", "--style-size")  # a too-small image's error names the flag to change
+    return st
 
 
 def run(args) -> int:

@@ -11,6 +11,7 @@ weights provenance, ready to be written as PNG metadata.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class StyleResult:
     style_name: str = "style"
     optimization: list[dict] = field(default_factory=list)
     input_conversions: dict[str, str] = field(default_factory=dict)  # input name -> what reading converted
+    processing_size: list[int] | None = None  # [W, H] the transfer ran at, when not the image's size
 
     def to_pil(self) -> Image.Image:
         from genkit.core.tensors import tensor_to_pil
@@ -72,6 +74,7 @@ class StyleResult:
             "generator": f"genkit {genkit.__version__} reshuffle",
             "content": self.content_name, "style": self.style_name,
             "size": list(self.image.shape[-2:])[::-1],
+            **({"processing_size": list(self.processing_size)} if self.processing_size else {}),
             "settings": self.settings, "levels": self.summary(),
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "weights": self.weights, "random_weights": self.random_weights,
@@ -127,33 +130,117 @@ def to_tensor(x, name: str = "image", reading: ReadPolicy | None = None,
     raise DataError(name, f"unsupported image input of type {type(x).__name__}")
 
 
-def fit_size(image: torch.Tensor, long_side: int | None, multiple: int) -> torch.Tensor:
-    """Resize so the long side is ``long_side`` (None: keep) and both sides are multiples of ``multiple``."""
-    h, w = image.shape[-2:]
-    scale = 1.0 if long_side is None else long_side / max(h, w)
-    nh = max(multiple, int(round(h * scale / multiple)) * multiple)
-    nw = max(multiple, int(round(w * scale / multiple)) * multiple)
-    if (nh, nw) == (h, w):
+def _round(x: float) -> int:
+    """Nearest integer, halves up (Python's ``round`` rounds halves to even)."""
+    return int(math.floor(x + 0.5))
+
+
+def target_size(hw: Sequence[int], long_side: int | None) -> tuple[int, int]:
+    """The exact (H, W) of a result for an input of ``hw``: the input's size (``long_side`` None), else long side
+    ``long_side`` with the input's aspect ratio, the short side rounded to the nearest pixel."""
+    h, w = int(hw[0]), int(hw[1])
+    if long_side is None:
+        return h, w
+    scale = long_side / max(h, w)
+    return (long_side if h >= w else max(1, _round(h * scale)), long_side if w >= h else max(1, _round(w * scale)))
+
+
+def processing_size(hw: Sequence[int], multiple: int) -> tuple[int, int]:
+    """The size the network runs at for a result of ``hw`` (H, W): each side rounded to the nearest multiple of
+    ``multiple`` (the deepest level's stride; halves up, at least one multiple)."""
+    return tuple(max(multiple, _round(int(s) / multiple) * multiple) for s in hw)
+
+
+def resize(image: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
+    """(..., 3, H, W) images resized to ``hw`` (bicubic, antialiased when reducing, clamped to [0, 1])."""
+    hw = (int(hw[0]), int(hw[1]))
+    if tuple(image.shape[-2:]) == hw:
         return image
-    return F.interpolate(image, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    batched = image if image.dim() == 4 else image[None]
+    out = F.interpolate(batched, size=hw, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+    return out if image.dim() == 4 else out[0]
 
 
-def check_min_size(hw: tuple[int, int], cfg: ReshuffleConfig, name: str, what: str = "") -> None:
-    need = cfg.min_side()
-    h, w = hw
-    if min(h, w) < need:
-        deepest = cfg.levels[0]
-        raise DataError(name, f"{what}image is {w}x{h} px, too small: at {deepest.tap} (stride {deepest.stride}) its "
-                              f"feature map would be smaller than one {deepest.patch_size}x{deepest.patch_size} patch. "
-                              f"Use images of at least {need}x{need} px, a larger --size, or shallower/fewer levels.")
+def fit_size(image: torch.Tensor, long_side: int | None, multiple: int) -> torch.Tensor:
+    """``image`` resized for processing: the long side ``long_side`` (None: keep) and both sides the nearest
+    multiples of ``multiple`` (:func:`target_size`, then :func:`processing_size`).
+
+    The result of the transfer is resized back to the exact :func:`target_size` (:class:`Stylizer` does). Rounding
+    the size and resizing back was chosen over padding to the next multiple and cropping: the whole processed
+    image is real content (padding would take up to 7 px rows and columns of invented content that draws style
+    patches under the usage limit, its statistics and the masks), and the round trip's resampling costs little
+    (docs/style-transfer.md, Output size).
+    """
+    return resize(image, processing_size(target_size(image.shape[-2:], long_side), multiple))
+
+
+def _source_hw(x, read_hw: Sequence[int]) -> tuple[int, int]:
+    """(H, W) of an input before :func:`genkit.core.reading.read_image` reduced it while decoding (a file far larger
+    than the requested size): from the file's header, in the orientation whose aspect matches the read image
+    (EXIF rotation swaps the sides), so the result's aspect ratio is the file's, not the reduced image's."""
+    rh, rw = int(read_hw[0]), int(read_hw[1])
+    if not isinstance(x, (str, Path)):
+        return rh, rw
+    try:
+        with Image.open(x) as im:
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - it was just read; keep what was read
+        return rh, rw
+    h, w = min(((h, w), (w, h)), key=lambda c: abs(c[0] * rw - c[1] * rh))
+    if h < rh or w < rw or (h, w) == (rh, rw):
+        return rh, rw
+    return h, w
+
+
+def _option_value(option: str, value: int) -> str:
+    return f"{option} {value}" if option.startswith("-") else f"{option}={value}"
+
+
+def check_min_size(hw: Sequence[int], cfg: ReshuffleConfig, name: str, long_side: int | None = None,
+                   option: str = "--size") -> tuple[int, int]:
+    """The processing size of an input of ``hw`` (H, W) resized to ``long_side`` (None: kept); an input whose
+    processing size is too small for the deepest level is refused with a :class:`DataError` naming ``name`` and
+    ``option`` (the size option that would help, e.g. ``--style-size`` for a style), with a value that works."""
+    need, multiple = cfg.min_side(), cfg.stride
+    h, w = int(hw[0]), int(hw[1])
+    ph, pw = processing_size(target_size((h, w), long_side), multiple)
+    if min(ph, pw) >= need:
+        return ph, pw
+
+    def fits(n: int) -> bool:
+        return min(processing_size(target_size((h, w), n), multiple)) >= need
+
+    n = max(need, -(-need * max(h, w) // min(h, w)))  # the long side that makes the short side ``need`` px
+    while not fits(n):  # float rounding
+        n += 1
+    th, tw = target_size((h, w), n)
+    deepest = cfg.levels[0]
+    size = f"image is {w}x{h} px" + (f" ({pw}x{ph} px as resized for processing)" if (ph, pw) != (h, w) else "")
+    raise DataError(name, f"{size}, too small: at {deepest.tap} (stride {deepest.stride}) its feature map would be "
+                          f"smaller than one {deepest.patch_size}x{deepest.patch_size} patch, which needs sides of "
+                          f"at least {need} px. Use {_option_value(option, n)} or more ({tw}x{th} px), or "
+                          f"shallower/fewer levels.")
+
+
+def prepare_input(x, name: str, long_side: int | None, cfg: ReshuffleConfig, reading: ReadPolicy | None = None,
+                  notes: dict[str, str] | None = None, option: str = "--size") -> tuple[torch.Tensor, tuple[int, int]]:
+    """An input read (:func:`to_tensor`) and resized for processing (:func:`fit_size`), with the exact (H, W) a
+    result for it has (:func:`target_size`). Refused when the processing size is too small (:func:`check_min_size`,
+    naming ``option``)."""
+    t = to_tensor(x, name, reading, notes, reduce_to=long_side)
+    source = _source_hw(x, t.shape[-2:])
+    processing = check_min_size(source, cfg, name, long_side, option)
+    return resize(t, processing), target_size(source, long_side)
 
 
 class Stylizer:
     """Holds the encoder, the reconstruction (decoders or optimisation) and the settings; call it per pair.
 
     ``decoder``: a checkpoint path, a model folder or hub id (``user/name``) or a :class:`ReshuffleDecoders` (fast
-    path); ``optimize``: True or :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``/``style_size``: long side
-    of the content/style after resizing (None: keep, rounded to the deepest level's stride).
+    path); ``optimize``: True or :class:`OptimizeSettings` (image optimisation). Exactly one is needed. ``size``: long
+    side of the result (None: the content's size), with the content's aspect ratio; ``style_size``: long side of the
+    style image (default ``size``). Both are processed at the nearest multiples of the deepest level's stride (see
+    :func:`fit_size`) and the result is resized back to its exact size.
     ``config`` or keyword options (see :func:`~genkit.models.reshuffle.config.build_config`) set the transfer.
     ``restore_detail`` (off: the release's method): with next-level decoders, add back what the decoders lose of
     the content (see :class:`~genkit.models.reshuffle.decoders.DecoderReconstructor`).
@@ -213,14 +300,13 @@ class Stylizer:
         elif isinstance(decoder, ReshuffleDecoders):
             self.decoders = decoder.to(self.device).eval()
         self._style_cache: dict = {}
+        self.size_options = ("size", "style_size")  # named by a too-small input's error (the CLI names its flags)
 
     # ------------------------------------------------------------------------------------------ inputs
-    def prepare(self, x, name: str, long_side: int | None, notes: dict[str, str] | None = None) -> torch.Tensor:
-        t = to_tensor(x, name, self.reading, notes, reduce_to=long_side)
-        check_min_size(tuple(t.shape[-2:]), self.config, name)
-        t = fit_size(t, long_side, self.config.stride)
-        check_min_size(tuple(t.shape[-2:]), self.config, name, what="resized ")
-        return t
+    def prepare(self, x, name: str, long_side: int | None, notes: dict[str, str] | None = None,
+                option: str = "size") -> tuple[torch.Tensor, tuple[int, int]]:
+        """``x`` resized for processing and the exact (H, W) of its result (see :func:`prepare_input`)."""
+        return prepare_input(x, name, long_side, self.config, self.reading, notes, option)
 
     def _style_features(self, style: torch.Tensor, key) -> tuple[dict, dict]:
         if key is not None and key in self._style_cache:
@@ -263,8 +349,8 @@ class Stylizer:
         cname = content_name or _name_of(content, "content")
         sname = style_name or _name_of(style, "style")
         notes: dict[str, str] = {}
-        c_img = self.prepare(content, cname, self.size, notes)
-        s_img = self.prepare(style, sname, self.style_size or self.size, notes)
+        c_img, c_size = self.prepare(content, cname, self.size, notes, self.size_options[0])
+        s_img, _ = self.prepare(style, sname, self.style_size or self.size, notes, self.size_options[1])
         cmask = smask = None
         if content_mask is not None or style_mask is not None:
             if content_mask is None or style_mask is None:
@@ -290,7 +376,9 @@ class Stylizer:
         # ``transfer`` consumes the dict it gets (each level's style map is released once used): a copy when cached
         s_feats = dict(s_feats) if key is not None else s_feats
         out, stats = transfer(encoder, c_in.to(self.device), s_feats, self.config, reconstruct, cmask, smask)
-        out = color.finish(out.cpu(), c_img, mode)
+        processed = tuple(out.shape[-2:])
+        # the exact requested size (processing ran at multiples of the stride), then the content's colours back
+        out = color.finish(resize(out.cpu(), c_size), resize(c_img, c_size), mode)
         timings = {"style_encode": t_style, "total": time.perf_counter() - t_start}
         for lv in stats:
             for k, v in lv.seconds.items():
@@ -298,7 +386,8 @@ class Stylizer:
         return StyleResult(image=out[0].cpu(), levels=stats, settings=self.settings(), timings=timings,
                            random_weights=bool(self.encoder.random_weights) or weights.used_random_weights(),
                            weights=weights.provenance(), content_name=cname, style_name=sname,
-                           optimization=list(getattr(reconstruct, "history", [])), input_conversions=notes)
+                           optimization=list(getattr(reconstruct, "history", [])), input_conversions=notes,
+                           processing_size=None if processed == c_size else [processed[1], processed[0]])
 
     def batch(self, contents: Sequence, styles: Sequence, progress: bool = False) -> list[StyleResult]:
         """Every content with every style, returned content-major; pairs run style by style, so each style is

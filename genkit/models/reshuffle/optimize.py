@@ -207,7 +207,7 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
     statistics.
     """
     from genkit.core import weights
-    from genkit.models.reshuffle.api import StyleResult, _name_of, fit_size, to_tensor
+    from genkit.models.reshuffle.api import StyleResult, _name_of, fit_size, resize, target_size, to_tensor
 
     settings = optimize if isinstance(optimize, OptimizeSettings) else OptimizeSettings(**(optimize or {}))
     t_start = time.perf_counter()
@@ -218,7 +218,9 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
         encoder = VGG19Encoder.from_option(taps, vgg_weights, allow_random, vgg_variant)
     device = resolve_device(device)
     encoder = encoder.to(device).eval()
-    c = fit_size(to_tensor(content, "content", reading), size, 16).to(device)
+    c = to_tensor(content, "content", reading)
+    out_size = target_size(c.shape[-2:], size)  # the exact size; processed at the nearest multiples of 16
+    c = fit_size(c, size, 16).to(device)
     s = fit_size(to_tensor(style, "style", reading), style_size or size, 16).to(device)
     with torch.no_grad():
         target = encoder.encode(c, content_tap)
@@ -232,10 +234,13 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
         return total
 
     x, info = minimize(c, loss, settings)
+    processed = tuple(x.shape[-2:])
+    x = resize(x.detach().cpu(), out_size)
     record = {"tap": "image", "stage": "gram", **info, "seconds_per_iteration": info["seconds"] / max(info["iterations"], 1)}
     return StyleResult(image=x[0].cpu(), levels=[], settings={
         "reconstruction": "gram_transfer", "encoder": getattr(encoder, "identity", None), "content_tap": content_tap, "style_taps": list(style_taps),
         "style_weight": style_weight, "size": size, "style_size": style_size, "optimize": settings.to_dict()},
         timings={"total": time.perf_counter() - t_start}, random_weights=bool(getattr(encoder, "random_weights", False))
         or weights.used_random_weights(), weights=weights.provenance(), content_name=_name_of(content, "content"),
-        style_name=_name_of(style, "style"), optimization=[record])
+        style_name=_name_of(style, "style"), optimization=[record],
+        processing_size=None if processed == out_size else [processed[1], processed[0]])

@@ -116,7 +116,8 @@ def test_folder_batch_with_decoder(files, decoder_files, tmp_path, capsys):
 ])
 def test_bad_images_give_clear_errors(files, tmp_path, capsys, name, message):
     rc, _, err = run(capsys, files / name, files / "brick.png", "-o", tmp_path / "o.png", "--optimize",
-                     "--allow-random", "--strict-modes")  # RGBA is converted by default, refused when strict
+                     "--allow-random", "--strict-modes", "--size", 0)  # RGBA is converted by default, refused when
+    # strict; --size 0 keeps tiny.png at 16x16 (with the default --size 512 it is enlarged and accepted)
     assert rc == 2
     assert name in err and message in err
     assert "Traceback" not in err
@@ -139,4 +140,89 @@ def test_missing_weights_without_allow_random_explains_the_fix(files, tmp_path, 
                      "--optimize", "--size", 32)
     assert rc == 2
     assert "vgg19" in err and "--allow-random" in err
+    assert not (tmp_path / "o.png").exists()
+
+
+# ------------------------------------------------------------------------------------------- output size
+@pytest.fixture(scope="module")
+def odd_files(tmp_path_factory):
+    """Contents whose sides are not multiples of the deepest stride (8), and images too small to process as they are."""
+    from genkit.data.samples import sample_photo
+
+    root = tmp_path_factory.mktemp("odd")
+    photo = sample_photo("astronaut")
+    for w, h in ((123, 97), (1000, 60), (240, 160), (61, 77)):
+        photo.resize((w, h)).save(root / f"odd_{w}x{h}.png")
+    photo.resize((8, 8)).save(root / "tiny8.png")
+    photo.resize((20, 300)).save(root / "thin_20x300.png")
+    sample_photo("brick").resize((64, 64)).save(root / "brick.png")
+    return root
+
+
+@pytest.mark.parametrize("size,hw,expected", [
+    (0, (123, 97), (123, 97)),  # --size 0 keeps the size exactly (was 120x96)
+    (0, (1000, 60), (1000, 60)),  # was 1000x64: a 7% vertical stretch
+    (128, (240, 160), (128, 85)),  # the true aspect (was 128x88)
+    (50, (61, 77), (40, 50)),  # portrait: 61 * 50 / 77 = 39.6 -> 40
+])
+def test_output_has_the_requested_size_and_aspect(odd_files, tmp_path, capsys, size, hw, expected):
+    out = tmp_path / "o.png"
+    rc, stdout, err = run(capsys, odd_files / f"odd_{hw[0]}x{hw[1]}.png", odd_files / "brick.png", "-o", out,
+                          "--optimize", "--steps", 2, "--iterations", 1, "--size", size, "--allow-random")
+    assert rc == 0, err
+    assert Image.open(out).size == expected
+    meta = read_metadata(out)
+    assert meta["size"] == list(expected)
+    processing = meta["processing_size"]  # processed at multiples of the stride, then resized to the exact size
+    assert processing != list(expected) and all(s % 8 == 0 and abs(s - e) <= 4 for s, e in zip(processing, expected))
+
+
+def test_batch_outputs_keep_each_content_size(odd_files, decoder_files, tmp_path, capsys):
+    contents = tmp_path / "contents"
+    contents.mkdir()
+    for name in ("odd_123x97.png", "odd_61x77.png"):
+        (contents / name).write_bytes((odd_files / name).read_bytes())
+    out = tmp_path / "out"
+    rc, _, err = run(capsys, contents, odd_files / "brick.png", "-o", out, "--decoder", decoder_files["full"],
+                     "--size", 0, "--iterations", 1, "--allow-random")
+    assert rc == 0, err
+    assert Image.open(out / "odd_123x97__brick.png").size == (123, 97)
+    assert Image.open(out / "odd_61x77__brick.png").size == (61, 77)
+    meta = read_metadata(out / "odd_61x77__brick.png")
+    assert meta["size"] == [61, 77] and meta["processing_size"] == [64, 80]
+
+
+def test_small_inputs_are_checked_at_the_size_they_are_processed(odd_files, tmp_path, capsys):
+    style = odd_files / "brick.png"
+    # an 8x8 content with --size 48 is processed at 48x48: accepted (was refused as "8x8 px, too small")
+    rc, _, err = run(capsys, odd_files / "tiny8.png", style, "-o", tmp_path / "a.png", "--optimize", "--steps", 1,
+                     "--iterations", 1, "--size", 48, "--allow-random")
+    assert rc == 0, err
+    assert Image.open(tmp_path / "a.png").size == (48, 48)
+    # 20x300 with --size 360 becomes 24x360: just large enough
+    rc, _, err = run(capsys, odd_files / "thin_20x300.png", style, "-o", tmp_path / "b.png", "--optimize", "--steps",
+                     1, "--iterations", 1, "--size", 360, "--allow-random")
+    assert rc == 0, err
+    assert Image.open(tmp_path / "b.png").size == (24, 360)
+
+
+@pytest.mark.parametrize("content,style,options,option,suggested", [
+    ("tiny8.png", None, ("--size", 0), "--size", ("--size 24 or more",)),  # kept at 8x8
+    ("thin_20x300.png", None, ("--size", 200), "--size", ("--size 360 or more", "24x360")),  # 13x200: 16x200
+    (None, "tiny8.png", ("--size", 0), "--style-size", ("--style-size 24 or more",)),  # the style follows --size
+    (None, None, ("--size", 48, "--style-size", 16), "--style-size", ("--style-size 24 or more", "64x64 px")),
+])
+def test_too_small_after_resizing_names_the_file_and_the_option(odd_files, tmp_path, capsys, content, style, options,
+                                                                option, suggested):
+    content = odd_files / (content or "odd_123x97.png")
+    style = odd_files / style if style else odd_files / "brick.png"
+    rc, _, err = run(capsys, content, style, "-o", tmp_path / "o.png", "--optimize", "--steps", 1, *options,
+                     "--allow-random")
+    assert rc == 2 and "Traceback" not in err
+    bad = style if option == "--style-size" else content
+    assert str(bad) in err and "too small" in err
+    for text in suggested:
+        assert text in err
+    if option == "--style-size":
+        assert "--size" not in err.replace("--style-size", "")
     assert not (tmp_path / "o.png").exists()

@@ -188,10 +188,11 @@ def test_colour_preservation(encoder, decoders, photos):
     content = photos["coffee"]
     res = Stylizer(decoder=decoders, encoder=encoder, size=64, iterations=1, preserve_color="luminance")(
         content, photos["brick"])
-    from genkit.models.reshuffle.api import fit_size, to_tensor
+    from genkit.models.reshuffle.api import fit_size, resize, to_tensor
 
-    c = fit_size(to_tensor(content), 64, 8)[0]
-    chroma_out, chroma_c = rgb_to_ycbcr(res.image)[1:], rgb_to_ycbcr(c)[1:]
+    c = fit_size(to_tensor(content), 64, 8)[0]  # processed at 64x40, resized to the exact 64x43 at the end
+    assert tuple(res.image.shape) == (3, 43, 64)
+    chroma_out, chroma_c = rgb_to_ycbcr(res.image)[1:], rgb_to_ycbcr(resize(c, (43, 64)))[1:]
     clipped = (res.image <= 0.0) | (res.image >= 1.0)
     ok = ~clipped.any(0)
     torch.testing.assert_close(chroma_out[:, ok], chroma_c[:, ok], atol=2e-3, rtol=0)
@@ -208,7 +209,7 @@ def test_api_batches_pairs_and_reports_statistics(encoder, decoders, photos):
     out = stylize([photos["astronaut"], c], [photos["brick"], photos["coffee"]], decoder=decoders, encoder=encoder,
                   size=48, iterations=1)
     assert len(out) == 4
-    assert [r.image.shape for r in out] == [(3, 48, 48), (3, 48, 48), (3, 32, 48), (3, 32, 48)]
+    assert [r.image.shape for r in out] == [(3, 48, 48), (3, 48, 48), (3, 34, 48), (3, 34, 48)]  # 40 * 48 / 56
     summary = out[0].summary()
     assert set(summary) == set(LEVELS)
     assert {"distinct_used", "max_usage", "usage_limit", "distinct_fraction", "mean_similarity"} <= set(summary["relu4_1"])
@@ -262,13 +263,17 @@ def test_gram_transfer_baseline_moves_the_gram_matrices_to_the_style(photos):
     assert after < 0.8 * before
     assert res.image.shape == (3, 48, 48) and res.settings["reconstruction"] == "gram_transfer"
     assert res.optimization[0]["iterations"] == 10 and res.levels == [] and res.random_weights
+    # the exact size too: processed at multiples of 16 (relu5_1), resized back (was 48x64 for size=None)
+    res = gram_transfer(torch.rand(3, 45, 70), photos["brick"], encoder=enc, size=None, style_size=48,
+                        optimize={"steps": 1})
+    assert res.image.shape == (3, 45, 70) and res.metadata()["processing_size"] == [64, 48]
 
 
 def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
     st = Stylizer(decoder=decoders, encoder=encoder, size=64)
     with pytest.raises(DataError, match="too small"):
-        st(torch.rand(3, 16, 16), photos["brick"])
-    with pytest.raises(DataError, match="resized image"):
+        Stylizer(decoder=decoders, encoder=encoder, size=None)(torch.rand(3, 16, 16), photos["brick"])
+    with pytest.raises(DataError, match="600x30 px \\(64x8 px as resized for processing\\)"):
         st(torch.rand(3, 30, 600), photos["brick"])  # long and thin: 64 px long side leaves a 3 px side
     with pytest.raises(DataError, match=r"values must be in \[0, 1\]"):
         st(torch.rand(3, 64, 64) * 255, photos["brick"])
@@ -443,3 +448,55 @@ def test_stylizer_defaults_are_the_release_on_both_paths(encoder, decoders):
     for st in (Stylizer(decoder=decoders, encoder=encoder), Stylizer(optimize=True, encoder=encoder)):
         assert [lv.alpha for lv in st.config.levels] == [0.6] * 3
     assert Stylizer(decoder=decoders, encoder=encoder).restore_detail is False
+
+
+@pytest.mark.parametrize("hw,size,expected", [
+    ((97, 123), None, (97, 123)),  # None keeps the size exactly (was 96x120)
+    ((60, 1000), None, (60, 1000)),  # was 64x1000
+    ((160, 240), 128, (85, 128)),  # the input's aspect, short side rounded (was 88x128)
+    ((77, 61), 50, (50, 40)),  # portrait
+])
+def test_api_output_has_the_requested_size_and_aspect(encoder, decoders, photos, hw, size, expected):
+    content = photos["astronaut"].resize(hw[::-1])
+    res = Stylizer(decoder=decoders, encoder=encoder, size=size, iterations=1)(content, photos["brick"].resize((64, 64)))
+    assert tuple(res.image.shape) == (3, *expected) and res.to_pil().size == expected[::-1]
+    meta = res.metadata()
+    assert meta["size"] == list(expected[::-1])
+    assert all(s % 8 == 0 for s in meta["processing_size"]) and meta["processing_size"] != meta["size"]
+
+
+def test_api_output_size_in_batches_and_on_the_optimisation_path(encoder, decoders, photos):
+    contents = [torch.rand(3, 45, 70), photos["coffee"].resize((61, 77))]
+    out = stylize(contents, [photos["brick"].resize((64, 64))], decoder=decoders, encoder=encoder, size=None,
+                  iterations=1)
+    assert [tuple(r.image.shape) for r in out] == [(3, 45, 70), (3, 77, 61)]
+    res = stylize(torch.rand(3, 45, 70), photos["brick"].resize((64, 64)), optimize={"steps": 1}, encoder=encoder,
+                  size=100, iterations=1, preserve_color="luminance")
+    assert tuple(res.image.shape) == (3, 64, 100)  # 45 * 100 / 70 = 64.3
+    assert res.metadata()["processing_size"] == [104, 64]  # 12.5 strides: rounded up
+    res = stylize(photos["coffee"], photos["brick"], decoder=decoders, encoder=encoder, size=48, iterations=1)
+    assert tuple(res.image.shape) == (3, 32, 48) and "processing_size" not in res.metadata()  # only when it differs
+
+
+def test_api_small_inputs_are_checked_after_resizing_and_name_the_option(encoder, decoders, photos):
+    style = photos["brick"].resize((64, 64))
+    res = Stylizer(decoder=decoders, encoder=encoder, size=48, iterations=1)(torch.rand(3, 8, 8), style)
+    assert tuple(res.image.shape) == (3, 48, 48)  # enlarged by size=48 (was refused as 8x8 px)
+    res = Stylizer(decoder=decoders, encoder=encoder, size=360, iterations=1)(torch.rand(3, 300, 20), style)
+    assert tuple(res.image.shape) == (3, 360, 24)
+    with pytest.raises(DataError, match=r"tiny\.png.*8x8 px.*too small.*size=24 or more") as err:
+        Stylizer(decoder=decoders, encoder=encoder, size=None)(torch.rand(3, 8, 8), style, content_name="tiny.png")
+    assert "style_size" not in str(err.value)
+    with pytest.raises(DataError, match=r"brick\.png.*too small.*style_size=24 or more") as err:
+        Stylizer(decoder=decoders, encoder=encoder, size=64, style_size=16)(photos["astronaut"], style,
+                                                                             style_name="brick.png")
+    assert "size=" not in str(err.value).replace("style_size=", "")
+
+
+def test_api_output_aspect_is_the_file_s_when_it_is_decoded_reduced(encoder, decoders, photos, tmp_path):
+    # a file far larger than the size is read reduced (97x104 -> 49x52, sides rounded up), whose aspect would give
+    # 23x24; the file's own aspect gives 97 * 24 / 104 = 22.4 -> 22x24
+    photos["astronaut"].resize((104, 97)).save(tmp_path / "c.png")
+    res = Stylizer(decoder=decoders, encoder=encoder, size=24, iterations=1)(tmp_path / "c.png",
+                                                                              photos["brick"].resize((64, 64)))
+    assert tuple(res.image.shape) == (3, 22, 24)
