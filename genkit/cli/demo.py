@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from genkit.cli.limits import add_threads_option
+
     p = sub.add_parser("demo", help="stylise sample photos, train + edit a small portrait model, compute metrics, "
                                     "write an HTML report (runs offline)")
     p.add_argument("--out", default="outputs/demo", help="output folder (report.html, images, runs/)")
@@ -12,8 +14,7 @@ def register(sub) -> None:
     p.add_argument("--no-random", dest="allow_random", action="store_false",
                    help="refuse to run with random weights when the pretrained files are missing")
     p.add_argument("--seed", type=int, default=0, help="random seed of every part of the demo")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: the cores that the load average leaves free)")
+    add_threads_option(p, "the cores that the load average leaves free")
     p.set_defaults(handler=_demo)
 
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genkit.cli.limits import add_size_ceiling, non_negative_float, positive_float
+from genkit.cli.limits import (
+    add_size_ceiling,
+    add_threads_option,
+    non_negative_float,
+    positive_float,
+)
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -88,7 +93,7 @@ def register(sub) -> None:
     o.add_argument("--gram-weight", type=non_negative_float, default=0.0, help="weight of an extra Gram-matrix style term")
     r = p.add_argument_group("runtime")
     add_device_option(r)
-    r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_threads_option(r)
     r.add_argument("--allow-random", action="store_true",
                    help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
     r.add_argument("--vgg-weights", default=None, help="a VGG-19 weights file, or 'random'")
