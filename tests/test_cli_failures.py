@@ -39,6 +39,16 @@ def test_disk_full_is_one_line_naming_the_output_and_leaves_nothing(tmp_path, mo
      "argument --threads: must be >= 0 (0: the default), got '-3'"),
     (["parse", "x.png", "--parser", "p", "-o", "o", "--threads", "-1"], "argument --threads: must be >= 0"),
     (["demo", "--threads", "-2"], "argument --threads: must be >= 0"),
+    # an empty output path (an unset shell variable) wrote into the current folder (the trailing bad option stops
+    # the old code before it writes anything)
+    (["stylize", "a.png", "b.png", "-o", "", "--optimize"], "argument -o/--out: empty path ''"),
+    (["stylize", "", "b.png", "-o", "c.png", "--optimize"], "argument content: empty path"),  # '' read the cwd
+    (["parse", "x.png", "--parser", "p", "-o", ""], "argument -o/--out: empty path"),
+    (["edit", "--checkpoint", "c", "--target", "t.png", "-o", ""], "argument -o/--out: empty path"),
+    (["eval", "stats", "real", "-o", ""], "argument -o/--output: empty path"),
+    (["export", "pretrained", "src", "-o", ""], "argument -o/--out: empty path"),
+    (["data", "synth", "--out", "", "-n", "x"], "argument --out: empty path"),
+    (["demo", "--out", " ", "--seed", "x"], "argument --out: empty path ' '"),
 ])
 def test_an_invalid_option_value_is_one_line(argv, says, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from genkit.cli.limits import add_threads_option
+    from genkit.cli.limits import add_threads_option, non_empty_path
 
     p = sub.add_parser("demo", help="stylise sample photos, train + edit a small portrait model, compute metrics, "
                                     "write an HTML report (runs offline)")
-    p.add_argument("--out", default="outputs/demo", help="output folder (report.html, images, runs/)")
+    p.add_argument("--out", type=non_empty_path, default="outputs/demo",
+                   help="output folder (report.html, images, runs/)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes and budgets: the same report in about 30 s (rougher images; used by the tests)")
     p.add_argument("--no-random", dest="allow_random", action="store_false",

@@ -21,6 +21,7 @@ from pathlib import Path
 from genkit.cli.limits import (
     add_size_ceiling,
     add_threads_option,
+    non_empty_path,
     positive_float,
 )
 from genkit.cli.reading import add_reading_options, reading_policy
@@ -38,7 +39,7 @@ def register(sub) -> None:
                    help="a pretrained parser (bisenet-celebamask) or a parser file: a checkpoint of "
                         "experiment=parser_*, or a BiSeNet 79999_iter.pth; or a model folder / hub id (user/name) "
                         "from `genkit export pretrained`")
-    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("-o", "--out", type=non_empty_path, required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset already in --out as a whole (without it such a folder is refused)")
     p.add_argument("--size", type=_size, default=None, metavar="N|photo",

@@ -13,6 +13,7 @@ from pathlib import Path
 from genkit.cli.limits import (
     add_size_ceiling,
     add_threads_option,
+    non_empty_path,
     non_negative_float,
     positive_float,
 )
@@ -68,9 +69,10 @@ def register(sub) -> None:
 
     p = sub.add_parser("stylize", help="style transfer by deep feature reshuffle",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("content", help="content image or folder of images")
-    p.add_argument("style", help="style image or folder of images")
-    p.add_argument("-o", "--out", required=True, help="output image (single pair) or folder (batch mode)")
+    p.add_argument("content", type=non_empty_path, help="content image or folder of images")
+    p.add_argument("style", type=non_empty_path, help="style image or folder of images")
+    p.add_argument("-o", "--out", type=non_empty_path, required=True,
+                   help="output image (single pair) or folder (batch mode)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--decoder", metavar="CKPT", help="decoder checkpoint, model folder or hub id (user/name) (fast "
                      "path; train with `genkit-train experiment=reshuffle_decoders`)")
