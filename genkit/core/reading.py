@@ -228,7 +228,7 @@ def as_rgb(img: Image.Image, policy: ReadPolicy, where) -> tuple[Image.Image, st
         return img, None
     if policy.strict:
         raise DataError(where, f"image is {mode_name(img.mode)}, not 8-bit RGB, and strict mode refuses "
-                               "conversions (drop --strict-modes / strict_modes=true to convert it)")
+                               "conversions (drop --strict-modes / strict_modes=false to convert it)")
     try:
         return to_rgb(img, policy)
     except ValueError as exc:

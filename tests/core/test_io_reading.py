@@ -78,6 +78,7 @@ def test_strict_mode_refuses_what_it_would_convert(valid, kind):
     msg = str(e.value)
     assert msg.startswith(str(path)) and "\n" not in msg
     assert "8-bit RGB" in msg and "strict" in msg
+    assert "drop --strict-modes / strict_modes=false to convert it" in msg  # the way out (it said =true)
     # the default accepts it; the strict reading of an RGB file works
     read_image(path)
     assert read_image(valid["rgb_png"], strict=True).mode == "RGB"
