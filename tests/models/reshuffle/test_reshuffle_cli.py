@@ -140,3 +140,29 @@ def test_missing_weights_without_allow_random_explains_the_fix(files, tmp_path, 
     assert rc == 2
     assert "vgg19" in err and "--allow-random" in err
     assert not (tmp_path / "o.png").exists()
+
+
+def _label_map(path, size, regions):
+    """An 8-bit label PNG (mode L) of ``size`` (w, h): 0 everywhere, ``label`` in each ``(label, box)``."""
+    import numpy as np
+
+    labels = np.zeros(size[::-1], np.uint8)
+    for label, (x0, y0, x1, y1) in regions:
+        labels[y0:y1, x0:x1] = label
+    Image.fromarray(labels, "L").save(path)
+    return path
+
+
+def test_mask_warnings_are_one_clean_line(files, tmp_path, capsys):
+    # a 2x2 px content region has no 8x8 px cell at relu4_1: genkit warns, as one line without Python's internals
+    cmask = _label_map(tmp_path / "c.png", (64, 64), [(1, (30, 30, 32, 32))])
+    smask = _label_map(tmp_path / "s.png", (64, 64), [(1, (0, 0, 32, 64))])
+    rc = main(["stylize", str(files / "contents" / "astro.png"), str(files / "brick.png"), "-o",
+               str(tmp_path / "o.png"), "--optimize", "--steps", "1", "--size", "64", "--iterations", "1",
+               "--allow-random", "--content-mask", str(cmask), "--style-mask", str(smask)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    lines = [ln for ln in err.splitlines() if "semantic masks at relu4_1" in ln]
+    assert lines and all(ln.startswith("genkit: warning: semantic masks at relu4_1: content label 1 (4 px)")
+                         for ln in lines), err
+    assert "UserWarning" not in err and ".py:" not in err and "level_labels(" not in err, err
