@@ -99,14 +99,21 @@ def level_labels(content_mask: torch.Tensor, style_mask: torch.Tensor, content_h
 
 
 def check_masks(content_mask: torch.Tensor | None, style_mask: torch.Tensor | None,
-                content_hw: tuple[int, int], style_hw: tuple[int, int]) -> None:
+                content_hw: tuple[int, int], style_hw: tuple[int, int],
+                mask_files: tuple[str | Path | None, str | Path | None] = (None, None),
+                image_names: tuple[str | None, str | None] = (None, None)) -> None:
+    """Both masks or neither, each of its image's size (a :class:`DataError` naming the mask file, from
+    ``mask_files``, and the image, from ``image_names``), and every content label in the style mask."""
     if (content_mask is None) != (style_mask is None):
         raise ConfigError("semantic masks need both a content mask and a style mask")
     if content_mask is None:
         return
-    for m, hw, which in ((content_mask, content_hw, "content"), (style_mask, style_hw, "style")):
+    for m, hw, which, file, image in zip((content_mask, style_mask), (content_hw, style_hw), ("content", "style"),
+                                         mask_files, image_names):
         if tuple(m.shape) != tuple(hw):
-            raise DataError(f"{which} mask", f"is {m.shape[1]}x{m.shape[0]} but the {which} image is {hw[1]}x{hw[0]}")
+            raise DataError(file, f"{which} mask is {m.shape[1]}x{m.shape[0]} but the {which} image"
+                                  f"{' ' + str(image) if image else ''} is {hw[1]}x{hw[0]}; a label map must have "
+                                  "its image's size")
     missing = sorted(set(content_mask.unique().tolist()) - set(style_mask.unique().tolist()))
     if missing:
         raise ConfigError(f"content mask labels {missing} do not occur in the style mask; every content region "

@@ -166,3 +166,14 @@ def test_mask_warnings_are_one_clean_line(files, tmp_path, capsys):
     assert lines and all(ln.startswith("genkit: warning: semantic masks at relu4_1: content label 1 (4 px)")
                          for ln in lines), err
     assert "UserWarning" not in err and ".py:" not in err and "level_labels(" not in err, err
+
+
+def test_a_mask_of_another_size_is_refused_naming_the_file(files, tmp_path, capsys):
+    cmask = _label_map(tmp_path / "c_small.png", (20, 20), [(1, (0, 0, 10, 20))])
+    smask = _label_map(tmp_path / "s.png", (64, 64), [(1, (0, 0, 32, 64))])
+    content = files / "contents" / "astro.png"
+    rc, _, err = run(capsys, content, files / "brick.png", "-o", tmp_path / "o.png", "--optimize", "--steps", 1,
+                     "--size", 64, "--allow-random", "--content-mask", cmask, "--style-mask", smask)
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    assert err.strip().splitlines()[-1] == (f"genkit: error: {cmask}: content mask is 20x20 but the content image "
+                                            f"{content} is 64x64; a label map must have its image's size")
