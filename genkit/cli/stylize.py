@@ -318,6 +318,10 @@ def _stylize_pairs(st, contents, styles, out, to_folder, batch, args, reading):
 
 
 def _report(written, skipped, out, batch) -> None:
+    converted = {name: note for _, res in written for name, note in res.input_conversions.items()}
+    if not batch:
+        for name, note in converted.items():  # what reading did: mode conversion, EXIF rotation, first frame only
+            print(f"read {name}: {note}")
     for dest, res in written[:1] if not batch else []:
         for lv in res.levels:
             d = lv.as_dict()
@@ -328,6 +332,10 @@ def _report(written, skipped, out, batch) -> None:
     random_note = " (RANDOM VGG weights: not meaningful for quality)" if any(r.random_weights for _, r in written) else ""
     where = out if batch else (written[0][0] if written else out)
     print(f"wrote {len(written)} image(s) to {where}{random_note}")
+    if batch and converted:
+        print(f"{len(converted)} input(s) converted on reading (input_conversions in the outputs' metadata): "
+              + "; ".join(f"{Path(n).name}: {c}" for n, c in list(converted.items())[:3])
+              + (" ..." if len(converted) > 3 else ""))
     if skipped:
         print(f"skipped {len(skipped)} pair(s): " + "; ".join(f"{c.name} x {s.name}: {why}" for c, s, why in skipped[:5])
               + (" ..." if len(skipped) > 5 else ""))

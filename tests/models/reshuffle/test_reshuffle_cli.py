@@ -177,3 +177,16 @@ def test_a_mask_of_another_size_is_refused_naming_the_file(files, tmp_path, caps
     assert rc == 2 and not (tmp_path / "o.png").exists()
     assert err.strip().splitlines()[-1] == (f"genkit: error: {cmask}: content mask is 20x20 but the content image "
                                             f"{content} is 64x64; a label map must have its image's size")
+
+
+def test_an_animated_gif_is_read_as_its_first_frame_and_says_so(files, tmp_path, capsys):
+    frames = [Image.open(files / "contents" / "astro.png").convert("RGB"), Image.new("RGB", (64, 64), (0, 200, 0))]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    out = tmp_path / "o.png"
+    rc, stdout, err = run(capsys, gif, files / "brick.png", "-o", out, "--optimize", "--steps", 1, "--size", 64,
+                          "--iterations", 1, "--allow-random")
+    assert rc == 0, err
+    note = read_metadata(out)["input_conversions"][str(gif)]
+    assert note == "P -> RGB (palette looked up); first of 2 frames"
+    assert f"read {gif}: {note}" in stdout  # reported, not only in the metadata
