@@ -19,11 +19,21 @@ from torch.nn import functional as F
 from genkit.core.errors import ConfigError, DataError
 
 def load_mask(mask, name: str = "mask") -> torch.Tensor:
-    """A label map as a (H, W) long tensor from a path (single-channel PNG), PIL image, array or tensor."""
+    """A label map as a (H, W) long tensor from a path (single-channel PNG), PIL image, array or tensor.
+
+    A JPEG file is read, with a warning naming it: lossy compression adds stray labels along the region edges.
+    """
     if isinstance(mask, (str, Path)):
         from genkit.core.reading import read_label_map
 
-        return torch.from_numpy(read_label_map(mask))
+        labels = torch.from_numpy(read_label_map(mask))
+        with Image.open(mask) as img:  # the header only: read_label_map has checked the file
+            lossy = img.format in ("JPEG", "MPO")
+        if lossy:
+            warnings.warn(f"{mask}: {name} is a JPEG: its lossy compression adds stray labels along the region edges "
+                          f"({labels.unique().numel()} distinct values here); save label maps as PNG (lossless)",
+                          UserWarning, stacklevel=2)
+        return labels
     if isinstance(mask, Image.Image):
         if mask.mode not in ("L", "P", "I"):
             raise DataError(name, f"mask must be a single-channel label image (mode L or P), got mode {mask.mode}")

@@ -190,3 +190,19 @@ def test_an_animated_gif_is_read_as_its_first_frame_and_says_so(files, tmp_path,
     note = read_metadata(out)["input_conversions"][str(gif)]
     assert note == "P -> RGB (palette looked up); first of 2 frames"
     assert f"read {gif}: {note}" in stdout  # reported, not only in the metadata
+
+
+def test_a_jpeg_label_map_is_warned_about_naming_the_file(files, tmp_path, capsys):
+    # JPEG compression adds stray values along the region edges: every mask file that is a JPEG gets one warning
+    cmask = _label_map(tmp_path / "c.png", (64, 64), [(100, (0, 0, 32, 64))])
+    Image.open(cmask).save(tmp_path / "c.jpg", quality=75)
+    smask = _label_map(tmp_path / "s.png", (64, 64), [(100, (0, 0, 20, 64))])
+    rc = main(["stylize", str(files / "contents" / "astro.png"), str(files / "brick.png"), "-o",
+               str(tmp_path / "o.png"), "--optimize", "--steps", "1", "--size", "64", "--iterations", "1",
+               "--allow-random", "--content-mask", str(tmp_path / "c.jpg"), "--style-mask", str(smask)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    warned = [ln for ln in err.splitlines() if "JPEG" in ln]
+    assert len(warned) == 1, err
+    assert warned[0].startswith(f"genkit: warning: {tmp_path / 'c.jpg'}: content mask is a JPEG")
+    assert "stray labels" in warned[0] and "PNG" in warned[0]
