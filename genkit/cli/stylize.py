@@ -81,7 +81,7 @@ def register(sub) -> None:
     o = p.add_argument_group("optimisation (--optimize)")
     o.add_argument("--steps", type=int, default=50,
                    help="at most this many optimiser evaluations of the output image (fewer once the loss stops "
-                        "falling by 2%% per 10)")
+                        "falling by 2%% per 10; L-BFGS needs 2 for its first step)")
     o.add_argument("--level-steps", type=int, default=0,
                    help="also solve an image at every earlier level, this many evaluations, and take the next "
                         "level's content from it (default 0: every level uses the content's features)")

@@ -73,6 +73,7 @@ def test_single_pair_with_optimisation_writes_image_and_metadata(files, tmp_path
     assert meta["content"].endswith("astro.png") and meta["style"].endswith("brick.png")
     assert [h["stage"] for h in meta["optimization"]] == ["relu2_1"]  # one image, against every level's target
     assert meta["optimization"][0]["seconds_per_iteration"] > 0
+    assert meta["optimization"][0]["iterations"] <= 2 and meta["optimization"][0]["stopped_early"] is False
     # the release's content share on the optimisation path: each level blends at the product of the alphas so far
     shares = [meta["levels"][t]["content_share"] for t in ("relu4_1", "relu3_1", "relu2_1")]
     assert shares == pytest.approx([0.5, 0.3, 0.21], abs=1e-6)
