@@ -34,6 +34,21 @@ def test_disk_full_is_one_line_naming_the_output_and_leaves_nothing(tmp_path, mo
      "argument --tolerance: must be a finite number"),
     (["edit", "--checkpoint", "c", "--target", "t.png", "-o", "o.png", "--face-scale", "0"],
      "argument --face-scale: must be a positive number"),
+    # a negative thread count was torch.set_num_threads' RuntimeError traceback (stylize, demo) or a late error
+    (["stylize", "a.png", "b.png", "-o", "c.png", "--optimize", "--threads", "-3"],
+     "argument --threads: must be >= 0 (0: the default), got '-3'"),
+    (["parse", "x.png", "--parser", "p", "-o", "o", "--threads", "-1"], "argument --threads: must be >= 0"),
+    (["demo", "--threads", "-2"], "argument --threads: must be >= 0"),
+    # an empty output path (an unset shell variable) wrote into the current folder (the trailing bad option stops
+    # the old code before it writes anything)
+    (["stylize", "a.png", "b.png", "-o", "", "--optimize"], "argument -o/--out: empty path ''"),
+    (["stylize", "", "b.png", "-o", "c.png", "--optimize"], "argument content: empty path"),  # '' read the cwd
+    (["parse", "x.png", "--parser", "p", "-o", ""], "argument -o/--out: empty path"),
+    (["edit", "--checkpoint", "c", "--target", "t.png", "-o", ""], "argument -o/--out: empty path"),
+    (["eval", "stats", "real", "-o", ""], "argument -o/--output: empty path"),
+    (["export", "pretrained", "src", "-o", ""], "argument -o/--out: empty path"),
+    (["data", "synth", "--out", "", "-n", "x"], "argument --out: empty path"),
+    (["demo", "--out", " ", "--seed", "x"], "argument --out: empty path ' '"),
 ])
 def test_an_invalid_option_value_is_one_line(argv, says, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -61,3 +76,12 @@ def test_allow_large_lets_a_size_past_the_ceiling_through(tmp_path, capsys):
     assert main(["stylize", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "c.png"),
                  "--optimize", "--size", "5000", "--allow-large"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["stylize", "parse", "demo"])
+def test_every_threads_option_says_what_0_means(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    entry = help_text.split("--threads N ")[-1][:160]  # the option's line (the first mention is the usage)
+    assert entry.startswith("CPU threads") and "0 or unset: " in entry, entry

@@ -2,8 +2,9 @@
 
 Each module in this package that defines ``register(subparsers)`` adds one sub-command (``data``, ``weights``,
 ``stylize``, ``eval``, ...). Heavy imports happen inside the handlers so ``genkit --help`` stays fast.
-User errors (:class:`~genkit.core.errors.GenkitError`) print one clear line and exit non-zero; ``--debug`` shows the
-traceback.
+User errors (:class:`~genkit.core.errors.GenkitError`) print one clear line and exit non-zero, and genkit's own
+warnings print as one line (``genkit: warning: ...``, without Python's file path and source line); ``--debug`` shows
+the traceback and the full warnings.
 
 Every parser of the tree is a :class:`ArgumentParser`: help shows each option's default, docstring markup in
 descriptions is shown as plain text, and :func:`add_device_option` gives every command the same ``--device``.
@@ -17,6 +18,8 @@ import logging
 import pkgutil
 import re
 import sys
+import warnings
+from pathlib import Path
 
 DEVICE_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 _MARKUP = re.compile(r"``([^`]+)``|:[a-z]+:`~?([^`]+)`")
@@ -83,6 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PACKAGE = Path(__file__).resolve().parent.parent  # genkit/
+
+
+def _one_line_warnings(show):
+    """A ``warnings.showwarning`` that prints a warning raised in genkit's code as ``genkit: warning: MESSAGE`` (the
+    message is what the user acts on; file path and source line are internals) and hands others to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        try:
+            ours = Path(filename).resolve().is_relative_to(_PACKAGE)
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            return show(message, category, filename, lineno, file, line)
+        try:
+            (file or sys.stderr).write(f"genkit: warning: {message}\n")
+        except OSError:  # as warnings.showwarning: a closed or broken stream loses the warning, not the run
+            pass
+
+    return showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     from genkit.core.console import silence_random_weights_warning
     from genkit.core.errors import FileSystemError, GenkitError
@@ -100,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     silence_random_weights_warning()
+    shown = warnings.showwarning
+    if not args.debug:
+        warnings.showwarning = _one_line_warnings(shown)
     try:
         result = args.handler(args)
     except (GenkitError, OSError) as exc:  # OSError: disk full, permission denied... (one line naming the path)
@@ -111,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genkit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
     return int(result or 0)
 
 

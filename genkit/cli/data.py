@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genkit.cli.limits import add_size_ceiling
+from genkit.cli.limits import add_size_ceiling, non_empty_path
 from genkit.cli.reading import add_reading_options, reading_policy
 
 PREPARE_DATASETS = ("celebamask-hq",)
@@ -13,7 +13,7 @@ def register(sub) -> None:
     p = sub.add_parser("data", help="dataset tools: synthetic faces, dataset preparation, checking a dataset")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     s = dsub.add_parser("synth", help="write synthetic faces in the generic folder layout (images/, masks/, schema)")
-    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--out", type=non_empty_path, required=True, help="output folder")
     s.add_argument("-n", type=int, default=100, help="number of faces")
     s.add_argument("--size", type=int, default=128, help="side of the square images in pixels")
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same faces)")
@@ -29,7 +29,7 @@ def register(sub) -> None:
                          "OUT/schema.json, OUT/splits/{train,val,test}.txt and OUT/prepare.json. --src is only read.")
     pr.add_argument("dataset", choices=PREPARE_DATASETS, help="which dataset layout --src holds")
     pr.add_argument("--src", required=True, help="the unpacked dataset folder (never modified)")
-    pr.add_argument("--out", required=True, help="output folder (outside --src)")
+    pr.add_argument("--out", type=non_empty_path, required=True, help="output folder (outside --src)")
     pr.add_argument("--size", type=int, default=None,
                     help="also resize photos (bicubic) and masks (nearest) to SIZE x SIZE (default: keep)")
     pr.add_argument("--on-bad-file", choices=("error", "skip"), default="error",

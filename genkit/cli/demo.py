@@ -4,16 +4,18 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from genkit.cli.limits import add_threads_option, non_empty_path
+
     p = sub.add_parser("demo", help="stylise sample photos, train + edit a small portrait model, compute metrics, "
                                     "write an HTML report (runs offline)")
-    p.add_argument("--out", default="outputs/demo", help="output folder (report.html, images, runs/)")
+    p.add_argument("--out", type=non_empty_path, default="outputs/demo",
+                   help="output folder (report.html, images, runs/)")
     p.add_argument("--quick", action="store_true",
                    help="small sizes and budgets: the same report in about 30 s (rougher images; used by the tests)")
     p.add_argument("--no-random", dest="allow_random", action="store_false",
                    help="refuse to run with random weights when the pretrained files are missing")
     p.add_argument("--seed", type=int, default=0, help="random seed of every part of the demo")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: the cores that the load average leaves free)")
+    add_threads_option(p, "the cores that the load average leaves free")
     p.set_defaults(handler=_demo)
 
 

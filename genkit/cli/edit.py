@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genkit.cli.limits import non_negative_float, positive_float
+from genkit.cli.limits import non_empty_path, non_negative_float, positive_float
 from genkit.cli.reading import add_reading_options, reading_policy
 
 COMPONENT_FLAGS = {"left_eye": "--left-eye", "right_eye": "--right-eye", "eyes": "--eyes", "mouth": "--mouth",
@@ -83,7 +83,7 @@ def register(sub) -> None:
     add_device_option(p)
     p.add_argument("--save-codes", metavar="PATH", help="also write the component codes used (torch file)")
     p.add_argument("--save-mask", action="store_true", help="also write the label map used, as OUT_mask.png")
-    p.add_argument("-o", "--out", required=True,
+    p.add_argument("-o", "--out", type=non_empty_path, required=True,
                    help="output image; the format follows the extension (png, jpg, webp, tif, bmp; metadata in the "
                         "PNG or a NAME.EXT.json sidecar). With --sample: OUT_0.png, OUT_1.png, ...; with --donors: "
                         "a folder")

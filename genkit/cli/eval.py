@@ -20,6 +20,7 @@ import json
 import sys
 import warnings
 
+from genkit.cli.limits import non_empty_path
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -83,7 +84,8 @@ def register(sub) -> None:
 
     s = esub.add_parser("stats", help="FID reference statistics of a folder, as a pytorch-fid .npz")
     s.add_argument("input", metavar="DIR", help="image folder")
-    s.add_argument("-o", "--output", required=True, metavar="FILE.npz", help="statistics file to write")
+    s.add_argument("-o", "--output", type=non_empty_path, required=True, metavar="FILE.npz",
+                   help="statistics file to write")
     _common(s, inc_help)
     s.add_argument("--no-cache", action="store_true", help="do not read or write the statistics cache")
     _protocol_option(s)

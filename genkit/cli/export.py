@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from genkit.cli.limits import non_empty_path
+
 SOURCE_HELP = ("a run folder, a checkpoint (parser, decoders, portrait), a BiSeNet file (79999_iter.pth), a model "
                "folder, a hub id (user/name) or bisenet-celebamask")
 
@@ -22,13 +24,14 @@ def register(sub) -> None:
     esub = p.add_subparsers(dest="export_command", metavar="WHAT", required=True)
     pre = esub.add_parser("pretrained", help="a model folder: config.json, model.safetensors and a model card")
     pre.add_argument("source", metavar="RUN_OR_CKPT", help=SOURCE_HELP)
-    pre.add_argument("-o", "--out", required=True, metavar="DIR", help="the model folder to write")
+    pre.add_argument("-o", "--out", type=non_empty_path, required=True, metavar="DIR", help="the model folder to write")
     pre.add_argument("--repo", metavar="USER/NAME", help="the hub id the card's loading examples use")
     pre.add_argument("--overwrite", action="store_true", help="replace the model files of an existing folder")
     pre.set_defaults(handler=run_pretrained)
     onx = esub.add_parser("onnx", help="the networks as ONNX files, each checked against PyTorch with onnxruntime")
     onx.add_argument("source", metavar="RUN_OR_CKPT", help=SOURCE_HELP)
-    onx.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the .onnx files")
+    onx.add_argument("-o", "--out", type=non_empty_path, required=True, metavar="DIR",
+                     help="folder for the .onnx files")
     onx.set_defaults(handler=run_onnx)
     push = esub.add_parser("push", help="upload a model folder to the Hugging Face hub (huggingface_hub)")
     push.add_argument("folder", metavar="DIR", help="a model folder written by `genkit export pretrained`")

@@ -1,5 +1,6 @@
 """Option values the command line refuses before any work: sizes past a ceiling (memory grows with the square of
-the side: ``genkit parse --size 20000`` reached 14 GB), and numbers that must be finite and positive (``--lr nan``).
+the side: ``genkit parse --size 20000`` reached 14 GB), numbers that must be finite and positive (``--lr nan``),
+negative thread counts (:func:`add_threads_option`) and empty paths (:func:`non_empty_path`: ``-o "$UNSET"``).
 
 ``add_size_ceiling(parser, "--size", ...)`` adds ``--allow-large`` and registers the check; :func:`genkit.cli.main`
 runs it right after parsing, so ``--size 100000`` is refused in well under a second, before torch is imported.
@@ -60,3 +61,28 @@ def non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
     return value
+
+
+def thread_count(text: str) -> int:
+    """An argparse type: a number of CPU threads, an integer >= 0 (0: the command's default)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0: the default), got {text!r}")
+    return value
+
+
+def add_threads_option(parser, default: str = "torch's default") -> argparse.Action:
+    """``--threads N`` of every command (:func:`thread_count`); unset or 0 means ``default``."""
+    return parser.add_argument("--threads", type=thread_count, default=None, metavar="N",
+                               help=f"CPU threads for torch (0 or unset: {default})")
+
+
+def non_empty_path(text: str) -> str:
+    """An argparse type: a path that is not empty or blank (``-o "$OUT"`` with ``OUT`` unset would otherwise mean
+    the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"empty path {text!r}: give a file or folder name (an unset shell variable?)")
+    return text

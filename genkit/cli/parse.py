@@ -18,7 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genkit.cli.limits import add_size_ceiling, positive_float
+from genkit.cli.limits import (
+    add_size_ceiling,
+    add_threads_option,
+    non_empty_path,
+    positive_float,
+)
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -34,7 +39,7 @@ def register(sub) -> None:
                    help="a pretrained parser (bisenet-celebamask) or a parser file: a checkpoint of "
                         "experiment=parser_*, or a BiSeNet 79999_iter.pth; or a model folder / hub id (user/name) "
                         "from `genkit export pretrained`")
-    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("-o", "--out", type=non_empty_path, required=True, help="output folder")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a dataset already in --out as a whole (without it such a folder is refused)")
     p.add_argument("--size", type=_size, default=None, metavar="N|photo",
@@ -50,8 +55,7 @@ def register(sub) -> None:
     p.add_argument("--skip-errors", action="store_true",
                    help="skip photos that cannot be read or have no detected face (reported at the end)")
     add_device_option(p)
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for inference (default: torch's choice; 1 is often faster on a busy machine)")
+    add_threads_option(p, "torch's default; 1 is often faster on a busy machine")
     add_reading_options(p, "photos")
     add_size_ceiling(p, "--size")
     p.set_defaults(handler=_parse)
@@ -131,11 +135,9 @@ def _parse_into(args, out: Path, dest: Path) -> int:
 
     reading = reading_policy(args)
     device = resolve_device(args.device)
-    if args.threads is not None:
+    if args.threads:  # >= 0 (the option's type); 0: torch's default
         import torch
 
-        if args.threads < 1:
-            raise ConfigError("--threads must be >= 1")
         torch.set_num_threads(args.threads)
     # a parser of another schema than --schema comes back mapped onto it (summed class probabilities)
     net, info = _load_parser(args.parser, args.schema)

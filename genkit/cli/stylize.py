@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from genkit.cli.limits import add_size_ceiling, non_negative_float, positive_float
+from genkit.cli.limits import (
+    add_size_ceiling,
+    add_threads_option,
+    non_empty_path,
+    non_negative_float,
+    positive_float,
+)
 from genkit.cli.reading import add_reading_options, reading_policy
 
 
@@ -63,9 +69,10 @@ def register(sub) -> None:
 
     p = sub.add_parser("stylize", help="style transfer by deep feature reshuffle",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("content", help="content image or folder of images")
-    p.add_argument("style", help="style image or folder of images")
-    p.add_argument("-o", "--out", required=True, help="output image (single pair) or folder (batch mode)")
+    p.add_argument("content", type=non_empty_path, help="content image or folder of images")
+    p.add_argument("style", type=non_empty_path, help="style image or folder of images")
+    p.add_argument("-o", "--out", type=non_empty_path, required=True,
+                   help="output image (single pair) or folder (batch mode)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--decoder", metavar="CKPT", help="decoder checkpoint, model folder or hub id (user/name) (fast "
                      "path; train with `genkit-train experiment=reshuffle_decoders`)")
@@ -74,7 +81,7 @@ def register(sub) -> None:
     o = p.add_argument_group("optimisation (--optimize)")
     o.add_argument("--steps", type=int, default=50,
                    help="at most this many optimiser evaluations of the output image (fewer once the loss stops "
-                        "falling by 2%% per 10)")
+                        "falling by 2%% per 10; L-BFGS needs 2 for its first step)")
     o.add_argument("--level-steps", type=int, default=0,
                    help="also solve an image at every earlier level, this many evaluations, and take the next "
                         "level's content from it (default 0: every level uses the content's features)")
@@ -88,7 +95,7 @@ def register(sub) -> None:
     o.add_argument("--gram-weight", type=non_negative_float, default=0.0, help="weight of an extra Gram-matrix style term")
     r = p.add_argument_group("runtime")
     add_device_option(r)
-    r.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    add_threads_option(r)
     r.add_argument("--allow-random", action="store_true",
                    help="run with RANDOM VGG weights if the real file is missing (outputs are marked)")
     r.add_argument("--vgg-weights", default=None, help="a VGG-19 weights file, or 'random'")
@@ -322,6 +329,10 @@ def _stylize_pairs(st, contents, styles, out, to_folder, batch, args, reading):
 
 
 def _report(written, skipped, out, batch) -> None:
+    converted = {name: note for _, res in written for name, note in res.input_conversions.items()}
+    if not batch:
+        for name, note in converted.items():  # what reading did: mode conversion, EXIF rotation, first frame only
+            print(f"read {name}: {note}")
     for dest, res in written[:1] if not batch else []:
         for lv in res.levels:
             d = lv.as_dict()
@@ -332,6 +343,10 @@ def _report(written, skipped, out, batch) -> None:
     random_note = " (RANDOM VGG weights: not meaningful for quality)" if any(r.random_weights for _, r in written) else ""
     where = out if batch else (written[0][0] if written else out)
     print(f"wrote {len(written)} image(s) to {where}{random_note}")
+    if batch and converted:
+        print(f"{len(converted)} input(s) converted on reading (input_conversions in the outputs' metadata): "
+              + "; ".join(f"{Path(n).name}: {c}" for n, c in list(converted.items())[:3])
+              + (" ..." if len(converted) > 3 else ""))
     if skipped:
         print(f"skipped {len(skipped)} pair(s): " + "; ".join(f"{c.name} x {s.name}: {why}" for c, s, why in skipped[:5])
               + (" ..." if len(skipped) > 5 else ""))

@@ -15,6 +15,7 @@ import argparse
 
 def register(sub) -> None:
     from genkit.cli import add_device_option
+    from genkit.cli.limits import non_empty_path
 
     p = sub.add_parser("ui", help="edit portraits and stylise images in the browser (a local web app)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,7 +30,7 @@ def register(sub) -> None:
     p.add_argument("--auth", metavar="USER:PASS", help="require this login")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
     p.add_argument("--concurrency", type=int, default=1, help="heavy calls run at once; more users wait in a queue")
-    p.add_argument("--out", default="genkit-ui", help="output folder: uploads, results, downloads")
+    p.add_argument("--out", type=non_empty_path, default="genkit-ui", help="output folder: uploads, results, downloads")
     add_device_option(p)
     p.set_defaults(handler=_ui)
 

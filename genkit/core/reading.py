@@ -19,9 +19,13 @@ from genkit.core.errors import DataError
 log = logging.getLogger(__name__)
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# The image files a folder scan takes (any case): the raster formats Pillow decodes itself. A single file is read
+# whatever its name; a folder keeps to these so that videos, PDFs or data files next to the images are not read.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".apng", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
+                    ".pnm", ".tga")
 
 CONVERSION_INFO = "genkit.conversion"  # key in ``Image.info`` holding what reading did to the file
+FRAMES_INFO = "genkit.frames"  # key in ``Image.info`` holding the file's frame count (open_image)
 MIN_IMAGE_SIDE = 8  # smaller than this on a side is not a picture any genkit model can use
 TRANSPARENCY = ("drop", "white")  # what reading does with an alpha channel
 
@@ -89,7 +93,8 @@ METRICS = ReadPolicy(profile="torch-fidelity")
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Sorted image files directly inside ``folder``; a clear error if it is missing or empty.
+    """Sorted image files (:data:`IMAGE_EXTENSIONS`) directly inside ``folder``; a clear error if it is missing or
+    empty.
 
     Entries named like images that are not regular files (a folder called ``x.png``, a dangling link) are listed
     too, so reading them reports the problem instead of silently leaving them out.
@@ -138,6 +143,7 @@ def open_image(path: Path, min_side: int = 1, reduce_to: int | None = None) -> I
     if min(w, h) < min_side:
         img.close()
         raise DataError(path, f"image is {w}x{h} px, too small: genkit needs at least {min_side} px on each side")
+    img.info[FRAMES_INFO] = _frame_count(img)  # before decoding: counting seeks through the file
     if reduce_to and img.format == "JPEG" and min(w, h) >= 4 * reduce_to:
         scale = 2 * reduce_to / min(w, h)
         img.draft(img.mode, (math.ceil(w * scale), math.ceil(h * scale)))
@@ -147,6 +153,17 @@ def open_image(path: Path, min_side: int = 1, reduce_to: int | None = None) -> I
         img.close()
         raise DataError(path, f"cannot be decoded as an image (truncated or corrupt: {_short(exc)})") from None
     return img
+
+
+def _frame_count(img: Image.Image) -> int:
+    """Frames of an animated GIF/PNG/WebP or pages of a TIFF (1 for a still image). A camera's MPO JPEG counts as
+    one: its further images are previews or depth maps, the first is the photo."""
+    if img.format == "MPO":
+        return 1
+    try:
+        return int(getattr(img, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - a damaged later frame must not hide the first one
+        return 1
 
 
 def _short(exc: BaseException) -> str:
@@ -228,7 +245,7 @@ def as_rgb(img: Image.Image, policy: ReadPolicy, where) -> tuple[Image.Image, st
         return img, None
     if policy.strict:
         raise DataError(where, f"image is {mode_name(img.mode)}, not 8-bit RGB, and strict mode refuses "
-                               "conversions (drop --strict-modes / strict_modes=true to convert it)")
+                               "conversions (drop --strict-modes / strict_modes=false to convert it)")
     try:
         return to_rgb(img, policy)
     except ValueError as exc:
@@ -240,7 +257,8 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
     """Read an image file as 8-bit RGB under ``policy`` (see :class:`ReadPolicy`).
 
     ``overrides`` replace policy fields (``read_image(p, strict=True)``, ``transparency="white"``). What was done to
-    the file (mode conversion, EXIF rotation) is in ``img.info[CONVERSION_INFO]`` (see :func:`conversion_note`).
+    the file (mode conversion, EXIF rotation, only the first of several frames read) is in
+    ``img.info[CONVERSION_INFO]`` (see :func:`conversion_note`).
     Broken files, images under ``min_side`` px and (strict) non-RGB files raise a :class:`DataError` naming the
     file and the problem.
 
@@ -253,6 +271,7 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
         policy = replace(policy, **overrides)
     path = Path(path)
     img = open_image(path, min_side, reduce_to)
+    frames = img.info.get(FRAMES_INFO, 1)
     if reduce_to:
         img = reduced(img, reduce_to)
     notes = []
@@ -265,6 +284,8 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
         except Exception as exc:  # noqa: BLE001 - a damaged EXIF block must not hide the picture
             log.warning("%s: EXIF orientation ignored (%s)", path, _short(exc))
     img, note = as_rgb(img, policy, path)
+    if frames > 1:  # an animated GIF or a multi-page TIFF: Pillow decodes the first frame
+        notes.append(f"first of {frames} frames")
     if note:
         notes.insert(0, note)
         if policy.profile != "photo" and "clip to white" in note and not _CLIP_WARNED:
@@ -293,7 +314,8 @@ _CLIP_WARNED: list[Path] = []  # the 16-bit clipping of metric reading is logged
 
 
 def conversion_note(img: Image.Image) -> str | None:
-    """What :func:`read_image` did to turn the file into 8-bit RGB (``None``: nothing, it was RGB and upright)."""
+    """What :func:`read_image` did to turn the file into 8-bit RGB (``None``: nothing, it was RGB, upright and had one
+    frame)."""
     return img.info.get(CONVERSION_INFO)
 
 

@@ -78,6 +78,7 @@ def test_strict_mode_refuses_what_it_would_convert(valid, kind):
     msg = str(e.value)
     assert msg.startswith(str(path)) and "\n" not in msg
     assert "8-bit RGB" in msg and "strict" in msg
+    assert "drop --strict-modes / strict_modes=false to convert it" in msg  # the way out (it said =true)
     # the default accepts it; the strict reading of an RGB file works
     read_image(path)
     assert read_image(valid["rgb_png"], strict=True).mode == "RGB"
@@ -139,3 +140,37 @@ def test_label_maps_stay_strict(tmp_path, valid):
         read_label_map(valid["rgba_png"])
     with pytest.raises(DataError, match="16-bit"):
         read_label_map(valid["grey16_png"])
+
+
+@pytest.mark.parametrize("suffix, frames", [(".gif", 3), (".tif", 2), (".webp", 3)])
+def test_a_multi_frame_file_reads_its_first_frame_and_says_so(tmp_path, suffix, frames):
+    """An animated GIF/WebP or a multi-page TIFF: the first frame is read, and the note records that there were more
+    (it went into the outputs' input_conversions silently before)."""
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)][:frames]
+    images = [Image.new("RGB", (W, H), c) for c in colours]
+    path = tmp_path / f"many{suffix}"
+    images[0].save(path, save_all=True, append_images=images[1:], lossless=True)
+    for policy in (PHOTOS, METRICS):
+        img = read_image(path, policy)
+        assert np.abs(np.asarray(img, dtype=np.int16) - colours[0]).max() <= 2
+        assert f"first of {frames} frames" in conversion_note(img), conversion_note(img)
+    single = tmp_path / f"one{suffix}"
+    images[0].save(single)
+    assert "frames" not in (conversion_note(read_image(single)) or "")
+
+
+def test_a_folder_lists_every_image_format_a_single_file_reads(tmp_path):
+    from genkit.core.reading import IMAGE_EXTENSIONS, list_images
+
+    img = Image.fromarray(base_rgb())
+    for name in ("a.gif", "b.ppm", "c.PGM", "d.tga", "e.png", "f.jpeg", "g.TIF", "h.webp", "i.bmp"):
+        img.save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    listed = list_images(tmp_path)
+    assert [p.name for p in listed] == ["a.gif", "b.ppm", "c.PGM", "d.tga", "e.png", "f.jpeg", "g.TIF", "h.webp",
+                                        "i.bmp"]
+    assert all(read_image(p).size == (W, H) for p in listed)
+    # the one list of extensions names only formats this Pillow decodes
+    registered = Image.registered_extensions()
+    assert all(registered.get(ext) in Image.OPEN for ext in IMAGE_EXTENSIONS), IMAGE_EXTENSIONS

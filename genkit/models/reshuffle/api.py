@@ -357,7 +357,9 @@ class Stylizer:
                 raise ConfigError("semantic masks need both a content mask and a style mask")
             c_raw, s_raw = to_tensor(content, cname, self.reading), to_tensor(style, sname, self.reading)
             cmask, smask = load_mask(content_mask, "content mask"), load_mask(style_mask, "style mask")
-            check_masks(cmask, smask, tuple(c_raw.shape[-2:]), tuple(s_raw.shape[-2:]))
+            files = tuple(m if isinstance(m, (str, Path)) else None for m in (content_mask, style_mask))
+            images = (content_name or _name_of(content, ""), style_name or _name_of(style, ""))
+            check_masks(cmask, smask, tuple(c_raw.shape[-2:]), tuple(s_raw.shape[-2:]), files, images)
             cmask, smask = resize_mask(cmask, tuple(c_img.shape[-2:])), resize_mask(smask, tuple(s_img.shape[-2:]))
         mode = self.config.preserve_color
         c_in, s_in = color.prepare(c_img, s_img, mode)

@@ -19,11 +19,21 @@ from torch.nn import functional as F
 from genkit.core.errors import ConfigError, DataError
 
 def load_mask(mask, name: str = "mask") -> torch.Tensor:
-    """A label map as a (H, W) long tensor from a path (single-channel PNG), PIL image, array or tensor."""
+    """A label map as a (H, W) long tensor from a path (single-channel PNG), PIL image, array or tensor.
+
+    A JPEG file is read, with a warning naming it: lossy compression adds stray labels along the region edges.
+    """
     if isinstance(mask, (str, Path)):
         from genkit.core.reading import read_label_map
 
-        return torch.from_numpy(read_label_map(mask))
+        labels = torch.from_numpy(read_label_map(mask))
+        with Image.open(mask) as img:  # the header only: read_label_map has checked the file
+            lossy = img.format in ("JPEG", "MPO")
+        if lossy:
+            warnings.warn(f"{mask}: {name} is a JPEG: its lossy compression adds stray labels along the region edges "
+                          f"({labels.unique().numel()} distinct values here); save label maps as PNG (lossless)",
+                          UserWarning, stacklevel=2)
+        return labels
     if isinstance(mask, Image.Image):
         if mask.mode not in ("L", "P", "I"):
             raise DataError(name, f"mask must be a single-channel label image (mode L or P), got mode {mask.mode}")
@@ -99,14 +109,21 @@ def level_labels(content_mask: torch.Tensor, style_mask: torch.Tensor, content_h
 
 
 def check_masks(content_mask: torch.Tensor | None, style_mask: torch.Tensor | None,
-                content_hw: tuple[int, int], style_hw: tuple[int, int]) -> None:
+                content_hw: tuple[int, int], style_hw: tuple[int, int],
+                mask_files: tuple[str | Path | None, str | Path | None] = (None, None),
+                image_names: tuple[str | None, str | None] = (None, None)) -> None:
+    """Both masks or neither, each of its image's size (a :class:`DataError` naming the mask file, from
+    ``mask_files``, and the image, from ``image_names``), and every content label in the style mask."""
     if (content_mask is None) != (style_mask is None):
         raise ConfigError("semantic masks need both a content mask and a style mask")
     if content_mask is None:
         return
-    for m, hw, which in ((content_mask, content_hw, "content"), (style_mask, style_hw, "style")):
+    for m, hw, which, file, image in zip((content_mask, style_mask), (content_hw, style_hw), ("content", "style"),
+                                         mask_files, image_names):
         if tuple(m.shape) != tuple(hw):
-            raise DataError(f"{which} mask", f"is {m.shape[1]}x{m.shape[0]} but the {which} image is {hw[1]}x{hw[0]}")
+            raise DataError(file, f"{which} mask is {m.shape[1]}x{m.shape[0]} but the {which} image"
+                                  f"{' ' + str(image) if image else ''} is {hw[1]}x{hw[0]}; a label map must have "
+                                  "its image's size")
     missing = sorted(set(content_mask.unique().tolist()) - set(style_mask.unique().tolist()))
     if missing:
         raise ConfigError(f"content mask labels {missing} do not occur in the style mask; every content region "

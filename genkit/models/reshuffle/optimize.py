@@ -7,14 +7,15 @@ The blends are not carried down, so each level blends the content at the running
 content share a carried cascade gives; ``content_share="release"``). ``level_steps`` > 0 carries them instead,
 through an image optimised at every level (slower; docs/style-transfer.md compares them).
 
-Every solve stops after ``steps`` evaluations, or once its loss falls by less than ``tolerance`` (relative) over
-``check_every`` evaluations. ``coarse_steps`` > 0 first solves at half resolution against 2x average-pooled
-targets (coarse-to-fine image resolution). :func:`gram_transfer` is the Gram-only (Gatys et al.) baseline on the
-same optimiser.
+Every solve stops after ``steps`` evaluations (never more: L-BFGS's line search is cut off at the budget), or once
+its loss falls by less than ``tolerance`` (relative) over ``check_every`` evaluations. ``coarse_steps`` > 0 first
+solves at half resolution against 2x average-pooled targets (coarse-to-fine image resolution). :func:`gram_transfer`
+is the Gram-only (Gatys et al.) baseline on the same optimiser.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
@@ -70,28 +71,45 @@ def normalized_error(f: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (f - target).pow(2).mean() / target.pow(2).mean().clamp_min(1e-8)
 
 
+class _BudgetSpent(Exception):
+    """Raised by the L-BFGS closure asked for one evaluation past the budget."""
+
+
 def minimize(x0: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor], settings: OptimizeSettings,
              steps: int | None = None, clamp: tuple[float | None, float | None] = (0.0, 1.0)) -> tuple[torch.Tensor, dict]:
     """Minimise ``loss_fn(x)`` from ``x0`` with the settings' optimiser; returns ``(x, info)``.
 
     ``clamp``: the box ``x`` is projected onto after Adam steps and at the end (L-BFGS runs unconstrained).
-    Stops after ``steps`` evaluations or once the loss falls by less than ``settings.tolerance`` (relative) over
-    ``settings.check_every`` evaluations.
+    Stops after ``steps`` evaluations (never more) or once the loss falls by less than ``settings.tolerance``
+    (relative) over ``settings.check_every`` evaluations; ``info["stopped_early"]`` is true only when the latter
+    stopped it before the budget was spent.
+
+    L-BFGS: each ``opt.step`` evaluates its starting point once, and torch's strong-Wolfe line search evaluates its
+    first trial point before it counts against ``max_eval``, so a step can take ``max_eval + 1`` evaluations
+    (``max_iter``/``max_eval`` bound one step, not a run). Each step is therefore given ``max_eval`` one below the
+    evaluations left, and the closure refuses any evaluation past the budget, whatever the torch version's line search
+    asks for; a line search cut off that way leaves ``x`` at the best point evaluated.
     """
     s = settings
     budget = s.steps if steps is None else steps
     x = x0.detach().clone().requires_grad_(True)
     evals, last = 0, None
+    best: tuple[float, torch.Tensor | None] = (math.inf, None)  # L-BFGS: the lowest loss evaluated, and where
     history: list[float] = []
     t0 = now(x0)
+    lbfgs = s.optimizer != "adam"
 
     def closure():
-        nonlocal evals, last
+        nonlocal evals, last, best
+        if evals >= budget:
+            raise _BudgetSpent
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(x)
         loss.backward()
         evals += 1
         last = float(loss.detach())
+        if lbfgs and last < best[0]:
+            best = (last, x.detach().clone())
         return loss
 
     stopped = False
@@ -110,8 +128,16 @@ def minimize(x0: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor], 
                     with torch.no_grad():
                         x.clamp_(*clamp)
             else:
-                opt.param_groups[0]["max_iter"] = opt.param_groups[0]["max_eval"] = min(s.check_every, budget - evals)
-                opt.step(closure)
+                chunk = min(s.check_every, budget - evals)
+                # one below: the line search's first trial point is not counted against max_eval
+                opt.param_groups[0]["max_iter"], opt.param_groups[0]["max_eval"] = chunk, max(chunk - 1, 1)
+                try:
+                    opt.step(closure)
+                except _BudgetSpent:  # the budget ran out inside a line search: keep the best point evaluated
+                    if best[1] is not None:
+                        with torch.no_grad():
+                            x.copy_(best[1])
+                    break
             if evals == before:  # L-BFGS converged (zero gradient)
                 stopped = True
                 break
@@ -122,7 +148,8 @@ def minimize(x0: torch.Tensor, loss_fn: Callable[[torch.Tensor], torch.Tensor], 
     with torch.no_grad():
         x = x.detach().clamp(*clamp)
         final = float(loss_fn(x))
-    return x, {"iterations": evals, "seconds": now(x0) - t0, "final_loss": final, "stopped_early": stopped}
+    return x, {"iterations": evals, "seconds": now(x0) - t0, "final_loss": final,
+               "stopped_early": stopped and evals < budget}
 
 
 @dataclass

@@ -73,6 +73,7 @@ def test_single_pair_with_optimisation_writes_image_and_metadata(files, tmp_path
     assert meta["content"].endswith("astro.png") and meta["style"].endswith("brick.png")
     assert [h["stage"] for h in meta["optimization"]] == ["relu2_1"]  # one image, against every level's target
     assert meta["optimization"][0]["seconds_per_iteration"] > 0
+    assert meta["optimization"][0]["iterations"] <= 2 and meta["optimization"][0]["stopped_early"] is False
     # the release's content share on the optimisation path: each level blends at the product of the alphas so far
     shares = [meta["levels"][t]["content_share"] for t in ("relu4_1", "relu3_1", "relu2_1")]
     assert shares == pytest.approx([0.5, 0.3, 0.21], abs=1e-6)
@@ -226,3 +227,69 @@ def test_too_small_after_resizing_names_the_file_and_the_option(odd_files, tmp_p
     if option == "--style-size":
         assert "--size" not in err.replace("--style-size", "")
     assert not (tmp_path / "o.png").exists()
+
+
+def _label_map(path, size, regions):
+    """An 8-bit label PNG (mode L) of ``size`` (w, h): 0 everywhere, ``label`` in each ``(label, box)``."""
+    import numpy as np
+
+    labels = np.zeros(size[::-1], np.uint8)
+    for label, (x0, y0, x1, y1) in regions:
+        labels[y0:y1, x0:x1] = label
+    Image.fromarray(labels, "L").save(path)
+    return path
+
+
+def test_mask_warnings_are_one_clean_line(files, tmp_path, capsys):
+    # a 2x2 px content region has no 8x8 px cell at relu4_1: genkit warns, as one line without Python's internals
+    cmask = _label_map(tmp_path / "c.png", (64, 64), [(1, (30, 30, 32, 32))])
+    smask = _label_map(tmp_path / "s.png", (64, 64), [(1, (0, 0, 32, 64))])
+    rc = main(["stylize", str(files / "contents" / "astro.png"), str(files / "brick.png"), "-o",
+               str(tmp_path / "o.png"), "--optimize", "--steps", "1", "--size", "64", "--iterations", "1",
+               "--allow-random", "--content-mask", str(cmask), "--style-mask", str(smask)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    lines = [ln for ln in err.splitlines() if "semantic masks at relu4_1" in ln]
+    assert lines and all(ln.startswith("genkit: warning: semantic masks at relu4_1: content label 1 (4 px)")
+                         for ln in lines), err
+    assert "UserWarning" not in err and ".py:" not in err and "level_labels(" not in err, err
+
+
+def test_a_mask_of_another_size_is_refused_naming_the_file(files, tmp_path, capsys):
+    cmask = _label_map(tmp_path / "c_small.png", (20, 20), [(1, (0, 0, 10, 20))])
+    smask = _label_map(tmp_path / "s.png", (64, 64), [(1, (0, 0, 32, 64))])
+    content = files / "contents" / "astro.png"
+    rc, _, err = run(capsys, content, files / "brick.png", "-o", tmp_path / "o.png", "--optimize", "--steps", 1,
+                     "--size", 64, "--allow-random", "--content-mask", cmask, "--style-mask", smask)
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    assert err.strip().splitlines()[-1] == (f"genkit: error: {cmask}: content mask is 20x20 but the content image "
+                                            f"{content} is 64x64; a label map must have its image's size")
+
+
+def test_an_animated_gif_is_read_as_its_first_frame_and_says_so(files, tmp_path, capsys):
+    frames = [Image.open(files / "contents" / "astro.png").convert("RGB"), Image.new("RGB", (64, 64), (0, 200, 0))]
+    gif = tmp_path / "anim.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:])
+    out = tmp_path / "o.png"
+    rc, stdout, err = run(capsys, gif, files / "brick.png", "-o", out, "--optimize", "--steps", 1, "--size", 64,
+                          "--iterations", 1, "--allow-random")
+    assert rc == 0, err
+    note = read_metadata(out)["input_conversions"][str(gif)]
+    assert note == "P -> RGB (palette looked up); first of 2 frames"
+    assert f"read {gif}: {note}" in stdout  # reported, not only in the metadata
+
+
+def test_a_jpeg_label_map_is_warned_about_naming_the_file(files, tmp_path, capsys):
+    # JPEG compression adds stray values along the region edges: every mask file that is a JPEG gets one warning
+    cmask = _label_map(tmp_path / "c.png", (64, 64), [(100, (0, 0, 32, 64))])
+    Image.open(cmask).save(tmp_path / "c.jpg", quality=75)
+    smask = _label_map(tmp_path / "s.png", (64, 64), [(100, (0, 0, 20, 64))])
+    rc = main(["stylize", str(files / "contents" / "astro.png"), str(files / "brick.png"), "-o",
+               str(tmp_path / "o.png"), "--optimize", "--steps", "1", "--size", "64", "--iterations", "1",
+               "--allow-random", "--content-mask", str(tmp_path / "c.jpg"), "--style-mask", str(smask)])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    warned = [ln for ln in err.splitlines() if "JPEG" in ln]
+    assert len(warned) == 1, err
+    assert warned[0].startswith(f"genkit: warning: {tmp_path / 'c.jpg'}: content mask is a JPEG")
+    assert "stray labels" in warned[0] and "PNG" in warned[0]

@@ -242,6 +242,35 @@ def test_optimisation_path_lowers_its_loss(encoder, photos):
 
     _, info = minimize(x, lambda im: (im * 0).sum() + 1.0, flat)
     assert info["stopped_early"] and info["iterations"] == 10
+    # the same stop at the last evaluation of the budget is no early stop
+    _, info = minimize(x, lambda im: (im * 0).sum() + 1.0, OptimizeSettings(**{**flat.to_dict(), "steps": 10}))
+    assert not info["stopped_early"] and info["iterations"] == 10
+
+
+def _rosenbrock(x):
+    v = x.reshape(-1) * 2
+    return (100 * (v[1:] - v[:-1] ** 2) ** 2 + (1 - v[:-1]) ** 2).sum()
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4, 10, 12, 22, 23, 50])
+def test_lbfgs_keeps_to_its_budget_of_evaluations(steps):
+    """``steps`` is the exact budget (torch's L-BFGS line search takes one evaluation past ``max_eval``: 1 -> 2,
+    10 -> 11), and ``stopped_early`` means the loss stopped falling before the budget was spent (at 23 the last
+    check fell on the budget's last evaluation)."""
+    from genkit.models.reshuffle.optimize import OptimizeSettings, minimize
+
+    calls = []
+
+    def loss(x):
+        calls.append(1)
+        return _rosenbrock(x)
+
+    x0 = torch.full((1, 3, 4, 4), 0.1)
+    x, info = minimize(x0, loss, OptimizeSettings(steps=steps))
+    evaluated = len(calls) - 1  # the last call is the reported final loss, without gradient
+    assert evaluated == info["iterations"] <= steps
+    assert info["stopped_early"] == (evaluated < steps)
+    assert info["final_loss"] == pytest.approx(float(_rosenbrock(x))) and info["final_loss"] <= float(_rosenbrock(x0))
 
 
 def test_gram_transfer_baseline_moves_the_gram_matrices_to_the_style(photos):
