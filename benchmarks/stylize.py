@@ -100,7 +100,7 @@ def child_decoder(args) -> dict:
     decoders = variance_preserving_init(ReshuffleDecoders(LEVELS, width=1.0))
     if args.progress:
         _progress_to_stderr()
-    st = Stylizer(decoder=decoders, encoder=encoder, size=args.size, device=args.device)
+    st = Stylizer(decoder=decoders, encoder=encoder, size=args.size, device=args.device, **json.loads(args.options))
     content, style = sample_photo(args.content), sample_photo(args.style)
     for _ in range(args.warmup):
         st(content, style)
@@ -180,10 +180,14 @@ def part_decoder(args, versions: dict[str, Path], report: dict) -> None:
     for size in args.sizes:
         big = size > 512
         repeats = args.repeats
-        results: dict[str, list[dict]] = {name: [] for name in versions}
+        runs = [(name, path, "{}") for name, path in versions.items()]
+        if args.variant != "{}":  # this tree again, with Stylizer options (e.g. '{"warm_start": "local"}')
+            runs.append((f"current + {args.variant}", REPO, args.variant))
+        results: dict[str, list[dict]] = {name: [] for name, _, _ in runs}
         for _ in range(repeats):
-            for name, path in versions.items():  # alternate, one process each: load changes hit both
-                results[name].append(run_child("decoder", path, args, size, warmup=0 if big else 1, runs=1))
+            for name, path, options in runs:  # alternate, one process each: load changes hit all
+                results[name].append(run_child("decoder", path, args, size, warmup=0 if big else 1, runs=1,
+                                               **({} if options == "{}" else {"options": options})))
         print(f"\n## decoder path, {size} px ({args.content} x {args.style}), {args.threads} threads, "
               f"load avg {os.getloadavg()[0]:.2f}" + f" (median of {repeats} processes"
               + (", no warm-up run)" if big else ", each after a warm-up run)"))
@@ -203,9 +207,12 @@ def part_decoder(args, versions: dict[str, Path], report: dict) -> None:
                   f"{r['timings']['style_encode']:.2f}  {stages}")
             rows[name] = {"median_s": med, "cpu_s": cpu, "walls": walls, "peak_rss_mb": rss, "iterations": its,
                           "levels": r["levels"], "timings": r["timings"]}
-        if len(rows) == 2:
-            (bn, b), (cn, c) = rows.items()
-            print(f"ratio current / baseline: wall {c['median_s'] / b['median_s']:.2f}, CPU {c['cpu_s'] / b['cpu_s']:.2f}")
+        if args.baseline != "none" and len(rows) >= 2:
+            base, *others = rows.items()
+            for name, c in others:
+                b = base[1]
+                print(f"ratio {name} / baseline: wall {c['median_s'] / b['median_s']:.2f}, "
+                      f"CPU {c['cpu_s'] / b['cpu_s']:.2f}")
         report[f"decoder_{size}"] = rows
 
 
@@ -568,7 +575,10 @@ def main() -> int:
     p.add_argument("--cascade-decoders", default=None, help="cascade: load these decoders instead of training")
     p.add_argument("--out", default="benchmark_out", help="folder for images and the JSON report")
     p.add_argument("--quick", action="store_true", help="256 px decoder path, 128 px optimisation, 30 training steps")
+    p.add_argument("--variant", default="{}",
+                   help="decoder: also run this tree with these Stylizer options, as JSON (e.g. '{\"warm_start\": \"local\"}')")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, default=512, help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--runs", type=int, default=1, help=argparse.SUPPRESS)
