@@ -224,13 +224,13 @@ def check_min_size(hw: Sequence[int], cfg: ReshuffleConfig, name: str, long_side
 
 def prepare_input(x, name: str, long_side: int | None, cfg: ReshuffleConfig, reading: ReadPolicy | None = None,
                   notes: dict[str, str] | None = None, option: str = "--size") -> tuple[torch.Tensor, tuple[int, int]]:
-    """An input read (:func:`to_tensor`) and resized for processing (:func:`fit_size`), with the exact (H, W) a
-    result for it has (:func:`target_size`). Refused when the processing size is too small (:func:`check_min_size`,
-    naming ``option``)."""
+    """An input read (:func:`to_tensor`) and resized for processing (:func:`fit_size`), with its own (H, W) (the
+    file's, also when it was decoded reduced; a result has :func:`target_size` of it, a label map this size).
+    Refused when the processing size is too small (:func:`check_min_size`, naming ``option``)."""
     t = to_tensor(x, name, reading, notes, reduce_to=long_side)
     source = _source_hw(x, t.shape[-2:])
     processing = check_min_size(source, cfg, name, long_side, option)
-    return resize(t, processing), target_size(source, long_side)
+    return resize(t, processing), source
 
 
 class Stylizer:
@@ -305,7 +305,7 @@ class Stylizer:
     # ------------------------------------------------------------------------------------------ inputs
     def prepare(self, x, name: str, long_side: int | None, notes: dict[str, str] | None = None,
                 option: str = "size") -> tuple[torch.Tensor, tuple[int, int]]:
-        """``x`` resized for processing and the exact (H, W) of its result (see :func:`prepare_input`)."""
+        """``x`` resized for processing and its own (H, W) (see :func:`prepare_input`)."""
         return prepare_input(x, name, long_side, self.config, self.reading, notes, option)
 
     def _style_features(self, style: torch.Tensor, key) -> tuple[dict, dict]:
@@ -349,17 +349,17 @@ class Stylizer:
         cname = content_name or _name_of(content, "content")
         sname = style_name or _name_of(style, "style")
         notes: dict[str, str] = {}
-        c_img, c_size = self.prepare(content, cname, self.size, notes, self.size_options[0])
-        s_img, _ = self.prepare(style, sname, self.style_size or self.size, notes, self.size_options[1])
+        c_img, c_source = self.prepare(content, cname, self.size, notes, self.size_options[0])
+        s_img, s_source = self.prepare(style, sname, self.style_size or self.size, notes, self.size_options[1])
+        c_size = target_size(c_source, self.size)
         cmask = smask = None
         if content_mask is not None or style_mask is not None:
             if content_mask is None or style_mask is None:
                 raise ConfigError("semantic masks need both a content mask and a style mask")
-            c_raw, s_raw = to_tensor(content, cname, self.reading), to_tensor(style, sname, self.reading)
             cmask, smask = load_mask(content_mask, "content mask"), load_mask(style_mask, "style mask")
             files = tuple(m if isinstance(m, (str, Path)) else None for m in (content_mask, style_mask))
             images = (content_name or _name_of(content, ""), style_name or _name_of(style, ""))
-            check_masks(cmask, smask, tuple(c_raw.shape[-2:]), tuple(s_raw.shape[-2:]), files, images)
+            check_masks(cmask, smask, c_source, s_source, files, images)  # label maps have their image's own size
             cmask, smask = resize_mask(cmask, tuple(c_img.shape[-2:])), resize_mask(smask, tuple(s_img.shape[-2:]))
         mode = self.config.preserve_color
         c_in, s_in = color.prepare(c_img, s_img, mode)
