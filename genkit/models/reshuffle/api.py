@@ -174,20 +174,21 @@ def fit_size(image: torch.Tensor, long_side: int | None, multiple: int) -> torch
     return resize(image, processing_size(target_size(image.shape[-2:], long_side), multiple))
 
 
-def _source_hw(x, read_hw: Sequence[int]) -> tuple[int, int]:
+def _source_hw(x, read_hw: Sequence[int], reading: ReadPolicy | None = None) -> tuple[int, int]:
     """(H, W) of an input before :func:`genkit.core.reading.read_image` reduced it while decoding (a file far larger
-    than the requested size): from the file's header, in the orientation whose aspect matches the read image
-    (EXIF rotation swaps the sides), so the result's aspect ratio is the file's, not the reduced image's."""
+    than the requested size): from the file's header, turned as reading turns it (EXIF orientation,
+    :func:`~genkit.core.reading.upright_size`), so the result's aspect ratio and a label map's expected size are the
+    file's as seen, not the reduced image's."""
+    from genkit.core.reading import PHOTOS, upright_size
+
     rh, rw = int(read_hw[0]), int(read_hw[1])
     if not isinstance(x, (str, Path)):
         return rh, rw
     try:
-        with Image.open(x) as im:
-            w, h = im.size
+        w, h = upright_size(x, reading or PHOTOS)
     except Exception:  # noqa: BLE001 - it was just read; keep what was read
         return rh, rw
-    h, w = min(((h, w), (w, h)), key=lambda c: abs(c[0] * rw - c[1] * rh))
-    if h < rh or w < rw or (h, w) == (rh, rw):
+    if h < rh or w < rw:  # never: a reduced decode is smaller on both sides
         return rh, rw
     return h, w
 
@@ -228,7 +229,7 @@ def prepare_input(x, name: str, long_side: int | None, cfg: ReshuffleConfig, rea
     file's, also when it was decoded reduced; a result has :func:`target_size` of it, a label map this size).
     Refused when the processing size is too small (:func:`check_min_size`, naming ``option``)."""
     t = to_tensor(x, name, reading, notes, reduce_to=long_side)
-    source = _source_hw(x, t.shape[-2:])
+    source = _source_hw(x, t.shape[-2:], reading)
     processing = check_min_size(source, cfg, name, long_side, option)
     return resize(t, processing), source
 
