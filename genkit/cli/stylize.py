@@ -253,7 +253,13 @@ def _check_inputs(contents, styles, config, args, reading) -> None:
 
     for path, size, option in ((contents[0], args.size, "--size"), (styles[0], args.style_size or args.size,
                                                                     "--style-size")):
-        prepare_input(path, str(path), size or None, config, reading, option=option)  # checks the processed size
+        prepare_input(path, str(path), size or None, config, reading, option=option,  # checks the processed size
+                      ceiling=_ceiling(args))
+
+
+def _ceiling(args) -> int | None:
+    """The --size ceiling a too-small image's suggestion must respect (None: --allow-large is given)."""
+    return None if args.allow_large else args.size_ceiling[0]
 
 
 def _stylizer(args, config, reading, device):
@@ -270,6 +276,7 @@ def _stylizer(args, config, reading, device):
                   reading=reading, config=config, restore_detail=args.restore_detail,
                   vgg_variant=args.vgg_variant)
     st.size_options = ("--size", "--style-size")  # a too-small image's error names the flag to change
+    st.size_ceiling = _ceiling(args)  # ... and --allow-large, when the size it suggests is past the ceiling
     return st
 
 
