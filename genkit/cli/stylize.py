@@ -158,21 +158,39 @@ def _add_transfer_options(g) -> None:
                    help="decoder path: do not add back the content's detail (the default)")
     g.add_argument("--preserve-color", choices=("none", "luminance", "histogram"), default="none",
                    help="keep the content's colours: luminance-only transfer, or style colours matched to content")
-    g.add_argument("--content-mask", help="label map of the content (semantic transfer; needs --style-mask)")
-    g.add_argument("--style-mask", help="label map of the style; content label l takes style only from style label l")
+    g.add_argument("--content-mask", type=non_empty_path,
+                   help="label map of the content (semantic transfer; needs --style-mask)")
+    g.add_argument("--style-mask", type=non_empty_path,
+                   help="label map of the style; content label l takes style only from style label l")
     g.add_argument("--seed", type=int, default=0, help="random seed (PCA directions, candidate sampling)")
 
 
 def _inputs(path: str, what: str) -> tuple[list[Path], bool]:
     from genkit.core.errors import DataError
-    from genkit.core.reading import list_images
+    from genkit.core.reading import check_file, list_images
 
     p = Path(path)
     if p.is_dir():
         return list_images(p), True
     if not p.exists():
         raise DataError(p, f"{what} image does not exist")
-    return [p], False
+    return [check_file(p, f"{what} image")], False
+
+
+def _check_mask_files(args, batch: bool) -> None:
+    """Before any work (the encoder takes seconds to build): masks come in pairs, for a single content/style pair,
+    and name files that can be read."""
+    from genkit.core.errors import ConfigError
+    from genkit.core.reading import check_file
+
+    if not (args.content_mask or args.style_mask):
+        return
+    if batch:
+        raise ConfigError("--content-mask/--style-mask work for a single content/style pair, not folders")
+    if not (args.content_mask and args.style_mask):
+        raise ConfigError("semantic masks need both --content-mask and --style-mask")
+    check_file(args.content_mask, "--content-mask")
+    check_file(args.style_mask, "--style-mask")
 
 
 def _output_is_folder(out: Path, batch: bool) -> bool:
@@ -235,7 +253,13 @@ def _check_inputs(contents, styles, config, args, reading) -> None:
 
     for path, size, option in ((contents[0], args.size, "--size"), (styles[0], args.style_size or args.size,
                                                                     "--style-size")):
-        prepare_input(path, str(path), size or None, config, reading, option=option)  # checks the processed size
+        prepare_input(path, str(path), size or None, config, reading, option=option,  # checks the processed size
+                      ceiling=_ceiling(args))
+
+
+def _ceiling(args) -> int | None:
+    """The --size ceiling a too-small image's suggestion must respect (None: --allow-large is given)."""
+    return None if args.allow_large else args.size_ceiling[0]
 
 
 def _stylizer(args, config, reading, device):
@@ -252,23 +276,22 @@ def _stylizer(args, config, reading, device):
                   reading=reading, config=config, restore_detail=args.restore_detail,
                   vgg_variant=args.vgg_variant)
     st.size_options = ("--size", "--style-size")  # a too-small image's error names the flag to change
+    st.size_ceiling = _ceiling(args)  # ... and --allow-large, when the size it suggests is past the ceiling
     return st
 
 
 def run(args) -> int:
+    contents, c_dir = _inputs(args.content, "content")  # every input path first: before torch, before any model
+    styles, s_dir = _inputs(args.style, "style")
+    batch = c_dir or s_dir
+    _check_mask_files(args, batch)
     import torch
 
     from genkit.core.device import resolve_device
-    from genkit.core.errors import ConfigError
 
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    contents, c_dir = _inputs(args.content, "content")
-    styles, s_dir = _inputs(args.style, "style")
-    batch = c_dir or s_dir
-    if batch and (args.content_mask or args.style_mask):
-        raise ConfigError("--content-mask/--style-mask work for a single content/style pair, not folders")
     out = Path(args.out)
     to_folder = _output_is_folder(out, batch)
     _check_not_inputs(args, out, to_folder)

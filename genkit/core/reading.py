@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +29,8 @@ CONVERSION_INFO = "genkit.conversion"  # key in ``Image.info`` holding what read
 FRAMES_INFO = "genkit.frames"  # key in ``Image.info`` holding the file's frame count (open_image)
 MIN_IMAGE_SIDE = 8  # smaller than this on a side is not a picture any genkit model can use
 TRANSPARENCY = ("drop", "white")  # what reading does with an alpha channel
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
+TURNED = (5, 6, 7, 8)  # EXIF orientations that turn the picture by 90 degrees: its width and height swap
 
 _MODE_NAMES = {
     "L": "grayscale (mode L)",
@@ -110,6 +113,30 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
+def check_file(path: str | Path, what: str = "") -> Path:
+    """``path`` as a :class:`Path` if it names a regular, non-empty file this process may read; else one
+    :class:`DataError` naming it and the problem (``what``, e.g. ``"--style-mask"``, says which input it is). Cheap
+    (no decoding): commands check every input with it before building a model."""
+    path = Path(path)
+    label = f"{what} " if what else ""
+    if path.is_dir():
+        raise DataError(path, f"{label}is a directory, not an image file")
+    if not path.exists():
+        raise DataError(path, f"{label}file does not exist" + (" (dangling link)" if path.is_symlink() else ""))
+    if not path.is_file():
+        raise DataError(path, f"{label}is not a regular file")
+    try:
+        empty = path.stat().st_size == 0
+        readable = os.access(path, os.R_OK)
+    except OSError as exc:
+        raise DataError(path, f"{label}cannot be read ({_short(exc)})") from None
+    if empty:
+        raise DataError(path, f"{label}file is empty (0 bytes)")
+    if not readable:
+        raise DataError(path, f"{label}cannot be read (permission denied)")
+    return path
+
+
 def open_image(path: Path, min_side: int = 1, reduce_to: int | None = None) -> Image.Image:
     """Open and fully decode an image file; every failure is one :class:`DataError` line naming the file.
 
@@ -118,19 +145,9 @@ def open_image(path: Path, min_side: int = 1, reduce_to: int | None = None) -> I
     refused without allocating it. ``reduce_to``: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) whose
     shorter side is still at least twice this (Pillow's ``draft``), the cheap part of :func:`read_image`'s reduction.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise DataError(path, "is a directory, not an image file")
-    if not path.exists():
-        raise DataError(path, "file does not exist" + (" (dangling link)" if path.is_symlink() else ""))
-    if not path.is_file():
-        raise DataError(path, "is not a regular file")
+    path = check_file(path)
     try:
-        if path.stat().st_size == 0:
-            raise DataError(path, "file is empty (0 bytes)")
         img = Image.open(path)
-    except DataError:
-        raise
     except Image.DecompressionBombError:
         raise DataError(path, _bomb_problem(path)) from None
     except UnidentifiedImageError:
@@ -277,7 +294,7 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
     notes = []
     if policy.exif:
         try:
-            orientation = img.getexif().get(0x0112)
+            orientation = img.getexif().get(ORIENTATION_TAG)
             if orientation not in (None, 1):
                 img = ImageOps.exif_transpose(img)
                 notes.append(f"EXIF orientation {orientation} applied")
@@ -294,6 +311,20 @@ def read_image(path: str | Path, policy: ReadPolicy = PHOTOS, *, min_side: int =
                         "protocol counts every conversion)", path, note)
     img.info[CONVERSION_INFO] = "; ".join(notes) if notes else None
     return img
+
+
+def upright_size(path: str | Path, policy: ReadPolicy = PHOTOS) -> tuple[int, int]:
+    """(W, H) of the image :func:`read_image` returns for ``path`` without ``reduce_to``, from the header alone: the
+    stored size, its sides swapped when ``policy`` applies an EXIF orientation that turns the picture (5-8). What a
+    reduced decode came from: its own aspect cannot say which way up a near-square file is (801x802 decoded at 1/8
+    is 101x101)."""
+    with Image.open(path) as img:
+        w, h = img.size
+        try:
+            turned = policy.exif and img.getexif().get(ORIENTATION_TAG) in TURNED
+        except Exception:  # noqa: BLE001 - read_image ignores (and logs) a damaged EXIF block too
+            turned = False
+    return (h, w) if turned else (w, h)
 
 
 def reduced(img: Image.Image, reduce_to: int) -> Image.Image:

@@ -35,3 +35,17 @@ def test_an_exif_rotated_jpeg_is_reduced_and_still_turned_upright(tmp_path):
     full, small = read_image(path), read_image(path, reduce_to=50)
     assert full.size == (800, 1200) and small.size[1] > small.size[0]
     assert "EXIF orientation 6 applied" in small.info["genkit.conversion"]
+
+
+@pytest.mark.parametrize("orientation,turned", [(None, False), (1, False), (3, False), (5, True), (6, True),
+                                                (8, True)])
+def test_upright_size_is_the_size_read_image_gives_without_reduction(tmp_path, orientation, turned):
+    from genkit.core.reading import METRICS, upright_size
+
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    path = _photo(tmp_path, ".jpg", 803, 802, exif=exif.tobytes())  # decoded at 1/8 it is square: 101x101
+    assert read_image(path, reduce_to=48).size == (101, 101)
+    assert upright_size(path) == read_image(path).size == ((802, 803) if turned else (803, 802))
+    assert upright_size(path, METRICS) == (803, 802)  # the metrics profile applies no EXIF orientation

@@ -174,20 +174,21 @@ def fit_size(image: torch.Tensor, long_side: int | None, multiple: int) -> torch
     return resize(image, processing_size(target_size(image.shape[-2:], long_side), multiple))
 
 
-def _source_hw(x, read_hw: Sequence[int]) -> tuple[int, int]:
+def _source_hw(x, read_hw: Sequence[int], reading: ReadPolicy | None = None) -> tuple[int, int]:
     """(H, W) of an input before :func:`genkit.core.reading.read_image` reduced it while decoding (a file far larger
-    than the requested size): from the file's header, in the orientation whose aspect matches the read image
-    (EXIF rotation swaps the sides), so the result's aspect ratio is the file's, not the reduced image's."""
+    than the requested size): from the file's header, turned as reading turns it (EXIF orientation,
+    :func:`~genkit.core.reading.upright_size`), so the result's aspect ratio and a label map's expected size are the
+    file's as seen, not the reduced image's."""
+    from genkit.core.reading import PHOTOS, upright_size
+
     rh, rw = int(read_hw[0]), int(read_hw[1])
     if not isinstance(x, (str, Path)):
         return rh, rw
     try:
-        with Image.open(x) as im:
-            w, h = im.size
+        w, h = upright_size(x, reading or PHOTOS)
     except Exception:  # noqa: BLE001 - it was just read; keep what was read
         return rh, rw
-    h, w = min(((h, w), (w, h)), key=lambda c: abs(c[0] * rw - c[1] * rh))
-    if h < rh or w < rw or (h, w) == (rh, rw):
+    if h < rh or w < rw:  # never: a reduced decode is smaller on both sides
         return rh, rw
     return h, w
 
@@ -197,11 +198,22 @@ def _option_value(option: str, value: int) -> str:
 
 
 def check_min_size(hw: Sequence[int], cfg: ReshuffleConfig, name: str, long_side: int | None = None,
-                   option: str = "--size") -> tuple[int, int]:
+                   option: str = "--size", ceiling: int | None = None) -> tuple[int, int]:
     """The processing size of an input of ``hw`` (H, W) resized to ``long_side`` (None: kept); an input whose
-    processing size is too small for the deepest level is refused with a :class:`DataError` naming ``name`` and
-    ``option`` (the size option that would help, e.g. ``--style-size`` for a style), with a value that works."""
-    need, multiple = cfg.min_side(), cfg.stride
+    processing size is too small for the deepest level is refused (:func:`check_processing_side`)."""
+    deepest = cfg.levels[0]
+    return check_processing_side(hw, cfg.min_side(), cfg.stride, name, long_side, option, ceiling,
+                                 f"at {deepest.tap} (stride {deepest.stride}) its feature map would be smaller than "
+                                 f"one {deepest.patch_size}x{deepest.patch_size} patch", "shallower/fewer levels")
+
+
+def check_processing_side(hw: Sequence[int], need: int, multiple: int, name: str, long_side: int | None,
+                          option: str, ceiling: int | None, reason: str, alternative: str) -> tuple[int, int]:
+    """The processing size (H, W) of an input of ``hw`` resized to ``long_side`` (None: kept), rounded to multiples
+    of ``multiple``; when its shorter side is under ``need`` px, a :class:`DataError` naming ``name``, ``reason``
+    and ``option`` (the size option that would help, e.g. ``--style-size`` for a style) with a value that works.
+    ``ceiling``: the largest value the caller takes without ``--allow-large`` (the command line's); a value past
+    it is suggested with that flag, so following the advice is not refused again."""
     h, w = int(hw[0]), int(hw[1])
     ph, pw = processing_size(target_size((h, w), long_side), multiple)
     if min(ph, pw) >= need:
@@ -214,22 +226,24 @@ def check_min_size(hw: Sequence[int], cfg: ReshuffleConfig, name: str, long_side
     while not fits(n):  # float rounding
         n += 1
     th, tw = target_size((h, w), n)
-    deepest = cfg.levels[0]
     size = f"image is {w}x{h} px" + (f" ({pw}x{ph} px as resized for processing)" if (ph, pw) != (h, w) else "")
-    raise DataError(name, f"{size}, too small: at {deepest.tap} (stride {deepest.stride}) its feature map would be "
-                          f"smaller than one {deepest.patch_size}x{deepest.patch_size} patch, which needs sides of "
-                          f"at least {need} px. Use {_option_value(option, n)} or more ({tw}x{th} px), or "
-                          f"shallower/fewer levels.")
+    hint = f"{_option_value(option, n)} or more ({tw}x{th} px)"
+    if ceiling is not None and n > ceiling:
+        hint += f" with --allow-large (past the {ceiling} px ceiling)"
+    raise DataError(name, f"{size}, too small: {reason}, which needs sides of at least {need} px. Use {hint}, or "
+                          f"{alternative}.")
 
 
 def prepare_input(x, name: str, long_side: int | None, cfg: ReshuffleConfig, reading: ReadPolicy | None = None,
-                  notes: dict[str, str] | None = None, option: str = "--size") -> tuple[torch.Tensor, tuple[int, int]]:
+                  notes: dict[str, str] | None = None, option: str = "--size",
+                  ceiling: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
     """An input read (:func:`to_tensor`) and resized for processing (:func:`fit_size`), with its own (H, W) (the
     file's, also when it was decoded reduced; a result has :func:`target_size` of it, a label map this size).
-    Refused when the processing size is too small (:func:`check_min_size`, naming ``option``)."""
+    Refused when the processing size is too small (:func:`check_min_size`, naming ``option``; ``ceiling``: see
+    :func:`check_processing_side`)."""
     t = to_tensor(x, name, reading, notes, reduce_to=long_side)
-    source = _source_hw(x, t.shape[-2:])
-    processing = check_min_size(source, cfg, name, long_side, option)
+    source = _source_hw(x, t.shape[-2:], reading)
+    processing = check_min_size(source, cfg, name, long_side, option, ceiling)
     return resize(t, processing), source
 
 
@@ -301,12 +315,13 @@ class Stylizer:
             self.decoders = decoder.to(self.device).eval()
         self._style_cache: dict = {}
         self.size_options = ("size", "style_size")  # named by a too-small input's error (the CLI names its flags)
+        self.size_ceiling: int | None = None  # the CLI's --allow-large ceiling, named in a suggestion past it
 
     # ------------------------------------------------------------------------------------------ inputs
     def prepare(self, x, name: str, long_side: int | None, notes: dict[str, str] | None = None,
                 option: str = "size") -> tuple[torch.Tensor, tuple[int, int]]:
         """``x`` resized for processing and its own (H, W) (see :func:`prepare_input`)."""
-        return prepare_input(x, name, long_side, self.config, self.reading, notes, option)
+        return prepare_input(x, name, long_side, self.config, self.reading, notes, option, self.size_ceiling)
 
     def _style_features(self, style: torch.Tensor, key) -> tuple[dict, dict]:
         if key is not None and key in self._style_cache:

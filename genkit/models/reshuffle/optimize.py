@@ -231,24 +231,27 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
     Optimises the image, starting from the content, to match the content's ``content_tap`` features and the
     style's Gram matrices at ``style_taps`` (each error normalised by its target's mean square, the Gram term
     weighted by ``style_weight``). Returns a :class:`~genkit.models.reshuffle.api.StyleResult` without level
-    statistics.
+    statistics. An image too small for the deepest tap (fewer than 3x3 positions there) is refused, before the
+    encoder is built, with the reshuffle path's error (:func:`~genkit.models.reshuffle.api.check_processing_side`).
     """
     from genkit.core import weights
-    from genkit.models.reshuffle.api import StyleResult, _name_of, fit_size, resize, target_size, to_tensor
+    from genkit.models.reshuffle.api import StyleResult, _name_of, resize, target_size, to_tensor
 
     settings = optimize if isinstance(optimize, OptimizeSettings) else OptimizeSettings(**(optimize or {}))
     t_start = time.perf_counter()
     taps = sorted(set(style_taps) | {content_tap}, key=lambda t: (int(t[4]), int(t[6:])))
+    c = to_tensor(content, "content", reading)
+    out_size = target_size(c.shape[-2:], size)  # the exact size; processed at the nearest multiples of 16
+    c = resize(c, _gram_processing_size(c, taps, _name_of(content, "content"), size, "size"))
+    s = to_tensor(style, "style", reading)
+    s = resize(s, _gram_processing_size(s, taps, _name_of(style, "style"), style_size or size, "style_size"))
     if encoder is None:
         from genkit.nn.vgg import VGG19Encoder
 
         encoder = VGG19Encoder.from_option(taps, vgg_weights, allow_random, vgg_variant)
     device = resolve_device(device)
     encoder = encoder.to(device).eval()
-    c = to_tensor(content, "content", reading)
-    out_size = target_size(c.shape[-2:], size)  # the exact size; processed at the nearest multiples of 16
-    c = fit_size(c, size, 16).to(device)
-    s = fit_size(to_tensor(style, "style", reading), style_size or size, 16).to(device)
+    c, s = c.to(device), s.to(device)
     with torch.no_grad():
         target = encoder.encode(c, content_tap)
         grams = {t: gram(f) for t, f in encoder(s, taps=style_taps).items()}
@@ -271,3 +274,17 @@ def gram_transfer(content, style, *, encoder: torch.nn.Module | None = None, siz
         or weights.used_random_weights(), weights=weights.provenance(), content_name=_name_of(content, "content"),
         style_name=_name_of(style, "style"), optimization=[record],
         processing_size=None if processed == out_size else [processed[1], processed[0]])
+
+
+def _gram_processing_size(image: torch.Tensor, taps: Sequence[str], name: str, long_side: int | None,
+                          option: str) -> tuple[int, int]:
+    """The (H, W) :func:`gram_transfer` runs ``image`` at (long side ``long_side``, multiples of 16); refused when
+    the deepest tap would see fewer than 3x3 positions (a Gram matrix of a few positions is no texture statistic)."""
+    from genkit.models.reshuffle.api import check_processing_side
+    from genkit.nn.vgg import VGG19_STRIDE
+
+    deepest = max(taps, key=lambda t: VGG19_STRIDE.get(t, 1))  # an unknown tap: the encoder names it
+    stride = VGG19_STRIDE.get(deepest, 1)
+    return check_processing_side(image.shape[-2:], 3 * stride, 16, name, long_side, option, None,
+                                 f"at {deepest} (stride {stride}) its feature map would be smaller than 3x3 "
+                                 "positions", "shallower taps")

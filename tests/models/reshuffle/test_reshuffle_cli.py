@@ -226,7 +226,30 @@ def test_too_small_after_resizing_names_the_file_and_the_option(odd_files, tmp_p
         assert text in err
     if option == "--style-size":
         assert "--size" not in err.replace("--style-size", "")
+    assert "--allow-large" not in err  # every suggestion here is within the 4096 px ceiling
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_too_small_suggestion_past_the_size_ceiling_works_when_followed(odd_files, decoder_files, tmp_path,
+                                                                          capsys):
+    # 10x2000 px needs a 4800 px long side for its short side to reach 24 px: past the 4096 px ceiling, so the
+    # suggestion must name --allow-large (it did not, and following it was refused a second time)
+    import re
+
+    from genkit.data.samples import sample_photo
+
+    thin = tmp_path / "thin_10x2000.png"
+    sample_photo("astronaut").resize((10, 2000)).save(thin)
+    common = (thin, odd_files / "brick.png", "-o", tmp_path / "o.png", "--decoder", decoder_files["full"],
+              "--iterations", 1, "--style-size", 64, "--allow-random")
+    rc, _, err = run(capsys, *common, "--size", 200)
+    assert rc == 2 and str(thin) in err and "too small" in err
+    suggested = re.search(r"Use --size (\d+) or more", err)
+    assert suggested and int(suggested.group(1)) == 4800, err
+    assert "--allow-large" in err
+    rc, _, err = run(capsys, *common, "--size", suggested.group(1), "--allow-large")  # the advice, followed
+    assert rc == 0, err
+    assert Image.open(tmp_path / "o.png").size == (24, 4800)
 
 
 def _label_map(path, size, regions):
@@ -293,3 +316,50 @@ def test_a_jpeg_label_map_is_warned_about_naming_the_file(files, tmp_path, capsy
     assert len(warned) == 1, err
     assert warned[0].startswith(f"genkit: warning: {tmp_path / 'c.jpg'}: content mask is a JPEG")
     assert "stray labels" in warned[0] and "PNG" in warned[0]
+
+
+# ------------------------------------------------------------------------------------------- inputs checked first
+@pytest.fixture
+def no_encoder(monkeypatch):
+    """Building the VGG encoder (2-4 s with real weights) fails the test: the inputs must be checked before."""
+    from genkit.nn.vgg import VGG19Encoder
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the VGG encoder was built before the input files were checked")
+
+    monkeypatch.setattr(VGG19Encoder, "__init__", refuse)
+
+
+@pytest.mark.parametrize("bad_option", ["--content-mask", "--style-mask"])
+@pytest.mark.parametrize("problem", ["does not exist", "is a directory"])
+def test_a_bad_mask_path_is_refused_before_the_encoder_is_built(files, tmp_path, capsys, no_encoder, bad_option,
+                                                                problem):
+    good = _label_map(tmp_path / "good.png", (64, 64), [(1, (0, 0, 32, 64))])
+    bad = tmp_path / "masks" / "missing.png"
+    if problem == "is a directory":
+        bad.mkdir(parents=True)
+    masks = {"--content-mask": good, "--style-mask": good, bad_option: bad}
+    rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",
+                     "--optimize", "--steps", 1, "--size", 64, "--allow-random", *(x for kv in masks.items() for x in kv))
+    assert rc == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"genkit: error: {bad}: ") and problem in lines[0]
+    assert bad_option in lines[0]  # which option named it
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_one_mask_without_the_other_is_refused_before_the_encoder_is_built(files, tmp_path, capsys, no_encoder):
+    good = _label_map(tmp_path / "good.png", (64, 64), [(1, (0, 0, 32, 64))])
+    rc, _, err = run(capsys, files / "contents" / "astro.png", files / "brick.png", "-o", tmp_path / "o.png",
+                     "--optimize", "--size", 64, "--allow-random", "--content-mask", good)
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("genkit: error: ")
+    assert "--style-mask" in err and "Traceback" not in err
+
+
+def test_a_missing_content_or_style_is_refused_before_the_encoder_is_built(files, tmp_path, capsys, no_encoder):
+    missing = tmp_path / "nowhere.png"
+    for argv in ((missing, files / "brick.png"), (files / "brick.png", missing)):
+        rc, _, err = run(capsys, *argv, "-o", tmp_path / "o.png", "--optimize", "--allow-random")
+        assert rc == 2 and err.strip().splitlines() == [f"genkit: error: {missing}: "
+                                                       + ("content" if argv[0] == missing else "style")
+                                                       + " image does not exist"]

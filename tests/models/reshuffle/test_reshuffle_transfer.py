@@ -298,6 +298,41 @@ def test_gram_transfer_baseline_moves_the_gram_matrices_to_the_style(photos):
     assert res.image.shape == (3, 45, 70) and res.metadata()["processing_size"] == [64, 48]
 
 
+@pytest.mark.parametrize("which", ["content", "style"])
+def test_gram_transfer_refuses_an_image_too_small_for_its_deepest_tap(photos, tmp_path, monkeypatch, which):
+    # 20x300 px at a 48 px long side is 3x48, processed at 16x48: relu5_1 (stride 16) would see a 1x3 feature map.
+    # It ran (a Gram matrix of 3 positions: a meaningless result); now it is the reshuffle path's one-line error,
+    # raised before the encoder is built
+    from PIL import Image
+
+    from genkit.models.reshuffle import gram_transfer
+
+    thin = tmp_path / "thin_20x300.png"
+    photos["astronaut"].resize((20, 300)).save(thin)
+    pair = {"content": photos["brick"], "style": photos["brick"], which: thin}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the encoder was built before the inputs were checked")
+
+    with monkeypatch.context() as m:
+        m.setattr(VGG19Encoder, "from_option", refuse)
+        with pytest.raises(DataError) as err:
+            gram_transfer(pair["content"], pair["style"], size=48, allow_random=True, optimize={"steps": 1})
+    message = str(err.value)
+    option = "size" if which == "content" else "style_size"
+    assert message.startswith(f"{thin}: image is 20x300 px (16x48 px as resized for processing), too small: at "
+                              f"relu5_1 (stride 16)") and "at least 48 px" in message
+    assert f" {option}=720 or more (48x720 px)" in message, message
+    assert Image.open(thin).size == (20, 300)
+    # the suggested size works
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        enc = VGG19Encoder(taps=("relu4_1", "relu5_1"), weights="random")
+    res = gram_transfer(pair["content"], pair["style"], encoder=enc, style_taps=("relu5_1",), optimize={"steps": 1},
+                        **{"size": 48, "style_size": 48, option: 720})
+    assert res.image.shape[-2:] == ((720, 48) if which == "content" else (48, 48))
+
+
 def test_bad_inputs_give_clear_errors(encoder, decoders, photos):
     st = Stylizer(decoder=decoders, encoder=encoder, size=64)
     with pytest.raises(DataError, match="too small"):
