@@ -19,7 +19,8 @@ photo, edits an aligned crop and pastes it back. A folder --target (images/ + ma
 `genkit data synth`, or plain images to parse) with --donors writes every target x donor transfer and a grid.
 Outputs are written atomically with the edit's metadata (operation, sources, checkpoint, generator weights used,
 random-weight provenance); --save-codes also writes the component codes used (a torch file, loadable with
-weights_only).
+weights_only), --save-mask the label map used at the output's size (it goes back in as --mask with the output as
+--target). No two outputs may be one file, nor an output an input; options that contradict each other are refused.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def split_source(text: str) -> tuple[str, str | None]:
 
 
 def _edit(args) -> int:
-    from genkit.core.device import resolve_device
     from genkit.core.checkpoints import atomic_torch_save
+    from genkit.core.device import resolve_device
     from genkit.core.saving import save_label_map
     from genkit.models.portrait.editor import PortraitEditor
 
@@ -203,7 +204,6 @@ def _edit_folders(args, editor, out: Path) -> int:
     import torch
     from tqdm import tqdm
 
-    from genkit.core.errors import ConfigError
     from genkit.core.saving import save_image
 
     components = [c.strip() for c in args.transfer.split(",") if c.strip()]
@@ -254,10 +254,10 @@ def _check_options(args, folder_mode: bool) -> None:
     from genkit.core.errors import ConfigError
 
     given = [flag for name, flag in COMPONENT_FLAGS.items() if getattr(args, f"src_{name}")]
-    if args.sample and (args.edited_mask or given):
-        raise ConfigError(f"--sample cannot be combined with {args.edited_mask and '--edited-mask' or given[0]}: "
-                          "sampling draws one component from the prior for the target's own mask and components; "
-                          "edit first, then sample on the edited output")
+    besides = (["--edited-mask"] if args.edited_mask else []) + given
+    if args.sample and besides:
+        raise ConfigError(f"--sample cannot be combined with {besides[0]}: sampling draws one component from the "
+                          "prior for the target's own mask and components; edit first, then sample on the output")
     for part in ("--left-eye", "--right-eye"):
         if args.src_eyes and part in given:
             raise ConfigError(f"--eyes and {part} contradict each other (--eyes sets both eyes); give one of them")

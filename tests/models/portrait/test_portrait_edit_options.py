@@ -136,9 +136,12 @@ def test_saved_mask_has_the_outputs_size_and_feeds_back_as_mask(mode, wide, tmp_
     assert cli_main(again) == 0, capsys.readouterr().err
 
 
-def test_save_mask_with_detect_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize("extra", [["--save-mask"], ["--region", "face"]])
+def test_detect_refuses_what_it_would_ignore(extra, tmp_path, capsys):
+    """--detect edits the aligned face with --region edit and warps it back: a whole-head redraw or a saved label map
+    of the output would be claims the command does not honour."""
     photo(tmp_path / "p.png"), stand_in(tmp_path / "p.ckpt")
     err = _refused(["edit", "--checkpoint", str(tmp_path / "p.ckpt"), "--target", str(tmp_path / "p.png"),
-                    "--detect", "--parser", str(tmp_path / "p.ckpt"), "--save-mask", "-o", str(tmp_path / "o.png")],
+                    "--detect", "--parser", str(tmp_path / "p.ckpt"), *extra, "-o", str(tmp_path / "o.png")],
                    tmp_path, capsys)
-    assert "--save-mask" in err and "--detect" in err, err
+    assert " ".join(extra) in err and "--detect" in err, err
