@@ -104,3 +104,20 @@ def test_a_face_filling_a_square_photo_is_edited_whole(tiny_editor, synthetic_fo
 
     image, mask = synthetic_folder / "images" / "synth_00000.png", synthetic_folder / "masks" / "synth_00000.png"
     assert tiny_editor.prepare(image, read_label_map(mask, 11)).box == (0, 0, 64)
+
+
+# ------------------------------------------------------------------------------ 5. soft-edged colour masks
+def test_a_transfer_with_a_blurred_colour_mask_changes_only_that_component(tiny_editor, tmp_path):
+    from PIL import ImageFilter
+
+    from genkit.data.schemas import HELEN11
+
+    photo, labels = astronaut()
+    path = tmp_path / "soft_mask.png"
+    Image.fromarray(HELEN11.colorize(labels)).filter(ImageFilter.GaussianBlur(1.2)).save(path)
+    res = tiny_editor.transfer(photo, path, {"mouth": code(tiny_editor, 3)})
+    side = tiny_editor.prepare(photo, labels).box[2]
+    reach = (tiny_editor.grow + tiny_editor.feather) * side / 256 + 4  # + the blurred edge's width
+    dist = distance_transform_edt(~np.isin(labels, MOUTH_LABELS))
+    changed = changed_pixels(res.image, photo)
+    assert changed[dist == 0].mean() > 0.5 and not changed[dist > reach].any()
