@@ -49,10 +49,10 @@ log = logging.getLogger(__name__)
 ImageLike = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
 MaskLike = Union[str, Path, np.ndarray, torch.Tensor]
 ALIASES = {"eyes": ("left_eye", "right_eye")}
-FILLS = ("backdrop", "generator")
+FILLS = ("backdrop", "generator")  # how the backdrop an edit uncovers is filled (PortraitEditor's ``fill``)
 # the face crop's side, in extents of the face (non-background labels, hair included): the face fills two thirds of
 # it, as in aligned portrait crops, leaving the generator the backdrop around the head and room for the blend band
-FACE_MARGIN = 1.5  # how the backdrop an edit uncovers is filled (PortraitEditor's ``fill``)
+FACE_MARGIN = 1.5
 
 
 @dataclass
