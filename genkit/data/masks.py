@@ -1,9 +1,12 @@
 """Reading a label map a person made: 8-bit label PNGs, and colour-coded masks in a schema's palette.
 
 A mask painted in an image editor, or the colour preview that ``genkit parse`` writes (``previews/NAME.png``), is an
-RGB image whose colours are the schema's palette (:attr:`LabelSchema.colors`). Brushes and resizing anti-alias the
-edges between regions, so each colour is snapped to the nearest palette colour; an image whose colours are mostly
-far from every palette colour (a photo given as a mask) is refused.
+RGB image whose colours are the schema's palette (:attr:`LabelSchema.colors`). Brushes, blurring, resizing and JPEG
+soften the edges between regions, and a blend of two colours may lie nearest a third palette colour (half hair, half
+background is nearest inner mouth). So a pixel near a palette colour takes its class, and a pixel far from every
+palette colour (an edge blend) takes the class, among those of the clearly coloured pixels around it, whose colour is
+nearest: edges snap to the labels on either side, never to a class that is nowhere near. An image whose colours are
+mostly far from every palette colour (a photo given as a mask) is refused.
 
 :func:`read_mask` reads any of these; :func:`labels_from_colors` is the snapping itself (arrays, for apps that get
 pixels from a browser canvas).
@@ -21,6 +24,11 @@ from genkit.data.schemas import LabelSchema, get_schema
 
 # a pixel farther than this (RGB Euclidean distance) from every palette colour is "off-palette"
 OFF_PALETTE_DISTANCE = 60.0
+# a pixel nearer than this to a palette colour (and than a quarter of the gap between the two closest palette colours)
+# is clearly that colour (JPEG noise stays within it); farther, it is an edge blend, snapped among its neighbours'
+CLEAR_DISTANCE = 20.0
+# how far (px) a blended pixel looks for clearly coloured neighbours: the half-width of the widest soft edge read
+NEIGHBOURHOOD = (2, 4, 8)
 # a colour mask may have this fraction of off-palette pixels (anti-aliased edges); more is not a colour mask
 MAX_OFF_PALETTE = 0.05
 
@@ -52,7 +60,36 @@ def labels_from_colors(rgb: np.ndarray, schema: LabelSchema | str, name: str | P
         raise DataError(name, f"{off:.0%} of its pixels are far from every colour of schema {schema.name!r}: not a "
                               "colour-coded mask of this schema (give an 8-bit label map, or paint with the colours "
                               "of the previews that `genkit parse` writes)")
-    return labels
+    return _snap_blends(rgb, labels, gap, np.asarray(schema.colors, dtype=np.float64))
+
+
+def _snap_blends(rgb: np.ndarray, labels: np.ndarray, gap: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """``labels`` with each blended pixel (farther than the clear distance from every palette colour) given the
+    nearest-coloured class among the clear pixels within ``NEIGHBOURHOOD`` px (the smallest radius that has any);
+    a blend with no clear pixel near keeps its nearest palette colour."""
+    from scipy.ndimage import maximum_filter
+
+    pair = np.linalg.norm(palette[:, None] - palette[None], axis=2)
+    clear = gap <= min(CLEAR_DISTANCE, pair[~np.eye(len(palette), dtype=bool)].min() / 4)
+    blend = ~clear
+    if not blend.any():
+        return labels
+    out = labels.copy()
+    dist = np.linalg.norm(rgb[blend].astype(np.float64)[:, None] - palette[None], axis=2)  # (N, K)
+    todo = np.ones(len(dist), dtype=bool)
+    present = [k for k in range(len(palette)) if (clear & (labels == k)).any()]
+    for radius in NEIGHBOURHOOD:
+        near = np.full(dist.shape, np.inf)
+        for k in present:
+            around = maximum_filter(clear & (labels == k), size=2 * radius + 1)[blend]
+            near[around, k] = dist[around, k]
+        found = todo & np.isfinite(near).any(1)
+        ys, xs = np.nonzero(blend)
+        out[ys[found], xs[found]] = near[found].argmin(1)
+        todo &= ~found
+        if not todo.any():
+            break
+    return out
 
 
 def read_mask(path: str | Path, schema: LabelSchema | str) -> np.ndarray:

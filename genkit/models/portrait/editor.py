@@ -12,8 +12,8 @@
 Images may be paths, PIL images, uint8 arrays (H, W, 3) or float tensors (3, H, W) in [0, 1], of any size and
 aspect ratio; masks may be paths (8-bit label PNGs, or colour-coded masks in the schema's palette: see
 :mod:`genkit.data.masks`), arrays or tensors (H, W) with labels of the model's schema, at the photo's size. A photo
-without a mask is parsed by the face parser given to the editor. The face is cropped to a square (the whole photo
-when it is square), edited at the model's resolution, and pasted back at the photo's own resolution.
+without a mask is parsed by the face parser given to the editor. The face is cropped to a square around its labels (and the
+edited mask's: :func:`face_box`), edited at the model's resolution, and pasted back at the photo's own resolution.
 
 **An edit touches only what it edits.** The region that is regenerated is the set of pixels whose label changes
 plus both label maps' pixels of the components whose appearance changes (a mouth transfer: the mouth), computed on
@@ -50,6 +50,9 @@ ImageLike = Union[str, Path, Image.Image, np.ndarray, torch.Tensor]
 MaskLike = Union[str, Path, np.ndarray, torch.Tensor]
 ALIASES = {"eyes": ("left_eye", "right_eye")}
 FILLS = ("backdrop", "generator")  # how the backdrop an edit uncovers is filled (PortraitEditor's ``fill``)
+# the face crop's side, in extents of the face (non-background labels, hair included): the face fills two thirds of
+# it, as in aligned portrait crops, leaving the generator the backdrop around the head and room for the blend band
+FACE_MARGIN = 1.5
 
 
 @dataclass
@@ -220,7 +223,7 @@ class PortraitEditor:
 
     def prepare(self, image: ImageLike, mask: MaskLike | None = None) -> _Input:
         """Load and check one photo of any size (+ its label map at the photo's size, or parse it); crop the face
-        to a square (the whole photo when it is square) and resize the crop to the model's resolution."""
+        to a square around it (:func:`face_box`) and resize the crop to the model's resolution."""
         photo, name = self._load_image(image)
         h, w = photo.shape[-2:]
         notes, parsed = [], False
@@ -234,11 +237,16 @@ class PortraitEditor:
             labels, notes = self._parse_photo(photo, image), ["target mask predicted by the face parser"]
             notes += self._parser_notes(image)
             parsed = True
-        box = face_box(labels, self.generator.layout.background_label)
+        box = face_box(labels, self.generator.layout.background_label, self.image_size)
+        return self._cropped(photo, labels, name, parsed, notes, box)
+
+    def _cropped(self, photo: torch.Tensor, labels: torch.Tensor, name: str, parsed: bool, notes: list[str],
+                 box: tuple[int, int, int]) -> _Input:
+        """The input of photo (3, H, W) in [0, 1] and its labels (H, W): the square ``box`` at the model's size."""
         s = self.image_size
-        crop = crop_square(photo.unsqueeze(0), box)
+        crop = crop_square(photo.unsqueeze(0).cpu(), box)
         x = to_symmetric(crop if crop.shape[-1] == s else _resize(crop, s)).to(self.device)
-        crop_labels = crop_square(labels[None, None].float(), box, fill=self.generator.layout.background_label)
+        crop_labels = crop_square(labels[None, None].float().cpu(), box, fill=self.generator.layout.background_label)
         small = resize_labels(crop_labels[0, 0].long().numpy(), s)
         return _Input(x, torch.from_numpy(np.ascontiguousarray(small)).long().unsqueeze(0).to(self.device), name,
                       parsed, photo.unsqueeze(0).to(self.device), notes, labels.to(self.device), box)
@@ -385,19 +393,33 @@ class PortraitEditor:
                 notes.append(f"{name}: not found in the target; a neutral (zero) code was used")
         return codes, sources, notes, changed
 
-    def _edited_layout(self, target: _Input, edited_mask: MaskLike | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The edited label map at the photo's size (H, W) and in the face crop at the model's size (1, S, S)."""
-        if edited_mask is None:
-            return target.labels, target.mask
+    def _absent_notes(self, names: list[str], layout: torch.Tensor, verb: str = "transfer") -> list[str]:
+        """Notes (also logged as warnings) for the components asked for that have no pixel in ``layout`` (the label
+        map drawn, at the photo's size): nothing of theirs can change."""
+        notes = []
+        for name in dict.fromkeys(names):
+            classes = torch.tensor(self.generator.layout.labels[name], device=layout.device)
+            if not bool(torch.isin(layout, classes).any()):
+                notes.append(f"{name}: not in the target's mask; nothing to {verb}")
+                log.warning("portrait editor: %s", notes[-1])
+        return notes
+
+    def _edited_labels(self, target: _Input, edited_mask: MaskLike) -> torch.Tensor:
+        """The edited label map (H, W) at the photo's size; a mask of any other size is refused (resizing a label
+        map redraws every outline)."""
         labels, name = self._load_mask(edited_mask)
         h, w = target.labels.shape
         if labels.shape != (h, w):
-            if labels.shape[0] != labels.shape[1] or h != w:
-                raise DataError(name if name[0] != "<" else None,
-                                f"edited mask is {labels.shape[1]}x{labels.shape[0]}; it must have the photo's size "
-                                f"({w}x{h})")
-            labels = resize_labels(labels, h)  # a square mask for a square photo, at another size
-        full = torch.from_numpy(np.ascontiguousarray(labels)).long().to(self.device)
+            raise DataError(name if name[0] != "<" else None,
+                            f"edited mask is {labels.shape[1]}x{labels.shape[0]} but its image {target.name} is "
+                            f"{w}x{h}")
+        return torch.from_numpy(np.ascontiguousarray(labels)).long().to(self.device)
+
+    def _edited_layout(self, target: _Input, full: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The edited label map at the photo's size (H, W) (``full``; None: the target's) and in the face crop at
+        the model's size (1, S, S)."""
+        if full is None:
+            return target.labels, target.mask
         crop = crop_square(full[None, None].float(), target.box, fill=self.generator.layout.background_label)
         small = resize_labels(crop[0, 0].long().cpu().numpy(), self.image_size)
         return full, torch.from_numpy(np.ascontiguousarray(small)).long().unsqueeze(0).to(self.device)
@@ -419,8 +441,16 @@ class PortraitEditor:
         if region not in ("edit", "face"):
             raise ConfigError(f"region must be 'edit' or 'face', got {region!r}")
         G = self.generator
+        full = None if edited_mask is None else self._edited_labels(target, edited_mask)
+        if full is not None:  # the crop covers the face of both label maps, so all of the edit is drawn
+            bg = G.layout.background_label
+            both = torch.where(target.labels != bg, target.labels, full)
+            box = face_box(both, bg, self.image_size)
+            if box != target.box:
+                target = self._cropped(target.photo[0], target.labels, target.name, target.parsed, target.notes, box)
         codes, sources, notes, changed = self._component_codes(target, components)
-        edited, layout_mask = self._edited_layout(target, edited_mask)
+        edited, layout_mask = self._edited_layout(target, full)
+        notes += self._absent_notes(changed, edited)
         raw = G.synthesize(layout_mask, codes, target.image, G.known_background(target.mask, layout_mask))
         image, alpha, fill = self.composite(raw, target, edited, changed, region)
         return EditResult(image=image[0].cpu(), mask=layout_mask[0].cpu(),
@@ -461,6 +491,7 @@ class PortraitEditor:
         target = self.prepare(image, mask)
         G = self.generator
         base, sources, notes, _ = self._component_codes(target, None)
+        notes += self._absent_notes(names, target.labels, "sample")
         g = torch.Generator().manual_seed(int(seed))
         codes = ComponentCodes({k: v.repeat(n, 1) for k, v in base.z.items()})
         for name in names:
@@ -589,20 +620,26 @@ def paste_crop(photo: Image.Image, crop: torch.Tensor, alpha: torch.Tensor, quad
     return pasted, warped_alpha
 
 
-def face_box(labels: torch.Tensor, background_label: int = 0) -> tuple[int, int, int]:
-    """The square face crop ``(top, left, side)`` of a photo with label map ``labels`` (H, W): the whole photo when
-    it is square; otherwise a square of the photo's shorter side centred on the face (the non-background labels)
-    and kept inside the photo, or, for a face larger than that, a square around the face that overhangs the photo
-    (the overhang is filled with the photo's edge pixels)."""
+def face_box(labels: torch.Tensor, background_label: int = 0, min_side: int = 0) -> tuple[int, int, int]:
+    """The square face crop ``(top, left, side)`` of a photo with label map ``labels`` (H, W), around the face (the
+    non-background labels).
+
+    A face that, with a margin of ``FACE_MARGIN`` times its extent, fits in the photo's shorter side gets a square of
+    that size (at least ``min_side``, the model's resolution, where the photo allows), kept inside the photo: a small
+    face in a large photo fills the model's input. A larger face gets a square of the shorter side (a square photo:
+    the whole photo), or, for a face larger than that, a square around the face that overhangs the photo (the
+    overhang is filled with the photo's edge pixels). No face: the centre square of the shorter side."""
     h, w = labels.shape[-2:]
-    if h == w:
-        return 0, 0, int(h)
+    short = min(h, w)
     ys, xs = torch.nonzero(labels != background_label, as_tuple=True)
     if len(ys) == 0:
         y0, y1, x0, x1 = 0, h - 1, 0, w - 1
+        extent = need = short
     else:
         y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
-    side = max(min(h, w), y1 - y0 + 1, x1 - x0 + 1)
+        extent = max(y1 - y0 + 1, x1 - x0 + 1)
+        need = max(int(np.ceil(extent * FACE_MARGIN)), min(min_side, short))
+    side = need if need < short else max(short, extent)
 
     def place(lo: int, hi: int, length: int) -> int:
         start = (lo + hi + 1 - side) // 2
