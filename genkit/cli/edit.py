@@ -150,7 +150,7 @@ def _edit(args) -> int:
         print(f"wrote {path} ({res.operation}{', ' + '; '.join(res.notes[1:]) if res.notes[1:] else ''})")
     if args.save_mask:
         mask_path = out.with_name(f"{out.stem}_mask.png")
-        save_label_map(_mask_at_output_size(editor, args, results[0].mask), mask_path)
+        save_label_map(_mask_at_output_size(editor, args, results[0]), mask_path)
         print(f"wrote {mask_path}")
     if args.save_codes:
         atomic_torch_save({"codes": [r.codes for r in results], "sources": [r.sources for r in results],
@@ -335,18 +335,18 @@ def _check_outputs(args, out: Path, folder_mode: bool) -> None:
     check_distinct_outputs(files)
 
 
-def _mask_at_output_size(editor, args, layout):
-    """The label map an edit drew (the face crop's, at the model's size) at the output's size: brought back
-    nearest-neighbour into the square the editor cut from the photo (:meth:`PortraitEditor.prepare`'s box); outside
-    it, where the output is the photo's own pixels, the target's own labels."""
+def _mask_at_output_size(editor, args, result):
+    """The label map an edit drew (``result.mask``: its face crop's, at the model's size) at the output's size:
+    brought back nearest-neighbour into the square of the photo the editor cropped (``result.box``); outside it,
+    where the output is the photo's own pixels, the target's own labels."""
     import numpy as np
     import torch
 
     from genkit.data.transforms import resize_labels
     from genkit.models.portrait.editor import place_square
 
-    target = editor.prepare(args.target, args.mask)
-    crop = resize_labels(layout.cpu().numpy(), target.box[2])
+    labels = editor.prepare(args.target, args.mask).labels.cpu()[None, None].float()
+    crop = resize_labels(result.mask.cpu().numpy(), result.box[2])
     crop = torch.from_numpy(np.ascontiguousarray(crop))[None, None].float()
-    labels, _ = place_square(crop, target.box, target.labels.cpu()[None, None].float())
-    return labels[0, 0].round().to(torch.uint8).numpy()
+    placed, _ = place_square(crop, result.box, labels)
+    return placed[0, 0].round().to(torch.uint8).numpy()

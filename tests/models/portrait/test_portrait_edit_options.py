@@ -145,3 +145,26 @@ def test_detect_refuses_what_it_would_ignore(extra, tmp_path, capsys):
                     "--detect", "--parser", str(tmp_path / "p.ckpt"), *extra, "-o", str(tmp_path / "o.png")],
                    tmp_path, capsys)
     assert " ".join(extra) in err and "--detect" in err, err
+
+
+def test_saved_mask_follows_an_edit_beyond_the_targets_face(wide, tmp_path, capsys):
+    """A small face in a larger photo, and an edited mask that adds hair far from it: the editor crops around both
+    label maps, and the saved mask puts the drawn layout back where that crop came from."""
+    faces = wide["dir"] / "faces"
+    img = np.asarray(Image.open(faces / "images" / "synth_00000.png").convert("RGB"))
+    labels = np.asarray(Image.open(faces / "masks" / "synth_00000.png"))
+    Image.fromarray(np.pad(img, ((8, 64), (8, 64), (0, 0)), mode="edge")).save(tmp_path / "t.png")
+    target = np.pad(labels, ((8, 64), (8, 64)))
+    edited = target.copy()
+    edited[96:116, 96:116] = 10  # hair
+    Image.fromarray(target).save(tmp_path / "t_mask.png")
+    Image.fromarray(edited).save(tmp_path / "edited.png")
+    out = tmp_path / "o.png"
+    assert cli_main(["edit", "--checkpoint", str(wide["ae"]), "--target", str(tmp_path / "t.png"), "--mask",
+                     str(tmp_path / "t_mask.png"), "--edited-mask", str(tmp_path / "edited.png"), "--save-mask",
+                     "-o", str(out)]) == 0, capsys.readouterr().err
+    saved = read_label_map(tmp_path / "o_mask.png", 11)
+    assert saved.shape == (120, 120)
+    assert (saved[96:116, 96:116] == 10).mean() > 0.8  # the added hair, where it was painted
+    face = edited > 0
+    assert (saved[face] == edited[face]).mean() > 0.8 and (saved[~face] == 0).mean() > 0.95
