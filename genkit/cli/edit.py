@@ -19,7 +19,8 @@ photo, edits an aligned crop and pastes it back. A folder --target (images/ + ma
 `genkit data synth`, or plain images to parse) with --donors writes every target x donor transfer and a grid.
 Outputs are written atomically with the edit's metadata (operation, sources, checkpoint, generator weights used,
 random-weight provenance); --save-codes also writes the component codes used (a torch file, loadable with
-weights_only).
+weights_only), --save-mask the label map used at the output's size (it goes back in as --mask with the output as
+--target). No two outputs may be one file, nor an output an input; options that contradict each other are refused.
 """
 
 from __future__ import annotations
@@ -77,12 +78,15 @@ def register(sub) -> None:
     p.add_argument("--transfer", metavar="COMPONENTS", default="all",
                    help="with --donors: comma-separated components to take from each donor (left_eye, right_eye, "
                         "eyes, mouth, skin, hair, all)")
-    p.add_argument("--generator", choices=("auto", "ema", "raw"), default="auto",
-                   help="generator weights: auto (the better of raw and EMA by the run's validation), ema or raw")
+    p.add_argument("--generator", choices=("auto", "ema", "raw"),
+                   help="generator weights: auto (default: the better of raw and EMA by the run's validation), ema "
+                        "or raw")
     p.add_argument("--no-ema", action="store_true", help="same as --generator raw")
     add_device_option(p)
     p.add_argument("--save-codes", metavar="PATH", help="also write the component codes used (torch file)")
-    p.add_argument("--save-mask", action="store_true", help="also write the label map used, as OUT_mask.png")
+    p.add_argument("--save-mask", action="store_true",
+                   help="also write the label map used, as OUT_mask.png at the output's size (give it back as --mask "
+                        "with the output as --target)")
     p.add_argument("-o", "--out", type=non_empty_path, required=True,
                    help="output image; the format follows the extension (png, jpg, webp, tif, bmp; metadata in the "
                         "PNG or a NAME.EXT.json sidecar). With --sample: OUT_0.png, OUT_1.png, ...; with --donors: "
@@ -105,32 +109,16 @@ def split_source(text: str) -> tuple[str, str | None]:
 
 
 def _edit(args) -> int:
-    from genkit.core.device import resolve_device
-    from genkit.core.errors import ConfigError
     from genkit.core.checkpoints import atomic_torch_save
-    from genkit.core.outputs import check_output_file
-    from genkit.core.saving import IMAGE_FORMATS, save_label_map
+    from genkit.core.device import resolve_device
+    from genkit.core.saving import save_label_map
     from genkit.models.portrait.editor import PortraitEditor
 
-    if args.sample and args.edited_mask:
-        raise ConfigError("--sample and --edited-mask cannot be combined")
     folder_mode = Path(args.target).is_dir()
-    if folder_mode and not args.donors:
-        raise ConfigError(f"{args.target}: --target is a directory; editing a folder of targets needs --donors DIR")
-    if args.donors and not folder_mode:
-        raise ConfigError("--donors needs a folder --target (every target x every donor)")
-    if args.detect and (folder_mode or args.mask or args.edited_mask or args.sample):
-        raise ConfigError("--detect edits one photo: it cannot be combined with --mask, --edited-mask, --sample or "
-                          "folders (the aligned face is parsed with --parser)")
+    _check_options(args, folder_mode)
     out = Path(args.out)
-    if folder_mode:
-        from genkit.core.outputs import check_output_dir
-
-        check_output_dir(out, "--out")
-    else:
-        check_output_file(out, "--out", IMAGE_FORMATS)  # before any work: the format follows the extension
-    _check_not_inputs(args, out, folder_mode)
-    weights = "raw" if args.no_ema else args.generator
+    _check_outputs(args, out, folder_mode)
+    weights = "raw" if args.no_ema else (args.generator or "auto")
     editor = PortraitEditor.from_checkpoint(args.checkpoint, parser=args.parser, device=resolve_device(args.device),
                                             weights=weights, grow=args.grow, feather=args.feather,
                                             fill=args.fill)
@@ -162,7 +150,7 @@ def _edit(args) -> int:
         print(f"wrote {path} ({res.operation}{', ' + '; '.join(res.notes[1:]) if res.notes[1:] else ''})")
     if args.save_mask:
         mask_path = out.with_name(f"{out.stem}_mask.png")
-        save_label_map(results[0].mask, mask_path)
+        save_label_map(_mask_at_output_size(editor, args, results[0]), mask_path)
         print(f"wrote {mask_path}")
     if args.save_codes:
         atomic_torch_save({"codes": [r.codes for r in results], "sources": [r.sources for r in results],
@@ -216,14 +204,8 @@ def _edit_folders(args, editor, out: Path) -> int:
     import torch
     from tqdm import tqdm
 
-    from genkit.core.errors import ConfigError
     from genkit.core.saving import save_image
 
-    if out.suffix:
-        raise ConfigError(f"with --donors, --out is a folder (got {out.name})")
-    if any(getattr(args, f"src_{n}") for n in COMPONENT_FLAGS) or args.edited_mask or args.sample or args.mask:
-        raise ConfigError("with --donors, choose the components with --transfer (not --mouth/--hair/..., --mask, "
-                          "--edited-mask or --sample)")
     components = [c.strip() for c in args.transfer.split(",") if c.strip()]
     components = list(editor.components) if components == ["all"] else components
     targets, donors = face_folder(Path(args.target)), face_folder(Path(args.donors))
@@ -266,14 +248,78 @@ def _tile(editor, path: Path, size: int):
     return _resized(image, size)
 
 
-def _check_not_inputs(args, out: Path, folder_mode: bool) -> None:
-    """Refuse, before any work, an output that would replace an input (the image, --save-mask, --save-codes, the
-    --sample files) or a folder output that is a folder of inputs."""
-    from genkit.core.outputs import check_not_inputs, check_output_file
+def _check_options(args, folder_mode: bool) -> None:
+    """Refuse, before any work, options that contradict each other or that the chosen edit would ignore (the
+    metadata would claim what was not done): one line naming both."""
+    from genkit.core.errors import ConfigError
 
+    given = [flag for name, flag in COMPONENT_FLAGS.items() if getattr(args, f"src_{name}")]
+    besides = (["--edited-mask"] if args.edited_mask else []) + given
+    if args.sample and besides:
+        raise ConfigError(f"--sample cannot be combined with {besides[0]}: sampling draws one component from the "
+                          "prior for the target's own mask and components; edit first, then sample on the output")
+    for part in ("--left-eye", "--right-eye"):
+        if args.src_eyes and part in given:
+            raise ConfigError(f"--eyes and {part} contradict each other (--eyes sets both eyes); give one of them")
+    if args.no_ema and args.generator not in (None, "raw"):
+        raise ConfigError(f"--no-ema and --generator {args.generator} contradict each other (--no-ema is "
+                          "--generator raw); give one of them")
+    if folder_mode and not args.donors:
+        raise ConfigError(f"{args.target}: --target is a directory; editing a folder of targets needs --donors DIR")
+    if args.donors and not folder_mode:
+        raise ConfigError("--donors needs a folder --target (every target x every donor)")
+    if folder_mode and (given or args.edited_mask or args.sample or args.mask):
+        raise ConfigError("with --donors, choose the components with --transfer (not --mouth/--hair/..., --mask, "
+                          "--edited-mask or --sample)")
+    if folder_mode and (args.save_mask or args.save_codes):
+        raise ConfigError(f"{'--save-mask' if args.save_mask else '--save-codes'} writes one edit's label map or "
+                          "codes; it cannot be combined with --donors (each output's metadata names its sources)")
+    if folder_mode and Path(args.out).suffix:
+        raise ConfigError(f"with --donors, --out is a folder (got {Path(args.out).name})")
+    if args.detect and (folder_mode or args.mask or args.edited_mask or args.sample):
+        raise ConfigError("--detect edits one photo: it cannot be combined with --mask, --edited-mask, --sample or "
+                          "folders (the aligned face is parsed with --parser)")
+    if args.detect and args.save_mask:
+        raise ConfigError("--save-mask cannot be combined with --detect (the aligned face is warped back into the "
+                          "photo, its label map is not); `genkit parse --size photo` writes the output's label map")
+    if args.detect and args.region == "face":
+        raise ConfigError("--region face cannot be combined with --detect (the detected face is edited with "
+                          "--region edit)")
+
+
+def _outputs(args, out: Path) -> list[tuple[str, Path]]:
+    """Every file one edit writes, labelled by the option that names it (metadata sidecars included)."""
+    from genkit.core.metadata import sidecar_path
+
+    images = ([("--out", out.with_name(f"{out.stem}_{i}{out.suffix}")) for i in range(max(args.num, 1))]
+              if args.sample else [("--out", out)])
+    files = images + [(f"{label} (its metadata sidecar)", sidecar_path(p)) for label, p in images
+                      if p.suffix.lower() != ".png"]
+    if args.save_mask:
+        files.append(("--save-mask", out.with_name(f"{out.stem}_mask.png")))
+    return files + [("--save-codes", Path(args.save_codes))] if args.save_codes else files
+
+
+def _folder_outputs(args, out: Path) -> list[tuple[str, Path]]:
+    """Every file a folder edit writes: one per target x donor, and the grid."""
+    donors = face_folder(Path(args.donors))
+    files = [(f"--out ({t.name} x {d.name})", out / f"{t.stem}__{d.stem}.png")
+             for t, _ in face_folder(Path(args.target)) for d, _ in donors]
+    return files + [("--out (the grid)", out / "grid.png")]
+
+
+def _check_outputs(args, out: Path, folder_mode: bool) -> None:
+    """Refuse, before any work, an unwritable output, one that would replace an input (the image, --save-mask,
+    --save-codes, the --sample files) or another output, or a folder output that is a folder of inputs."""
+    from genkit.core.outputs import check_distinct_outputs, check_not_inputs, check_output_dir, check_output_file
+    from genkit.core.saving import IMAGE_FORMATS
+
+    if folder_mode:
+        check_output_dir(out, "--out")
+    else:
+        check_output_file(out, "--out", IMAGE_FORMATS)  # the format follows the extension
     if args.save_codes:
         check_output_file(args.save_codes, "--save-codes")
-
     inputs = [("--target", args.target), ("--mask", args.mask), ("--edited-mask", args.edited_mask),
               ("--checkpoint", args.checkpoint), ("--parser", args.parser), ("--donors", args.donors)]
     for name, flag in COMPONENT_FLAGS.items():
@@ -282,9 +328,25 @@ def _check_not_inputs(args, out: Path, folder_mode: bool) -> None:
     if folder_mode:
         inputs += [(label, Path(folder) / sub) for label, folder in inputs[-1:] + inputs[:1] if folder
                    for sub in ("images", "masks") if (Path(folder) / sub).is_dir()]
-        return check_not_inputs(inputs, folders=[("--out", out)])
-    files = ([("--out", out.with_name(f"{out.stem}_{i}{out.suffix}")) for i in range(max(args.num, 1))]
-             if args.sample else [("--out", out)])
-    if args.save_mask:
-        files.append(("--save-mask", out.with_name(f"{out.stem}_mask.png")))
-    return check_not_inputs(inputs, files=files + [("--save-codes", args.save_codes)])
+        check_not_inputs(inputs, folders=[("--out", out)])
+        return check_distinct_outputs(_folder_outputs(args, out))
+    files = _outputs(args, out)
+    check_not_inputs(inputs, files=files)
+    check_distinct_outputs(files)
+
+
+def _mask_at_output_size(editor, args, result):
+    """The label map an edit drew (``result.mask``: its face crop's, at the model's size) at the output's size:
+    brought back nearest-neighbour into the square of the photo the editor cropped (``result.box``); outside it,
+    where the output is the photo's own pixels, the target's own labels."""
+    import numpy as np
+    import torch
+
+    from genkit.data.transforms import resize_labels
+    from genkit.models.portrait.editor import place_square
+
+    labels = editor.prepare(args.target, args.mask).labels.cpu()[None, None].float()
+    crop = resize_labels(result.mask.cpu().numpy(), result.box[2])
+    crop = torch.from_numpy(np.ascontiguousarray(crop))[None, None].float()
+    placed, _ = place_square(crop, result.box, labels)
+    return placed[0, 0].round().to(torch.uint8).numpy()

@@ -49,14 +49,18 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
+def _identity(path: Path) -> tuple:
+    """What makes a path the file it is: its inode when it exists (hard links, symlinks), else its resolved path."""
+    try:
+        st = path.stat()
+        return ("file", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", str(path.resolve()))
+
+
 def _same(a: Path, b: Path) -> bool:
     """The same file or folder: one inode (hard links, symlinks) or, for paths not there yet, one resolved path."""
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
+    return _identity(a) == _identity(b)
 
 
 def _pairs(items) -> list[tuple[str, Path]]:
@@ -90,6 +94,19 @@ def check_not_inputs(inputs, files=(), folders=()) -> None:
             if src.is_dir() and _same(out, src):
                 raise ConfigError(f"{out}: {out_label} is the input folder {src} ({in_label}): the outputs would "
                                   "replace or join the inputs, and a later run would read them; choose another folder")
+
+
+def check_distinct_outputs(files) -> None:
+    """Refuse, before any work, two outputs of one command that are the same file (the later write would replace the
+    earlier): :class:`ConfigError`, one line naming both. ``files``: ``(label, path)`` pairs or ``{label: path}``."""
+    seen: dict[tuple, str] = {}
+    for label, path in _pairs(files):
+        key = _identity(path)
+        if key in seen:
+            other = seen[key]
+            raise ConfigError(f"{path}: {other} and {label} would write the same file (one would replace the "
+                              "other); give them different paths")
+        seen[key] = label
 
 
 DATASET_ENTRIES = ("images", "masks", "previews", "splits", "schema.json", "SYNTHETIC.json", "prepare.json")

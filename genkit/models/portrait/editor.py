@@ -69,6 +69,9 @@ class EditResult:
     notes: list[str] = field(default_factory=list)
     alpha: torch.Tensor | None = None
     fill: str = ""  # how the backdrop the edit uncovers was filled: "backdrop", "generator"; "" when none was
+    # (top, left, side): the square of the photo ``mask`` is drawn for (it may overhang the photo); None when the
+    # face was warped (edit_photo's aligned crop)
+    box: tuple[int, int, int] | None = None
 
     def to_pil(self) -> Image.Image:
         from genkit.core.tensors import tensor_to_pil
@@ -455,7 +458,7 @@ class PortraitEditor:
         image, alpha, fill = self.composite(raw, target, edited, changed, region)
         return EditResult(image=image[0].cpu(), mask=layout_mask[0].cpu(),
                           codes={k: v[0].cpu() for k, v in codes.z.items()}, sources=sources,
-                          operation=operation, notes=notes, alpha=alpha[0].cpu(), fill=fill)
+                          operation=operation, notes=notes, alpha=alpha[0].cpu(), fill=fill, box=target.box)
 
     def reconstruct(self, image: ImageLike, mask: MaskLike | None = None, region: str = "edit") -> EditResult:
         """The face from its own codes: nothing changes, so the photo comes back, unless ``region="face"`` (the
@@ -506,7 +509,8 @@ class PortraitEditor:
             image_i, alpha, _ = self.composite(raw[i:i + 1], target, target.labels, names)
             results.append(EditResult(image=image_i[0].cpu(), mask=masks[i].cpu(),
                                       codes={k: v[i].cpu() for k, v in codes.z.items()}, sources=drawn,
-                                      operation="sample", notes=list(notes), alpha=alpha[0].cpu()))
+                                      operation="sample", notes=list(notes), alpha=alpha[0].cpu(),
+                                      box=target.box))
         return results
 
     # ----------------------------------------------------------------------------------- batches of edits
