@@ -18,7 +18,7 @@ def register(sub) -> None:
     s.add_argument("--size", type=int, default=128, help="side of the square images in pixels")
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same faces)")
     s.add_argument("--overwrite", action="store_true",
-                   help="replace a dataset already in --out as a whole (without it such a folder is refused)")
+                   help="replace a dataset genkit wrote in --out as a whole (without it such a folder is refused; files genkit did not write are never replaced)")
     add_size_ceiling(s, "--size")
     s.set_defaults(handler=_synth)
 
@@ -36,7 +36,7 @@ def register(sub) -> None:
                     help="stop at the first bad file (default) or skip and report bad images")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (0: none)")
     pr.add_argument("--overwrite", action="store_true",
-                    help="replace a dataset already in --out as a whole (without it such a folder is refused)")
+                    help="replace a dataset genkit wrote in --out as a whole (without it such a folder is refused; files genkit did not write are never replaced)")
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_reading_options(pr, "photos")
     add_size_ceiling(pr, "--size")

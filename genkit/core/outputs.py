@@ -101,15 +101,28 @@ def dataset_entries(folder: str | Path) -> list[str]:
     return [name for name in DATASET_ENTRIES if (folder / name).exists() or (folder / name).is_symlink()]
 
 
+def _shown(names: list[str], limit: int = 4) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def check_dataset_output(out: str | Path, overwrite: bool, inputs=(), what: str = "--out") -> list[str]:
-    """Before any work: a folder that already holds a dataset is refused unless ``overwrite``; then the dataset it
-    replaces as a whole (see :func:`genkit.core.files.replaced_entries`) may not hold one of the ``inputs``.
-    Returns the entries that will be replaced."""
+    """Before any work: dataset entries (``images/``, ``schema.json``...) already in ``out`` are refused unless they
+    are a dataset genkit wrote and hold nothing else (:func:`genkit.core.written.foreign_files`) and ``overwrite``
+    is given; then the dataset it replaces as a whole (see :func:`genkit.core.files.replaced_entries`) may not hold
+    one of the ``inputs``. Returns the entries that will be replaced."""
+    from genkit.core.written import foreign_files
+
     out = Path(out)
     present = dataset_entries(out)
+    foreign = foreign_files(out, present)
+    if foreign:
+        raise ConfigError(f"{out}: {what} holds files genkit did not write ({_shown(foreign)}); --overwrite "
+                          f"replaces only what genkit wrote, so choose another {what}")
     if present and not overwrite:
         shown = ", ".join(f"{n}/" if (out / n).is_dir() else n for n in present)
-        raise ConfigError(f"{out}: {what} already holds a dataset ({shown}); add --overwrite to replace it as a "
+        held = ("a dataset genkit wrote" if any((out / n).is_file() for n in present)
+                else "empty dataset folders")
+        raise ConfigError(f"{out}: {what} already holds {held} ({shown}); add --overwrite to replace it as a "
                           "whole, or choose another folder")
     for name in present:
         for in_label, src in _pairs(inputs):

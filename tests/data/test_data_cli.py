@@ -136,3 +136,39 @@ def test_synth_over_a_dataset_needs_overwrite_and_then_replaces_it_whole(tmp_pat
     assert [p.name for p in images] == ["synth_00000.png", "synth_00001.png"]  # faces 2-3 of the old one are gone
     assert {Image.open(p).size for p in [*images, *(ds / "masks").iterdir()]} == {(32, 32)}
     assert json.loads((ds / "SYNTHETIC.json").read_text())["n"] == 2
+
+
+def _photo_folder(out):
+    """A user's own photos (and a note) in ``out/images/``: nothing genkit wrote."""
+    (out / "images").mkdir(parents=True)
+    Image.new("RGB", (40, 30), "red").save(out / "images" / "IMG_0001.jpg")
+    Image.new("RGB", (40, 30), "blue").save(out / "images" / "IMG_0002.png")
+    (out / "images" / "note.txt").write_text("holiday 2025")
+    return snapshot(out)
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_synth_never_replaces_a_folder_of_the_users_own_photos(tmp_path, capsys, overwrite):
+    out = tmp_path / "DIR"
+    before = _photo_folder(out)
+    assert main(["data", "synth", "--out", str(out), "-n", "2", "--size", "32", *overwrite]) == 2
+    line = _error_line(capsys)
+    assert "images/IMG_0001.jpg" in line and "images/note.txt" in line and "choose another --out" in line
+    assert "a dataset" not in line and "add --overwrite" not in line  # a photo folder is not called a dataset
+    assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == ["images"]
+
+
+def test_overwrite_refuses_a_genkit_dataset_the_user_added_files_to_or_a_hand_made_one(tmp_path, capsys):
+    from genkit.data.synthetic import write_synthetic_folder
+
+    ds = write_synthetic_folder(tmp_path / "DS", n=2, size=32, seed=0, progress=False)
+    (ds / "images" / "my_face.jpg").write_bytes(b"my own photo")
+    before = snapshot(ds)
+    assert main(["data", "synth", "--out", str(ds), "-n", "2", "--size", "32", "--overwrite"]) == 2
+    line = _error_line(capsys)
+    assert "images/my_face.jpg" in line and "synth_00000" not in line and snapshot(ds) == before
+    names = make_generic_folder(tmp_path / "mine", n=2)  # a dataset made by hand: schema.json, images, masks
+    before = snapshot(tmp_path / "mine")
+    assert main(["data", "synth", "--out", str(tmp_path / "mine"), "-n", "2", "--size", "32", "--overwrite"]) == 2
+    line = _error_line(capsys)
+    assert f"images/{names[0]}.png" in line and "(5 in all)" in line and snapshot(tmp_path / "mine") == before
