@@ -6,6 +6,8 @@ from genkit.cli.limits import add_size_ceiling, non_empty_path
 from genkit.cli.reading import add_reading_options, reading_policy
 
 PREPARE_DATASETS = ("celebamask-hq",)
+OVERWRITE_HELP = ("replace a dataset genkit wrote in --out as a whole (without it such a folder is refused; files "
+                  "genkit did not write are never replaced)")
 CHECK_SOURCES = ("folder", "helen", "celebamask", "celebamask_raw")  # genkit.data.sources.FACE_SOURCES on disk
 
 
@@ -18,7 +20,7 @@ def register(sub) -> None:
     s.add_argument("--size", type=int, default=128, help="side of the square images in pixels")
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same faces)")
     s.add_argument("--overwrite", action="store_true",
-                   help="replace a dataset genkit wrote in --out as a whole (without it such a folder is refused; files genkit did not write are never replaced)")
+                   help=OVERWRITE_HELP)
     add_size_ceiling(s, "--size")
     s.set_defaults(handler=_synth)
 
@@ -36,7 +38,7 @@ def register(sub) -> None:
                     help="stop at the first bad file (default) or skip and report bad images")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (0: none)")
     pr.add_argument("--overwrite", action="store_true",
-                    help="replace a dataset genkit wrote in --out as a whole (without it such a folder is refused; files genkit did not write are never replaced)")
+                    help=OVERWRITE_HELP)
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_reading_options(pr, "photos")
     add_size_ceiling(pr, "--size")
