@@ -24,12 +24,16 @@ def _check_creatable(path: Path, what: str) -> None:
         raise ConfigError(f"{path}: cannot write {what} there: {base} is not writable")
 
 
-def check_output_file(path: str | Path, what: str = "output", suffixes=None, hint: str | None = None) -> Path:
+def check_output_file(path: str | Path, what: str = "output", suffixes=None, hint: str | None = None,
+                      overwrite: bool | None = None) -> Path:
     """Check an output file path before any work starts: not an existing folder, an allowed extension (when
-    ``suffixes`` is given, e.g. :data:`IMAGE_FORMATS`), and a folder it can be written into. Creates nothing."""
+    ``suffixes`` is given, e.g. :data:`IMAGE_FORMATS`), and a folder it can be written into. Creates nothing.
+    ``overwrite=False``: an existing file is refused (the command has an ``--overwrite`` option)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: {what} is an existing folder; give a file name")
+    if overwrite is False and (path.exists() or path.is_symlink()):
+        raise ConfigError(f"{path}: {what} already exists; add --overwrite to replace it, or choose another file")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         got = f"'{path.suffix}'" if path.suffix else "none"
         raise ConfigError(f"{path}: {what} has an unknown extension ({got}); "
