@@ -105,6 +105,7 @@ def _check(args) -> int:
 
     from tqdm import tqdm
 
+    from genkit.data.datasets import AllSamplesBadError
     from genkit.data.schemas import get_schema
     from genkit.data.sources import build_face_dataset
     from genkit.data.transforms import PairedTransform
@@ -116,16 +117,20 @@ def _check(args) -> int:
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     bad: set[str] = set()
     for split in splits:
-        ds = build_face_dataset(hp, split, PairedTransform(64, target), target)
-        # skip mode validated everything while building; error mode reads every sample now
-        if args.on_bad_file == "error":
-            with tqdm(total=len(ds), desc=f"check {split}", unit="img", leave=False, disable=None) as bar:
-                for i in range(len(ds)):  # the bar shows on a terminal only, and is cleared on error
-                    ds.load(i)
-                    bar.update()
-        skipped = getattr(ds, "skipped", [])
+        try:
+            ds = build_face_dataset(hp, split, PairedTransform(64, target), target)
+        except AllSamplesBadError as exc:  # training refuses such a split; a check reports it like the others
+            good, skipped = 0, exc.skipped
+        else:
+            # skip mode validated everything while building; error mode reads every sample now
+            if args.on_bad_file == "error":
+                with tqdm(total=len(ds), desc=f"check {split}", unit="img", leave=False, disable=None) as bar:
+                    for i in range(len(ds)):  # the bar shows on a terminal only, and is cleared on error
+                        ds.load(i)
+                        bar.update()
+            good, skipped = len(ds), getattr(ds, "skipped", [])
         bad.update(problem for _, problem in skipped)  # a file outside every split is reported by each split
-        print(f"{split}: {len(ds)} good samples" + (f", {len(skipped)} bad" if skipped else ""))
+        print(f"{split}: {good} good samples" + (f", {len(skipped)} bad" if skipped else ""))
         for _, problem in skipped:
             print(f"  bad: {problem}")
     return 1 if bad else 0

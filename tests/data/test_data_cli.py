@@ -172,3 +172,34 @@ def test_overwrite_refuses_a_genkit_dataset_the_user_added_files_to_or_a_hand_ma
     assert main(["data", "synth", "--out", str(tmp_path / "mine"), "-n", "2", "--size", "32", "--overwrite"]) == 2
     line = _error_line(capsys)
     assert f"images/{names[0]}.png" in line and "(5 in all)" in line and snapshot(tmp_path / "mine") == before
+
+
+def test_check_reports_a_split_whose_every_sample_is_bad_and_exits_1(tmp_path, capsys):
+    from genkit.data.datamodules import split_indices
+
+    names = make_generic_folder(tmp_path / "f", n=5)
+    (test_index,) = split_indices(5, 0.0, 0.2, 0)["test"]
+    write_truncated(tmp_path / "f" / "images" / f"{names[test_index]}.png")
+    rc = main(["data", "check", "folder", "--root", str(tmp_path / "f"), "--val-fraction", "0",
+               "--test-fraction", "0.2"])
+    out, err = capsys.readouterr()
+    assert rc == 1, err
+    assert "train: 4 good samples" in out and "val: 0 good samples" in out
+    assert "test: 0 good samples, 1 bad" in out and f"{names[test_index]}.png: cannot be decoded" in out
+    assert "all 1 samples are bad" not in err
+
+
+def test_training_still_refuses_a_split_whose_every_sample_is_bad(tmp_path):
+    from types import SimpleNamespace
+
+    from genkit.data.schemas import HELEN11
+    from genkit.data.sources import build_face_dataset
+    from genkit.data.transforms import PairedTransform
+
+    names = make_generic_folder(tmp_path / "f", n=2)
+    for name in names:
+        write_truncated(tmp_path / "f" / "images" / f"{name}.png")
+    hp = SimpleNamespace(source="folder", root=str(tmp_path / "f"), on_bad_file="skip", val_fraction=0.0,
+                         test_fraction=0.0, seed=0)
+    with pytest.raises(DataError, match="all 2 samples are bad; first: .*cannot be decoded"):
+        build_face_dataset(hp, "train", PairedTransform(32, HELEN11), HELEN11)
