@@ -208,3 +208,13 @@ def test_stats_and_json_files_are_replaced_only_with_overwrite(tmp_path, capsys)
         assert data["mu"].shape == (2048,)
     assert json.loads(res.read_text())["output"] == str(ref)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "r.json", "ref.npz"]  # no temporary left
+
+
+def test_fid_against_a_text_file_named_npz_is_one_line_before_any_network(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GENKIT_WEIGHTS_DIR", str(tmp_path / "no-weights"))  # the Inception file is missing
+    (tmp_path / "bad.npz").write_text("not statistics\n")
+    other = _folder(tmp_path / "other", 2)
+    code, _, err = _run(capsys, "eval", "fid", tmp_path / "bad.npz", other)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith(f"genkit: error: {tmp_path / 'bad.npz'}: not a valid FID statistics .npz")
+    assert "allow_pickle" not in line and "'mu' and 'sigma' arrays" in line
