@@ -229,3 +229,14 @@ def test_the_export_commands_take_a_run_folder_and_report_their_checks(models, t
     err = capsys.readouterr().err.strip()
     assert err == f"genkit: error: {run}: not a model folder (no config.json) and a run folder with no checkpoint"
     assert not (tmp_path / "f2").exists()
+
+
+def test_a_file_that_is_no_checkpoint_is_named_for_what_export_takes(tmp_path, capsys):
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "text.png")
+    for what in ("pretrained", "onnx"):
+        assert main(["export", what, str(tmp_path / "text.png"), "-o", str(tmp_path / what)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"genkit: error: {tmp_path / 'text.png'}: not a ")
+        assert "face-parser" not in err  # the user never said parser
+        assert "face parser, reshuffle decoders, portrait generator or BiSeNet file" in err
+        assert not (tmp_path / what).exists()
