@@ -96,6 +96,21 @@ def check_not_inputs(inputs, files=(), folders=()) -> None:
                                   "replace or join the inputs, and a later run would read them; choose another folder")
 
 
+def check_replaceable(out: str | Path, present, genkit_wrote, overwrite: bool, what: str = "genkit") -> None:
+    """Before any work: the files ``present`` in ``out`` that a command would replace. Refused, naming them, when one
+    is not a file ``genkit_wrote(path)`` recognises (never replaced, even with ``--overwrite``), or without
+    ``overwrite``."""
+    out = Path(out)
+    present = sorted(present)
+    foreign = [n for n in present if (out / n).is_symlink() or not (out / n).is_file() or not genkit_wrote(out / n)]
+    if foreign:
+        raise ConfigError(f"{out}: {', '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not written by "
+                          f"{what}; --overwrite replaces only what genkit wrote, so choose another folder")
+    if present and not overwrite:
+        raise ConfigError(f"{out}: already holds {', '.join(present)}; add --overwrite to replace "
+                          f"{'it' if len(present) == 1 else 'them'}, or choose a new folder")
+
+
 DATASET_ENTRIES = ("images", "masks", "previews", "splits", "schema.json", "SYNTHETIC.json", "prepare.json")
 
 

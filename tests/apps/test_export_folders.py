@@ -240,3 +240,19 @@ def test_a_file_that_is_no_checkpoint_is_named_for_what_export_takes(tmp_path, c
         assert "face-parser" not in err  # the user never said parser
         assert "face parser, reshuffle decoders, portrait generator or BiSeNet file" in err
         assert not (tmp_path / what).exists()
+
+
+def test_overwrite_never_replaces_model_files_genkit_did_not_write(folders, tmp_path, capsys):
+    repo = tmp_path / "my-repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("# my project\n")
+    argv = ["export", "pretrained", str(folders["parser"]), "-o", str(repo)]
+    for extra in ([], ["--overwrite"]):
+        assert main([*argv, *extra]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"genkit: error: {repo}: README.md was not written by genkit export; --overwrite replaces only what "
+            "genkit wrote, so choose another folder")
+    assert sorted(p.name for p in repo.iterdir()) == ["README.md"] and (repo / "README.md").read_text() == "# my project\n"
+    again = export_pretrained(folders["parser"], tmp_path / "again")  # genkit's own files are replaced
+    assert main(["export", "pretrained", str(folders["bisenet"]), "-o", str(again), "--overwrite"]) == 0
+    assert json.loads((again / "config.json").read_text())["genkit_parser"]["architecture"] == "bisenet"
