@@ -122,7 +122,8 @@ def save_npz(stats: FIDStats, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-NPZ_EXPECTED = "expected a NumPy .npz archive with 'mu' and 'sigma' arrays, as pytorch-fid and `genkit eval stats` write"
+NPZ_EXPECTED = ("expected a NumPy .npz archive with 'mu' and 'sigma' arrays, as pytorch-fid and `genkit eval stats` "
+                "write")
 
 
 def _not_statistics(path: Path, reason: str) -> DataError:

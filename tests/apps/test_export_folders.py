@@ -252,7 +252,8 @@ def test_overwrite_never_replaces_model_files_genkit_did_not_write(folders, tmp_
         assert capsys.readouterr().err.strip() == (
             f"genkit: error: {repo}: README.md was not written by genkit export; --overwrite replaces only what "
             "genkit wrote, so choose another folder")
-    assert sorted(p.name for p in repo.iterdir()) == ["README.md"] and (repo / "README.md").read_text() == "# my project\n"
+    assert sorted(p.name for p in repo.iterdir()) == ["README.md"]
+    assert (repo / "README.md").read_text() == "# my project\n"
     again = export_pretrained(folders["parser"], tmp_path / "again")  # genkit's own files are replaced
     assert main(["export", "pretrained", str(folders["bisenet"]), "-o", str(again), "--overwrite"]) == 0
     assert json.loads((again / "config.json").read_text())["genkit_parser"]["architecture"] == "bisenet"
