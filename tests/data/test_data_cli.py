@@ -203,3 +203,14 @@ def test_training_still_refuses_a_split_whose_every_sample_is_bad(tmp_path):
                          test_fraction=0.0, seed=0)
     with pytest.raises(DataError, match="all 2 samples are bad; first: .*cannot be decoded"):
         build_face_dataset(hp, "train", PairedTransform(32, HELEN11), HELEN11)
+
+
+def test_overwrite_recognises_what_prepare_and_synth_really_write(tmp_path, capsys):
+    raw = make_celebamask_raw(tmp_path)
+    out = tmp_path / "out"
+    prepare = ["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(out), "--no-progress"]
+    assert main(prepare) == 0 and main([*prepare, "--overwrite"]) == 0
+    assert main(["data", "synth", "--out", str(out), "-n", "2", "--size", "32", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["SYNTHETIC.json", "images", "masks", "schema.json"]
+    assert main([*prepare, "--overwrite"]) == 0 and (out / "prepare.json").is_file()
+    assert not (out / "SYNTHETIC.json").exists()
