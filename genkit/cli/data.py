@@ -6,6 +6,8 @@ from genkit.cli.limits import add_size_ceiling, non_empty_path
 from genkit.cli.reading import add_reading_options, reading_policy
 
 PREPARE_DATASETS = ("celebamask-hq",)
+OVERWRITE_HELP = ("replace a dataset genkit wrote in --out as a whole (without it such a folder is refused; files "
+                  "genkit did not write are never replaced)")
 CHECK_SOURCES = ("folder", "helen", "celebamask", "celebamask_raw")  # genkit.data.sources.FACE_SOURCES on disk
 
 
@@ -18,7 +20,7 @@ def register(sub) -> None:
     s.add_argument("--size", type=int, default=128, help="side of the square images in pixels")
     s.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same faces)")
     s.add_argument("--overwrite", action="store_true",
-                   help="replace a dataset already in --out as a whole (without it such a folder is refused)")
+                   help=OVERWRITE_HELP)
     add_size_ceiling(s, "--size")
     s.set_defaults(handler=_synth)
 
@@ -36,7 +38,7 @@ def register(sub) -> None:
                     help="stop at the first bad file (default) or skip and report bad images")
     pr.add_argument("--workers", type=int, default=0, help="worker processes (0: none)")
     pr.add_argument("--overwrite", action="store_true",
-                    help="replace a dataset already in --out as a whole (without it such a folder is refused)")
+                    help=OVERWRITE_HELP)
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_reading_options(pr, "photos")
     add_size_ceiling(pr, "--size")
@@ -103,6 +105,7 @@ def _check(args) -> int:
 
     from tqdm import tqdm
 
+    from genkit.data.datasets import AllSamplesBadError
     from genkit.data.schemas import get_schema
     from genkit.data.sources import build_face_dataset
     from genkit.data.transforms import PairedTransform
@@ -114,16 +117,20 @@ def _check(args) -> int:
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     bad: set[str] = set()
     for split in splits:
-        ds = build_face_dataset(hp, split, PairedTransform(64, target), target)
-        # skip mode validated everything while building; error mode reads every sample now
-        if args.on_bad_file == "error":
-            with tqdm(total=len(ds), desc=f"check {split}", unit="img", leave=False, disable=None) as bar:
-                for i in range(len(ds)):  # the bar shows on a terminal only, and is cleared on error
-                    ds.load(i)
-                    bar.update()
-        skipped = getattr(ds, "skipped", [])
+        try:
+            ds = build_face_dataset(hp, split, PairedTransform(64, target), target)
+        except AllSamplesBadError as exc:  # training refuses such a split; a check reports it like the others
+            good, skipped = 0, exc.skipped
+        else:
+            # skip mode validated everything while building; error mode reads every sample now
+            if args.on_bad_file == "error":
+                with tqdm(total=len(ds), desc=f"check {split}", unit="img", leave=False, disable=None) as bar:
+                    for i in range(len(ds)):  # the bar shows on a terminal only, and is cleared on error
+                        ds.load(i)
+                        bar.update()
+            good, skipped = len(ds), getattr(ds, "skipped", [])
         bad.update(problem for _, problem in skipped)  # a file outside every split is reported by each split
-        print(f"{split}: {len(ds)} good samples" + (f", {len(skipped)} bad" if skipped else ""))
+        print(f"{split}: {good} good samples" + (f", {len(skipped)} bad" if skipped else ""))
         for _, problem in skipped:
             print(f"  bad: {problem}")
     return 1 if bad else 0

@@ -37,10 +37,16 @@ def _common(p, weights_help: str) -> None:
                    help="image-decoding worker processes (default: 0 on CPU, up to 8 on GPU)")
     p.add_argument("--skip-errors", action="store_true",
                    help="skip unreadable images (listed in the result and its protocol) instead of stopping")
-    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                   help="print the result as JSON (or, with FILE, also write it there)")
+    _json_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_reading_options(p)
+
+
+def _json_options(p) -> None:
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="print the result as JSON (or, with FILE, also write it there)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file (--json FILE, -o); without it one is refused")
 
 
 _PROTOCOL_NAMES = ("torch-fidelity", "clean-fid", "clean-fid-legacy-tf", "clean-fid-legacy-pytorch", "pytorch-fid")
@@ -150,8 +156,7 @@ def register_portrait_metrics(esub) -> None:
                         "experiment=parser_*) or a BiSeNet 79999_iter.pth file")
     m.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per forward pass (default 16)")
     add_device_option(m)
-    m.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                   help="print the result as JSON (or, with FILE, also write it there)")
+    _json_options(m)
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.set_defaults(handler=_mask_consistency)
 
@@ -166,21 +171,23 @@ def _check(args) -> None:
         raise ConfigError("--batch-size must be >= 1")
     if args.num_workers is not None and args.num_workers < 0:
         raise ConfigError("--num-workers must be >= 0")
-    if args.json not in (None, "-"):
-        check_output_file(args.json, "--json")
-    if getattr(args, "output", None) is not None:
-        check_output_file(args.output, "--output", (".npz",),
-                          "statistics are written in pytorch-fid's .npz format; name the file *.npz")
-    _check_not_inputs(args)
+    _check_outputs(args)
 
 
-def _check_not_inputs(args) -> None:
-    """No output (--json FILE, --output) may replace an input file or land in an input image folder."""
-    from genkit.core.outputs import check_not_inputs
+def _check_outputs(args) -> None:
+    """No output (--json FILE, --output) may replace an input file or land in an input image folder, nor replace an
+    existing file without --overwrite."""
+    from genkit.core.outputs import check_not_inputs, check_output_file
 
     inputs = [(k, getattr(args, k, None)) for k in ("input1", "input2", "input", "masks")]
     check_not_inputs(inputs + [("--weights", getattr(args, "weights", None)), ("--parser", getattr(args, "parser", None))],
                      files=[("--json", None if args.json == "-" else args.json), ("--output", getattr(args, "output", None))])
+    if args.json not in (None, "-"):
+        check_output_file(args.json, "--json", overwrite=args.overwrite)
+    if getattr(args, "output", None) is not None:
+        check_output_file(args.output, "--output", (".npz",),
+                          "statistics are written in pytorch-fid's .npz format; name the file *.npz",
+                          overwrite=args.overwrite)
 
 
 def _fmt(v) -> str:
@@ -411,7 +418,7 @@ def _mask_consistency(args) -> int:
 
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be >= 1")
-    _check_not_inputs(args)
+    _check_outputs(args)
     device = resolve_device(args.device)
     net, info = load_parser_with_info(args.parser)
     metric = MaskConsistency(net.to(device), info.schema.num_classes, input_range="unit",

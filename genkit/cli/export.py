@@ -26,12 +26,15 @@ def register(sub) -> None:
     pre.add_argument("source", metavar="RUN_OR_CKPT", help=SOURCE_HELP)
     pre.add_argument("-o", "--out", type=non_empty_path, required=True, metavar="DIR", help="the model folder to write")
     pre.add_argument("--repo", metavar="USER/NAME", help="the hub id the card's loading examples use")
-    pre.add_argument("--overwrite", action="store_true", help="replace the model files of an existing folder")
+    pre.add_argument("--overwrite", action="store_true",
+                     help="replace the model files genkit wrote in an existing folder (other files are never touched)")
     pre.set_defaults(handler=run_pretrained)
     onx = esub.add_parser("onnx", help="the networks as ONNX files, each checked against PyTorch with onnxruntime")
     onx.add_argument("source", metavar="RUN_OR_CKPT", help=SOURCE_HELP)
     onx.add_argument("-o", "--out", type=non_empty_path, required=True, metavar="DIR",
                      help="folder for the .onnx files")
+    onx.add_argument("--overwrite", action="store_true",
+                     help="replace .onnx files of the same names that genkit wrote (other files are never touched)")
     onx.set_defaults(handler=run_onnx)
     push = esub.add_parser("push", help="upload a model folder to the Hugging Face hub (huggingface_hub)")
     push.add_argument("folder", metavar="DIR", help="a model folder written by `genkit export pretrained`")
@@ -61,7 +64,7 @@ def run_onnx(args) -> int:
     from genkit.apps.export import export_onnx
 
     _check_not_inputs(args)
-    for r in export_onnx(args.source, args.out):
+    for r in export_onnx(args.source, args.out, overwrite=args.overwrite):
         labels = ", labels identical" if r.get("labels_identical") else ""
         print(f"wrote {r['file']}: {','.join(r['inputs'])} -> {','.join(r['outputs'])}; onnxruntime vs PyTorch "
               f"max |diff| {r['max_abs_diff']:.2g} (limit {r['tolerance']:.2g}){labels}")

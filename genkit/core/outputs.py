@@ -24,12 +24,16 @@ def _check_creatable(path: Path, what: str) -> None:
         raise ConfigError(f"{path}: cannot write {what} there: {base} is not writable")
 
 
-def check_output_file(path: str | Path, what: str = "output", suffixes=None, hint: str | None = None) -> Path:
+def check_output_file(path: str | Path, what: str = "output", suffixes=None, hint: str | None = None,
+                      overwrite: bool | None = None) -> Path:
     """Check an output file path before any work starts: not an existing folder, an allowed extension (when
-    ``suffixes`` is given, e.g. :data:`IMAGE_FORMATS`), and a folder it can be written into. Creates nothing."""
+    ``suffixes`` is given, e.g. :data:`IMAGE_FORMATS`), and a folder it can be written into. Creates nothing.
+    ``overwrite=False``: an existing file is refused (the command has an ``--overwrite`` option)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: {what} is an existing folder; give a file name")
+    if overwrite is False and (path.exists() or path.is_symlink()):
+        raise ConfigError(f"{path}: {what} already exists; add --overwrite to replace it, or choose another file")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         got = f"'{path.suffix}'" if path.suffix else "none"
         raise ConfigError(f"{path}: {what} has an unknown extension ({got}); "
@@ -109,6 +113,21 @@ def check_distinct_outputs(files) -> None:
         seen[key] = label
 
 
+def check_replaceable(out: str | Path, present, genkit_wrote, overwrite: bool, what: str = "genkit") -> None:
+    """Before any work: the files ``present`` in ``out`` that a command would replace. Refused, naming them, when one
+    is not a file ``genkit_wrote(path)`` recognises (never replaced, even with ``--overwrite``), or without
+    ``overwrite``."""
+    out = Path(out)
+    present = sorted(present)
+    foreign = [n for n in present if (out / n).is_symlink() or not (out / n).is_file() or not genkit_wrote(out / n)]
+    if foreign:
+        raise ConfigError(f"{out}: {', '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not written by "
+                          f"{what}; --overwrite replaces only what genkit wrote, so choose another folder")
+    if present and not overwrite:
+        raise ConfigError(f"{out}: already holds {', '.join(present)}; add --overwrite to replace "
+                          f"{'it' if len(present) == 1 else 'them'}, or choose a new folder")
+
+
 DATASET_ENTRIES = ("images", "masks", "previews", "splits", "schema.json", "SYNTHETIC.json", "prepare.json")
 
 
@@ -118,15 +137,28 @@ def dataset_entries(folder: str | Path) -> list[str]:
     return [name for name in DATASET_ENTRIES if (folder / name).exists() or (folder / name).is_symlink()]
 
 
+def _shown(names: list[str], limit: int = 4) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
 def check_dataset_output(out: str | Path, overwrite: bool, inputs=(), what: str = "--out") -> list[str]:
-    """Before any work: a folder that already holds a dataset is refused unless ``overwrite``; then the dataset it
-    replaces as a whole (see :func:`genkit.core.files.replaced_entries`) may not hold one of the ``inputs``.
-    Returns the entries that will be replaced."""
+    """Before any work: dataset entries (``images/``, ``schema.json``...) already in ``out`` are refused unless they
+    are a dataset genkit wrote and hold nothing else (:func:`genkit.core.written.foreign_files`) and ``overwrite``
+    is given; then the dataset it replaces as a whole (see :func:`genkit.core.files.replaced_entries`) may not hold
+    one of the ``inputs``. Returns the entries that will be replaced."""
+    from genkit.core.written import foreign_files
+
     out = Path(out)
     present = dataset_entries(out)
+    foreign = foreign_files(out, present)
+    if foreign:
+        raise ConfigError(f"{out}: {what} holds files genkit did not write ({_shown(foreign)}); --overwrite "
+                          f"replaces only what genkit wrote, so choose another {what}")
     if present and not overwrite:
         shown = ", ".join(f"{n}/" if (out / n).is_dir() else n for n in present)
-        raise ConfigError(f"{out}: {what} already holds a dataset ({shown}); add --overwrite to replace it as a "
+        held = ("a dataset genkit wrote" if any((out / n).is_file() for n in present)
+                else "empty dataset folders")
+        raise ConfigError(f"{out}: {what} already holds {held} ({shown}); add --overwrite to replace it as a "
                           "whole, or choose another folder")
     for name in present:
         for in_label, src in _pairs(inputs):

@@ -34,6 +34,18 @@ log = logging.getLogger(__name__)
 ON_BAD_FILE = ("error", "skip")
 
 
+class AllSamplesBadError(DataError):
+    """Every sample of a dataset (split) is bad: nothing to train on. ``skipped`` holds ``(name, problem)`` of each,
+    so ``genkit data check`` reports them like any other bad files."""
+
+    def __init__(self, root: Path | None, skipped: list[tuple[str, str]] | None = None):
+        self.skipped = list(skipped or [])
+        if skipped is None:  # rebuilt from its message alone (see DataError)
+            super().__init__(root)
+        else:
+            super().__init__(root, f"all {len(skipped)} samples are bad; first: {skipped[0][1]}")
+
+
 def check_on_bad_file(value: str) -> str:
     if value not in ON_BAD_FILE:
         raise ConfigError(f"on_bad_file must be one of {', '.join(ON_BAD_FILE)}, got {value!r}")
@@ -151,7 +163,7 @@ class MaskedImageDataset(Dataset):
             return
         where = f" in {self.root}" if self.root is not None else ""
         if not keep:
-            raise DataError(self.root, f"all {len(self.pairs)} samples are bad; first: {self.skipped[0][1]}")
+            raise AllSamplesBadError(self.root, self.skipped)
         log.warning("skipped %d of %d samples as bad%s: %s", len(self.skipped), len(self.pairs), where,
                     "; ".join(msg for _, msg in self.skipped))
         self.pairs = [self.pairs[i] for i in keep]

@@ -324,6 +324,17 @@ def is_stats_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".npz"
 
 
+def _npz_input(p: Path) -> tuple[FIDStats, dict]:
+    """The statistics of an ``.npz`` input of :func:`fid_between` and its record."""
+    s = load_npz(p)
+    if s.num_samples is not None and s.num_samples < 2:
+        raise DataError(p, f"statistics of {s.num_samples} sample(s); FID needs at least 2")
+    return s, {"path": str(p), "kind": "npz", keys.KEY_NUM_SAMPLES: s.num_samples,
+               keys.KEY_IMAGE_SIZES: s.protocol.get(keys.KEY_IMAGE_SIZES),
+               keys.KEY_WEIGHTS: s.protocol.get(keys.KEY_WEIGHTS, "unknown (not written by genkit)"),
+               keys.KEY_FID_PROTOCOL: protocols.protocol_of(s.protocol) or "unknown"}
+
+
 def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path | None = None,
                 allow_random: bool = False, batch_size: int = 50, device: str | None = None,
                 num_workers: int | None = None, use_cache: bool = True, reading: ReadPolicy | None = None,
@@ -339,26 +350,16 @@ def fid_between(input1: str | Path, input2: str | Path, weights_path: str | Path
     inputs = [Path(input1), Path(input2)]
     if protocol is not None:
         protocols.get_protocol(protocol)  # an unknown name fails before any work
-    need_net = any(not is_stats_file(p) for p in inputs)
-    if need_net and extractor is None:
+    loaded = {i: _npz_input(p) for i, p in enumerate(inputs) if is_stats_file(p)}  # a bad file fails before any net
+    if len(loaded) < len(inputs) and extractor is None:
         extractor = protocols.build_extractor(protocol, weights_path, allow_random, device=resolve_device(device))
     stats: list[FIDStats] = []
     records: list[dict] = []
-    for p in inputs:
-        if is_stats_file(p):
-            s = load_npz(p)
-            if s.num_samples is not None and s.num_samples < 2:
-                raise DataError(p, f"statistics of {s.num_samples} sample(s); FID needs at least 2")
-            stats.append(s)
-            records.append({"path": str(p), "kind": "npz", keys.KEY_NUM_SAMPLES: s.num_samples,
-                            keys.KEY_IMAGE_SIZES: s.protocol.get(keys.KEY_IMAGE_SIZES),
-                            keys.KEY_WEIGHTS: s.protocol.get(keys.KEY_WEIGHTS, "unknown (not written by genkit)"),
-                            keys.KEY_FID_PROTOCOL: protocols.protocol_of(s.protocol) or "unknown"})
-        else:
-            s, rec = folder_stats(p, extractor, batch_size, num_workers, use_cache, reading, progress,
-                                  skip_errors=skip_errors)
-            stats.append(s)
-            records.append(rec)
+    for i, p in enumerate(inputs):
+        s, rec = loaded[i] if i in loaded else folder_stats(p, extractor, batch_size, num_workers, use_cache, reading,
+                                                            progress, skip_errors=skip_errors)
+        stats.append(s)
+        records.append(rec)
     net_protocol = reading_protocol(extractor.protocol, reading, skip_errors) if extractor is not None else {}
     asked = {keys.KEY_FID_PROTOCOL: protocol} if protocol is not None else {}
     for s, p in zip(stats, inputs):

@@ -122,26 +122,58 @@ def save_npz(stats: FIDStats, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_npz(path: str | Path, expected_dim: int | None = keys.INCEPTION_NUM_FEATURES) -> FIDStats:
-    """Read an ``.npz`` of FID statistics (pytorch-fid, torch-fidelity or genkit); clear errors for bad files."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "statistics file does not exist")
+NPZ_EXPECTED = ("expected a NumPy .npz archive with 'mu' and 'sigma' arrays, as pytorch-fid and `genkit eval stats` "
+                "write")
+
+
+def _not_statistics(path: Path, reason: str) -> DataError:
+    return DataError(path, f"not a valid FID statistics .npz ({reason}); {NPZ_EXPECTED}")
+
+
+def _numeric(data, name: str, path: Path) -> np.ndarray:
+    """Array ``name`` of an open .npz as float64; object (pickled) or non-numeric arrays are refused, never loaded."""
     try:
-        with np.load(path, allow_pickle=False) as data:
+        array = data[name]
+    except ValueError:  # numpy refuses object arrays without allow_pickle, which genkit never sets
+        raise _not_statistics(path, f"'{name}' holds Python objects") from None
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise _not_statistics(path, f"'{name}' is not numeric ({array.dtype})")
+    return np.asarray(array, dtype=np.float64)
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, int | None, dict]:
+    """``mu``, ``sigma``, the sample count and protocol (genkit's files) of a statistics file."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, zipfile.BadZipFile, EOFError):  # numpy's "pickled data" error means: no npy/npz magic
+        raise _not_statistics(path, "it is not a NumPy .npz archive") from None
+    except OSError as exc:
+        raise DataError(path, f"statistics file cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise _not_statistics(path, "it holds a single .npy array, not an .npz archive")
+    try:
+        with loaded as data:
             names = set(data.files)
             missing = {"mu", "sigma"} - names
             if missing:
                 raise DataError(path, f"not an FID statistics file: arrays {sorted(missing)} are missing "
                                 f"(found {sorted(names)}; expected pytorch-fid's 'mu' and 'sigma')")
-            mu = np.asarray(data["mu"], dtype=np.float64)
-            sigma = np.asarray(data["sigma"], dtype=np.float64)
+            mu, sigma = _numeric(data, "mu", path), _numeric(data, "sigma", path)
             n = int(data["num_samples"]) if "num_samples" in names else None
             protocol = json.loads(str(data["protocol"])) if "protocol" in names else {}
     except DataError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
-        raise DataError(path, f"cannot be read as an .npz of FID statistics ({exc})") from None
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as exc:
+        raise _not_statistics(path, f"damaged: {type(exc).__name__}") from None
+    return mu, sigma, n, protocol
+
+
+def load_npz(path: str | Path, expected_dim: int | None = keys.INCEPTION_NUM_FEATURES) -> FIDStats:
+    """Read an ``.npz`` of FID statistics (pytorch-fid, torch-fidelity or genkit); clear errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "statistics file does not exist")
+    mu, sigma, n, protocol = _read_npz(path)
     if mu.ndim != 1 or sigma.ndim != 2 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise DataError(path, f"inconsistent FID statistics: mu has shape {mu.shape}, sigma {sigma.shape} "
                         "(expected (D,) and (D, D))")

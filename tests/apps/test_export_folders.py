@@ -229,3 +229,31 @@ def test_the_export_commands_take_a_run_folder_and_report_their_checks(models, t
     err = capsys.readouterr().err.strip()
     assert err == f"genkit: error: {run}: not a model folder (no config.json) and a run folder with no checkpoint"
     assert not (tmp_path / "f2").exists()
+
+
+def test_a_file_that_is_no_checkpoint_is_named_for_what_export_takes(tmp_path, capsys):
+    Image.new("RGB", (8, 8), "white").save(tmp_path / "text.png")
+    for what in ("pretrained", "onnx"):
+        assert main(["export", what, str(tmp_path / "text.png"), "-o", str(tmp_path / what)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"genkit: error: {tmp_path / 'text.png'}: not a ")
+        assert "face-parser" not in err  # the user never said parser
+        assert "face parser, reshuffle decoders, portrait generator or BiSeNet file" in err
+        assert not (tmp_path / what).exists()
+
+
+def test_overwrite_never_replaces_model_files_genkit_did_not_write(folders, tmp_path, capsys):
+    repo = tmp_path / "my-repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("# my project\n")
+    argv = ["export", "pretrained", str(folders["parser"]), "-o", str(repo)]
+    for extra in ([], ["--overwrite"]):
+        assert main([*argv, *extra]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"genkit: error: {repo}: README.md was not written by genkit export; --overwrite replaces only what "
+            "genkit wrote, so choose another folder")
+    assert sorted(p.name for p in repo.iterdir()) == ["README.md"]
+    assert (repo / "README.md").read_text() == "# my project\n"
+    again = export_pretrained(folders["parser"], tmp_path / "again")  # genkit's own files are replaced
+    assert main(["export", "pretrained", str(folders["bisenet"]), "-o", str(again), "--overwrite"]) == 0
+    assert json.loads((again / "config.json").read_text())["genkit_parser"]["architecture"] == "bisenet"

@@ -164,3 +164,25 @@ def test_a_failed_check_writes_no_file(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="decoder_relu2_1_to_image.onnx"):
         export_onnx(write_decoders(tmp_path / "decoders.pt"), tmp_path / "onnx")
     assert len(seen) == 4 and not list((tmp_path / "onnx").glob("*.onnx"))
+
+
+def test_onnx_overwrite_replaces_only_the_onnx_files_genkit_wrote(parsers, tmp_path, capsys):
+    from genkit.cli import main
+
+    out = tmp_path / "onnx"
+    export_onnx(parsers["parser"], out)
+    (out / "notes.txt").write_text("mine")
+    argv = ["export", "onnx", str(parsers["bisenet"]), "-o", str(out)]
+    assert main(argv) == 2
+    assert "already holds parser.onnx; add --overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err
+    assert onnx.load(out / "parser.onnx").metadata_props and (out / "notes.txt").read_text() == "mine"
+    meta = {p.key: p.value for p in onnx.load(out / "parser.onnx").metadata_props}
+    assert meta["source_sha256"] == sha256_file(parsers["bisenet"])  # the new export replaced the old one
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "parser.onnx"]  # no temporary file left
+    (out / "parser.onnx").write_bytes(b"my own network, not genkit's")  # a file genkit did not write is never replaced
+    assert main([*argv, "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"genkit: error: {out}: parser.onnx was not written by genkit export; --overwrite replaces only "
+                   "what genkit wrote, so choose another folder")
+    assert (out / "parser.onnx").read_bytes() == b"my own network, not genkit's"

@@ -136,3 +136,81 @@ def test_synth_over_a_dataset_needs_overwrite_and_then_replaces_it_whole(tmp_pat
     assert [p.name for p in images] == ["synth_00000.png", "synth_00001.png"]  # faces 2-3 of the old one are gone
     assert {Image.open(p).size for p in [*images, *(ds / "masks").iterdir()]} == {(32, 32)}
     assert json.loads((ds / "SYNTHETIC.json").read_text())["n"] == 2
+
+
+def _photo_folder(out):
+    """A user's own photos (and a note) in ``out/images/``: nothing genkit wrote."""
+    (out / "images").mkdir(parents=True)
+    Image.new("RGB", (40, 30), "red").save(out / "images" / "IMG_0001.jpg")
+    Image.new("RGB", (40, 30), "blue").save(out / "images" / "IMG_0002.png")
+    (out / "images" / "note.txt").write_text("holiday 2025")
+    return snapshot(out)
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_synth_never_replaces_a_folder_of_the_users_own_photos(tmp_path, capsys, overwrite):
+    out = tmp_path / "DIR"
+    before = _photo_folder(out)
+    assert main(["data", "synth", "--out", str(out), "-n", "2", "--size", "32", *overwrite]) == 2
+    line = _error_line(capsys)
+    assert "images/IMG_0001.jpg" in line and "images/note.txt" in line and "choose another --out" in line
+    assert "a dataset" not in line and "add --overwrite" not in line  # a photo folder is not called a dataset
+    assert snapshot(out) == before and sorted(p.name for p in out.iterdir()) == ["images"]
+
+
+def test_overwrite_refuses_a_genkit_dataset_the_user_added_files_to_or_a_hand_made_one(tmp_path, capsys):
+    from genkit.data.synthetic import write_synthetic_folder
+
+    ds = write_synthetic_folder(tmp_path / "DS", n=2, size=32, seed=0, progress=False)
+    (ds / "images" / "my_face.jpg").write_bytes(b"my own photo")
+    before = snapshot(ds)
+    assert main(["data", "synth", "--out", str(ds), "-n", "2", "--size", "32", "--overwrite"]) == 2
+    line = _error_line(capsys)
+    assert "images/my_face.jpg" in line and "synth_00000" not in line and snapshot(ds) == before
+    names = make_generic_folder(tmp_path / "mine", n=2)  # a dataset made by hand: schema.json, images, masks
+    before = snapshot(tmp_path / "mine")
+    assert main(["data", "synth", "--out", str(tmp_path / "mine"), "-n", "2", "--size", "32", "--overwrite"]) == 2
+    line = _error_line(capsys)
+    assert f"images/{names[0]}.png" in line and "(5 in all)" in line and snapshot(tmp_path / "mine") == before
+
+
+def test_check_reports_a_split_whose_every_sample_is_bad_and_exits_1(tmp_path, capsys):
+    from genkit.data.datamodules import split_indices
+
+    names = make_generic_folder(tmp_path / "f", n=5)
+    (test_index,) = split_indices(5, 0.0, 0.2, 0)["test"]
+    write_truncated(tmp_path / "f" / "images" / f"{names[test_index]}.png")
+    rc = main(["data", "check", "folder", "--root", str(tmp_path / "f"), "--val-fraction", "0",
+               "--test-fraction", "0.2"])
+    out, err = capsys.readouterr()
+    assert rc == 1, err
+    assert "train: 4 good samples" in out and "val: 0 good samples" in out
+    assert "test: 0 good samples, 1 bad" in out and f"{names[test_index]}.png: cannot be decoded" in out
+    assert "all 1 samples are bad" not in err
+
+
+def test_training_still_refuses_a_split_whose_every_sample_is_bad(tmp_path):
+    from types import SimpleNamespace
+
+    from genkit.data.schemas import HELEN11
+    from genkit.data.sources import build_face_dataset
+    from genkit.data.transforms import PairedTransform
+
+    names = make_generic_folder(tmp_path / "f", n=2)
+    for name in names:
+        write_truncated(tmp_path / "f" / "images" / f"{name}.png")
+    hp = SimpleNamespace(source="folder", root=str(tmp_path / "f"), on_bad_file="skip", val_fraction=0.0,
+                         test_fraction=0.0, seed=0)
+    with pytest.raises(DataError, match="all 2 samples are bad; first: .*cannot be decoded"):
+        build_face_dataset(hp, "train", PairedTransform(32, HELEN11), HELEN11)
+
+
+def test_overwrite_recognises_what_prepare_and_synth_really_write(tmp_path, capsys):
+    raw = make_celebamask_raw(tmp_path)
+    out = tmp_path / "out"
+    prepare = ["data", "prepare", "celebamask-hq", "--src", str(raw.src), "--out", str(out), "--no-progress"]
+    assert main(prepare) == 0 and main([*prepare, "--overwrite"]) == 0
+    assert main(["data", "synth", "--out", str(out), "-n", "2", "--size", "32", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["SYNTHETIC.json", "images", "masks", "schema.json"]
+    assert main([*prepare, "--overwrite"]) == 0 and (out / "prepare.json").is_file()
+    assert not (out / "SYNTHETIC.json").exists()

@@ -180,3 +180,41 @@ def test_fid_of_fewer_than_2049_images_warns_and_records_it(tmp_path, capsys):
     assert "3 samples give a covariance of rank at most 2 < 2048" in proto["warnings"][0]
     assert "genkit: warning:" in err and "rank at most 3 < 2048" in err  # on stderr
     assert "warning" in out and "rank at most 2 < 2048" in out  # and in the table
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip() and "RANDOM" not in line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_stats_and_json_files_are_replaced_only_with_overwrite(tmp_path, capsys):
+    a = _folder(tmp_path / "a", 3, seed=1)
+    ref, res = tmp_path / "ref.npz", tmp_path / "r.json"
+    np.savez(ref, mu=np.ones(3), sigma=np.eye(3))  # hours of work, for all the command knows
+    res.write_text('{"fid": 12.5}\n')
+    before = ref.read_bytes(), res.read_bytes()
+    code, _, err = _run(capsys, "eval", "stats", a, "-o", ref, "--allow-random", "--no-cache")
+    assert code == 2 and f"{ref}: --output already exists; add --overwrite" in _one_error_line(err)
+    for argv in (["fid", a, a, "--allow-random"], ["kid", a, a, "--allow-random"], ["diversity", a],
+                 ["mask-consistency", a, a, "--parser", tmp_path / "no-such-parser.ckpt"]):
+        code, _, err = _run(capsys, "eval", *argv, "--json", res)
+        assert code == 2 and f"{res}: --json already exists; add --overwrite" in _one_error_line(err)
+    assert (ref.read_bytes(), res.read_bytes()) == before
+    code, _, err = _run(capsys, "eval", "stats", a, "-o", ref, "--allow-random", "--no-cache", "--overwrite",
+                        "--json", res)
+    assert code == 0, err
+    with np.load(ref) as data:
+        assert data["mu"].shape == (2048,)
+    assert json.loads(res.read_text())["output"] == str(ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "r.json", "ref.npz"]  # no temporary left
+
+
+def test_fid_against_a_text_file_named_npz_is_one_line_before_any_network(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GENKIT_WEIGHTS_DIR", str(tmp_path / "no-weights"))  # the Inception file is missing
+    (tmp_path / "bad.npz").write_text("not statistics\n")
+    other = _folder(tmp_path / "other", 2)
+    code, _, err = _run(capsys, "eval", "fid", tmp_path / "bad.npz", other)
+    line = _one_error_line(err)
+    assert code == 2 and line.startswith(f"genkit: error: {tmp_path / 'bad.npz'}: not a valid FID statistics .npz")
+    assert "allow_pickle" not in line and "'mu' and 'sigma' arrays" in line

@@ -252,3 +252,18 @@ def test_uint8_is_required_without_value_range(random_inception):
     m = FrechetInceptionDistance(feature=random_inception)
     with pytest.raises(ValueError, match="value_range"):
         m.update(torch.rand(2, 3, 32, 32), real=True)
+
+
+def test_a_file_that_is_no_statistics_npz_says_so_without_pickle_advice(tmp_path):
+    (tmp_path / "text.npz").write_text("mu sigma\n1 2 3\n")
+    np.save(tmp_path / "array.npy", np.zeros(4))
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")  # a single .npy array, not an .npz archive
+    np.savez(tmp_path / "objects.npz", mu=np.array([{"a": 1}], dtype=object), sigma=np.eye(1))
+    np.savez(tmp_path / "words.npz", mu=np.array(["x", "y"]), sigma=np.eye(2))
+    for name in ("text.npz", "array.npz", "objects.npz", "words.npz"):
+        with pytest.raises(DataError) as info:
+            load_npz(tmp_path / name)
+        message = str(info.value)
+        assert message.startswith(f"{tmp_path / name}: not a valid FID statistics .npz"), message
+        assert "'mu' and 'sigma' arrays" in message and "\n" not in message
+        assert "pickle" not in message and "trust" not in message

@@ -29,7 +29,7 @@ from torch import nn
 
 from genkit.apps.export.trained import DECODERS, PARSER, PORTRAIT, Trained, open_trained
 from genkit.core import model_folders
-from genkit.core.errors import CheckpointError, ConfigError
+from genkit.core.errors import CheckpointError
 from genkit.core.outputs import check_output_dir
 
 OPSET = 17
@@ -199,18 +199,30 @@ def compare(graph: Graph, data: bytes) -> dict:
             **({"labels_identical": True} if graph.output_kind == "logits" else {})}
 
 
-def export_onnx(source: str | Path, out: str | Path, check: bool = True) -> list[dict]:
+def written_by_genkit(path: Path) -> bool:
+    """An ONNX file :func:`to_onnx` wrote: producer ``genkit`` and the ``genkit_version`` metadata."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - any file onnx cannot parse is not one genkit wrote
+        return False
+    return model.producer_name == "genkit" and any(p.key == "genkit_version" for p in model.metadata_props)
+
+
+def export_onnx(source: str | Path, out: str | Path, check: bool = True, overwrite: bool = False) -> list[dict]:
     """Write the ONNX files of ``source`` (anything :func:`~genkit.apps.export.trained.open_trained` takes) into
-    ``out``, each checked with onnxruntime; returns one report per file (path, inputs, outputs, differences)."""
+    ``out``, each checked with onnxruntime; returns one report per file (path, inputs, outputs, differences).
+    ``overwrite``: replace ONNX files of the same names that genkit wrote (never other files)."""
     from genkit import __version__
     from genkit.core.files import atomic_write_bytes
+    from genkit.core.outputs import check_replaceable
 
     out = check_output_dir(out, "ONNX output folder")
     trained = open_trained(source)
     graphs = GRAPHS[trained.kind](trained)
-    clash = [g.file for g in graphs if (out / g.file).exists()]
-    if clash:
-        raise ConfigError(f"{out}: already holds {', '.join(clash)}; choose a new folder or remove them")
+    present = [g.file for g in graphs if (out / g.file).exists() or (out / g.file).is_symlink()]
+    check_replaceable(out, present, written_by_genkit, overwrite, "genkit export")
     metadata = {"genkit_version": __version__, "genkit_model": trained.kind, "architecture": trained.architecture,
                 "weights_sha256": model_folders.state_sha256(trained.state),
                 "source_sha256": trained.facts.get("source_sha256", "")}

@@ -6,6 +6,7 @@ the network it came from: the outputs must be bit-identical (:func:`check_folder
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ import torch
 from genkit.apps.export.card import model_card
 from genkit.apps.export.trained import DECODERS, PARSER, PORTRAIT, Trained, open_trained
 from genkit.core import model_folders
-from genkit.core.errors import CheckpointError, ConfigError
+from genkit.core.errors import CheckpointError
 from genkit.core.outputs import check_output_dir
 
 OWN_FILES = (model_folders.CONFIG_NAME, model_folders.WEIGHTS_NAME, model_folders.CARD_NAME)
@@ -57,14 +58,37 @@ def check_folder(trained: Trained, folder: str | Path) -> float:
     return worst
 
 
+def _genkit_config(path: Path) -> bool:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get(model_folders.KIND_KEY) in model_folders.KINDS
+
+
+def written_by_genkit(path: Path) -> bool:
+    """A model-folder file genkit wrote: its ``config.json`` (a genkit model config), the card (front matter
+    ``library_name: genkit``), or the weights beside such a config."""
+    if path.name == model_folders.CONFIG_NAME:
+        return _genkit_config(path)
+    if path.name == model_folders.CARD_NAME:
+        try:
+            head = path.read_text(encoding="utf-8")[:200]
+        except (OSError, ValueError):
+            return False
+        return head.startswith("---\n") and "\nlibrary_name: genkit\n" in head
+    return path.name == model_folders.WEIGHTS_NAME and _genkit_config(path.parent / model_folders.CONFIG_NAME)
+
+
 def check_destination(out: str | Path, overwrite: bool = False) -> Path:
-    """``out`` may be new, empty, or (with ``overwrite``) a model folder; other contents are never replaced."""
+    """``out`` may be new, empty, or (with ``overwrite``) a model folder genkit wrote; other files are never
+    replaced."""
+    from genkit.core.outputs import check_replaceable
+
     out = check_output_dir(out, "model folder")
     if out.is_dir():
-        present = [p.name for p in out.iterdir() if p.name in OWN_FILES]
-        if present and not overwrite:
-            raise ConfigError(f"{out}: already holds {', '.join(sorted(present))}; choose a new folder, or pass "
-                              "--overwrite to replace them")
+        present = [n for n in OWN_FILES if (out / n).exists() or (out / n).is_symlink()]
+        check_replaceable(out, present, written_by_genkit, overwrite, "genkit export")
     return out
 
 

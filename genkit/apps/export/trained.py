@@ -19,6 +19,7 @@ from genkit.models.parsing.checkpoint import CHECKPOINT_KEY as PARSER_KEY
 from genkit.models.parsing.checkpoint import PRETRAINED_PARSERS
 
 PARSER, DECODERS, PORTRAIT = model_folders.KINDS
+EXPORTABLE = "model checkpoint (face parser, reshuffle decoders, portrait generator or BiSeNet file)"
 BLOCK_KEYS = {PARSER: PARSER_KEY, DECODERS: "genkit", PORTRAIT: "genkit_portrait"}
 
 
@@ -136,8 +137,7 @@ def _file_kind(raw: dict, path: Path) -> str:
     inner = raw.get("state_dict") if isinstance(raw.get("state_dict"), dict) else raw
     if is_bisenet_state(inner):
         return PARSER
-    raise CheckpointError(f"{path}: not a checkpoint of a model genkit exports (a face parser, reshuffle decoders "
-                          "or a portrait generator)")
+    raise CheckpointError(f"{path}: not a {EXPORTABLE}")
 
 
 def open_trained(source: str | Path) -> Trained:
@@ -162,5 +162,5 @@ def open_trained(source: str | Path) -> Trained:
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"{path}: no such checkpoint, run folder or model folder")
-    raw = _load_raw(path)
+    raw = _load_raw(path, EXPORTABLE)
     return OPENERS[_file_kind(raw, path)](path, _checkpoint_facts(raw, path))

@@ -73,9 +73,10 @@ def make_info_block(schema: LabelSchema, image_size: int, network: ParserNet) ->
     }
 
 
-def _load_raw(path: Path) -> dict:
+def _load_raw(path: Path, what: str | None = None) -> dict:
     """A parser file as a dict: zip checkpoints through the shared safe loader, legacy-format files (the published
-    79999_iter.pth) with ``torch.load(weights_only=True)``, which is as safe for them."""
+    79999_iter.pth) with ``torch.load(weights_only=True)``, which is as safe for them. ``what``: what the errors
+    call the file (default: a face-parser file / checkpoint)."""
     path = Path(path)
     if path.is_file() and not zipfile.is_zipfile(path):
         with open(path, "rb") as f:
@@ -85,12 +86,13 @@ def _load_raw(path: Path) -> dict:
                 obj = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as exc:  # noqa: BLE001 - any failure: the file cannot be used as a parser
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise CheckpointError(f"{path}: cannot be loaded safely as a face-parser file ({first})") from None
+                raise CheckpointError(f"{path}: cannot be loaded safely as a {what or 'face-parser file'} "
+                                      f"({first})") from None
             if not isinstance(obj, dict):
-                raise CheckpointError(f"{path}: not a face-parser file (got {type(obj).__name__})")
-            check_finite_weights(obj, path, "face-parser file")
+                raise CheckpointError(f"{path}: not a {what or 'face-parser file'} (got {type(obj).__name__})")
+            check_finite_weights(obj, path, what or "face-parser file")
             return obj
-    return load_checkpoint(path, "face-parser checkpoint")
+    return load_checkpoint(path, what or "face-parser checkpoint")
 
 
 def read_info(ckpt: dict, path: str | Path = "checkpoint") -> ParserInfo:
