@@ -54,12 +54,16 @@ def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
 
 
 def _identity(path: Path) -> tuple:
-    """What makes a path the file it is: its inode when it exists (hard links, symlinks), else its resolved path."""
-    try:
-        st = path.stat()
-        return ("file", st.st_dev, st.st_ino)
-    except OSError:
-        return ("path", str(path.resolve()))
+    """What makes a path the file it is: its inode when it exists (hard links, symlinks), else its resolved path.
+    The resolved path is tried too: ``sub/../a.png`` names ``a.png`` even where ``sub`` does not exist."""
+    resolved = path.resolve()
+    for candidate in (path, resolved):
+        try:
+            st = candidate.stat()
+            return ("file", st.st_dev, st.st_ino)
+        except OSError:
+            continue
+    return ("path", str(resolved))
 
 
 def _same(a: Path, b: Path) -> bool:
