@@ -23,6 +23,9 @@ Parts:
 * ``search``: one search iteration per level against exact global search (true cosine, usage limit applied), on
   the five benchmark pairs, with the mean and largest gap per level.
 * ``stopping``: early stopping on the benchmark pairs: iterations, stop reasons, final similarity vs 5 iterations.
+* ``stopping_decoder``: the same on the decoder path, where a finer level starts from the coarser result carried
+  through the decoders: with random decoders that start is noise, with trained ones (``--decoders``) it is close
+  to the level's fixed point, so how soon a level settles depends on them.
 * ``cascade``: decoders of this tree trained for the same short budget on the sample photos, then eight pairs
   (grey textures and colourful style samples) stylised with the default (the release's profile: 3 levels, alpha
   0.6, no detail restoration), with 2 levels, and with genkit 0.3's decoder default (split alpha + restore_detail):
@@ -97,7 +100,8 @@ def child_decoder(args) -> dict:
     from genkit.nn.init import variance_preserving_init
 
     encoder = _encoder(LEVELS)
-    decoders = variance_preserving_init(ReshuffleDecoders(LEVELS, width=1.0))
+    decoders = _decoders(args.decoders, encoder) if args.decoders else variance_preserving_init(
+        ReshuffleDecoders(LEVELS, width=1.0))
     if args.progress:
         _progress_to_stderr()
     st = Stylizer(decoder=decoders, encoder=encoder, size=args.size, device=args.device, **json.loads(args.options))
@@ -117,6 +121,13 @@ def child_decoder(args) -> dict:
     if args.device.startswith("cuda"):
         out["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
     return out
+
+
+def _decoders(path: str, encoder):
+    """Trained decoders of this tree (``--decoders``; the baseline keeps its own random ones)."""
+    from genkit.models.reshuffle.decoders import load_decoders
+
+    return load_decoders(path, LEVELS, encoder=encoder)[0]
 
 
 def _progress_to_stderr() -> None:
@@ -183,11 +194,15 @@ def part_decoder(args, versions: dict[str, Path], report: dict) -> None:
         runs = [(name, path, "{}") for name, path in versions.items()]
         if args.variant != "{}":  # this tree again, with Stylizer options (e.g. '{"warm_start": "local"}')
             runs.append((f"current + {args.variant}", REPO, args.variant))
+        if args.decoders:
+            runs = [(name + (" + trained decoders" if path == REPO else ""), path, o) for name, path, o in runs]
         results: dict[str, list[dict]] = {name: [] for name, _, _ in runs}
         for _ in range(repeats):
             for name, path, options in runs:  # alternate, one process each: load changes hit all
-                results[name].append(run_child("decoder", path, args, size, warmup=0 if big else 1, runs=1,
-                                               **({} if options == "{}" else {"options": options})))
+                extra = {} if options == "{}" else {"options": options}
+                if args.decoders and path == REPO:
+                    extra["decoders"] = args.decoders
+                results[name].append(run_child("decoder", path, args, size, warmup=0 if big else 1, runs=1, **extra))
         print(f"\n## decoder path, {size} px ({args.content} x {args.style}), {args.threads} threads, "
               f"load avg {os.getloadavg()[0]:.2f}" + f" (median of {repeats} processes"
               + (", no warm-up run)" if big else ", each after a warm-up run)"))
@@ -286,15 +301,36 @@ def part_profile(args, versions: dict[str, Path], report: dict) -> None:
 
 
 def part_stopping(args, report: dict) -> None:
-    """Early stopping on the benchmark pairs: iterations run and the final similarity per level with the default
-    tolerance against running all 5 iterations (tolerance 0). The levels of the optimisation path do not depend on
-    the image (each blends the content's own features), so one evaluation of the image is enough here."""
+    """Early stopping on the benchmark pairs, optimisation path: iterations run and the final similarity per level
+    with the default tolerance against running all 5 iterations (tolerance 0). Its levels do not depend on the image
+    (each blends the content's own features), so one evaluation of the image is enough here."""
+    _stopping(args, report, "stopping", "optimisation path levels", {"optimize": {"steps": 1}})
+
+
+def part_stopping_decoder(args, report: dict) -> None:
+    """Early stopping on the decoder path: a finer level starts from the coarser result carried through the
+    decoders, so how far it starts from its fixed point (and how soon it settles) depends on them: ``--decoders``
+    (trained), else random ones."""
+    import torch
+
+    from genkit.models.reshuffle import ReshuffleDecoders
+    from genkit.nn.init import variance_preserving_init
+
+    encoder = _encoder(LEVELS)
+    torch.manual_seed(0)
+    decoders = _decoders(args.decoders, encoder) if args.decoders else variance_preserving_init(
+        ReshuffleDecoders(LEVELS, width=1.0))
+    which = f"decoders {args.decoders}" if args.decoders else "RANDOM decoders"
+    _stopping(args, report, "stopping_decoder", f"decoder path, {which}", {"decoder": decoders}, encoder)
+
+
+def _stopping(args, report: dict, key: str, what: str, options: dict, encoder=None) -> None:
     from genkit.data.samples import sample_photo
     from genkit.models.reshuffle import Stylizer
 
-    encoder = _encoder(LEVELS)
+    encoder = encoder or _encoder(LEVELS)
     size = args.search_size
-    print(f"\n## early stopping ({size} px, optimisation path levels): iterations and final true cosine per level, "
+    print(f"\n## early stopping ({size} px, {what}): iterations and final true cosine per level, "
           "default tolerance vs all 5 iterations")
     print(f"{'pair':<34} {'level':<8} {'iterations':>10} {'stopped':<11} {'similarity':>10} {'all 5':>8} {'loss':>8} "
           f"{'seconds':>13}")
@@ -302,7 +338,7 @@ def part_stopping(args, report: dict) -> None:
     for cname, sname in PROFILE_PAIRS + [(args.content, args.style)]:
         runs = {}
         for tol in (None, 0.0):
-            st = Stylizer(optimize={"steps": 1}, encoder=encoder, size=size, **({} if tol is None else {"tolerance": tol}))
+            st = Stylizer(encoder=encoder, size=size, **options, **({} if tol is None else {"tolerance": tol}))
             t0 = time.perf_counter()
             runs[tol] = (st(sample_photo(cname), sample_photo(sname)), time.perf_counter() - t0)
         (early, t_e), (full, t_f) = runs[None], runs[0.0]
@@ -317,7 +353,7 @@ def part_stopping(args, report: dict) -> None:
             print(f"{cname + ' x ' + sname:<34} {a.tap:<8} {a.iterations:>10} {a.stop_reason:<11} "
                   f"{a.mean_similarity:>10.4f} {b.mean_similarity:>8.4f} {loss:>8.4f} {t_e:>6.1f}/{t_f:<6.1f}")
     print(f"early stopping fired on {fired}/{total} levels; largest loss of final similarity {worst:.4f}")
-    report["stopping"] = {"pairs": rows, "fired": fired, "levels": total, "largest_loss": worst}
+    report[key] = {"pairs": rows, "fired": fired, "levels": total, "largest_loss": worst}
 
 
 def part_large(args, report: dict) -> None:
@@ -555,7 +591,10 @@ def part_cascade(args, report: dict) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", default="decoder,optimize,profile,search,stopping,gram,cascade",
-                   help="comma list of decoder, optimize, profile, search, stopping, gram, cascade")
+                   help="comma list of decoder, optimize, profile, search, stopping, stopping_decoder, gram, cascade")
+    p.add_argument("--decoders", default=None,
+                   help="decoder, stopping_decoder: this tree runs these trained decoders (a `genkit stylize --decoder` "
+                        "file) instead of random ones; the baseline keeps its own random decoders")
     p.add_argument("--sizes", default="512,1024", help="long sides of the decoder-path runs")
     p.add_argument("--opt-size", type=int, default=256, help="long side of the optimisation-path run")
     p.add_argument("--repeats", type=int, default=3, help="processes per version and size (alternating versions)")
@@ -625,6 +664,8 @@ def main() -> int:
         part_search(args, report)
     if "stopping" in parts:
         part_stopping(args, report)
+    if "stopping_decoder" in parts:
+        part_stopping_decoder(args, report)
     if "cascade" in parts:
         part_cascade(args, report)
     with open(Path(args.out) / "stylize_benchmark.json", "w") as f:
