@@ -20,7 +20,9 @@ photo, edits an aligned crop and pastes it back. A folder --target (images/ + ma
 Outputs are written atomically with the edit's metadata (operation, sources, checkpoint, generator weights used,
 random-weight provenance); --save-codes also writes the component codes used (a torch file, loadable with
 weights_only), --save-mask the label map used at the output's size (it goes back in as --mask with the output as
---target). No two outputs may be one file, nor an output an input; options that contradict each other are refused.
+--target). No two outputs may be one file, nor an output an input; options that contradict each other are refused,
+and so are options only another mode reads (-n/--seed/--temperature without --sample, --face-scale without --detect,
+--transfer without --donors, --region face with --sample or --donors) rather than ignored.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def register(sub) -> None:
                        help=f"take the {name.replace('_', ' ')} from this face")
     p.add_argument("--edited-mask", help="draw the face for this edited label map (labels or colours, the photo's "
                                          "size; appearance from the target)")
-    p.add_argument("--region", choices=("edit", "face"), default="edit",
+    p.add_argument("--region", choices=("edit", "face"),
                    help="what is regenerated: edit (default: only what the edit changes) or face (the whole head)")
     p.add_argument("--grow", type=float, default=2.0,
                    help="margin regenerated around the changed pixels, in px at 256 px of the face (default 2)")
@@ -65,19 +67,20 @@ def register(sub) -> None:
                         "texture quilted from it) or generator (the generator's fill as drawn)")
     p.add_argument("--sample", metavar="COMPONENT", help="draw -n appearances of this component from the prior "
                                                          "(VAE-trained models)")
-    p.add_argument("-n", "--num", type=int, default=4, help="number of samples with --sample")
-    p.add_argument("--seed", type=int, default=0, help="random seed of --sample")
-    p.add_argument("--temperature", type=non_negative_float, default=1.0, help="prior scale with --sample")
+    p.add_argument("-n", "--num", type=int, help="number of samples with --sample (default 4)")
+    p.add_argument("--seed", type=int, help="random seed of --sample (default 0)")
+    p.add_argument("--temperature", type=non_negative_float, help="prior scale with --sample (default 1)")
     p.add_argument("--parser", help="face-parser checkpoint, model folder or hub id, for photos given without a mask")
     p.add_argument("--detect", action="store_true",
                    help="detect the largest face in a photo of any size, edit it and paste it back into the photo "
                         "(needs --parser and facenet-pytorch)")
-    p.add_argument("--face-scale", type=positive_float, default=1.0, help="with --detect: >1 includes more around the face")
+    p.add_argument("--face-scale", type=positive_float,
+                   help="with --detect: >1 includes more around the face (default 1)")
     p.add_argument("--donors", metavar="DIR", help="with a folder --target: a folder of donor faces (every target x "
                                                    "every donor; outputs and grid.png in the -o folder)")
-    p.add_argument("--transfer", metavar="COMPONENTS", default="all",
+    p.add_argument("--transfer", metavar="COMPONENTS",
                    help="with --donors: comma-separated components to take from each donor (left_eye, right_eye, "
-                        "eyes, mouth, skin, hair, all)")
+                        "eyes, mouth, skin, hair, all; default all)")
     p.add_argument("--generator", choices=("auto", "ema", "raw"),
                    help="generator weights: auto (default: the better of raw and EMA by the run's validation), ema "
                         "or raw")
@@ -116,6 +119,7 @@ def _edit(args) -> int:
 
     folder_mode = Path(args.target).is_dir()
     _check_options(args, folder_mode)
+    _fill_mode_defaults(args)
     out = Path(args.out)
     _check_outputs(args, out, folder_mode)
     weights = "raw" if args.no_ema else (args.generator or "auto")
@@ -248,12 +252,34 @@ def _tile(editor, path: Path, size: int):
     return _resized(image, size)
 
 
+# options only one mode reads (default None, so a given one is told from the default): dest -> (the flag, the option
+# that mode needs, the default it takes there)
+MODE_OPTIONS = {"num": ("-n/--num", "--sample", 4), "seed": ("--seed", "--sample", 0),
+                "temperature": ("--temperature", "--sample", 1.0), "face_scale": ("--face-scale", "--detect", 1.0),
+                "transfer": ("--transfer", "--donors", "all")}
+
+
+def _fill_mode_defaults(args) -> None:
+    """The defaults of the mode-only options (and --region), once :func:`_check_options` has seen what was given."""
+    for dest, (_, _, default) in MODE_OPTIONS.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+    args.region = args.region or "edit"
+
+
 def _check_options(args, folder_mode: bool) -> None:
     """Refuse, before any work, options that contradict each other or that the chosen edit would ignore (the
     metadata would claim what was not done): one line naming both."""
     from genkit.core.errors import ConfigError
 
     given = [flag for name, flag in COMPONENT_FLAGS.items() if getattr(args, f"src_{name}")]
+    for dest, (flag, needs, _) in MODE_OPTIONS.items():
+        if getattr(args, dest) is not None and not getattr(args, needs[2:]):
+            raise ConfigError(f"{flag} only applies with {needs}; without {needs} it would be ignored (add {needs} "
+                              f"or drop {flag.split('/')[-1]})")
+    if args.region == "face" and (args.sample or args.donors):
+        raise ConfigError(f"--region face cannot be combined with {'--sample' if args.sample else '--donors'} (it "
+                          "regenerates only the sampled or transferred components); drop --region face")
     besides = (["--edited-mask"] if args.edited_mask else []) + given
     if args.sample and besides:
         raise ConfigError(f"--sample cannot be combined with {besides[0]}: sampling draws one component from the "

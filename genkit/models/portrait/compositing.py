@@ -111,3 +111,15 @@ def detail_blend(generated: torch.Tensor, photo: torch.Tensor, alpha: torch.Tens
     detail = torch.minimum(detail, alpha)
     out = (photo + alpha * low + detail * (change - low)).clamp(0, 1)
     return torch.where(alpha > 0, out, photo)
+
+
+def is_greyscale(photo: torch.Tensor) -> bool:
+    """Whether a photo (B, 3, H, W) has three equal channels everywhere (a greyscale image read as RGB)."""
+    return bool(torch.equal(photo[:, 0], photo[:, 1]) and torch.equal(photo[:, 1], photo[:, 2]))
+
+
+def greyscale(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> its Rec. 601 luminance on three equal channels (what a greyscale photo shows of colour)."""
+    from torchvision.transforms.functional import rgb_to_grayscale
+
+    return rgb_to_grayscale(image, num_output_channels=3)

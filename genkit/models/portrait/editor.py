@@ -289,7 +289,8 @@ class PortraitEditor:
 
         ``edited`` is the edited layout at the photo's size, ``changed`` the components whose appearance changes.
         Returns the image (1, 3, H, W) in [0, 1], the paste weight (1, 1, H, W) and how the backdrop the edit
-        uncovers was filled (:attr:`EditResult.fill`)."""
+        uncovers was filled (:attr:`EditResult.fill`). Into a greyscale photo (three equal channels) the generator's
+        colour is drawn as its luminance, and the result keeps three equal channels."""
         photo = target.photo.float()
         layout = self.generator.layout
         labels = [lab for n in changed for lab in layout.labels[n]]
@@ -300,6 +301,8 @@ class PortraitEditor:
         top, left, side = target.box
         scale = side / 256.0
         gen = to_unit(raw.float()).clamp(0, 1)
+        grey = compositing.is_greyscale(photo)
+        gen = compositing.greyscale(gen) if grey else gen
         gen = gen if side == gen.shape[-1] else _resize(gen, side)  # upsampled once, to the crop's size
         canvas, inside = place_square(gen, target.box, photo)
         dist = compositing.distance_to(where)
@@ -313,6 +316,8 @@ class PortraitEditor:
         if filled is not None:  # the harmonised fill is exact, and continues into the photo's own backdrop there
             image = torch.where(filled | kept, canvas, image)
             alpha = torch.where(kept, torch.zeros_like(alpha), torch.where(filled, torch.ones_like(alpha), alpha))
+        if grey:  # exactly equal channels (the photo's own pixels are: channel 0 is the photo there)
+            image = image[:, :1].expand_as(image).contiguous()
         return image, alpha, fill
 
     def _fill_backdrop(self, canvas: torch.Tensor, photo: torch.Tensor, before: torch.Tensor, after: torch.Tensor,

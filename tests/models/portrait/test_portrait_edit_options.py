@@ -168,3 +168,49 @@ def test_saved_mask_follows_an_edit_beyond_the_targets_face(wide, tmp_path, caps
     assert (saved[96:116, 96:116] == 10).mean() > 0.8  # the added hair, where it was painted
     face = edited > 0
     assert (saved[face] == edited[face]).mean() > 0.8 and (saved[~face] == 0).mean() > 0.95
+
+
+ONE_PHOTO_MODE_ONLY = [  # extra arguments on a one-photo edit -> the option the message names, and what it needs
+    (["-n", "3"], "-n", "--sample"),
+    (["--num", "3"], "--num", "--sample"),
+    (["--seed", "7"], "--seed", "--sample"),
+    (["--temperature", "0.5"], "--temperature", "--sample"),
+    (["--face-scale", "1.3"], "--face-scale", "--detect"),
+    (["--transfer", "mouth"], "--transfer", "--donors"),
+    (["--mouth", "{d}/d.png:{d}/d_mask.png", "--transfer", "mouth"], "--transfer", "--donors"),
+]
+
+
+@pytest.mark.parametrize("extra, option, needs", ONE_PHOTO_MODE_ONLY)
+def test_options_of_another_mode_are_refused_not_ignored(extra, option, needs, tmp_path, capsys):
+    """An option only another mode reads (the --sample count/seed/temperature, --detect's --face-scale, --donors'
+    --transfer) would be silently ignored, and the user would believe it was honoured."""
+    argv = _files(tmp_path) + [a.format(d=tmp_path) for a in extra] + ["-o", str(tmp_path / "o.png")]
+    err = _refused(argv, tmp_path, capsys)
+    assert option in err and needs in err, err
+
+
+def test_region_face_is_refused_where_the_edit_cannot_honour_it(tmp_path, capsys):
+    """--sample redraws one component and a folder edit the transferred ones: a whole-head --region face would be
+    ignored."""
+    argv = _files(tmp_path) + ["--sample", "mouth", "--region", "face", "-o", str(tmp_path / "o.png")]
+    err = _refused(argv, tmp_path, capsys)
+    assert "--region face" in err and "--sample" in err, err
+    photo(tmp_path / "faces" / "a.png"), photo(tmp_path / "donors" / "d.png", seed=1)
+    err = _refused(["edit", "--checkpoint", str(tmp_path / "p.ckpt"), "--target", str(tmp_path / "faces"),
+                    "--donors", str(tmp_path / "donors"), "--region", "face", "-o", str(tmp_path / "edits")],
+                   tmp_path, capsys)
+    assert "--region face" in err and "--donors" in err, err
+
+
+def test_mode_options_with_their_mode_are_honoured(wide, tmp_path, capsys):
+    """-n/--seed/--temperature with --sample pass the check and are used: -n 3 writes three samples, and the seed and
+    temperature are in the metadata."""
+    d = wide["dir"]
+    out = tmp_path / "s.png"
+    argv = ["edit", "--checkpoint", str(wide["vae"]), "--target", str(d / "t.png"), "--mask", str(d / "t_mask.png"),
+            "--sample", "mouth", "-n", "3", "--seed", "5", "--temperature", "0.5", "-o", str(out)]
+    assert cli_main(argv) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.glob("s_*.png")) == ["s_0.png", "s_1.png", "s_2.png"]
+    meta = read_metadata(tmp_path / "s_0.png")
+    assert (meta["seed"], meta["temperature"]) == (5, 0.5)

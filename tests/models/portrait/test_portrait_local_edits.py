@@ -127,3 +127,39 @@ def test_colour_masks_are_read_as_label_maps(tiny_editor, tmp_path):
     Image.fromarray(photo).save(tmp_path / "photo.png")
     with pytest.raises(DataError, match="photo.png.*not a colour-coded mask"):
         read_mask(tmp_path / "photo.png", HELEN11)
+
+
+def grey(photo: np.ndarray) -> np.ndarray:
+    """The photo as a greyscale JPEG reads as RGB: three equal channels (Rec. 601 luminance)."""
+    y = np.asarray(Image.fromarray(photo).convert("L"))
+    return np.repeat(y[..., None], 3, axis=2)
+
+
+def test_a_transfer_into_a_greyscale_photo_stays_greyscale(tiny_editor):
+    """The generator draws colour whatever the photo; pasted into a greyscale photo it must not leave a coloured
+    mouth in a grey face."""
+    photo, labels = astronaut()
+    photo = grey(photo)
+    res = tiny_editor.transfer(photo, labels, {"mouth": code(tiny_editor, 1)})
+    assert torch.equal(res.image[0], res.image[1]) and torch.equal(res.image[1], res.image[2])
+    inside = torch.from_numpy(distance_from(labels, MOUTH_LABELS) == 0)
+    assert float((res.image - as_tensor(photo)).abs().mean(0)[inside].mean()) > 0.02  # the mouth still changes
+    assert not changed_pixels(res.image, photo)[distance_from(labels, MOUTH_LABELS) > 16].any()
+
+
+@pytest.mark.parametrize("greyscale", [True, False])
+def test_a_greyscale_photo_takes_the_luminance_of_what_is_drawn(tiny_editor, greyscale):
+    """A red mouth drawn into a grey photo arrives as red's luminance (0.299) on all three channels; into a colour
+    photo it stays red."""
+    photo, labels = astronaut()
+    photo = grey(photo) if greyscale else photo
+    target = tiny_editor.prepare(photo, labels)
+    red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1).expand(1, 3, 64, 64)  # in [-1, 1], as the generator draws
+    image, alpha, _ = tiny_editor.composite(red, target, target.labels, ["mouth"])
+    core = torch.from_numpy(distance_transform_edt(np.isin(labels, MOUTH_LABELS)) > 3)  # well inside the mouth
+    assert bool(core.any())
+    mouth = image[0][:, core]
+    want = torch.tensor([0.299, 0.299, 0.299] if greyscale else [1.0, 0.0, 0.0])
+    assert torch.allclose(mouth.mean(1), want, atol=0.01), mouth.mean(1)
+    outside = torch.from_numpy(distance_from(labels, MOUTH_LABELS) > 16)
+    assert torch.equal(image[0][:, outside], as_tensor(photo)[:, outside])  # the photo's own pixels elsewhere
