@@ -154,7 +154,7 @@ def _edit(args) -> int:
         print(f"wrote {path} ({res.operation}{', ' + '; '.join(res.notes[1:]) if res.notes[1:] else ''})")
     if args.save_mask:
         mask_path = out.with_name(f"{out.stem}_mask.png")
-        save_label_map(_mask_at_output_size(editor, args, results[0]), mask_path)
+        save_label_map(results[0].labels, mask_path)  # the label map drawn, at the output's size
         print(f"wrote {mask_path}")
     if args.save_codes:
         atomic_torch_save({"codes": [r.codes for r in results], "sources": [r.sources for r in results],
@@ -359,20 +359,3 @@ def _check_outputs(args, out: Path, folder_mode: bool) -> None:
     files = _outputs(args, out)
     check_not_inputs(inputs, files=files)
     check_distinct_outputs(files)
-
-
-def _mask_at_output_size(editor, args, result):
-    """The label map an edit drew (``result.mask``: its face crop's, at the model's size) at the output's size:
-    brought back nearest-neighbour into the square of the photo the editor cropped (``result.box``); outside it,
-    where the output is the photo's own pixels, the target's own labels."""
-    import numpy as np
-    import torch
-
-    from genkit.data.transforms import resize_labels
-    from genkit.models.portrait.editor import place_square
-
-    labels = editor.prepare(args.target, args.mask).labels.cpu()[None, None].float()
-    crop = resize_labels(result.mask.cpu().numpy(), result.box[2])
-    crop = torch.from_numpy(np.ascontiguousarray(crop))[None, None].float()
-    placed, _ = place_square(crop, result.box, labels)
-    return placed[0, 0].round().to(torch.uint8).numpy()

@@ -58,8 +58,9 @@ FACE_MARGIN = 1.5
 @dataclass
 class EditResult:
     """One edited portrait: ``image`` (3, H, W) in [0, 1] at the photo's size (the photo's own pixels outside the
-    edit region), the label map it was drawn for (model resolution), the codes used, and ``alpha`` (1, H, W): where
-    the generated face was pasted (0: the photo's pixel)."""
+    edit region), the label map it was drawn for (``mask``: the face crop's, model resolution; ``labels``: at the
+    photo's size), the codes used, and ``alpha`` (1, H, W): where the generated face was pasted (0: the photo's
+    pixel)."""
 
     image: torch.Tensor
     mask: torch.Tensor
@@ -69,9 +70,9 @@ class EditResult:
     notes: list[str] = field(default_factory=list)
     alpha: torch.Tensor | None = None
     fill: str = ""  # how the backdrop the edit uncovers was filled: "backdrop", "generator"; "" when none was
-    # (top, left, side): the square of the photo ``mask`` is drawn for (it may overhang the photo); None when the
-    # face was warped (edit_photo's aligned crop)
-    box: tuple[int, int, int] | None = None
+    # (H, W) the label map drawn, at the photo's size (what --save-mask writes); None when the face was warped
+    # (edit_photo's aligned crop)
+    labels: torch.Tensor | None = None
 
     def to_pil(self) -> Image.Image:
         from genkit.core.tensors import tensor_to_pil
@@ -463,7 +464,7 @@ class PortraitEditor:
         image, alpha, fill = self.composite(raw, target, edited, changed, region)
         return EditResult(image=image[0].cpu(), mask=layout_mask[0].cpu(),
                           codes={k: v[0].cpu() for k, v in codes.z.items()}, sources=sources,
-                          operation=operation, notes=notes, alpha=alpha[0].cpu(), fill=fill, box=target.box)
+                          operation=operation, notes=notes, alpha=alpha[0].cpu(), fill=fill, labels=edited.cpu())
 
     def reconstruct(self, image: ImageLike, mask: MaskLike | None = None, region: str = "edit") -> EditResult:
         """The face from its own codes: nothing changes, so the photo comes back, unless ``region="face"`` (the
@@ -515,7 +516,7 @@ class PortraitEditor:
             results.append(EditResult(image=image_i[0].cpu(), mask=masks[i].cpu(),
                                       codes={k: v[i].cpu() for k, v in codes.z.items()}, sources=drawn,
                                       operation="sample", notes=list(notes), alpha=alpha[0].cpu(),
-                                      box=target.box))
+                                      labels=target.labels.cpu()))
         return results
 
     # ----------------------------------------------------------------------------------- batches of edits

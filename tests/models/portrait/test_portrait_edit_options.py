@@ -120,8 +120,7 @@ def test_saved_mask_has_the_outputs_size_and_feeds_back_as_mask(mode, wide, tmp_
     saved = read_label_map(tmp_path / "o_mask.png", 11)
     assert Image.open(first).size == (72, 48) and saved.shape == (48, 72)
     original = np.asarray(Image.open(d / "t_mask.png"))
-    # the crop (48 px square around the face) holds the model's layout brought back nearest-neighbour: the face's
-    # labels where they were; outside it the photo's own labels
+    # the label map drawn, at the photo's size: for a transfer or a sample, the target's own (not a 64 px round trip)
     top, left, side = face_box(torch.from_numpy(original.astype(np.int64)))
     assert (top, side) == (0, 48) and 0 < left < 24  # the edit worked on a crop, not the whole photo
     outside = np.ones_like(original, dtype=bool)
@@ -129,6 +128,7 @@ def test_saved_mask_has_the_outputs_size_and_feeds_back_as_mask(mode, wide, tmp_
     assert np.array_equal(saved[outside], original[outside])
     assert (saved == original)[~outside].mean() > 0.9
     assert set(np.unique(saved)) <= set(np.unique(original))
+    assert np.array_equal(saved, original)
     assert read_metadata(first)["operation"] == mode
     capsys.readouterr()
     again = ["edit", "--checkpoint", str(wide["ae"]), "--target", str(first), "--mask", str(tmp_path / "o_mask.png"),
