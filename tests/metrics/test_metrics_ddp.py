@@ -130,6 +130,9 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
                             timeout=datetime.timedelta(seconds=120))
     try:
         torch.save(_compute_all([rank]), Path(out_dir) / f"rank{rank}.pt")
+        # both ranks done before either tears gloo down: a rank destroying the group while its peer still works
+        # aborted the process once in CI ("terminate called without an active exception", SIGABRT)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
